@@ -1,0 +1,189 @@
+#include "api/http_util.h"
+
+#include <chrono>
+#include <random>
+
+#include "core/text_manager.h"
+
+namespace allm {
+
+int http_status(const Error& error) {
+  if (!error.request_code.empty()) {
+    if (error.request_code == "model_not_found" || error.request_code == "not_found") return 404;
+    if (error.request_code == "payload_too_large") return 413;
+    if (error.request_code == "unauthorized") return 401;
+    return 400;
+  }
+  switch (error.code) {
+    case ErrorCode::OK: return 200;
+    case ErrorCode::OOM_VRAM:
+    case ErrorCode::OOM_RAM: return 507;
+    case ErrorCode::MODEL_CORRUPT:
+    case ErrorCode::LOAD_FAILED: return 422;
+    case ErrorCode::TIMEOUT: return 504;
+    case ErrorCode::CANCELLED: return 499;
+    case ErrorCode::UNSUPPORTED: return 501;
+    case ErrorCode::FORMAT_MISMATCH: return 400;
+    case ErrorCode::INTERNAL: return 500;
+  }
+  return 500;
+}
+
+static const char* error_type(const Error& error) {
+  if (!error.request_code.empty()) {
+    if (error.request_code == "unauthorized") return "authentication_error";
+    return "invalid_request_error";
+  }
+  switch (error.code) {
+    case ErrorCode::FORMAT_MISMATCH: return "invalid_request_error";
+    case ErrorCode::INTERNAL: return "server_error";
+    default: return "engine_error";
+  }
+}
+
+json error_body(const Error& error) {
+  json inner;
+  inner["message"] = error.message;
+  inner["type"] = error_type(error);
+  inner["param"] = error.param.empty() ? json(nullptr) : json(error.param);
+  inner["code"] = error.request_code.empty() ? error_code_name(error.code) : error.request_code;
+  return json{{"error", inner}};
+}
+
+void send_json(httplib::Response& res, const json& body, int status) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, const Error& error) {
+  send_json(res, error_body(error), http_status(error));
+}
+
+bool parse_json_body(const httplib::Request& req, json* body, Error* error) {
+  try {
+    *body = json::parse(req.body);
+  } catch (const std::exception& e) {
+    *error = request_error(std::string("the request body is not valid JSON: ") + e.what(), "",
+                           "invalid_json");
+    return false;
+  }
+  if (!body->is_object()) {
+    *error = request_error("the request body must be a JSON object", "", "invalid_json");
+    return false;
+  }
+  return true;
+}
+
+std::string sse_event(const std::string& event, const json& data) {
+  return "event: " + event + "\ndata: " +
+         data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string sse_data(const std::string& data) { return "data: " + data + "\n\n"; }
+
+std::string random_id(const std::string& prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char digits[] = "0123456789abcdef";
+  std::string id = prefix;
+  for (int i = 0; i < 32; ++i) id += digits[rng() % 16];
+  return id;
+}
+
+int64_t unix_time() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+static std::string type_name(const json& value) {
+  if (value.is_string()) return "a string";
+  if (value.is_number()) return "a number";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
+  return "null";
+}
+
+void ParamReader::fail(const std::string& message, const std::string& param) {
+  if (error.ok()) error = request_error(message, param);
+}
+
+std::optional<std::string> ParamReader::string(const char* key, bool required) {
+  if (!has(key)) {
+    if (required) fail(std::string("missing required parameter '") + key + "'", key);
+    return std::nullopt;
+  }
+  const json& value = body_.at(key);
+  if (!value.is_string()) {
+    fail(std::string("'") + key + "' must be a string, got " + type_name(value), key);
+    return std::nullopt;
+  }
+  return value.get<std::string>();
+}
+
+std::optional<double> ParamReader::number(const char* key, double lo, double hi) {
+  if (!has(key)) return std::nullopt;
+  const json& value = body_.at(key);
+  if (!value.is_number()) {
+    fail(std::string("'") + key + "' must be a number, got " + type_name(value), key);
+    return std::nullopt;
+  }
+  const double v = value.get<double>();
+  if (v < lo || v > hi) {
+    fail(std::string("'") + key + "' must be between " + json(lo).dump() + " and " +
+             json(hi).dump() + ", got " + value.dump(),
+         key);
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<int64_t> ParamReader::integer(const char* key, int64_t lo, int64_t hi) {
+  if (!has(key)) return std::nullopt;
+  const json& value = body_.at(key);
+  if (!value.is_number_integer()) {
+    fail(std::string("'") + key + "' must be an integer, got " + type_name(value), key);
+    return std::nullopt;
+  }
+  const int64_t v = value.is_number_unsigned() && value.get<uint64_t>() > INT64_MAX
+                        ? INT64_MAX
+                        : value.get<int64_t>();
+  if (v < lo || v > hi) {
+    fail(std::string("'") + key + "' must be between " + std::to_string(lo) + " and " +
+             std::to_string(hi) + ", got " + value.dump(),
+         key);
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> ParamReader::boolean(const char* key) {
+  if (!has(key)) return std::nullopt;
+  const json& value = body_.at(key);
+  if (!value.is_boolean()) {
+    fail(std::string("'") + key + "' must be a boolean, got " + type_name(value), key);
+    return std::nullopt;
+  }
+  return value.get<bool>();
+}
+
+bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
+                       const std::function<bool(TextEvent&)>& on_event) {
+  TextEvent event;
+  for (;;) {
+    if (!stream.next(&event, std::chrono::milliseconds(50))) {
+      if (client_gone()) {
+        stream.cancel();
+        return false;
+      }
+      continue;
+    }
+    if (!on_event(event)) {
+      stream.cancel();
+      return false;
+    }
+    if (event.done) return true;
+  }
+}
+
+}  // namespace allm

@@ -1,0 +1,56 @@
+// Shared pieces of the HTTP layer: JSON bodies, OpenAI error bodies, SSE framing, ids.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/error.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+
+namespace allm {
+
+using json = nlohmann::ordered_json;
+class TextStream;
+struct TextEvent;
+
+// HTTP status for an error: request problems by their OpenAI code, engine failures by spec code.
+int http_status(const Error& error);
+json error_body(const Error& error);
+void send_error(httplib::Response& res, const Error& error);
+void send_json(httplib::Response& res, const json& body, int status = 200);
+
+// Parses the request body as a JSON object; a 400 error when it is not one.
+bool parse_json_body(const httplib::Request& req, json* body, Error* error);
+
+std::string sse_event(const std::string& event, const json& data);  // event: + data: lines
+std::string sse_data(const std::string& data);                       // a data: line only
+
+std::string random_id(const std::string& prefix);
+int64_t unix_time();
+
+// Reads a request's parameters, checking type and range; keeps the first problem in `error`.
+class ParamReader {
+ public:
+  explicit ParamReader(const json& body) : body_(body) {}
+  std::optional<std::string> string(const char* key, bool required = false);
+  std::optional<double> number(const char* key, double lo, double hi);
+  std::optional<int64_t> integer(const char* key, int64_t lo, int64_t hi);
+  std::optional<bool> boolean(const char* key);
+  void fail(const std::string& message, const std::string& param);
+  bool has(const char* key) const { return body_.contains(key) && !body_.at(key).is_null(); }
+
+  Error error;
+
+ private:
+  const json& body_;
+};
+
+// Feeds the events of `stream` to `on_event` until the done event. When the client goes away
+// (checked while waiting) or `on_event` returns false (a write failed), the request is
+// cancelled and false is returned.
+bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
+                       const std::function<bool(TextEvent&)>& on_event);
+
+}  // namespace allm

@@ -1,0 +1,45 @@
+// GET /health and GET /v1/models.
+#include "api/http_util.h"
+#include "api/routes.h"
+#include "core/model_registry.h"
+
+namespace allm {
+
+static json model_object(const ModelEntry& entry, int64_t created) {
+  const ResolvedFormat resolved =
+      resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
+  json model;
+  model["id"] = entry.id;
+  model["object"] = "model";
+  model["created"] = created;
+  model["owned_by"] = "allm";
+  model["modality"] = modality_name(entry.modality);
+  model["format"] = resolved.error ? json(nullptr) : json(model_format_name(resolved.format));
+  if (resolved.error) model["format_error"] = error_code_name(resolved.error.code);
+  return model;
+}
+
+void register_model_routes(httplib::Server& server, ApiContext& ctx) {
+  const int64_t started = unix_time();
+  server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, json{{"status", "ok"}});
+  });
+  server.Get("/v1/models", [&ctx, started](const httplib::Request&, httplib::Response& res) {
+    json data = json::array();
+    for (const ModelEntry& entry : ctx.registry.list()) data.push_back(model_object(entry, started));
+    send_json(res, json{{"object", "list"}, {"data", data}});
+  });
+  server.Get("/v1/models/(.+)", [&ctx, started](const httplib::Request& req,
+                                                 httplib::Response& res) {
+    const std::string id = req.matches[1];
+    auto entry = ctx.registry.find(id);
+    if (!entry) {
+      send_error(res, request_error("The model '" + id + "' does not exist", "model",
+                                    "model_not_found"));
+      return;
+    }
+    send_json(res, model_object(*entry, started));
+  });
+}
+
+}  // namespace allm

@@ -1,0 +1,461 @@
+// POST /v1/responses (the recommended text API), GET and DELETE /v1/responses/{id}.
+#include "api/http_util.h"
+#include "api/routes.h"
+#include "core/log.h"
+#include "core/response_store.h"
+#include "core/text_manager.h"
+
+namespace allm {
+
+namespace {
+
+const char* const kRoles[] = {"system", "developer", "user", "assistant"};
+
+bool known_role(const std::string& role) {
+  for (const char* r : kRoles) {
+    if (role == r) return true;
+  }
+  return false;
+}
+
+// A message's content: a string, or an array of input_text / output_text parts.
+Error read_content(const json& content, const std::string& param, std::string* text) {
+  if (content.is_string()) {
+    *text = content.get<std::string>();
+    return {};
+  }
+  if (!content.is_array()) return request_error("content must be a string or an array", param);
+  for (size_t i = 0; i < content.size(); ++i) {
+    const json& part = content[i];
+    const std::string part_param = param + "[" + std::to_string(i) + "]";
+    const std::string type = part.is_object() ? part.value("type", "") : "";
+    if (type != "input_text" && type != "output_text") {
+      return request_error("content part type '" + type +
+                               "' is not supported; use input_text parts",
+                           part_param + ".type");
+    }
+    if (!part.contains("text") || !part["text"].is_string()) {
+      return request_error("a text part needs a string 'text'", part_param + ".text");
+    }
+    *text += part["text"].get<std::string>();
+  }
+  return {};
+}
+
+Error read_input(const json& input, std::vector<ChatMessage>* messages) {
+  if (input.is_string()) {
+    messages->push_back({"user", input.get<std::string>(), ""});
+    return {};
+  }
+  if (!input.is_array() || input.empty()) {
+    return request_error("'input' must be a string or a non-empty array of message items",
+                         "input");
+  }
+  for (size_t i = 0; i < input.size(); ++i) {
+    const json& item = input[i];
+    const std::string param = "input[" + std::to_string(i) + "]";
+    if (!item.is_object()) return request_error(param + " must be an object", param);
+    const std::string type = item.value("type", "message");
+    if (type != "message") {
+      return request_error("input item type '" + type + "' is not supported", param + ".type");
+    }
+    const std::string role =
+        item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
+    if (!known_role(role)) {
+      return request_error("role must be one of system, developer, user, assistant",
+                           param + ".role");
+    }
+    if (!item.contains("content")) return request_error("missing content", param + ".content");
+    ChatMessage message;
+    message.role = role == "developer" ? "system" : role;
+    if (Error e = read_content(item["content"], param + ".content", &message.content)) return e;
+    messages->push_back(std::move(message));
+  }
+  return {};
+}
+
+json messages_to_json(const std::vector<ChatMessage>& messages) {
+  json out = json::array();
+  for (const ChatMessage& m : messages) {
+    out.push_back({{"role", m.role}, {"content", m.content}});
+  }
+  return out;
+}
+
+std::vector<ChatMessage> messages_from_json(const std::string& text) {
+  std::vector<ChatMessage> out;
+  for (const json& m : json::parse(text)) {
+    out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>(), ""});
+  }
+  return out;
+}
+
+struct ResponsesCall {
+  TextRequest request;
+  std::vector<ChatMessage> conversation;  // stored history + this input, no instructions
+  json instructions = nullptr;
+  json max_output_tokens = nullptr;
+  json previous_response_id = nullptr;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  bool stream = false;
+  bool store = true;
+};
+
+Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
+  ParamReader params(body);
+  auto model = params.string("model", true);
+  auto instructions = params.string("instructions");
+  auto max_output = params.integer("max_output_tokens", 1, 1 << 24);
+  auto temperature = params.number("temperature", 0.0, 2.0);
+  auto top_p = params.number("top_p", 0.0, 1.0);
+  auto stream = params.boolean("stream");
+  auto store_flag = params.boolean("store");
+  auto previous = params.string("previous_response_id");
+  if (!params.has("input")) params.fail("missing required parameter 'input'", "input");
+  if (params.error) return params.error;
+
+  if (previous) {
+    auto stored = store.get(*previous);
+    if (!stored) {
+      return request_error("no stored response with id '" + *previous + "'",
+                           "previous_response_id", "not_found");
+    }
+    call->conversation = messages_from_json(stored->conversation_json);
+    call->previous_response_id = *previous;
+  }
+  if (Error e = read_input(body["input"], &call->conversation)) return e;
+
+  TextRequest& request = call->request;
+  request.model = *model;
+  request.prompt_param = "input";
+  if (instructions) {
+    request.messages.push_back({"system", *instructions, ""});
+    call->instructions = *instructions;
+  }
+  request.messages.insert(request.messages.end(), call->conversation.begin(),
+                          call->conversation.end());
+  if (max_output) {
+    request.max_tokens = static_cast<int>(*max_output);
+    call->max_output_tokens = *max_output;
+  }
+  call->temperature = temperature.value_or(1.0);
+  call->top_p = top_p.value_or(1.0);
+  request.sampling.temperature = static_cast<float>(call->temperature);
+  request.sampling.top_p = static_cast<float>(call->top_p);
+  call->stream = stream.value_or(false);
+  call->store = store_flag.value_or(true);
+  return {};
+}
+
+// The response object as it grows: the same builder serves streaming and plain requests.
+class ResponseObject {
+ public:
+  explicit ResponseObject(const ResponsesCall& call)
+      : call_(call),
+        id_(random_id("resp_")),
+        message_id_(random_id("msg_")),
+        reasoning_id_(random_id("rs_")),
+        created_at_(unix_time()) {}
+
+  const std::string& id() const { return id_; }
+  const std::string& message_id() const { return message_id_; }
+  const std::string& reasoning_id() const { return reasoning_id_; }
+  std::string text;
+  std::string reasoning;
+
+  // The final state after generation ended.
+  void finish(const TextEvent& done) {
+    usage_ = done.usage;
+    if (done.finish == FinishReason::ERROR || done.finish == FinishReason::CANCELLED) {
+      status_ = "failed";
+      error_ = done.error;
+    } else if (done.finish == FinishReason::LENGTH) {
+      status_ = "incomplete";
+    } else {
+      status_ = "completed";
+    }
+  }
+  const std::string& status() const { return status_; }
+
+  json reasoning_item(const std::string& status) const {
+    return {{"id", reasoning_id_},
+            {"type", "reasoning"},
+            {"status", status},
+            {"summary", json::array()},
+            {"content", json::array({{{"type", "reasoning_text"}, {"text", reasoning}}})}};
+  }
+  json text_part() const {
+    return {{"type", "output_text"},
+            {"text", text},
+            {"annotations", json::array()},
+            {"logprobs", json::array()}};
+  }
+  json message_item(const std::string& status, bool with_content) const {
+    return {{"id", message_id_},
+            {"type", "message"},
+            {"status", status},
+            {"role", "assistant"},
+            {"content", with_content ? json::array({text_part()}) : json::array()}};
+  }
+
+  json object() const {
+    const bool done = status_ != "in_progress";
+    json output = json::array();
+    const std::string item_status = status_ == "incomplete" ? "incomplete" : "completed";
+    if (done && !reasoning.empty()) output.push_back(reasoning_item(item_status));
+    if (done && status_ != "failed") output.push_back(message_item(item_status, true));
+    json o;
+    o["id"] = id_;
+    o["object"] = "response";
+    o["created_at"] = created_at_;
+    o["status"] = status_;
+    o["error"] = status_ == "failed" ? json{{"code", error_code_name(error_.code)},
+                                            {"message", error_.message}}
+                                     : json(nullptr);
+    o["incomplete_details"] =
+        status_ == "incomplete" ? json{{"reason", "max_output_tokens"}} : json(nullptr);
+    o["instructions"] = call_.instructions;
+    o["max_output_tokens"] = call_.max_output_tokens;
+    o["model"] = call_.request.model;
+    o["output"] = output;
+    o["parallel_tool_calls"] = true;
+    o["previous_response_id"] = call_.previous_response_id;
+    o["reasoning"] = {{"effort", nullptr}, {"summary", nullptr}};
+    o["store"] = call_.store;
+    o["temperature"] = call_.temperature;
+    o["text"] = {{"format", {{"type", "text"}}}};
+    o["tool_choice"] = "auto";
+    o["tools"] = json::array();
+    o["top_p"] = call_.top_p;
+    o["truncation"] = "disabled";
+    o["usage"] = done ? usage_json() : json(nullptr);
+    o["user"] = nullptr;
+    o["metadata"] = json::object();
+    return o;
+  }
+
+ private:
+  json usage_json() const {
+    return {{"input_tokens", usage_.prompt_tokens},
+            {"input_tokens_details", {{"cached_tokens", 0}}},
+            {"output_tokens", usage_.completion_tokens},
+            {"output_tokens_details", {{"reasoning_tokens", 0}}},
+            {"total_tokens", usage_.prompt_tokens + usage_.completion_tokens}};
+  }
+
+  const ResponsesCall& call_;
+  std::string id_, message_id_, reasoning_id_;
+  int64_t created_at_;
+  std::string status_ = "in_progress";
+  Error error_;
+  TextUsage usage_;
+};
+
+// Saves a finished response (when store is on) before the client hears it is complete.
+void store_response(ResponseStore& store, const ResponsesCall& call, const ResponseObject& r,
+                    const json& object) {
+  if (!call.store || r.status() == "failed") return;
+  std::vector<ChatMessage> conversation = call.conversation;
+  conversation.push_back({"assistant", r.text, ""});
+  if (Error e = store.put({r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
+                           messages_to_json(conversation).dump(-1, ' ', false,
+                                                               json::error_handler_t::replace)})) {
+    ALLM_LOG_ERROR("response %s not stored: %s", r.id().c_str(), e.message.c_str());
+  }
+}
+
+// The streaming event sequence of the Responses API; items open as their first text arrives.
+class ResponseEventWriter {
+ public:
+  ResponseEventWriter(ResponseObject& response, httplib::DataSink& sink)
+      : r_(response), sink_(sink) {}
+
+  bool start() {
+    const json object = r_.object();
+    return emit("response.created", {{"response", object}}) &&
+           emit("response.in_progress", {{"response", object}});
+  }
+
+  bool delta(const ChatDelta& delta) {
+    if (!delta.reasoning.empty()) {
+      if (!reasoning_open_ && !open_reasoning()) return false;
+      r_.reasoning += delta.reasoning;
+      if (!emit("response.reasoning_text.delta", {{"item_id", r_.reasoning_id()},
+                                                  {"output_index", reasoning_index_},
+                                                  {"content_index", 0},
+                                                  {"delta", delta.reasoning}})) {
+        return false;
+      }
+    }
+    if (!delta.content.empty()) {
+      if (!message_open_ && !open_message()) return false;
+      r_.text += delta.content;
+      return emit("response.output_text.delta", {{"item_id", r_.message_id()},
+                                                 {"output_index", message_index_},
+                                                 {"content_index", 0},
+                                                 {"delta", delta.content},
+                                                 {"logprobs", json::array()}});
+    }
+    return true;
+  }
+
+  bool finish(const json& object) {
+    const std::string status = r_.status();
+    if (status != "failed") {
+      if (!message_open_ && !open_message()) return false;
+      const std::string item_status = status == "incomplete" ? "incomplete" : "completed";
+      if (!emit("response.output_text.done", {{"item_id", r_.message_id()},
+                                              {"output_index", message_index_},
+                                              {"content_index", 0},
+                                              {"text", r_.text},
+                                              {"logprobs", json::array()}}) ||
+          !emit("response.content_part.done", {{"item_id", r_.message_id()},
+                                               {"output_index", message_index_},
+                                               {"content_index", 0},
+                                               {"part", r_.text_part()}}) ||
+          !emit("response.output_item.done",
+                {{"output_index", message_index_}, {"item", r_.message_item(item_status, true)}})) {
+        return false;
+      }
+    }
+    const std::string type = status == "completed"    ? "response.completed"
+                             : status == "incomplete" ? "response.incomplete"
+                                                      : "response.failed";
+    return emit(type, {{"response", object}});
+  }
+
+ private:
+  bool open_reasoning() {
+    reasoning_open_ = true;
+    reasoning_index_ = next_index_++;
+    return emit("response.output_item.added",
+                {{"output_index", reasoning_index_}, {"item", r_.reasoning_item("in_progress")}});
+  }
+  bool close_reasoning() {
+    reasoning_open_ = false;
+    return emit("response.reasoning_text.done", {{"item_id", r_.reasoning_id()},
+                                                 {"output_index", reasoning_index_},
+                                                 {"content_index", 0},
+                                                 {"text", r_.reasoning}}) &&
+           emit("response.output_item.done",
+                {{"output_index", reasoning_index_}, {"item", r_.reasoning_item("completed")}});
+  }
+  bool open_message() {
+    if (reasoning_open_ && !close_reasoning()) return false;
+    message_open_ = true;
+    message_index_ = next_index_++;
+    const json empty_part = {{"type", "output_text"},
+                             {"text", ""},
+                             {"annotations", json::array()},
+                             {"logprobs", json::array()}};
+    return emit("response.output_item.added", {{"output_index", message_index_},
+                                               {"item", r_.message_item("in_progress", false)}}) &&
+           emit("response.content_part.added", {{"item_id", r_.message_id()},
+                                                {"output_index", message_index_},
+                                                {"content_index", 0},
+                                                {"part", empty_part}});
+  }
+  bool emit(const std::string& type, json data) {
+    json event = {{"type", type}, {"sequence_number", sequence_++}};
+    event.update(data);
+    const std::string text = sse_event(type, event);
+    return sink_.write(text.data(), text.size());
+  }
+
+  ResponseObject& r_;
+  httplib::DataSink& sink_;
+  int sequence_ = 0;
+  int next_index_ = 0;
+  int reasoning_index_ = 0;
+  int message_index_ = 0;
+  bool reasoning_open_ = false;
+  bool message_open_ = false;
+};
+
+void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Response& res,
+                       std::shared_ptr<ResponsesCall> call, std::shared_ptr<TextStream> stream) {
+  auto client_gone = req.is_connection_closed;
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [&ctx, call, stream, client_gone](size_t, httplib::DataSink& sink) {
+        ResponseObject response(*call);
+        ResponseEventWriter writer(response, sink);
+        if (!writer.start()) {
+          stream->cancel();
+          return false;
+        }
+        const bool finished = drain_text_stream(*stream, client_gone, [&](TextEvent& event) {
+          if (!writer.delta(event.delta)) return false;
+          if (!event.done) return true;
+          response.finish(event);
+          const json object = response.object();
+          store_response(ctx.responses, *call, response, object);
+          return writer.finish(object);
+        });
+        if (finished) sink.done();
+        return finished;
+      });
+}
+
+void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Response& res,
+                   const ResponsesCall& call, TextStream& stream) {
+  ResponseObject response(call);
+  TextEvent last;
+  const bool finished = drain_text_stream(stream, req.is_connection_closed, [&](TextEvent& event) {
+    response.text += event.delta.content;
+    response.reasoning += event.delta.reasoning;
+    if (event.done) last = std::move(event);
+    return true;
+  });
+  if (!finished) return;  // the client is gone
+  response.finish(last);
+  const json object = response.object();
+  store_response(ctx.responses, call, response, object);
+  if (response.status() == "failed") {
+    send_error(res, last.error);
+    return;
+  }
+  send_json(res, object);
+}
+
+void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  json body;
+  Error error;
+  if (!parse_json_body(req, &body, &error)) return send_error(res, error);
+  auto call = std::make_shared<ResponsesCall>();
+  if ((error = read_call(body, ctx.responses, call.get()))) return send_error(res, error);
+  std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
+  if (!stream) return send_error(res, error);
+  if (call->stream) return respond_streaming(ctx, req, res, call, stream);
+  respond_plain(ctx, req, res, *call, *stream);
+}
+
+}  // namespace
+
+void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
+  server.Post("/v1/responses", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    create_response(ctx, req, res);
+  });
+  server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req,
+                                               httplib::Response& res) {
+    auto stored = ctx.responses.get(req.matches[1]);
+    if (!stored) {
+      return send_error(res, request_error("no stored response with id '" +
+                                               std::string(req.matches[1]) + "'",
+                                           "response_id", "not_found"));
+    }
+    res.set_content(stored->response_json, "application/json");
+  });
+  server.Delete("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (!ctx.responses.remove(id)) {
+      return send_error(res, request_error("no stored response with id '" + id + "'",
+                                           "response_id", "not_found"));
+    }
+    send_json(res, {{"id", id}, {"object", "response.deleted"}, {"deleted", true}});
+  });
+}
+
+}  // namespace allm

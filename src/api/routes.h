@@ -1,0 +1,22 @@
+// The HTTP routes, one file per endpoint family; each only parses, calls a manager, serialises.
+#pragma once
+
+#include "httplib.h"
+
+namespace allm {
+
+class ModelRegistry;
+class TextManager;
+class ResponseStore;
+
+struct ApiContext {
+  ModelRegistry& registry;
+  TextManager& text;
+  ResponseStore& responses;
+};
+
+void register_model_routes(httplib::Server& server, ApiContext& ctx);
+void register_responses_routes(httplib::Server& server, ApiContext& ctx);
+void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
+
+}  // namespace allm

@@ -1,0 +1,80 @@
+#include "api/server.h"
+
+#include "api/http_util.h"
+#include "core/log.h"
+
+namespace allm {
+
+// Errors httplib produces before any route runs (no route, body too large, ...) get the
+// OpenAI error body too.
+static void fill_error_body(const httplib::Request& req, httplib::Response& res,
+                            size_t max_body_bytes) {
+  if (!res.body.empty()) return;
+  Error error;
+  switch (res.status) {
+    case 404:
+      error = request_error("unknown route: " + req.method + " " + req.path, "", "not_found");
+      break;
+    case 413:
+      error = request_error("the request body exceeds the limit of " +
+                                std::to_string(max_body_bytes) + " bytes (--max-body-bytes)",
+                            "", "payload_too_large");
+      break;
+    case 405:
+      error = request_error("method " + req.method + " is not allowed on " + req.path, "",
+                            "method_not_allowed");
+      break;
+    default:
+      error = request_error(std::string("the request failed: ") + httplib::status_message(res.status),
+                            "", "invalid_request");
+  }
+  const int status = res.status;
+  send_json(res, error_body(error), status);
+}
+
+ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
+    : ctx_(ctx), config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+  httplib::Server& server = *server_;
+  const int threads = config_.http_threads;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_payload_max_length(config_.max_body_bytes);
+  const size_t limit = config_.max_body_bytes;
+  server.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
+    fill_error_body(req, res, limit);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  server.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        ALLM_LOG_ERROR("%s %s failed: %s", req.method.c_str(), req.path.c_str(), what.c_str());
+        send_error(res, make_error(ErrorCode::INTERNAL, "internal error: " + what));
+      });
+  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    ALLM_LOG_INFO("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
+  });
+  register_model_routes(server, ctx_);
+  register_responses_routes(server, ctx_);
+  register_chat_completions_routes(server, ctx_);
+}
+
+ApiServer::~ApiServer() = default;
+
+bool ApiServer::run() {
+  if (!server_->bind_to_port(config_.host, config_.port)) {
+    ALLM_LOG_ERROR("cannot listen on %s:%d (address in use or not available)",
+                   config_.host.c_str(), config_.port);
+    return false;
+  }
+  ALLM_LOG_INFO("listening on http://%s:%d", config_.host.c_str(), config_.port);
+  return server_->listen_after_bind();
+}
+
+void ApiServer::stop() { server_->stop(); }
+
+}  // namespace allm

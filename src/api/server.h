@@ -1,0 +1,32 @@
+// The HTTP server: routes, limits, error bodies for failures outside any route.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/routes.h"
+
+namespace allm {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  size_t max_body_bytes = 32u << 20;
+  int http_threads = 32;
+};
+
+class ApiServer {
+ public:
+  ApiServer(ApiContext ctx, ServerConfig config);
+  ~ApiServer();
+  // Binds and serves until stop(); false when the address cannot be bound.
+  bool run();
+  void stop();
+
+ private:
+  ApiContext ctx_;
+  ServerConfig config_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace allm

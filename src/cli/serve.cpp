@@ -1,0 +1,107 @@
+// `allm serve`: builds the managers and the API server from the options and runs until a signal.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "api/server.h"
+#include "cli/commands.h"
+#include "cli/serve_options.h"
+#include "core/log.h"
+#include "core/response_store.h"
+#include "demo/tiny_gguf.h"
+
+namespace allm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+ApiServer* g_server = nullptr;
+
+void on_signal(int) {
+  if (g_server) g_server->stop();
+}
+
+// With no models configured, serve a generated demo model so the server is usable at once.
+bool add_demo_models(ServeOptions& options) {
+  const fs::path dir = fs::path(options.data_dir) / "demo";
+  const fs::path text = dir / "demo-text.gguf";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::exists(text)) {
+    TinyLlamaSpec spec;
+    spec.name = "allm-demo-text";
+    spec.n_embd = 128;
+    spec.n_layer = 4;
+    spec.n_ff = 256;
+    std::string error;
+    if (!write_tiny_llama_gguf(text.string(), spec, &error)) {
+      ALLM_LOG_ERROR("cannot create the demo model: %s", error.c_str());
+      return false;
+    }
+    ALLM_LOG_INFO("created the demo text model %s (random weights: it answers gibberish)",
+                  text.c_str());
+  }
+  options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT});
+  ALLM_LOG_INFO("no models configured: serving the demo model 'demo-text'. To serve real "
+                "models, put .gguf files or Hugging Face folders in %s, or pass "
+                "--model NAME=PATH (see allm serve --help)",
+                options.models_dir.c_str());
+  return true;
+}
+
+}  // namespace
+
+int run_serve(int argc, char** argv) {
+  ServeOptions options;
+  std::string problem;
+  bool show_help = false;
+  if (!parse_serve_options(argc, argv, &options, &problem, &show_help)) {
+    std::fprintf(stderr, "allm serve: %s\n", problem.c_str());
+    return 2;
+  }
+  if (show_help) {
+    std::fputs(serve_help().c_str(), stdout);
+    return 0;
+  }
+  std::error_code ec;
+  fs::create_directories(options.data_dir, ec);
+  if (ec) {
+    ALLM_LOG_ERROR("cannot create the data dir %s: %s", options.data_dir.c_str(),
+                   ec.message().c_str());
+    return 1;
+  }
+  if (options.demo && ModelRegistry(options.models_dir, options.models).empty() &&
+      !add_demo_models(options)) {
+    return 1;
+  }
+  ModelRegistry registry(options.models_dir, options.models);
+  ALLM_LOG_INFO("%zu model(s) registered from %s and --model", registry.list().size(),
+                options.models_dir.c_str());
+
+  Error error;
+  auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error);
+  if (!store) {
+    ALLM_LOG_ERROR("%s", error.message.c_str());
+    return 1;
+  }
+  TextManager text(registry, options.text);
+  for (const std::string& id : options.preload) {
+    if (Error e = text.preload(id)) {
+      ALLM_LOG_ERROR("--preload %s: %s", id.c_str(), e.message.c_str());
+      return 1;
+    }
+  }
+  options.server.http_threads = std::max(32, options.text.parallel * 4 + 8);
+  ApiServer server(ApiContext{registry, text, *store}, options.server);
+  g_server = &server;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  const bool ok = server.run();
+  g_server = nullptr;
+  ALLM_LOG_INFO("server stopped");
+  return ok ? 0 : 1;
+}
+
+}  // namespace allm

@@ -1,0 +1,170 @@
+#include "cli/serve_options.h"
+
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+
+namespace allm {
+
+namespace {
+
+std::string home_path(const std::string& rest) {
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/" + rest;
+}
+
+bool parse_int(const std::string& text, long lo, long hi, long* out) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+struct Option {
+  const char* flag;
+  const char* env;
+  const char* value_name;
+  const char* help;
+  // Applies one value; returns an error message or "".
+  std::function<std::string(ServeOptions&, const std::string&)> apply;
+};
+
+std::function<std::string(ServeOptions&, const std::string&)> int_setter(
+    long lo, long hi, std::function<void(ServeOptions&, long)> set) {
+  return [lo, hi, set](ServeOptions& o, const std::string& value) -> std::string {
+    long v;
+    if (!parse_int(value, lo, hi, &v)) {
+      return "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+             "], got '" + value + "'";
+    }
+    set(o, v);
+    return "";
+  };
+}
+
+const std::vector<Option>& options_table() {
+  static const std::vector<Option> table = {
+      {"--host", "ALLM_HOST", "ADDR", "address to listen on (default 127.0.0.1)",
+       [](ServeOptions& o, const std::string& v) { o.server.host = v; return std::string(); }},
+      {"--port", "ALLM_PORT", "N", "port to listen on (default 8080)",
+       int_setter(1, 65535, [](ServeOptions& o, long v) { o.server.port = static_cast<int>(v); })},
+      {"--models-dir", "ALLM_MODELS_DIR", "DIR",
+       "every .gguf file and every folder in DIR is a model (default ~/.allm/models)",
+       [](ServeOptions& o, const std::string& v) { o.models_dir = v; return std::string(); }},
+      {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|safetensors]",
+       "register a model; the suffix picks the format when PATH holds both (repeatable; the "
+       "environment variable takes a comma-separated list)",
+       [](ServeOptions& o, const std::string& v) {
+         std::string problem;
+         auto entry = parse_model_spec(v, &problem);
+         if (entry) o.models.push_back(*entry);
+         return problem;
+       }},
+      {"--preload", "ALLM_PRELOAD", "NAME", "load this model at start-up (repeatable)",
+       [](ServeOptions& o, const std::string& v) { o.preload.push_back(v); return std::string(); }},
+      {"--ctx-size", "ALLM_CTX_SIZE", "N", "context tokens per request (default 4096)",
+       int_setter(16, 1 << 22, [](ServeOptions& o, long v) { o.text.ctx_size = static_cast<int>(v); })},
+      {"--parallel", "ALLM_PARALLEL", "N",
+       "requests decoded together per text model (default 4)",
+       int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
+      {"--threads", "ALLM_THREADS", "N", "CPU threads for inference (default: all cores)",
+       int_setter(0, 1024, [](ServeOptions& o, long v) { o.text.threads = static_cast<int>(v); })},
+      {"--data-dir", "ALLM_DATA_DIR", "DIR",
+       "where stored responses and demo models live (default ~/.allm)",
+       [](ServeOptions& o, const std::string& v) { o.data_dir = v; return std::string(); }},
+      {"--max-body-bytes", "ALLM_MAX_BODY_BYTES", "N",
+       "largest request body accepted, larger ones get 413 (default 33554432)",
+       int_setter(1024, 1L << 34,
+                  [](ServeOptions& o, long v) { o.server.max_body_bytes = static_cast<size_t>(v); })},
+      {"--no-demo", "ALLM_NO_DEMO", "", "do not create demo models when none are configured",
+       [](ServeOptions& o, const std::string& v) {
+         o.demo = v == "0" || v == "false";
+         return std::string();
+       }},
+  };
+  return table;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::string* problem,
+                         bool* show_help) {
+  options->models_dir = home_path(".allm/models");
+  options->data_dir = home_path(".allm");
+  *show_help = false;
+  for (const Option& option : options_table()) {
+    const char* value = std::getenv(option.env);
+    if (!value) continue;
+    const bool list = std::string(option.flag) == "--model" || std::string(option.flag) == "--preload";
+    for (const std::string& item : list ? split_commas(value) : std::vector<std::string>{value}) {
+      std::string error = option.apply(*options, item);
+      if (!error.empty()) {
+        *problem = std::string(option.env) + ": " + error;
+        return false;
+      }
+    }
+  }
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      *show_help = true;
+      return true;
+    }
+    std::string inline_value;
+    const bool has_inline = arg.find('=') != std::string::npos && arg.rfind("--", 0) == 0;
+    if (has_inline) {
+      inline_value = arg.substr(arg.find('=') + 1);
+      arg = arg.substr(0, arg.find('='));
+    }
+    const Option* match = nullptr;
+    for (const Option& option : options_table()) {
+      if (arg == option.flag) match = &option;
+    }
+    if (!match) {
+      *problem = "unknown option '" + arg + "' (see allm serve --help)";
+      return false;
+    }
+    std::string value = "1";
+    if (*match->value_name) {
+      if (has_inline) {
+        value = inline_value;
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        *problem = std::string(match->flag) + " needs a value";
+        return false;
+      }
+    }
+    std::string error = match->apply(*options, value);
+    if (!error.empty()) {
+      *problem = std::string(match->flag) + ": " + error;
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string serve_help() {
+  std::string out =
+      "usage: allm serve [options]\n\n"
+      "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions, /v1/models).\n"
+      "Every option can also be set by the environment variable shown.\n\n";
+  for (const Option& option : options_table()) {
+    std::string left = std::string("  ") + option.flag;
+    if (*option.value_name) left += std::string(" ") + option.value_name;
+    out += left + "\n      " + option.help + "  [" + option.env + "]\n";
+  }
+  return out;
+}
+
+}  // namespace allm

@@ -1,0 +1,29 @@
+// `allm serve` options: each flag also read from an ALLM_* environment variable.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "api/server.h"
+#include "core/model_registry.h"
+#include "core/text_manager.h"
+
+namespace allm {
+
+struct ServeOptions {
+  ServerConfig server;
+  TextManagerConfig text;
+  std::string models_dir;
+  std::string data_dir;
+  std::vector<ModelEntry> models;
+  std::vector<std::string> preload;
+  bool demo = true;  // generate demo models when none are configured
+};
+
+// Fills `options` from the environment, then the command line (which wins). On a problem,
+// returns false with a message; `*show_help` is set for --help.
+bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::string* problem,
+                         bool* show_help);
+std::string serve_help();
+
+}  // namespace allm

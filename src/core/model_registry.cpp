@@ -1,0 +1,159 @@
+#include "core/model_registry.h"
+
+#include <algorithm>
+
+namespace allm {
+
+namespace fs = std::filesystem;
+
+const char* model_format_name(ModelFormat format) {
+  return format == ModelFormat::GGUF ? "gguf" : "safetensors";
+}
+
+std::optional<ModelFormat> parse_model_format(const std::string& name) {
+  if (name == "gguf") return ModelFormat::GGUF;
+  if (name == "safetensors") return ModelFormat::SAFETENSORS;
+  return std::nullopt;
+}
+
+const char* modality_name(Modality) { return "text"; }
+
+static bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+static bool is_safetensors_name(const std::string& name) {
+  return ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json");
+}
+
+FormatProbe probe_model_path(const fs::path& path) {
+  FormatProbe probe;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    const std::string name = path.filename().string();
+    if (ends_with(name, ".gguf")) probe.gguf_file = path;
+    if (is_safetensors_name(name)) probe.safetensors_path = path;
+    return probe;
+  }
+  if (!fs::is_directory(path, ec)) return probe;
+  std::vector<fs::path> ggufs;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (ends_with(name, ".gguf")) ggufs.push_back(entry.path());
+    if (is_safetensors_name(name)) probe.safetensors_path = path;
+  }
+  if (!ggufs.empty()) {
+    // A split GGUF starts at its lowest-numbered part, which also sorts first.
+    std::sort(ggufs.begin(), ggufs.end());
+    probe.gguf_file = ggufs.front();
+  }
+  return probe;
+}
+
+ResolvedFormat resolve_format(const FormatProbe& probe, std::optional<ModelFormat> registered,
+                              const std::string& model_id) {
+  ResolvedFormat out;
+  if (!probe.has_gguf() && !probe.has_safetensors()) {
+    out.error = make_error(ErrorCode::LOAD_FAILED, "model '" + model_id +
+                                                       "' has no .gguf file and no *.safetensors "
+                                                       "files; nothing to load");
+    return out;
+  }
+  ModelFormat format;
+  if (registered) {
+    format = *registered;
+  } else if (probe.has_safetensors()) {
+    format = ModelFormat::SAFETENSORS;  // rules 2 and 3 (default when both are present)
+  } else {
+    format = ModelFormat::GGUF;
+  }
+  const bool present = format == ModelFormat::GGUF ? probe.has_gguf() : probe.has_safetensors();
+  if (!present) {
+    out.error = make_error(ErrorCode::FORMAT_MISMATCH,
+                           std::string("model '") + model_id + "' was registered as " +
+                               model_format_name(format) + " but its path holds no " +
+                               (format == ModelFormat::GGUF ? ".gguf file"
+                                                            : "*.safetensors files"));
+    return out;
+  }
+  out.format = format;
+  out.file = format == ModelFormat::GGUF ? probe.gguf_file : probe.safetensors_path;
+  return out;
+}
+
+std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string* problem) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    *problem = "expected NAME=PATH[:gguf|safetensors], got '" + spec + "'";
+    return std::nullopt;
+  }
+  ModelEntry entry;
+  entry.id = spec.substr(0, eq);
+  std::string path = spec.substr(eq + 1);
+  const size_t colon = path.rfind(':');
+  if (colon != std::string::npos) {
+    if (auto format = parse_model_format(path.substr(colon + 1))) {
+      entry.registered_format = format;
+      path.resize(colon);
+    }
+  }
+  entry.path = path;
+  return entry;
+}
+
+ModelRegistry::ModelRegistry(fs::path models_dir, std::vector<ModelEntry> explicit_models)
+    : models_dir_(std::move(models_dir)), explicit_models_(std::move(explicit_models)) {
+  refresh();
+}
+
+void ModelRegistry::refresh() {
+  std::map<std::string, ModelEntry> entries;
+  std::error_code ec;
+  if (fs::is_directory(models_dir_, ec)) {
+    for (const auto& item : fs::directory_iterator(models_dir_, ec)) {
+      const std::string name = item.path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      ModelEntry entry;
+      entry.path = item.path();
+      if (item.is_directory(ec)) {
+        entry.id = name;
+      } else if (ends_with(name, ".gguf")) {
+        entry.id = item.path().stem().string();
+      } else {
+        continue;
+      }
+      entries[entry.id] = entry;
+    }
+  }
+  for (const auto& entry : explicit_models_) entries[entry.id] = entry;  // flags win
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_ = std::move(entries);
+}
+
+std::vector<ModelEntry> ModelRegistry::list() {
+  refresh();
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<ModelEntry> out;
+  for (const auto& [id, entry] : entries_) out.push_back(entry);
+  return out;
+}
+
+std::optional<ModelEntry> ModelRegistry::find(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(id);
+    if (it != entries_.end()) return it->second;
+  }
+  refresh();
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool ModelRegistry::empty() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entries_.empty();
+}
+
+}  // namespace allm

@@ -1,0 +1,70 @@
+// Which models exist and in which format: the models dir plus models registered by name.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace allm {
+
+enum class ModelFormat { GGUF, SAFETENSORS };
+enum class Modality { TEXT };
+
+const char* model_format_name(ModelFormat format);
+std::optional<ModelFormat> parse_model_format(const std::string& name);
+const char* modality_name(Modality modality);
+
+// What a model path holds: the files each format would load from.
+struct FormatProbe {
+  std::filesystem::path gguf_file;         // empty when there is none
+  std::filesystem::path safetensors_path;  // the folder (or file) with *.safetensors
+  bool has_gguf() const { return !gguf_file.empty(); }
+  bool has_safetensors() const { return !safetensors_path.empty(); }
+};
+
+FormatProbe probe_model_path(const std::filesystem::path& path);
+
+// Spec rules: (1) a .gguf → GGUF; (2) *.safetensors / *.safetensors.index.json → safetensors;
+// (3) both → the format given at registration, safetensors by default. A registered format
+// that is not present is FORMAT_MISMATCH.
+struct ResolvedFormat {
+  Error error;
+  ModelFormat format = ModelFormat::GGUF;
+  std::filesystem::path file;  // what the backend opens
+};
+ResolvedFormat resolve_format(const FormatProbe& probe, std::optional<ModelFormat> registered,
+                              const std::string& model_id);
+
+struct ModelEntry {
+  std::string id;
+  std::filesystem::path path;
+  std::optional<ModelFormat> registered_format;
+  Modality modality = Modality::TEXT;
+};
+
+// Parses `NAME=PATH[:gguf|safetensors]` (the --model flag).
+std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string* problem);
+
+class ModelRegistry {
+ public:
+  ModelRegistry(std::filesystem::path models_dir, std::vector<ModelEntry> explicit_models);
+
+  // Re-reads the models dir so that models dropped in while running are found.
+  void refresh();
+  std::vector<ModelEntry> list();
+  std::optional<ModelEntry> find(const std::string& id);
+  bool empty();
+
+ private:
+  std::filesystem::path models_dir_;
+  std::vector<ModelEntry> explicit_models_;
+  std::mutex mutex_;
+  std::map<std::string, ModelEntry> entries_;
+};
+
+}  // namespace allm

@@ -1,0 +1,60 @@
+// What the scheduler needs from an inference library: tokens in, logits out, per-sequence
+// cache control. llama.cpp implements it now; safetensors.cpp plugs in the same way.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace allm {
+
+using Token = int32_t;
+
+struct BackendParams {
+  int ctx_per_sequence = 4096;  // context length each sequence may use
+  int sequences = 4;            // sequences decoded together in one batch
+  int threads = 0;              // 0: the library's default
+};
+
+// One entry of a decode batch.
+struct BatchToken {
+  Token token;
+  int position;
+  int sequence;
+  bool want_logits;
+};
+
+class TextBackend {
+ public:
+  virtual ~TextBackend() = default;
+
+  virtual std::vector<Token> tokenize(const std::string& text, bool add_bos) const = 0;
+  virtual std::string token_bytes(Token token) const = 0;  // raw bytes, may be partial UTF-8
+  virtual bool is_end_of_generation(Token token) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual int context_per_sequence() const = 0;
+  virtual int max_sequences() const = 0;
+  virtual int max_batch() const = 0;
+  virtual bool adds_bos() const = 0;  // whether prompts start with the bos token
+
+  // Chat formatting inputs: the model's Jinja template and its bos/eos token text.
+  virtual std::string chat_template() const = 0;
+  virtual std::string bos_text() const = 0;
+  virtual std::string eos_text() const = 0;
+
+  // Decodes the batch; afterwards logits(i) is valid for every entry i that wanted logits.
+  virtual Error decode(const std::vector<BatchToken>& batch) = 0;
+  virtual const float* logits(int batch_index) = 0;
+  virtual void clear_sequence(int sequence) = 0;
+  // Approximate bytes the loaded model holds (weights + cache), for metrics and budgets.
+  virtual size_t memory_bytes() const = 0;
+};
+
+// Opens a GGUF file with llama.cpp. Corrupt files → MODEL_CORRUPT / LOAD_FAILED.
+std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
+                                                const BackendParams& params, Error* error);
+
+}  // namespace allm

@@ -1,0 +1,41 @@
+// A generation request as the scheduler sees it, and what it reports back.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "text/backend.h"
+#include "text/sampler.h"
+
+namespace allm {
+
+enum class FinishReason { STOP, LENGTH, CANCELLED, ERROR };
+
+struct TokenLogprob {
+  std::string bytes;  // the token's raw bytes
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;  // bytes and logprob of the likeliest tokens
+};
+
+// Called on the scheduler thread; must return quickly.
+struct GenerationSink {
+  // New text (already stop-filtered and UTF-8 safe) plus the tokens sampled since the last call.
+  std::function<void(const std::string& text, std::vector<TokenLogprob>&& logprobs)> on_text;
+  std::function<void(FinishReason reason, const Error& error, int completion_tokens)> on_finish;
+};
+
+struct GenerationJob {
+  std::vector<Token> prompt;
+  SamplingParams sampling;
+  int max_tokens = 0;  // 0: until the context is full
+  std::vector<std::string> stop;
+  int top_logprobs = -1;  // -1: no logprobs
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  GenerationSink sink;
+};
+
+}  // namespace allm

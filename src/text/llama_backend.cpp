@@ -1,0 +1,175 @@
+// TextBackend on llama.cpp: one llama_context holds every sequence of a loaded GGUF model.
+#include <mutex>
+
+#include "core/log.h"
+#include "gguf.h"
+#include "llama.h"
+#include "text/backend.h"
+
+namespace allm {
+
+namespace {
+
+void forward_llama_log(ggml_log_level level, const char* text, void*) {
+  if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) return;
+  std::string line(text);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line.empty()) return;
+  if (level == GGML_LOG_LEVEL_ERROR) {
+    ALLM_LOG_ERROR("llama.cpp: %s", line.c_str());
+  } else {
+    ALLM_LOG_WARN("llama.cpp: %s", line.c_str());
+  }
+}
+
+void init_llama_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llama_log_set(forward_llama_log, nullptr);
+    llama_backend_init();
+  });
+}
+
+// A file that gguf cannot even parse is corrupt; one it parses but llama.cpp rejects failed to
+// load (unknown architecture, missing tensors, ...).
+bool gguf_header_is_valid(const std::string& path) {
+  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
+  gguf_context* ctx = gguf_init_from_file(path.c_str(), params);
+  if (!ctx) return false;
+  gguf_free(ctx);
+  return true;
+}
+
+class LlamaBackend : public TextBackend {
+ public:
+  LlamaBackend(llama_model* model, llama_context* ctx, const BackendParams& params)
+      : model_(model), ctx_(ctx), vocab_(llama_model_get_vocab(model)), params_(params) {
+    batch_ = llama_batch_init(static_cast<int32_t>(llama_n_batch(ctx)), 0, 1);
+  }
+
+  ~LlamaBackend() override {
+    llama_batch_free(batch_);
+    llama_free(ctx_);
+    llama_model_free(model_);
+  }
+
+  std::vector<Token> tokenize(const std::string& text, bool add_bos) const override {
+    std::vector<Token> tokens(text.size() + 2);
+    int n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                           static_cast<int32_t>(tokens.size()), add_bos, /*parse_special=*/true);
+    if (n < 0) {
+      tokens.resize(-n);
+      n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                         static_cast<int32_t>(tokens.size()), add_bos, true);
+    }
+    tokens.resize(std::max(n, 0));
+    return tokens;
+  }
+
+  std::string token_bytes(Token token) const override { return piece(token, false); }
+
+  bool is_end_of_generation(Token token) const override {
+    return llama_vocab_is_eog(vocab_, token);
+  }
+  int vocab_size() const override { return llama_vocab_n_tokens(vocab_); }
+  int context_per_sequence() const override { return params_.ctx_per_sequence; }
+  int max_sequences() const override { return params_.sequences; }
+  int max_batch() const override { return static_cast<int>(llama_n_batch(ctx_)); }
+
+  std::string chat_template() const override {
+    const char* tmpl = llama_model_chat_template(model_, nullptr);
+    return tmpl ? tmpl : "";
+  }
+  std::string bos_text() const override { return special_text(llama_vocab_bos(vocab_)); }
+  std::string eos_text() const override { return special_text(llama_vocab_eos(vocab_)); }
+  bool adds_bos() const override { return llama_vocab_get_add_bos(vocab_); }
+
+  Error decode(const std::vector<BatchToken>& batch) override {
+    batch_.n_tokens = 0;
+    for (const BatchToken& item : batch) {
+      const int i = batch_.n_tokens++;
+      batch_.token[i] = item.token;
+      batch_.pos[i] = item.position;
+      batch_.n_seq_id[i] = 1;
+      batch_.seq_id[i][0] = item.sequence;
+      batch_.logits[i] = item.want_logits;
+    }
+    const int32_t rc = llama_decode(ctx_, batch_);
+    if (rc == 0) return {};
+    if (rc == 1) return make_error(ErrorCode::OOM_RAM, "no room left in the KV cache");
+    return make_error(ErrorCode::INTERNAL, "llama_decode failed with code " + std::to_string(rc));
+  }
+
+  const float* logits(int batch_index) override { return llama_get_logits_ith(ctx_, batch_index); }
+
+  void clear_sequence(int sequence) override {
+    llama_memory_seq_rm(llama_get_memory(ctx_), sequence, -1, -1);
+  }
+
+  size_t memory_bytes() const override {
+    return llama_model_size(model_) + llama_state_get_size(ctx_);
+  }
+
+ private:
+  std::string piece(Token token, bool special) const {
+    char buf[256];
+    int n = llama_token_to_piece(vocab_, token, buf, sizeof buf, 0, special);
+    if (n < 0) {
+      std::string big(-n, '\0');
+      n = llama_token_to_piece(vocab_, token, big.data(), -n, 0, special);
+      return big.substr(0, std::max(n, 0));
+    }
+    return std::string(buf, n);
+  }
+  std::string special_text(Token token) const {
+    return token == LLAMA_TOKEN_NULL ? "" : piece(token, true);
+  }
+
+  llama_model* model_;
+  llama_context* ctx_;
+  const llama_vocab* vocab_;
+  BackendParams params_;
+  llama_batch batch_;
+};
+
+}  // namespace
+
+std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
+                                                const BackendParams& params, Error* error) {
+  init_llama_once();
+  if (!gguf_header_is_valid(gguf_path)) {
+    *error = make_error(ErrorCode::MODEL_CORRUPT,
+                        "'" + gguf_path + "' is not a valid GGUF file (header or metadata "
+                        "could not be parsed)");
+    return nullptr;
+  }
+  llama_model_params model_params = llama_model_default_params();
+  llama_model* model = llama_model_load_from_file(gguf_path.c_str(), model_params);
+  if (!model) {
+    *error = make_error(ErrorCode::LOAD_FAILED,
+                        "llama.cpp could not load '" + gguf_path +
+                            "' (unsupported architecture or missing tensors; see the log)");
+    return nullptr;
+  }
+  llama_context_params ctx_params = llama_context_default_params();
+  ctx_params.n_seq_max = static_cast<uint32_t>(params.sequences);
+  ctx_params.n_ctx = static_cast<uint32_t>(params.ctx_per_sequence * params.sequences);
+  ctx_params.n_batch = 512;
+  ctx_params.n_ubatch = 512;
+  ctx_params.kv_unified = false;  // each sequence gets its own ctx_per_sequence slice
+  if (params.threads > 0) {
+    ctx_params.n_threads = params.threads;
+    ctx_params.n_threads_batch = params.threads;
+  }
+  llama_context* ctx = llama_init_from_model(model, ctx_params);
+  if (!ctx) {
+    llama_model_free(model);
+    *error = make_error(ErrorCode::OOM_RAM,
+                        "could not create a context of " + std::to_string(ctx_params.n_ctx) +
+                            " tokens for '" + gguf_path + "'");
+    return nullptr;
+  }
+  return std::make_unique<LlamaBackend>(model, ctx, params);
+}
+
+}  // namespace allm

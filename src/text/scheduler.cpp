@@ -1,0 +1,184 @@
+#include "text/scheduler.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "text/text_streamer.h"
+
+namespace allm {
+
+struct Scheduler::Slot {
+  int sequence = 0;
+  std::shared_ptr<GenerationJob> job;  // null while free
+  size_t prompt_done = 0;              // prompt tokens already decoded
+  int position = 0;                    // where the next token goes
+  Token last_token = 0;
+  int generated = 0;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TextStreamer> streamer;
+
+  bool generating() const { return job && prompt_done == job->prompt.size(); }
+};
+
+Scheduler::Scheduler(std::unique_ptr<TextBackend> backend) : backend_(std::move(backend)) {
+  for (int i = 0; i < backend_->max_sequences(); ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->sequence = i;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  Error shutdown = make_error(ErrorCode::CANCELLED, "the model was unloaded");
+  for (auto& slot : slots_) {
+    if (slot->job) finish(*slot, FinishReason::CANCELLED, shutdown);
+  }
+  for (auto& job : waiting_) job->sink.on_finish(FinishReason::CANCELLED, shutdown, 0);
+}
+
+void Scheduler::submit(std::shared_ptr<GenerationJob> job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    waiting_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+int Scheduler::active_sequences() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return active_;
+}
+
+void Scheduler::run() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !waiting_.empty() || active_ > 0; });
+      if (stopping_) return;
+    }
+    admit_waiting_jobs();
+    drop_cancelled();
+    std::vector<Slot*> wants_sample;
+    std::vector<BatchToken> batch = build_batch(&wants_sample);
+    if (batch.empty()) continue;
+    const Error error = backend_->decode(batch);
+    if (error) {
+      ALLM_LOG_ERROR("decode failed: %s", error.message.c_str());
+      for (auto& slot : slots_) {
+        if (slot->job) finish(*slot, FinishReason::ERROR, error);
+      }
+      continue;
+    }
+    for (size_t i = 0, sampled = 0; i < batch.size(); ++i) {
+      if (batch[i].want_logits) sample_and_emit(*wants_sample[sampled++], static_cast<int>(i));
+    }
+  }
+}
+
+void Scheduler::admit_waiting_jobs() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& slot : slots_) {
+    if (waiting_.empty()) break;
+    if (slot->job) continue;
+    slot->job = std::move(waiting_.front());
+    waiting_.pop_front();
+    slot->prompt_done = 0;
+    slot->position = 0;
+    slot->generated = 0;
+    slot->sampler = std::make_unique<Sampler>(slot->job->sampling, backend_->vocab_size());
+    slot->streamer = std::make_unique<TextStreamer>(slot->job->stop);
+    ++active_;
+  }
+}
+
+void Scheduler::drop_cancelled() {
+  for (auto& slot : slots_) {
+    if (slot->job && slot->job->cancelled->load()) {
+      finish(*slot, FinishReason::CANCELLED,
+             make_error(ErrorCode::CANCELLED, "the client cancelled the request"));
+    }
+  }
+}
+
+// One token per generating sequence first (they must not stall), then prompt chunks in the
+// room left, so a long prompt is read over several steps alongside running streams.
+std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample) {
+  std::vector<BatchToken> batch;
+  const size_t budget = static_cast<size_t>(backend_->max_batch());
+  for (auto& slot : slots_) {
+    if (!slot->generating() || batch.size() >= budget) continue;
+    batch.push_back({slot->last_token, slot->position++, slot->sequence, true});
+    wants_sample->push_back(slot.get());
+  }
+  for (auto& slot : slots_) {
+    if (!slot->job || slot->generating()) continue;
+    const std::vector<Token>& prompt = slot->job->prompt;
+    const size_t chunk = std::min(prompt.size() - slot->prompt_done, budget - batch.size());
+    for (size_t i = 0; i < chunk; ++i) {
+      const bool last = slot->prompt_done + 1 == prompt.size();
+      batch.push_back({prompt[slot->prompt_done++], slot->position++, slot->sequence, last});
+      if (last) wants_sample->push_back(slot.get());
+    }
+    if (batch.size() >= budget) break;
+  }
+  return batch;
+}
+
+static TokenLogprob describe_token(const TextBackend& backend, const float* logits, Token token,
+                                   int top_n) {
+  TokenLogprob out;
+  out.bytes = backend.token_bytes(token);
+  out.logprob = Sampler::logprob_of(logits, backend.vocab_size(), token).logprob;
+  for (const TokenChoice& choice : Sampler::top_logprobs(logits, backend.vocab_size(), top_n)) {
+    out.top.emplace_back(backend.token_bytes(choice.token), choice.logprob);
+  }
+  return out;
+}
+
+void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
+  GenerationJob& job = *slot.job;
+  const float* logits = backend_->logits(batch_index);
+  const Token token = slot.sampler->sample(logits);
+  if (backend_->is_end_of_generation(token)) {
+    const std::string rest = slot.streamer->finish();
+    if (!rest.empty()) job.sink.on_text(rest, {});
+    finish(slot, FinishReason::STOP);
+    return;
+  }
+  ++slot.generated;
+  std::vector<TokenLogprob> logprobs;
+  if (job.top_logprobs >= 0) {
+    logprobs.push_back(describe_token(*backend_, logits, token, job.top_logprobs));
+  }
+  std::string text = slot.streamer->push(backend_->token_bytes(token));
+  const bool stopped = slot.streamer->stopped();
+  const bool at_limit = (job.max_tokens > 0 && slot.generated >= job.max_tokens) ||
+                        slot.position >= backend_->context_per_sequence();
+  if (!stopped && at_limit) text += slot.streamer->finish();
+  if (!text.empty() || !logprobs.empty()) job.sink.on_text(text, std::move(logprobs));
+  if (stopped) {
+    finish(slot, FinishReason::STOP);
+  } else if (at_limit) {
+    finish(slot, FinishReason::LENGTH);
+  } else {
+    slot.last_token = token;
+  }
+}
+
+void Scheduler::finish(Slot& slot, FinishReason reason, const Error& error) {
+  slot.job->sink.on_finish(reason, error, slot.generated);
+  backend_->clear_sequence(slot.sequence);
+  slot.job.reset();
+  slot.sampler.reset();
+  slot.streamer.reset();
+  std::lock_guard<std::mutex> lock(mutex_);
+  --active_;
+}
+
+}  // namespace allm

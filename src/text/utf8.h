@@ -1,0 +1,14 @@
+// UTF-8 helpers for streaming text that arrives as token bytes.
+#pragma once
+
+#include <string>
+
+namespace allm {
+
+// Bytes at the end of `text` that start a UTF-8 character not yet complete (0 if none).
+size_t incomplete_utf8_tail(const std::string& text);
+
+// Replaces every invalid UTF-8 sequence with U+FFFD so the text can go into JSON.
+std::string sanitize_utf8(const std::string& text);
+
+}  // namespace allm
