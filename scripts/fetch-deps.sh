@@ -35,7 +35,7 @@ if [ ! -f "$DEPS_DIR/llama.cpp/.allm-complete" ]; then
   tmp=$(mktemp -d)
   tar -xzf "$tgz" -C "$tmp" package/llama/gitRelease.bundle
   rm -rf "$DEPS_DIR/llama.cpp"
-  git clone --quiet "$tmp/package/llama/gitRelease.bundle" "$DEPS_DIR/llama.cpp"
+  git -c advice.detachedHead=false clone --quiet "$tmp/package/llama/gitRelease.bundle" "$DEPS_DIR/llama.cpp"
   rm -rf "$tmp"
   touch "$DEPS_DIR/llama.cpp/.allm-complete"
   echo "fetch-deps: llama.cpp ready in $DEPS_DIR/llama.cpp"

@@ -22,7 +22,8 @@ static bool second_byte_ok(unsigned char lead, unsigned char second) {
   return is_continuation(second);
 }
 
-// Number of bytes of a valid sequence at text[i] that fit in the text, and whether it is whole.
+// Length of the longest valid start of a sequence at text[i] (its "maximal subpart"), and
+// whether that is a whole character.
 static size_t valid_prefix(const std::string& text, size_t i, bool* complete) {
   const auto lead = static_cast<unsigned char>(text[i]);
   const int need = sequence_length(lead);
@@ -32,7 +33,7 @@ static size_t valid_prefix(const std::string& text, size_t i, bool* complete) {
   for (; have < static_cast<size_t>(need) && i + have < text.size(); ++have) {
     const auto c = static_cast<unsigned char>(text[i + have]);
     const bool ok = have == 1 ? second_byte_ok(lead, c) : is_continuation(c);
-    if (!ok) return 0;
+    if (!ok) return have;
   }
   *complete = have == static_cast<size_t>(need);
   return have;

@@ -1,0 +1,122 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/model_registry.h"
+
+namespace fs = std::filesystem;
+using namespace allm;
+
+class FormatDetection : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("allm-format-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+             "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  fs::path touch(const std::string& relative) {
+    const fs::path path = root_ / relative;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << "x";
+    return path;
+  }
+  fs::path root_;
+};
+
+TEST_F(FormatDetection, GgufFileIsGguf) {
+  const fs::path file = touch("m.gguf");
+  const ResolvedFormat r = resolve_format(probe_model_path(file), std::nullopt, "m");
+  ASSERT_TRUE(r.error.ok());
+  EXPECT_EQ(r.format, ModelFormat::GGUF);
+  EXPECT_EQ(r.file, file);
+}
+
+TEST_F(FormatDetection, FolderWithGgufOnlyIsGguf) {
+  const fs::path file = touch("dir/model-q4.gguf");
+  const ResolvedFormat r = resolve_format(probe_model_path(root_ / "dir"), std::nullopt, "dir");
+  ASSERT_TRUE(r.error.ok());
+  EXPECT_EQ(r.format, ModelFormat::GGUF);
+  EXPECT_EQ(r.file, file);
+}
+
+TEST_F(FormatDetection, SafetensorsAndIndexAreSafetensors) {
+  touch("a/config.json");
+  touch("a/model.safetensors");
+  touch("b/model.safetensors.index.json");
+  for (const char* dir : {"a", "b"}) {
+    const ResolvedFormat r = resolve_format(probe_model_path(root_ / dir), std::nullopt, dir);
+    ASSERT_TRUE(r.error.ok()) << dir;
+    EXPECT_EQ(r.format, ModelFormat::SAFETENSORS) << dir;
+  }
+}
+
+TEST_F(FormatDetection, BothPresentDefaultsToSafetensors) {
+  touch("both/model.gguf");
+  touch("both/model.safetensors");
+  const FormatProbe probe = probe_model_path(root_ / "both");
+  EXPECT_EQ(resolve_format(probe, std::nullopt, "both").format, ModelFormat::SAFETENSORS);
+}
+
+TEST_F(FormatDetection, BothPresentFollowsRegistration) {
+  touch("both/model.gguf");
+  touch("both/model.safetensors");
+  const FormatProbe probe = probe_model_path(root_ / "both");
+  EXPECT_EQ(resolve_format(probe, ModelFormat::GGUF, "both").format, ModelFormat::GGUF);
+  EXPECT_EQ(resolve_format(probe, ModelFormat::SAFETENSORS, "both").format,
+            ModelFormat::SAFETENSORS);
+}
+
+TEST_F(FormatDetection, RegisteredFormatAbsentIsFormatMismatch) {
+  touch("st/model.safetensors");
+  touch("gg/model.gguf");
+  EXPECT_EQ(resolve_format(probe_model_path(root_ / "st"), ModelFormat::GGUF, "st").error.code,
+            ErrorCode::FORMAT_MISMATCH);
+  EXPECT_EQ(
+      resolve_format(probe_model_path(root_ / "gg"), ModelFormat::SAFETENSORS, "gg").error.code,
+      ErrorCode::FORMAT_MISMATCH);
+}
+
+TEST_F(FormatDetection, EmptyFolderFailsToLoad) {
+  fs::create_directories(root_ / "empty");
+  EXPECT_EQ(resolve_format(probe_model_path(root_ / "empty"), std::nullopt, "empty").error.code,
+            ErrorCode::LOAD_FAILED);
+}
+
+TEST_F(FormatDetection, RegistryListsFilesAndFoldersAndFlags) {
+  touch("models/alpha.gguf");
+  touch("models/beta/model.safetensors");
+  touch("models/notes.txt");
+  touch("models/.hidden/model.gguf");
+  const fs::path extra = touch("elsewhere/x.gguf");
+  ModelRegistry registry(root_ / "models", {{"gamma", extra, ModelFormat::GGUF, Modality::TEXT}});
+  std::vector<std::string> ids;
+  for (const ModelEntry& e : registry.list()) ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"alpha", "beta", "gamma"}));
+  EXPECT_FALSE(registry.find("notes").has_value());
+  touch("models/later.gguf");  // dropped in while running
+  EXPECT_TRUE(registry.find("later").has_value());
+}
+
+TEST(ModelSpec, ParsesNamePathAndFormat) {
+  std::string problem;
+  auto plain = parse_model_spec("m=/a/b", &problem);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->id, "m");
+  EXPECT_EQ(plain->path, "/a/b");
+  EXPECT_FALSE(plain->registered_format);
+  auto gguf = parse_model_spec("m=/a/b:gguf", &problem);
+  ASSERT_TRUE(gguf);
+  EXPECT_EQ(gguf->path, "/a/b");
+  EXPECT_EQ(gguf->registered_format, ModelFormat::GGUF);
+  auto st = parse_model_spec("m=C:/x:safetensors", &problem);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->path, "C:/x");
+  EXPECT_EQ(st->registered_format, ModelFormat::SAFETENSORS);
+  EXPECT_FALSE(parse_model_spec("no-equals", &problem));
+  EXPECT_FALSE(parse_model_spec("=path", &problem));
+  EXPECT_FALSE(parse_model_spec("name=", &problem));
+}

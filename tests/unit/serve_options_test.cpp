@@ -1,0 +1,42 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "cli/serve_options.h"
+
+using namespace allm;
+
+static bool parse(std::vector<std::string> args, ServeOptions* o, std::string* problem) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  bool help = false;
+  return parse_serve_options(static_cast<int>(argv.size()), argv.data(), o, problem, &help);
+}
+
+TEST(ServeOptions, DefaultsFlagsAndEnvironment) {
+  setenv("ALLM_PORT", "9000", 1);
+  setenv("ALLM_MODEL", "a=/x.gguf,b=/y:safetensors", 1);
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({"--ctx-size", "1024", "--model=c=/z:gguf", "--port", "9100"}, &o, &problem))
+      << problem;
+  unsetenv("ALLM_PORT");
+  unsetenv("ALLM_MODEL");
+  EXPECT_EQ(o.server.host, "127.0.0.1");
+  EXPECT_EQ(o.server.port, 9100);  // the flag wins over the environment
+  EXPECT_EQ(o.text.ctx_size, 1024);
+  ASSERT_EQ(o.models.size(), 3u);
+  EXPECT_EQ(o.models[1].registered_format, ModelFormat::SAFETENSORS);
+  EXPECT_EQ(o.models[2].id, "c");
+  EXPECT_EQ(o.models[2].registered_format, ModelFormat::GGUF);
+}
+
+TEST(ServeOptions, RejectsBadValues) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_FALSE(parse({"--port", "http"}, &o, &problem));
+  EXPECT_NE(problem.find("--port"), std::string::npos);
+  EXPECT_FALSE(parse({"--bogus"}, &o, &problem));
+  EXPECT_FALSE(parse({"--model", "nopath"}, &o, &problem));
+  EXPECT_FALSE(parse({"--parallel"}, &o, &problem));
+}

@@ -1,0 +1,28 @@
+#include <gtest/gtest.h>
+
+#include "text/utf8.h"
+
+using namespace allm;
+
+TEST(Utf8, IncompleteTail) {
+  EXPECT_EQ(incomplete_utf8_tail("abc"), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("a\xC3"), 1u);
+  EXPECT_EQ(incomplete_utf8_tail("a\xE2\x82"), 2u);
+  EXPECT_EQ(incomplete_utf8_tail("\xF0\x9F\x98"), 3u);
+  EXPECT_EQ(incomplete_utf8_tail("\xF0\x9F\x98\x80"), 0u);  // complete 😀
+  EXPECT_EQ(incomplete_utf8_tail("a\x80"), 0u);             // invalid, not incomplete
+  EXPECT_EQ(incomplete_utf8_tail("\xE0\x80"), 0u);          // overlong start, invalid
+}
+
+TEST(Utf8, SanitizeKeepsValidText) {
+  const std::string text = "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80";
+  EXPECT_EQ(sanitize_utf8(text), text);
+}
+
+TEST(Utf8, SanitizeReplacesInvalidSequences) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(sanitize_utf8("a\xFF" "b"), "a" + fffd + "b");
+  EXPECT_EQ(sanitize_utf8("\xE2\x82" "b"), fffd + "b");  // maximal subpart → one U+FFFD
+  EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
+  EXPECT_EQ(sanitize_utf8("\xC0\xAF"), fffd + fffd);             // overlong
+}
