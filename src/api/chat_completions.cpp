@@ -29,9 +29,10 @@ Error read_message_content(const json& content, const std::string& param, std::s
     const std::string part_param = param + "[" + std::to_string(i) + "]";
     if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
         !part["text"].is_string()) {
-      return request_error("only text content parts ({\"type\":\"text\",\"text\":...}) are "
-                           "supported",
-                           part_param);
+      return request_error(
+          "only text content parts ({\"type\":\"text\",\"text\":...}) are "
+          "supported",
+          part_param);
     }
     *text += part["text"].get<std::string>();
   }
@@ -39,7 +40,8 @@ Error read_message_content(const json& content, const std::string& param, std::s
 }
 
 Error read_messages(const json& body, std::vector<ChatMessage>* messages) {
-  if (!body.contains("messages")) return request_error("missing required parameter 'messages'", "messages");
+  if (!body.contains("messages"))
+    return request_error("missing required parameter 'messages'", "messages");
   const json& list = body["messages"];
   if (!list.is_array() || list.empty()) {
     return request_error("'messages' must be a non-empty array", "messages");
@@ -145,7 +147,8 @@ json bytes_json(const std::string& bytes) {
 json logprob_entry(const TokenLogprob& lp) {
   json top = json::array();
   for (const auto& [bytes, logprob] : lp.top) {
-    top.push_back({{"token", sanitize_utf8(bytes)}, {"logprob", logprob}, {"bytes", bytes_json(bytes)}});
+    top.push_back(
+        {{"token", sanitize_utf8(bytes)}, {"logprob", logprob}, {"bytes", bytes_json(bytes)}});
   }
   return {{"token", sanitize_utf8(lp.bytes)},
           {"logprob", lp.logprob},
@@ -188,7 +191,8 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
     json delta = json::object();
     if (!event.delta.content.empty()) delta["content"] = event.delta.content;
     if (!event.delta.reasoning.empty()) delta["reasoning_content"] = event.delta.reasoning;
-    json choice = {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+    json choice = {
+        {"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
     if (call.logprobs) {
       json content = json::array();
       for (const TokenLogprob& lp : event.logprobs) content.push_back(logprob_entry(lp));
@@ -202,9 +206,9 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
     return out + sse_data("[DONE]");
   }
   out += chunk_line(chunk(call, json::array({{{"index", 0},
-                                               {"delta", json::object()},
-                                               {"logprobs", nullptr},
-                                               {"finish_reason", finish_reason(event.finish)}}})));
+                                              {"delta", json::object()},
+                                              {"logprobs", nullptr},
+                                              {"finish_reason", finish_reason(event.finish)}}})));
   if (call.include_usage) {
     json c = chunk(call, json::array());
     c["usage"] = usage_json(event.usage);
@@ -216,24 +220,24 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
 void respond_streaming(const httplib::Request& req, httplib::Response& res,
                        std::shared_ptr<ChatCall> call, std::shared_ptr<TextStream> stream) {
   auto client_gone = req.is_connection_closed;
-  res.set_chunked_content_provider(
-      "text/event-stream", [call, stream, client_gone](size_t, httplib::DataSink& sink) {
-        const std::string first = chunk_line(chunk(
-            *call, json::array({{{"index", 0},
-                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                 {"logprobs", nullptr},
-                                 {"finish_reason", nullptr}}})));
-        if (!sink.write(first.data(), first.size())) {
-          stream->cancel();
-          return false;
-        }
-        const bool finished = drain_text_stream(*stream, client_gone, [&](TextEvent& event) {
-          const std::string text = event_chunks(*call, event);
-          return text.empty() || sink.write(text.data(), text.size());
-        });
-        if (finished) sink.done();
-        return finished;
-      });
+  res.set_chunked_content_provider("text/event-stream", [call, stream, client_gone](
+                                                            size_t, httplib::DataSink& sink) {
+    const std::string first =
+        chunk_line(chunk(*call, json::array({{{"index", 0},
+                                              {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                              {"logprobs", nullptr},
+                                              {"finish_reason", nullptr}}})));
+    if (!sink.write(first.data(), first.size())) {
+      stream->cancel();
+      return false;
+    }
+    const bool finished = drain_text_stream(*stream, client_gone, [&](TextEvent& event) {
+      const std::string text = event_chunks(*call, event);
+      return text.empty() || sink.write(text.data(), text.size());
+    });
+    if (finished) sink.done();
+    return finished;
+  });
 }
 
 void respond_plain(const httplib::Request& req, httplib::Response& res, const ChatCall& call,

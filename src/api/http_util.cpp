@@ -75,11 +75,13 @@ bool parse_json_body(const httplib::Request& req, json* body, Error* error) {
 }
 
 std::string sse_event(const std::string& event, const json& data) {
-  return "event: " + event + "\ndata: " +
-         data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  return "event: " + event +
+         "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
-std::string sse_data(const std::string& data) { return "data: " + data + "\n\n"; }
+std::string sse_data(const std::string& data) {
+  return "data: " + data + "\n\n";
+}
 
 std::string random_id(const std::string& prefix) {
   static thread_local std::mt19937_64 rng(std::random_device{}());

@@ -25,7 +25,7 @@ void send_json(httplib::Response& res, const json& body, int status = 200);
 bool parse_json_body(const httplib::Request& req, json* body, Error* error);
 
 std::string sse_event(const std::string& event, const json& data);  // event: + data: lines
-std::string sse_data(const std::string& data);                       // a data: line only
+std::string sse_data(const std::string& data);                      // a data: line only
 
 std::string random_id(const std::string& prefix);
 int64_t unix_time();

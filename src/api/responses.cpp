@@ -30,9 +30,9 @@ Error read_content(const json& content, const std::string& param, std::string* t
     const std::string part_param = param + "[" + std::to_string(i) + "]";
     const std::string type = part.is_object() ? part.value("type", "") : "";
     if (type != "input_text" && type != "output_text") {
-      return request_error("content part type '" + type +
-                               "' is not supported; use input_text parts",
-                           part_param + ".type");
+      return request_error(
+          "content part type '" + type + "' is not supported; use input_text parts",
+          part_param + ".type");
     }
     if (!part.contains("text") || !part["text"].is_string()) {
       return request_error("a text part needs a string 'text'", part_param + ".text");
@@ -48,8 +48,7 @@ Error read_input(const json& input, std::vector<ChatMessage>* messages) {
     return {};
   }
   if (!input.is_array() || input.empty()) {
-    return request_error("'input' must be a string or a non-empty array of message items",
-                         "input");
+    return request_error("'input' must be a string or a non-empty array of message items", "input");
   }
   for (size_t i = 0; i < input.size(); ++i) {
     const json& item = input[i];
@@ -118,8 +117,8 @@ Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
   if (previous) {
     auto stored = store.get(*previous);
     if (!stored) {
-      return request_error("no stored response with id '" + *previous + "'",
-                           "previous_response_id", "not_found");
+      return request_error("no stored response with id '" + *previous + "'", "previous_response_id",
+                           "not_found");
     }
     call->conversation = messages_from_json(stored->conversation_json);
     call->previous_response_id = *previous;
@@ -210,9 +209,9 @@ class ResponseObject {
     o["object"] = "response";
     o["created_at"] = created_at_;
     o["status"] = status_;
-    o["error"] = status_ == "failed" ? json{{"code", error_code_name(error_.code)},
-                                            {"message", error_.message}}
-                                     : json(nullptr);
+    o["error"] = status_ == "failed"
+                     ? json{{"code", error_code_name(error_.code)}, {"message", error_.message}}
+                     : json(nullptr);
     o["incomplete_details"] =
         status_ == "incomplete" ? json{{"reason", "max_output_tokens"}} : json(nullptr);
     o["instructions"] = call_.instructions;
@@ -258,9 +257,9 @@ void store_response(ResponseStore& store, const ResponsesCall& call, const Respo
   if (!call.store || r.status() == "failed") return;
   std::vector<ChatMessage> conversation = call.conversation;
   conversation.push_back({"assistant", r.text, ""});
-  if (Error e = store.put({r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
-                           messages_to_json(conversation).dump(-1, ' ', false,
-                                                               json::error_handler_t::replace)})) {
+  if (Error e = store.put(
+          {r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
+           messages_to_json(conversation).dump(-1, ' ', false, json::error_handler_t::replace)})) {
     ALLM_LOG_ERROR("response %s not stored: %s", r.id().c_str(), e.message.c_str());
   }
 }
@@ -377,8 +376,7 @@ void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Re
                        std::shared_ptr<ResponsesCall> call, std::shared_ptr<TextStream> stream) {
   auto client_gone = req.is_connection_closed;
   res.set_chunked_content_provider(
-      "text/event-stream",
-      [&ctx, call, stream, client_gone](size_t, httplib::DataSink& sink) {
+      "text/event-stream", [&ctx, call, stream, client_gone](size_t, httplib::DataSink& sink) {
         ResponseObject response(*call);
         ResponseEventWriter writer(response, sink);
         if (!writer.start()) {
@@ -437,25 +435,24 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
   server.Post("/v1/responses", [&ctx](const httplib::Request& req, httplib::Response& res) {
     create_response(ctx, req, res);
   });
-  server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req,
-                                               httplib::Response& res) {
+  server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     auto stored = ctx.responses.get(req.matches[1]);
     if (!stored) {
-      return send_error(res, request_error("no stored response with id '" +
-                                               std::string(req.matches[1]) + "'",
-                                           "response_id", "not_found"));
+      return send_error(
+          res, request_error("no stored response with id '" + std::string(req.matches[1]) + "'",
+                             "response_id", "not_found"));
     }
     res.set_content(stored->response_json, "application/json");
   });
-  server.Delete("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    const std::string id = req.matches[1];
-    if (!ctx.responses.remove(id)) {
-      return send_error(res, request_error("no stored response with id '" + id + "'",
-                                           "response_id", "not_found"));
-    }
-    send_json(res, {{"id", id}, {"object", "response.deleted"}, {"deleted", true}});
-  });
+  server.Delete("/v1/responses/([^/]+)",
+                [&ctx](const httplib::Request& req, httplib::Response& res) {
+                  const std::string id = req.matches[1];
+                  if (!ctx.responses.remove(id)) {
+                    return send_error(res, request_error("no stored response with id '" + id + "'",
+                                                         "response_id", "not_found"));
+                  }
+                  send_json(res, {{"id", id}, {"object", "response.deleted"}, {"deleted", true}});
+                });
 }
 
 }  // namespace allm

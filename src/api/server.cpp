@@ -25,8 +25,9 @@ static void fill_error_body(const httplib::Request& req, httplib::Response& res,
                             "method_not_allowed");
       break;
     default:
-      error = request_error(std::string("the request failed: ") + httplib::status_message(res.status),
-                            "", "invalid_request");
+      error =
+          request_error(std::string("the request failed: ") + httplib::status_message(res.status),
+                        "", "invalid_request");
   }
   const int status = res.status;
   send_json(res, error_body(error), status);
@@ -67,14 +68,16 @@ ApiServer::~ApiServer() = default;
 
 bool ApiServer::run() {
   if (!server_->bind_to_port(config_.host, config_.port)) {
-    ALLM_LOG_ERROR("cannot listen on %s:%d (address in use or not available)",
-                   config_.host.c_str(), config_.port);
+    ALLM_LOG_ERROR("cannot listen on %s:%d (address in use or not available)", config_.host.c_str(),
+                   config_.port);
     return false;
   }
   ALLM_LOG_INFO("listening on http://%s:%d", config_.host.c_str(), config_.port);
   return server_->listen_after_bind();
 }
 
-void ApiServer::stop() { server_->stop(); }
+void ApiServer::stop() {
+  server_->stop();
+}
 
 }  // namespace allm

@@ -43,10 +43,11 @@ bool add_demo_models(ServeOptions& options) {
                   text.c_str());
   }
   options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT});
-  ALLM_LOG_INFO("no models configured: serving the demo model 'demo-text'. To serve real "
-                "models, put .gguf files or Hugging Face folders in %s, or pass "
-                "--model NAME=PATH (see allm serve --help)",
-                options.models_dir.c_str());
+  ALLM_LOG_INFO(
+      "no models configured: serving the demo model 'demo-text'. To serve real "
+      "models, put .gguf files or Hugging Face folders in %s, or pass "
+      "--model NAME=PATH (see allm serve --help)",
+      options.models_dir.c_str());
   return true;
 }
 

@@ -46,12 +46,18 @@ std::function<std::string(ServeOptions&, const std::string&)> int_setter(
 const std::vector<Option>& options_table() {
   static const std::vector<Option> table = {
       {"--host", "ALLM_HOST", "ADDR", "address to listen on (default 127.0.0.1)",
-       [](ServeOptions& o, const std::string& v) { o.server.host = v; return std::string(); }},
+       [](ServeOptions& o, const std::string& v) {
+         o.server.host = v;
+         return std::string();
+       }},
       {"--port", "ALLM_PORT", "N", "port to listen on (default 8080)",
        int_setter(1, 65535, [](ServeOptions& o, long v) { o.server.port = static_cast<int>(v); })},
       {"--models-dir", "ALLM_MODELS_DIR", "DIR",
        "every .gguf file and every folder in DIR is a model (default ~/.allm/models)",
-       [](ServeOptions& o, const std::string& v) { o.models_dir = v; return std::string(); }},
+       [](ServeOptions& o, const std::string& v) {
+         o.models_dir = v;
+         return std::string();
+       }},
       {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|safetensors]",
        "register a model; the suffix picks the format when PATH holds both (repeatable; the "
        "environment variable takes a comma-separated list)",
@@ -62,21 +68,28 @@ const std::vector<Option>& options_table() {
          return problem;
        }},
       {"--preload", "ALLM_PRELOAD", "NAME", "load this model at start-up (repeatable)",
-       [](ServeOptions& o, const std::string& v) { o.preload.push_back(v); return std::string(); }},
+       [](ServeOptions& o, const std::string& v) {
+         o.preload.push_back(v);
+         return std::string();
+       }},
       {"--ctx-size", "ALLM_CTX_SIZE", "N", "context tokens per request (default 4096)",
-       int_setter(16, 1 << 22, [](ServeOptions& o, long v) { o.text.ctx_size = static_cast<int>(v); })},
-      {"--parallel", "ALLM_PARALLEL", "N",
-       "requests decoded together per text model (default 4)",
+       int_setter(16, 1 << 22,
+                  [](ServeOptions& o, long v) { o.text.ctx_size = static_cast<int>(v); })},
+      {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",
        int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
       {"--threads", "ALLM_THREADS", "N", "CPU threads for inference (default: all cores)",
        int_setter(0, 1024, [](ServeOptions& o, long v) { o.text.threads = static_cast<int>(v); })},
       {"--data-dir", "ALLM_DATA_DIR", "DIR",
        "where stored responses and demo models live (default ~/.allm)",
-       [](ServeOptions& o, const std::string& v) { o.data_dir = v; return std::string(); }},
+       [](ServeOptions& o, const std::string& v) {
+         o.data_dir = v;
+         return std::string();
+       }},
       {"--max-body-bytes", "ALLM_MAX_BODY_BYTES", "N",
        "largest request body accepted, larger ones get 413 (default 33554432)",
-       int_setter(1024, 1L << 34,
-                  [](ServeOptions& o, long v) { o.server.max_body_bytes = static_cast<size_t>(v); })},
+       int_setter(
+           1024, 1L << 34,
+           [](ServeOptions& o, long v) { o.server.max_body_bytes = static_cast<size_t>(v); })},
       {"--no-demo", "ALLM_NO_DEMO", "", "do not create demo models when none are configured",
        [](ServeOptions& o, const std::string& v) {
          o.demo = v == "0" || v == "false";
@@ -105,7 +118,8 @@ bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::stri
   for (const Option& option : options_table()) {
     const char* value = std::getenv(option.env);
     if (!value) continue;
-    const bool list = std::string(option.flag) == "--model" || std::string(option.flag) == "--preload";
+    const bool list =
+        std::string(option.flag) == "--model" || std::string(option.flag) == "--preload";
     for (const std::string& item : list ? split_commas(value) : std::vector<std::string>{value}) {
       std::string error = option.apply(*options, item);
       if (!error.empty()) {

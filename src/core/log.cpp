@@ -10,7 +10,9 @@ namespace allm {
 
 static std::atomic<LogLevel> g_level{LogLevel::INFO};
 
-void set_log_level(LogLevel level) { g_level = level; }
+void set_log_level(LogLevel level) {
+  g_level = level;
+}
 
 void log_message(LogLevel level, const char* format, ...) {
   if (level < g_level.load()) return;

@@ -16,10 +16,13 @@ std::optional<ModelFormat> parse_model_format(const std::string& name) {
   return std::nullopt;
 }
 
-const char* modality_name(Modality) { return "text"; }
+const char* modality_name(Modality) {
+  return "text";
+}
 
 static bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 static bool is_safetensors_name(const std::string& name) {
@@ -69,11 +72,11 @@ ResolvedFormat resolve_format(const FormatProbe& probe, std::optional<ModelForma
   }
   const bool present = format == ModelFormat::GGUF ? probe.has_gguf() : probe.has_safetensors();
   if (!present) {
-    out.error = make_error(ErrorCode::FORMAT_MISMATCH,
-                           std::string("model '") + model_id + "' was registered as " +
-                               model_format_name(format) + " but its path holds no " +
-                               (format == ModelFormat::GGUF ? ".gguf file"
-                                                            : "*.safetensors files"));
+    out.error =
+        make_error(ErrorCode::FORMAT_MISMATCH,
+                   std::string("model '") + model_id + "' was registered as " +
+                       model_format_name(format) + " but its path holds no " +
+                       (format == ModelFormat::GGUF ? ".gguf file" : "*.safetensors files"));
     return out;
   }
   out.format = format;

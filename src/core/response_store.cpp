@@ -55,7 +55,9 @@ std::unique_ptr<ResponseStore> ResponseStore::open(const std::string& path, Erro
   return std::unique_ptr<ResponseStore>(new ResponseStore(db));
 }
 
-ResponseStore::~ResponseStore() { sqlite3_close(db_); }
+ResponseStore::~ResponseStore() {
+  sqlite3_close(db_);
+}
 
 Error ResponseStore::put(const StoredResponse& response) {
   std::lock_guard<std::mutex> lock(mutex_);

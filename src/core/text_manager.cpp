@@ -39,11 +39,11 @@ Error TextManager::preload(const std::string& model_id) {
 }
 
 std::shared_ptr<TextManager::LoadedModel> TextManager::acquire(const std::string& model_id,
-                                                                Error* error) {
+                                                               Error* error) {
   std::optional<ModelEntry> entry = registry_.find(model_id);
   if (!entry) {
-    *error = request_error("The model '" + model_id + "' does not exist", "model",
-                           "model_not_found");
+    *error =
+        request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
     return nullptr;
   }
   std::unique_lock<std::mutex> lock(mutex_);
@@ -66,8 +66,7 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::acquire(const std::string
   return model;
 }
 
-std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& entry,
-                                                             Error* error) {
+std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& entry, Error* error) {
   const ResolvedFormat resolved =
       resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
   if (resolved.error) {
@@ -173,8 +172,8 @@ std::vector<LoadedModelInfo> TextManager::loaded_models() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<LoadedModelInfo> out;
   for (const auto& [id, model] : loaded_) {
-    out.push_back({id, model->scheduler->backend().memory_bytes(),
-                   model->scheduler->active_sequences()});
+    out.push_back(
+        {id, model->scheduler->backend().memory_bytes(), model->scheduler->active_sequences()});
   }
   return out;
 }

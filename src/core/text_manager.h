@@ -31,7 +31,7 @@ struct TextRequest {
   SamplingParams sampling;
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
-  int top_logprobs = -1;  // -1: no logprobs
+  int top_logprobs = -1;                  // -1: no logprobs
   std::string prompt_param = "messages";  // the request field a too-long prompt is blamed on
 };
 

@@ -22,10 +22,10 @@ const char* const kChatMlTemplate =
 
 // Words whose byte-level spellings become merged tokens, so common text is not one token per
 // byte; the merges build each word left to right.
-const char* const kWords[] = {" the", " and", " of", " to", " in", " is", " you", " that",
-                              " it", " he", " was", " for", " on", " are", " with", " as",
-                              " hello", " world", "Hello", " model", " test", "ing", "ed",
-                              " a", " I", " be", " this", " have", " from", " or"};
+const char* const kWords[] = {
+    " the",  " and", " of", " to",  " in",   " is", " you",   " that",  " it",   " he",
+    " was",  " for", " on", " are", " with", " as", " hello", " world", "Hello", " model",
+    " test", "ing",  "ed",  " a",   " I",    " be", " this",  " have",  " from", " or"};
 
 std::string utf8_encode(uint32_t cp) {
   std::string out;
@@ -147,8 +147,7 @@ std::map<std::string, std::vector<int64_t>> tensor_shapes(const TinyLlamaSpec& s
 
 }  // namespace
 
-bool write_tiny_llama_gguf(const std::string& path, const TinyLlamaSpec& spec,
-                           std::string* error) {
+bool write_tiny_llama_gguf(const std::string& path, const TinyLlamaSpec& spec, std::string* error) {
   const Vocabulary vocab = build_vocabulary();
   const auto shapes = tensor_shapes(spec, static_cast<int64_t>(vocab.tokens.size()));
   size_t bytes = 0;

@@ -138,9 +138,10 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
                                                 const BackendParams& params, Error* error) {
   init_llama_once();
   if (!gguf_header_is_valid(gguf_path)) {
-    *error = make_error(ErrorCode::MODEL_CORRUPT,
-                        "'" + gguf_path + "' is not a valid GGUF file (header or metadata "
-                        "could not be parsed)");
+    *error =
+        make_error(ErrorCode::MODEL_CORRUPT, "'" + gguf_path +
+                                                 "' is not a valid GGUF file (header or metadata "
+                                                 "could not be parsed)");
     return nullptr;
   }
   llama_model_params model_params = llama_model_default_params();
@@ -164,9 +165,9 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   llama_context* ctx = llama_init_from_model(model, ctx_params);
   if (!ctx) {
     llama_model_free(model);
-    *error = make_error(ErrorCode::OOM_RAM,
-                        "could not create a context of " + std::to_string(ctx_params.n_ctx) +
-                            " tokens for '" + gguf_path + "'");
+    *error = make_error(ErrorCode::OOM_RAM, "could not create a context of " +
+                                                std::to_string(ctx_params.n_ctx) + " tokens for '" +
+                                                gguf_path + "'");
     return nullptr;
   }
   return std::make_unique<LlamaBackend>(model, ctx, params);

@@ -13,24 +13,28 @@ Sampler::Sampler(const SamplingParams& params, int vocab_size)
       vocab_size_(vocab_size),
       candidates_(vocab_size) {
   if (params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f) {
-    llama_sampler_chain_add(chain_, llama_sampler_init_penalties(vocab_size, /*last_n=*/-1, 1.0f,
-                                                                 params.frequency_penalty,
-                                                                 params.presence_penalty));
+    llama_sampler_chain_add(
+        chain_, llama_sampler_init_penalties(vocab_size, /*last_n=*/-1, 1.0f,
+                                             params.frequency_penalty, params.presence_penalty));
   }
   if (params.temperature <= 0.0f) {
     llama_sampler_chain_add(chain_, llama_sampler_init_greedy());
     return;
   }
   if (params.top_k > 0) llama_sampler_chain_add(chain_, llama_sampler_init_top_k(params.top_k));
-  if (params.top_p < 1.0f) llama_sampler_chain_add(chain_, llama_sampler_init_top_p(params.top_p, 1));
-  if (params.min_p > 0.0f) llama_sampler_chain_add(chain_, llama_sampler_init_min_p(params.min_p, 1));
+  if (params.top_p < 1.0f)
+    llama_sampler_chain_add(chain_, llama_sampler_init_top_p(params.top_p, 1));
+  if (params.min_p > 0.0f)
+    llama_sampler_chain_add(chain_, llama_sampler_init_min_p(params.min_p, 1));
   llama_sampler_chain_add(chain_, llama_sampler_init_temp(params.temperature));
   const uint32_t seed =
       params.seed < 0 ? std::random_device{}() : static_cast<uint32_t>(params.seed);
   llama_sampler_chain_add(chain_, llama_sampler_init_dist(seed));
 }
 
-Sampler::~Sampler() { llama_sampler_free(chain_); }
+Sampler::~Sampler() {
+  llama_sampler_free(chain_);
+}
 
 Token Sampler::sample(const float* logits) {
   for (int i = 0; i < vocab_size_; ++i) candidates_[i] = llama_token_data{i, logits[i], 0.0f};

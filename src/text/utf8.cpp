@@ -11,7 +11,9 @@ static int sequence_length(unsigned char lead) {
   return 0;
 }
 
-static bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+static bool is_continuation(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 // Second-byte ranges that exclude overlongs, surrogates and code points above U+10FFFF.
 static bool second_byte_ok(unsigned char lead, unsigned char second) {

@@ -1,8 +1,8 @@
+#include "cli/serve_options.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-
-#include "cli/serve_options.h"
 
 using namespace allm;
 

@@ -1,11 +1,12 @@
-#include <gtest/gtest.h>
-
 #include "text/text_streamer.h"
+
+#include <gtest/gtest.h>
 
 using namespace allm;
 
 // Feeds pieces one by one, returning everything released.
-static std::string feed(TextStreamer& s, const std::vector<std::string>& pieces, bool finish = true) {
+static std::string feed(TextStreamer& s, const std::vector<std::string>& pieces,
+                        bool finish = true) {
   std::string out;
   for (const std::string& piece : pieces) out += s.push(piece);
   if (finish) out += s.finish();
@@ -79,7 +80,9 @@ TEST(TextStreamer, Utf8AndStopTogether) {
 
 TEST(TextStreamer, InvalidBytesBecomeReplacementCharacters) {
   TextStreamer s({});
-  EXPECT_EQ(feed(s, {"a\x80", "b"}), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(feed(s, {"a\x80", "b"}),
+            "a\xEF\xBF\xBD"
+            "b");
   TextStreamer t({});
   EXPECT_EQ(feed(t, {"\xE2\x82"}), "\xEF\xBF\xBD");  // truncated at the end
 }

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "text/utf8.h"
+
+#include <gtest/gtest.h>
 
 using namespace allm;
 
@@ -21,8 +21,12 @@ TEST(Utf8, SanitizeKeepsValidText) {
 
 TEST(Utf8, SanitizeReplacesInvalidSequences) {
   const std::string fffd = "\xEF\xBF\xBD";
-  EXPECT_EQ(sanitize_utf8("a\xFF" "b"), "a" + fffd + "b");
-  EXPECT_EQ(sanitize_utf8("\xE2\x82" "b"), fffd + "b");  // maximal subpart → one U+FFFD
+  EXPECT_EQ(sanitize_utf8("a\xFF"
+                          "b"),
+            "a" + fffd + "b");
+  EXPECT_EQ(sanitize_utf8("\xE2\x82"
+                          "b"),
+            fffd + "b");                                         // maximal subpart → one U+FFFD
   EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
   EXPECT_EQ(sanitize_utf8("\xC0\xAF"), fffd + fffd);             // overlong
 }
