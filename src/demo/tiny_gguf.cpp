@@ -53,12 +53,7 @@ std::vector<std::string> byte_level_alphabet() {
   return chars;
 }
 
-struct Vocabulary {
-  std::vector<std::string> tokens;
-  std::vector<int32_t> types;  // 1 normal, 3 control
-  std::vector<std::string> merges;
-  int32_t bos = 0, eos = 0;
-};
+using Vocabulary = ByteLevelVocabulary;
 
 Vocabulary build_vocabulary() {
   Vocabulary v;
@@ -146,6 +141,14 @@ std::map<std::string, std::vector<int64_t>> tensor_shapes(const TinyLlamaSpec& s
 }
 
 }  // namespace
+
+ByteLevelVocabulary tiny_byte_level_vocabulary() {
+  return build_vocabulary();
+}
+
+const char* tiny_chatml_template() {
+  return kChatMlTemplate;
+}
 
 bool write_tiny_llama_gguf(const std::string& path, const TinyLlamaSpec& spec, std::string* error) {
   const Vocabulary vocab = build_vocabulary();

@@ -1,0 +1,27 @@
+// allm-make-hf-fixture as a library: one tiny random model written as a Hugging Face folder and,
+// optionally, as the GGUF llama.cpp's converter would make of it (same weight values).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "hf_fixture/model_spec.h"
+
+namespace allm::fixture {
+
+struct FixtureOptions {
+  Arch arch = Arch::Llama;
+  DType dtype = DType::F32;
+  std::string out_dir;    // created if missing
+  std::string gguf_path;  // empty: no GGUF
+  int shards = 1;
+  uint64_t seed = 42;
+  bool tie_embeddings = false;
+};
+
+// The model (spec, vocabulary, weights) the options describe; deterministic in the seed.
+Fixture build_fixture(const FixtureOptions& options);
+
+bool write_hf_fixture(const FixtureOptions& options, std::string* error);
+
+}  // namespace allm::fixture

@@ -1,0 +1,63 @@
+// The tiny random models the parity fixtures describe: which architecture, its hyperparameters,
+// and the weights as Hugging Face names them. Shared by every writer of the fixture generator.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "demo/tiny_gguf.h"
+
+namespace allm::fixture {
+
+enum class Arch { Llama, Llama3, Mistral, Qwen2, Qwen3 };
+enum class DType { F32, F16, BF16 };
+
+// `rope_scaling` of Llama 3.1 style checkpoints.
+struct Llama3RopeScaling {
+  double factor = 8.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int original_max_position_embeddings = 8192;
+};
+
+struct ModelSpec {
+  Arch arch = Arch::Llama;
+  std::string model_type;       // config.json model_type
+  std::string hf_architecture;  // config.json architectures[0]
+  std::string gguf_arch;        // general.architecture llama.cpp loads it as
+  int hidden = 64;
+  int intermediate = 128;
+  int layers = 2;
+  int heads = 4;
+  int kv_heads = 2;
+  int head_dim = 16;
+  bool config_has_head_dim = false;  // real configs of older families leave it to hidden/heads
+  int vocab_size = 0;                // config vocab_size; may exceed the tokenizer (padding)
+  int max_position_embeddings = 4096;
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  bool qkv_bias = false;        // qwen2
+  bool qk_norm = false;         // qwen3
+  bool permute_qk = false;      // llama.cpp's converter permutes q/k rows for the llama arch
+  bool tie_embeddings = false;  // no lm_head; the output reuses embed_tokens
+  std::optional<Llama3RopeScaling> llama3_rope;
+};
+
+// One weight in Hugging Face layout: row-major, shape outermost first ([out, in] for linears).
+// The values are already rounded to the fixture's dtype, so every writer stores them exactly.
+struct Tensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+struct Fixture {
+  ModelSpec spec;
+  DType dtype = DType::F32;
+  ByteLevelVocabulary vocab;  // the tokenizer's tokens (vocab_size may add padding ids)
+  std::vector<Tensor> tensors;
+};
+
+}  // namespace allm::fixture
