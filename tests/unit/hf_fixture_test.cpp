@@ -12,6 +12,7 @@
 #include <set>
 
 #include "gguf.h"
+#include "llama.h"
 #include "nlohmann/json.hpp"
 #include "text/backend.h"
 
@@ -258,6 +259,158 @@ std::vector<float> llama3_factors_reference(const json& c, int64_t head_dim) {
   return out;
 }
 
+// --- a reference forward pass in Hugging Face conventions ---------------------------------
+// Straight from the safetensors and config.json (rotate_half rope, llama3 inv_freq scaling, GQA
+// by h / group), so llama.cpp agreeing with it shows the GGUF conversion means the same model.
+
+using Vec = std::vector<float>;
+
+struct Reference {
+  const StFile& st;
+  const json& config;
+  Hparams h;
+
+  Vec weight(const std::string& name) const {
+    const StTensor& t = st.tensors.at(name);
+    Vec out(t.bytes / 4);
+    std::memcpy(out.data(), t.data, t.bytes);  // the reference runs on F32 fixtures
+    return out;
+  }
+  bool has(const std::string& name) const { return st.tensors.count(name) > 0; }
+
+  // y = W x (+ b), W [rows, cols] row-major.
+  Vec linear(const std::string& prefix, const Vec& x) const {
+    const Vec w = weight(prefix + ".weight");
+    const size_t cols = x.size(), rows = w.size() / cols;
+    Vec y(rows, 0.0f);
+    for (size_t r = 0; r < rows; ++r) {
+      double sum = 0;
+      for (size_t c = 0; c < cols; ++c) sum += double{w[r * cols + c]} * x[c];
+      y[r] = static_cast<float>(sum);
+    }
+    if (has(prefix + ".bias")) {
+      const Vec b = weight(prefix + ".bias");
+      for (size_t r = 0; r < rows; ++r) y[r] += b[r];
+    }
+    return y;
+  }
+
+  Vec rms_norm(const Vec& x, const Vec& w, size_t offset, size_t n) const {
+    double ss = 0;
+    for (size_t i = 0; i < n; ++i) ss += double{x[offset + i]} * x[offset + i];
+    const double scale = 1.0 / std::sqrt(ss / n + config["rms_norm_eps"].get<double>());
+    Vec y(x);
+    for (size_t i = 0; i < n; ++i) y[offset + i] = static_cast<float>(x[offset + i] * scale) * w[i];
+    return y;
+  }
+
+  std::vector<double> inv_freq() const {
+    const double theta = config["rope_theta"];
+    std::vector<double> f;
+    for (int64_t i = 0; i < h.head_dim; i += 2)
+      f.push_back(1.0 / std::pow(theta, double(i) / h.head_dim));
+    if (config["rope_scaling"].is_null()) return f;
+    const json& r = config["rope_scaling"];  // transformers' _compute_llama3_parameters
+    const double factor = r["factor"], low = r["low_freq_factor"], high = r["high_freq_factor"];
+    const double old_ctx = r["original_max_position_embeddings"];
+    for (double& v : f) {
+      const double wavelen = 2 * M_PI / v;
+      if (wavelen > old_ctx / low) {
+        v /= factor;
+      } else if (wavelen >= old_ctx / high) {
+        const double smooth = (old_ctx / wavelen - low) / (high - low);
+        v = (1 - smooth) * v / factor + smooth * v;
+      }
+    }
+    return f;
+  }
+
+  // rotate_half: dimension i pairs with i + d/2 in every head.
+  void rope(Vec* x, int64_t heads, int position) const {
+    const std::vector<double> f = inv_freq();
+    const int64_t half = h.head_dim / 2;
+    for (int64_t hd = 0; hd < heads; ++hd) {
+      float* v = x->data() + hd * h.head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const double c = std::cos(position * f[i]), s = std::sin(position * f[i]);
+        const double a = v[i], b = v[i + half];
+        v[i] = static_cast<float>(a * c - b * s);
+        v[i + half] = static_cast<float>(b * c + a * s);
+      }
+    }
+  }
+
+  Vec head_norms(Vec x, const std::string& name, int64_t heads) const {
+    if (!has(name)) return x;
+    const Vec w = weight(name);
+    for (int64_t hd = 0; hd < heads; ++hd) x = rms_norm(x, w, hd * h.head_dim, h.head_dim);
+    return x;
+  }
+
+  // One position of causal self-attention; ks/vs hold this layer's earlier keys and values.
+  Vec attention(int layer, std::vector<Vec>* ks, std::vector<Vec>* vs, const Vec& x) const {
+    const std::string p = "model.layers." + std::to_string(layer) + ".self_attn.";
+    const int pos = static_cast<int>(ks->size());
+    Vec q = head_norms(linear(p + "q_proj", x), p + "q_norm.weight", h.heads);
+    Vec k = head_norms(linear(p + "k_proj", x), p + "k_norm.weight", h.kv_heads);
+    rope(&q, h.heads, pos);
+    rope(&k, h.kv_heads, pos);
+    ks->push_back(k);
+    vs->push_back(linear(p + "v_proj", x));
+    Vec out(h.heads * h.head_dim, 0.0f);
+    for (int64_t hd = 0; hd < h.heads; ++hd) {
+      const int64_t kvh = hd / (h.heads / h.kv_heads);
+      std::vector<double> scores;
+      double top = -1e30;
+      for (const Vec& kk : *ks) {
+        double dot = 0;
+        for (int64_t i = 0; i < h.head_dim; ++i)
+          dot += double{q[hd * h.head_dim + i]} * kk[kvh * h.head_dim + i];
+        scores.push_back(dot / std::sqrt(double(h.head_dim)));
+        top = std::max(top, scores.back());
+      }
+      double total = 0;
+      for (double& sc : scores) total += (sc = std::exp(sc - top));
+      for (size_t t = 0; t < scores.size(); ++t) {
+        for (int64_t i = 0; i < h.head_dim; ++i) {
+          out[hd * h.head_dim + i] +=
+              static_cast<float>(scores[t] / total * (*vs)[t][kvh * h.head_dim + i]);
+        }
+      }
+    }
+    return linear(p + "o_proj", out);
+  }
+
+  Vec mlp(int layer, const Vec& x) const {
+    const std::string p = "model.layers." + std::to_string(layer) + ".mlp.";
+    Vec gate = linear(p + "gate_proj", x);
+    const Vec up = linear(p + "up_proj", x);
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
+    return linear(p + "down_proj", gate);
+  }
+
+  // Logits after the last of `tokens`.
+  Vec logits(const std::vector<allm::Token>& tokens) const {
+    const Vec embed = weight("model.embed_tokens.weight");
+    std::vector<std::vector<Vec>> ks(h.layers), vs(h.layers);
+    Vec x;
+    for (allm::Token t : tokens) {
+      x.assign(embed.begin() + t * h.hidden, embed.begin() + (t + 1) * h.hidden);
+      for (int l = 0; l < h.layers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        const Vec a = attention(l, &ks[l], &vs[l],
+                                rms_norm(x, weight(p + "input_layernorm.weight"), 0, h.hidden));
+        for (int64_t i = 0; i < h.hidden; ++i) x[i] += a[i];
+        const Vec m =
+            mlp(l, rms_norm(x, weight(p + "post_attention_layernorm.weight"), 0, h.hidden));
+        for (int64_t i = 0; i < h.hidden; ++i) x[i] += m[i];
+      }
+    }
+    x = rms_norm(x, weight("model.norm.weight"), 0, h.hidden);
+    return linear(h.tied ? "model.embed_tokens" : "lm_head", x);
+  }
+};
+
 // --- fixtures -------------------------------------------------------------------------------
 
 fs::path temp_dir(const std::string& name) {
@@ -415,6 +568,58 @@ std::vector<Case> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(AllArchesAndDtypes, HfFixture, ::testing::ValuesIn(all_cases()),
                          [](const auto& info) { return info.param.name; });
+
+// Logits after the last of `tokens`, from llama.cpp directly with an F32 KV cache and no flash
+// attention, so only float rounding separates it from the reference.
+std::vector<float> llama_cpp_logits(const std::string& gguf_path, const std::string& text,
+                                    std::vector<llama_token>* tokens) {
+  llama_log_set([](ggml_log_level, const char*, void*) {}, nullptr);
+  llama_backend_init();
+  llama_model* model = llama_model_load_from_file(gguf_path.c_str(), llama_model_default_params());
+  if (!model) return {};
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = 128, cp.n_batch = 128, cp.n_ubatch = 128, cp.n_threads = 2, cp.n_threads_batch = 2;
+  cp.type_k = GGML_TYPE_F32, cp.type_v = GGML_TYPE_F32;
+  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  llama_context* ctx = llama_init_from_model(model, cp);
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  tokens->resize(text.size() + 4);
+  tokens->resize(llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()),
+                                tokens->data(), static_cast<int32_t>(tokens->size()), false, true));
+  std::vector<float> logits;
+  if (ctx && llama_decode(ctx, llama_batch_get_one(tokens->data(),
+                                                   static_cast<int32_t>(tokens->size()))) == 0) {
+    const float* last = llama_get_logits_ith(ctx, -1);
+    logits.assign(last, last + llama_vocab_n_tokens(vocab));
+  }
+  if (ctx) llama_free(ctx);
+  llama_model_free(model);
+  return logits;
+}
+
+// llama.cpp on the GGUF computes what the Hugging Face model computes: this catches a wrong
+// permutation, rope_freqs, GQA mapping or tensor name that mere value equality would not.
+TEST(HfFixtureSemantics, LlamaCppLogitsMatchAHuggingFaceReferenceForward) {
+  for (Arch arch : {Arch::Llama, Arch::Llama3, Arch::Mistral, Arch::Qwen2, Arch::Qwen3}) {
+    const fs::path dir = temp_dir("semantics");
+    write_fixture(options_for(arch, DType::F32, dir));
+    const json config = read_json(dir / "hf" / "config.json");
+    StFile st;
+    read_safetensors(dir / "hf" / "model.safetensors", &st);
+    const Reference reference{st, config, hparams_of(config)};
+    // Long enough for rope to turn far on every frequency llama3 rescales.
+    std::vector<llama_token> tokens;
+    const std::vector<float> got =
+        llama_cpp_logits((dir / "model.gguf").string(),
+                         "Hello world, this is the test of the model and you are in it", &tokens);
+    const Vec want = reference.logits(tokens);
+    ASSERT_EQ(got.size(), want.size()) << config["model_type"];
+    float worst = 0;
+    for (size_t v = 0; v < want.size(); ++v) worst = std::max(worst, std::fabs(got[v] - want[v]));
+    EXPECT_LT(worst, 1e-4f) << config["model_type"] << " over " << tokens.size() << " tokens";
+    fs::remove_all(dir);
+  }
+}
 
 TEST(HfFixtureShards, IndexCoversEveryTensorOnceAndValuesMatchTheSingleFile) {
   for (Arch arch : {Arch::Llama, Arch::Qwen2, Arch::Qwen3}) {
