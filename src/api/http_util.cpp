@@ -12,6 +12,7 @@ int http_status(const Error& error) {
     if (error.request_code == "model_not_found" || error.request_code == "not_found") return 404;
     if (error.request_code == "payload_too_large") return 413;
     if (error.request_code == "unauthorized") return 401;
+    if (error.request_code == "rate_limit_exceeded") return 429;
     return 400;
   }
   switch (error.code) {
@@ -32,6 +33,7 @@ int http_status(const Error& error) {
 static const char* error_type(const Error& error) {
   if (!error.request_code.empty()) {
     if (error.request_code == "unauthorized") return "authentication_error";
+    if (error.request_code == "rate_limit_exceeded") return "rate_limit_error";
     return "invalid_request_error";
   }
   switch (error.code) {
@@ -56,7 +58,9 @@ void send_json(httplib::Response& res, const json& body, int status) {
 }
 
 void send_error(httplib::Response& res, const Error& error) {
-  send_json(res, error_body(error), http_status(error));
+  const int status = http_status(error);
+  if (status == 429) res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+  send_json(res, error_body(error), status);
 }
 
 bool parse_json_body(const httplib::Request& req, json* body, Error* error) {

@@ -15,6 +15,9 @@ using json = nlohmann::ordered_json;
 class TextStream;
 struct TextEvent;
 
+// Seconds a 429 (a full queue) asks the client to wait before retrying.
+constexpr int kRetryAfterSeconds = 1;
+
 // HTTP status for an error: request problems by their OpenAI code, engine failures by spec code.
 int http_status(const Error& error);
 json error_body(const Error& error);

@@ -6,14 +6,18 @@
 namespace allm {
 
 static json model_object(const ModelEntry& entry, int64_t created) {
-  const ResolvedFormat resolved =
-      resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
   json model;
   model["id"] = entry.id;
   model["object"] = "model";
   model["created"] = created;
   model["owned_by"] = "allm";
   model["modality"] = modality_name(entry.modality);
+  if (entry.modality == Modality::AUDIO) {
+    model["format"] = "ggml";  // whisper.cpp's model file
+    return model;
+  }
+  const ResolvedFormat resolved =
+      resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
   model["format"] = resolved.error ? json(nullptr) : json(model_format_name(resolved.format));
   if (resolved.error) model["format_error"] = error_code_name(resolved.error.code);
   return model;

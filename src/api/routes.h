@@ -7,16 +7,19 @@ namespace allm {
 
 class ModelRegistry;
 class TextManager;
+class AudioManager;
 class ResponseStore;
 
 struct ApiContext {
   ModelRegistry& registry;
   TextManager& text;
   ResponseStore& responses;
+  AudioManager& audio;
 };
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
+void register_audio_routes(httplib::Server& server, ApiContext& ctx);
 
 }  // namespace allm

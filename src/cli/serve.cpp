@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
+#include "demo/tiny_whisper.h"
 
 namespace allm {
 
@@ -22,33 +23,56 @@ void on_signal(int) {
   if (g_server) g_server->stop();
 }
 
-// With no models configured, serve a generated demo model so the server is usable at once.
+// Writes a demo model once; later starts reuse the file.
+template <typename Write>
+bool ensure_demo_file(const fs::path& path, const char* what, Write write) {
+  if (fs::exists(path)) return true;
+  std::string error;
+  if (!write(path.string(), &error)) {
+    ALLM_LOG_ERROR("cannot create the demo %s model: %s", what, error.c_str());
+    return false;
+  }
+  ALLM_LOG_INFO("created the demo %s model %s (random weights: its output is gibberish)", what,
+                path.c_str());
+  return true;
+}
+
+// With no models configured, serve generated demo models so the server is usable at once.
 bool add_demo_models(ServeOptions& options) {
   const fs::path dir = fs::path(options.data_dir) / "demo";
   const fs::path text = dir / "demo-text.gguf";
+  const fs::path audio = dir / "demo-whisper.bin";
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!fs::exists(text)) {
+  const bool text_ok = ensure_demo_file(text, "text", [](const std::string& path, std::string* e) {
     TinyLlamaSpec spec;
     spec.name = "allm-demo-text";
     spec.n_embd = 128;
     spec.n_layer = 4;
     spec.n_ff = 256;
-    std::string error;
-    if (!write_tiny_llama_gguf(text.string(), spec, &error)) {
-      ALLM_LOG_ERROR("cannot create the demo model: %s", error.c_str());
-      return false;
-    }
-    ALLM_LOG_INFO("created the demo text model %s (random weights: it answers gibberish)",
-                  text.c_str());
-  }
+    return write_tiny_llama_gguf(path, spec, e);
+  });
+  const bool audio_ok =
+      ensure_demo_file(audio, "audio", [](const std::string& path, std::string* e) {
+        return write_tiny_whisper_bin(path, TinyWhisperSpec{}, e);
+      });
+  if (!text_ok || !audio_ok) return false;
   options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT});
+  options.models.push_back({"demo-whisper", audio, std::nullopt, Modality::AUDIO});
   ALLM_LOG_INFO(
-      "no models configured: serving the demo model 'demo-text'. To serve real "
-      "models, put .gguf files or Hugging Face folders in %s, or pass "
+      "no models configured: serving the demo models 'demo-text' and 'demo-whisper'. To serve "
+      "real models, put .gguf files, whisper .bin files or Hugging Face folders in %s, or pass "
       "--model NAME=PATH (see allm serve --help)",
       options.models_dir.c_str());
   return true;
+}
+
+// --preload goes to the manager of the model's modality.
+Error preload_model(ModelRegistry& registry, TextManager& text, AudioManager& audio,
+                    const std::string& id) {
+  auto entry = registry.find(id);
+  if (entry && entry->modality == Modality::AUDIO) return audio.preload(id);
+  return text.preload(id);
 }
 
 }  // namespace
@@ -87,14 +111,16 @@ int run_serve(int argc, char** argv) {
     return 1;
   }
   TextManager text(registry, options.text);
+  AudioManager audio(registry, options.audio);
   for (const std::string& id : options.preload) {
-    if (Error e = text.preload(id)) {
+    if (Error e = preload_model(registry, text, audio, id)) {
       ALLM_LOG_ERROR("--preload %s: %s", id.c_str(), e.message.c_str());
       return 1;
     }
   }
-  options.server.http_threads = std::max(32, options.text.parallel * 4 + 8);
-  ApiServer server(ApiContext{registry, text, *store}, options.server);
+  options.server.http_threads =
+      std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue);
+  ApiServer server(ApiContext{registry, text, *store, audio}, options.server);
   g_server = &server;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -53,7 +53,7 @@ const std::vector<Option>& options_table() {
       {"--port", "ALLM_PORT", "N", "port to listen on (default 8080)",
        int_setter(1, 65535, [](ServeOptions& o, long v) { o.server.port = static_cast<int>(v); })},
       {"--models-dir", "ALLM_MODELS_DIR", "DIR",
-       "every .gguf file and every folder in DIR is a model (default ~/.allm/models)",
+       "every .gguf file, whisper .bin file and folder in DIR is a model (default ~/.allm/models)",
        [](ServeOptions& o, const std::string& v) {
          o.models_dir = v;
          return std::string();
@@ -77,8 +77,29 @@ const std::vector<Option>& options_table() {
                   [](ServeOptions& o, long v) { o.text.ctx_size = static_cast<int>(v); })},
       {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",
        int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
-      {"--threads", "ALLM_THREADS", "N", "CPU threads for inference (default: all cores)",
-       int_setter(0, 1024, [](ServeOptions& o, long v) { o.text.threads = static_cast<int>(v); })},
+      {"--threads", "ALLM_THREADS", "N",
+       "CPU threads for inference (default: all cores; for audio, per transcription: cores / "
+       "--audio-parallel)",
+       int_setter(0, 1024,
+                  [](ServeOptions& o, long v) {
+                    o.text.threads = static_cast<int>(v);
+                    o.audio.threads = static_cast<int>(v);
+                  })},
+      {"--audio-parallel", "ALLM_AUDIO_PARALLEL", "N", "transcriptions running at once (default 2)",
+       int_setter(1, 64, [](ServeOptions& o, long v) { o.audio.parallel = static_cast<int>(v); })},
+      {"--audio-queue", "ALLM_AUDIO_QUEUE", "N",
+       "transcriptions waiting for a free slot; more get 429 (default 8)",
+       int_setter(0, 4096, [](ServeOptions& o, long v) { o.audio.queue = static_cast<int>(v); })},
+      {"--max-audio-seconds", "ALLM_MAX_AUDIO_SECONDS", "N",
+       "longest audio accepted, longer uploads get 400 (default 1800)",
+       int_setter(
+           1, 86400,
+           [](ServeOptions& o, long v) { o.audio.max_audio_seconds = static_cast<double>(v); })},
+      {"--audio-timeout", "ALLM_AUDIO_TIMEOUT", "SECONDS",
+       "time limit per transcription, waiting included; past it 504 TIMEOUT (default 600)",
+       int_setter(
+           1, 86400,
+           [](ServeOptions& o, long v) { o.audio.timeout_seconds = static_cast<double>(v); })},
       {"--data-dir", "ALLM_DATA_DIR", "DIR",
        "where stored responses and demo models live (default ~/.allm)",
        [](ServeOptions& o, const std::string& v) {
@@ -171,7 +192,8 @@ bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::stri
 std::string serve_help() {
   std::string out =
       "usage: allm serve [options]\n\n"
-      "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions, /v1/models).\n"
+      "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions,\n"
+      "/v1/audio/transcriptions, /v1/audio/translations, /v1/models).\n"
       "Every option can also be set by the environment variable shown.\n\n";
   for (const Option& option : options_table()) {
     std::string left = std::string("  ") + option.flag;

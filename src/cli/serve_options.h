@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "api/server.h"
+#include "core/audio_manager.h"
 #include "core/model_registry.h"
 #include "core/text_manager.h"
 
@@ -13,6 +14,7 @@ namespace allm {
 struct ServeOptions {
   ServerConfig server;
   TextManagerConfig text;
+  AudioManagerConfig audio;
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;

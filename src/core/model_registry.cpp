@@ -16,13 +16,17 @@ std::optional<ModelFormat> parse_model_format(const std::string& name) {
   return std::nullopt;
 }
 
-const char* modality_name(Modality) {
-  return "text";
+const char* modality_name(Modality modality) {
+  return modality == Modality::AUDIO ? "audio" : "text";
 }
 
 static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Modality modality_of_path(const fs::path& path) {
+  return ends_with(path.filename().string(), ".bin") ? Modality::AUDIO : Modality::TEXT;
 }
 
 static bool is_safetensors_name(const std::string& name) {
@@ -101,6 +105,7 @@ std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string*
     }
   }
   entry.path = path;
+  entry.modality = modality_of_path(entry.path);
   return entry;
 }
 
@@ -120,8 +125,9 @@ void ModelRegistry::refresh() {
       entry.path = item.path();
       if (item.is_directory(ec)) {
         entry.id = name;
-      } else if (ends_with(name, ".gguf")) {
+      } else if (ends_with(name, ".gguf") || ends_with(name, ".bin")) {
         entry.id = item.path().stem().string();
+        entry.modality = modality_of_path(item.path());
       } else {
         continue;
       }

@@ -46,6 +46,12 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::acquire(const std::string
         request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
     return nullptr;
   }
+  if (entry->modality != Modality::TEXT) {
+    *error = request_error("The model '" + model_id + "' is an " + modality_name(entry->modality) +
+                               " model; use it with /v1/audio/transcriptions",
+                           "model");
+    return nullptr;
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   if (auto it = loaded_.find(model_id); it != loaded_.end()) return it->second;
   if (auto it = loading_.find(model_id); it != loading_.end()) {

@@ -3,7 +3,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import fs from 'node:fs';
 import { useServer, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS } from './helpers.mjs';
+import { speechFiles } from './audio_helpers.mjs';
 
 describe('demo default', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({ fixture: false });
@@ -11,8 +13,9 @@ describe('demo default', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () 
   it('lists demo-text and answers /v1/responses through the SDK', { timeout: TEST_TIMEOUT_MS }, async () => {
     const client = new OpenAI({ baseURL: `${srv.baseURL}/v1`, apiKey: 'unused' });
     const models = await client.models.list();
-    assert.deepEqual(models.data.map((m) => m.id), ['demo-text']);
+    assert.deepEqual(models.data.map((m) => m.id), ['demo-text', 'demo-whisper']);
     assert.equal(models.data[0].format, 'gguf');
+    assert.equal(models.data[1].modality, 'audio');
 
     const response = await client.responses.create({
       model: 'demo-text', input: 'Hello!', max_output_tokens: 8, temperature: 0,
@@ -29,5 +32,12 @@ describe('demo default', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () 
     const final = await stream.finalResponse();
     assert.equal(final.output_text, deltas);
     assert.equal(final.output_text, response.output_text);
+  });
+
+  it('transcribes with demo-whisper through the SDK', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const client = new OpenAI({ baseURL: `${srv.baseURL}/v1`, apiKey: 'unused' });
+    const { wav } = await speechFiles();
+    const r = await client.audio.transcriptions.create({ model: 'demo-whisper', file: fs.createReadStream(wav) });
+    assert.equal(typeof r.text, 'string');
   });
 });

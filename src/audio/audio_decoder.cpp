@@ -1,0 +1,262 @@
+#include "audio/audio_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// miniaudio (from the llama.cpp tree) is compiled here, decoders only: no devices, no encoders.
+#define MA_NO_DEVICE_IO
+#define MA_NO_ENCODING
+#define MA_NO_GENERATION
+#define MA_NO_ENGINE
+#define MA_NO_NODE_GRAPH
+#define MA_NO_RESOURCE_MANAGER
+#define MA_NO_VORBIS
+#define MA_NO_OPUS
+#define MINIAUDIO_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "miniaudio/miniaudio.h"
+#pragma GCC diagnostic pop
+
+namespace allm {
+
+namespace {
+
+constexpr const char* kAcceptedFormats = "accepted formats: WAV (PCM or float), MP3, FLAC";
+
+bool starts_with(const std::string& bytes, size_t offset, const char* magic) {
+  const size_t n = std::strlen(magic);
+  return bytes.size() >= offset + n && bytes.compare(offset, n, magic) == 0;
+}
+
+bool is_mpeg_frame_sync(const std::string& bytes) {
+  if (bytes.size() < 2) return false;
+  const auto b0 = static_cast<unsigned char>(bytes[0]);
+  const auto b1 = static_cast<unsigned char>(bytes[1]);
+  const bool layer_bits_set = (b1 & 0x06) != 0;  // 00 is "reserved", not an MPEG audio layer
+  return b0 == 0xFF && (b1 & 0xE0) == 0xE0 && layer_bits_set;
+}
+
+ma_encoding_format miniaudio_format(AudioContainer container) {
+  switch (container) {
+    case AudioContainer::WAV: return ma_encoding_format_wav;
+    case AudioContainer::MP3: return ma_encoding_format_mp3;
+    case AudioContainer::FLAC: return ma_encoding_format_flac;
+    default: return ma_encoding_format_unknown;
+  }
+}
+
+AudioDecodeResult failure(AudioDecodeStatus status, std::string problem) {
+  return AudioDecodeResult{status, std::move(problem)};
+}
+
+std::string seconds_text(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", seconds);
+  return buf;
+}
+
+// Reads every frame as interleaved float, stopping early once more than `max_frames` arrived.
+std::vector<float> read_all_frames(ma_decoder& decoder, int channels, uint64_t max_frames,
+                                   uint64_t* frames_read) {
+  constexpr ma_uint64 kChunkFrames = 16384;
+  std::vector<float> pcm;
+  *frames_read = 0;
+  for (;;) {
+    pcm.resize((*frames_read + kChunkFrames) * channels);
+    ma_uint64 got = 0;
+    const ma_result result = ma_decoder_read_pcm_frames(
+        &decoder, pcm.data() + *frames_read * channels, kChunkFrames, &got);
+    *frames_read += got;
+    if (result != MA_SUCCESS || got == 0 || *frames_read > max_frames) break;
+  }
+  pcm.resize(*frames_read * channels);
+  return pcm;
+}
+
+uint32_t read_u32le(const std::string& bytes, size_t offset) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes[offset + i]);
+  return v;
+}
+
+// Whether a RIFF/WAVE file's data chunk claims more bytes than the file holds: an upload cut
+// off in transfer. (0 and 0xFFFFFFFF are what streaming writers put there; they claim nothing.)
+bool wav_data_truncated(const std::string& bytes) {
+  if (!starts_with(bytes, 0, "RIFF") || !starts_with(bytes, 8, "WAVE")) return false;
+  size_t offset = 12;
+  while (offset + 8 <= bytes.size()) {
+    const uint32_t size = read_u32le(bytes, offset + 4);
+    const size_t available = bytes.size() - offset - 8;
+    if (bytes.compare(offset, 4, "data") == 0) {
+      return size != 0 && size != 0xFFFFFFFFu && size > available;
+    }
+    if (size > available) return false;  // a broken header; the decoder reports it
+    offset += 8 + size + (size & 1);     // chunks are padded to even sizes
+  }
+  return false;
+}
+
+// Blackman-windowed sinc, tabulated: the kernel is evaluated at arbitrary fractional offsets for
+// every output sample, and sin() per tap would dominate the cost.
+constexpr int kZeroCrossings = 16;  // kernel half-width in zero crossings
+constexpr int kTableSteps = 512;    // table entries per zero crossing
+
+const std::vector<float>& sinc_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(kZeroCrossings * kTableSteps + 2, 0.0f);
+    for (size_t i = 0; i <= static_cast<size_t>(kZeroCrossings * kTableSteps); ++i) {
+      const double x = static_cast<double>(i) / kTableSteps;
+      const double sinc = i == 0 ? 1.0 : std::sin(M_PI * x) / (M_PI * x);
+      const double w = 0.42 + 0.5 * std::cos(M_PI * x / kZeroCrossings) +
+                       0.08 * std::cos(2.0 * M_PI * x / kZeroCrossings);
+      t[i] = static_cast<float>(sinc * w);
+    }
+    return t;
+  }();
+  return table;
+}
+
+float kernel_at(const std::vector<float>& table, double x) {
+  x = std::fabs(x) * kTableSteps;
+  const size_t i = static_cast<size_t>(x);
+  if (i >= table.size() - 1) return 0.0f;
+  const float frac = static_cast<float>(x - static_cast<double>(i));
+  return table[i] + (table[i + 1] - table[i]) * frac;
+}
+
+}  // namespace
+
+AudioContainer sniff_audio_container(const std::string& bytes) {
+  if (bytes.empty()) return AudioContainer::EMPTY;
+  // Any RIFF counts, so that a cut-off WAV header is reported as a broken WAV.
+  if (starts_with(bytes, 0, "RIFF")) return AudioContainer::WAV;
+  if (starts_with(bytes, 0, "RIFX") || starts_with(bytes, 0, "RF64")) return AudioContainer::WAV;
+  if (starts_with(bytes, 0, "fLaC")) return AudioContainer::FLAC;
+  if (starts_with(bytes, 0, "ID3") || is_mpeg_frame_sync(bytes)) return AudioContainer::MP3;
+  if (starts_with(bytes, 0, "OggS")) return AudioContainer::OGG;
+  if (starts_with(bytes, 4, "ftyp")) return AudioContainer::MP4;
+  if (starts_with(bytes, 0, "\x1A\x45\xDF\xA3")) return AudioContainer::WEBM;
+  return AudioContainer::UNKNOWN;
+}
+
+const char* audio_container_name(AudioContainer container) {
+  switch (container) {
+    case AudioContainer::WAV: return "WAV";
+    case AudioContainer::MP3: return "MP3";
+    case AudioContainer::FLAC: return "FLAC";
+    case AudioContainer::OGG: return "OGG";
+    case AudioContainer::MP4: return "MP4/M4A";
+    case AudioContainer::WEBM: return "WebM/Matroska";
+    case AudioContainer::EMPTY: return "empty";
+    case AudioContainer::UNKNOWN: break;
+  }
+  return "unknown";
+}
+
+std::vector<float> downmix_to_mono(const std::vector<float>& interleaved, int channels) {
+  if (channels <= 1) return interleaved;
+  std::vector<float> mono(interleaved.size() / channels);
+  for (size_t i = 0; i < mono.size(); ++i) {
+    float sum = 0.0f;
+    for (int c = 0; c < channels; ++c) sum += interleaved[i * channels + c];
+    mono[i] = sum / static_cast<float>(channels);
+  }
+  return mono;
+}
+
+std::vector<float> resample(const std::vector<float>& input, int from_rate, int to_rate) {
+  if (from_rate == to_rate || input.empty()) return input;
+  const std::vector<float>& table = sinc_table();
+  const double step = static_cast<double>(from_rate) / to_rate;  // input samples per output
+  // Cutoff relative to the input's Nyquist; slightly below the target's Nyquist when
+  // downsampling so the window's transition band does not fold back.
+  const double cutoff = std::min(1.0, static_cast<double>(to_rate) / from_rate) * 0.96;
+  const double half_width = kZeroCrossings / cutoff;
+  const size_t out_size = static_cast<size_t>(
+      (static_cast<uint64_t>(input.size()) * to_rate + from_rate - 1) / from_rate);
+  const long last = static_cast<long>(input.size()) - 1;
+  std::vector<float> out(out_size);
+  for (size_t n = 0; n < out_size; ++n) {
+    const double center = n * step;
+    const long first = std::max(0L, static_cast<long>(std::ceil(center - half_width)));
+    const long end = std::min(last, static_cast<long>(std::floor(center + half_width)));
+    double sum = 0.0;
+    for (long k = first; k <= end; ++k) sum += input[k] * kernel_at(table, (center - k) * cutoff);
+    out[n] = static_cast<float>(sum * cutoff);
+  }
+  return out;
+}
+
+AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, DecodedAudio* out) {
+  const AudioContainer container = sniff_audio_container(bytes);
+  if (container == AudioContainer::EMPTY) {
+    return failure(AudioDecodeStatus::INVALID, "the audio file is empty");
+  }
+  if (container == AudioContainer::UNKNOWN) {
+    return failure(
+        AudioDecodeStatus::UNSUPPORTED_FORMAT,
+        std::string("the file is not audio in a supported format (") + kAcceptedFormats + ")");
+  }
+  if (miniaudio_format(container) == ma_encoding_format_unknown) {
+    return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT,
+                   std::string(audio_container_name(container)) + " files are not supported (" +
+                       kAcceptedFormats + ")");
+  }
+  const std::string kind = audio_container_name(container);
+  if (wav_data_truncated(bytes)) {
+    return failure(AudioDecodeStatus::INVALID,
+                   "the WAV file is truncated: its data chunk is larger than the file");
+  }
+  ma_decoder_config config = ma_decoder_config_init(ma_format_f32, 0, 0);
+  config.encodingFormat = miniaudio_format(container);
+  ma_decoder decoder;
+  if (ma_decoder_init_memory(bytes.data(), bytes.size(), &config, &decoder) != MA_SUCCESS) {
+    return failure(AudioDecodeStatus::INVALID, "the file starts like " + kind +
+                                                   " but cannot be decoded (corrupt or truncated)");
+  }
+  ma_format format;
+  ma_uint32 channels = 0, rate = 0;
+  ma_decoder_get_data_format(&decoder, &format, &channels, &rate, nullptr, 0);
+  if (channels == 0 || channels > 32 || rate < 1000 || rate > 768000) {
+    ma_decoder_uninit(&decoder);
+    return failure(AudioDecodeStatus::INVALID, "the " + kind + " header is invalid (" +
+                                                   std::to_string(channels) + " channels at " +
+                                                   std::to_string(rate) + " Hz)");
+  }
+  ma_uint64 declared = 0;
+  if (ma_decoder_get_length_in_pcm_frames(&decoder, &declared) != MA_SUCCESS) declared = 0;
+  const uint64_t max_frames = static_cast<uint64_t>(max_seconds * rate);
+  uint64_t frames = 0;
+  std::vector<float> pcm =
+      read_all_frames(decoder, static_cast<int>(channels), max_frames, &frames);
+  ma_decoder_uninit(&decoder);
+
+  if (frames > max_frames) {
+    return failure(AudioDecodeStatus::TOO_LONG, "the audio is longer than the limit of " +
+                                                    seconds_text(max_seconds) +
+                                                    " (--max-audio-seconds)");
+  }
+  if (frames == 0) {
+    return failure(AudioDecodeStatus::INVALID,
+                   "the " + kind + " file holds no audio samples (empty or corrupt)");
+  }
+  // A header that promises more than the data delivers means the upload was cut off.
+  if (declared > frames && declared - frames > rate / 100) {
+    return failure(AudioDecodeStatus::INVALID,
+                   "the " + kind + " file is truncated: its header declares " +
+                       seconds_text(static_cast<double>(declared) / rate) +
+                       " of audio but it holds " +
+                       seconds_text(static_cast<double>(frames) / rate));
+  }
+  out->source_rate = static_cast<int>(rate);
+  out->source_channels = static_cast<int>(channels);
+  out->samples = resample(downmix_to_mono(pcm, static_cast<int>(channels)), static_cast<int>(rate),
+                          kWhisperSampleRate);
+  out->duration_seconds = static_cast<double>(frames) / rate;
+  return {};
+}
+
+}  // namespace allm

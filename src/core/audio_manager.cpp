@@ -1,0 +1,196 @@
+#include "core/audio_manager.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "audio/audio_decoder.h"
+#include "core/log.h"
+
+namespace allm {
+
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+
+Error audio_problem(const AudioDecodeResult& result) {
+  return request_error(result.problem, "file",
+                       result.status == AudioDecodeStatus::UNSUPPORTED_FORMAT
+                           ? "unsupported_file_format"
+                           : "invalid_file");
+}
+
+}  // namespace
+
+// Holds one of the `parallel` running slots for as long as it lives.
+class AudioManager::Slot {
+ public:
+  explicit Slot(AudioManager& manager) : manager_(manager) {}
+  ~Slot() { manager_.release_slot(); }
+
+ private:
+  AudioManager& manager_;
+};
+
+AudioManager::AudioManager(ModelRegistry& registry, AudioManagerConfig config)
+    : registry_(registry), config_(config) {}
+
+AudioManager::~AudioManager() = default;
+
+Error AudioManager::preload(const std::string& model_id) {
+  Error error;
+  acquire(model_id, &error);
+  return error;
+}
+
+std::shared_ptr<WhisperModel> AudioManager::acquire(const std::string& model_id, Error* error) {
+  std::optional<ModelEntry> entry = registry_.find(model_id);
+  if (!entry) {
+    *error =
+        request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
+    return nullptr;
+  }
+  if (entry->modality != Modality::AUDIO) {
+    *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
+                               " model; the audio endpoints need a whisper model (.bin)",
+                           "model");
+    return nullptr;
+  }
+  return models_.get(
+      model_id,
+      [&](Error* load_error) -> std::shared_ptr<WhisperModel> {
+        const auto started = Clock::now();
+        ALLM_LOG_INFO("loading audio model '%s' from %s", model_id.c_str(), entry->path.c_str());
+        std::string problem;
+        std::shared_ptr<WhisperModel> model = WhisperModel::load(entry->path.string(), &problem);
+        if (!model) {
+          ALLM_LOG_ERROR("audio model '%s' failed to load: %s", model_id.c_str(), problem.c_str());
+          *load_error = make_error(ErrorCode::LOAD_FAILED, "model '" + model_id + "': " + problem);
+          return nullptr;
+        }
+        ALLM_LOG_INFO("audio model '%s' loaded in %.2f s", model_id.c_str(),
+                      std::chrono::duration<double>(Clock::now() - started).count());
+        return model;
+      },
+      error);
+}
+
+Error AudioManager::wait_for_slot(Clock::time_point deadline,
+                                  const std::function<bool()>& client_gone) {
+  std::unique_lock<std::mutex> lock(slots_mutex_);
+  if (running_ < config_.parallel && waiting_.empty()) {
+    ++running_;
+    return {};
+  }
+  if (static_cast<int>(waiting_.size()) >= config_.queue) {
+    return request_error("too many transcriptions in progress (" +
+                             std::to_string(config_.parallel) + " running, " +
+                             std::to_string(config_.queue) +
+                             " waiting: --audio-parallel, --audio-queue); retry shortly",
+                         "", "rate_limit_exceeded");
+  }
+  const uint64_t ticket = next_ticket_++;
+  waiting_.push_back(ticket);
+  auto leave_queue = [&] {
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), ticket));
+    slot_freed_.notify_all();
+  };
+  for (;;) {
+    const bool admitted = slot_freed_.wait_for(lock, kPollInterval, [&] {
+      return waiting_.front() == ticket && running_ < config_.parallel;
+    });
+    if (admitted) {
+      waiting_.pop_front();
+      ++running_;
+      slot_freed_.notify_all();  // the next in line may fit too
+      return {};
+    }
+    if (Clock::now() >= deadline) {
+      leave_queue();
+      return make_error(ErrorCode::TIMEOUT, "the request waited longer than the time limit (" +
+                                                std::to_string(config_.timeout_seconds) +
+                                                " s, --audio-timeout) for a free slot");
+    }
+    if (client_gone && client_gone()) {
+      leave_queue();
+      return make_error(ErrorCode::CANCELLED, "the client disconnected while waiting");
+    }
+  }
+}
+
+void AudioManager::release_slot() {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  --running_;
+  slot_freed_.notify_all();
+}
+
+int AudioManager::threads_per_job() const {
+  if (config_.threads > 0) return config_.threads;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, config_.parallel));
+}
+
+Error AudioManager::transcribe(const AudioRequest& request, const std::string& file,
+                               Transcript* out) {
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(config_.timeout_seconds));
+  Error error;
+  std::shared_ptr<WhisperModel> model = acquire(request.model, &error);
+  if (!model) return error;
+  if (!request.language.empty() && !WhisperModel::knows_language(request.language)) {
+    return request_error("'" + request.language +
+                             "' is not a language whisper knows (expected "
+                             "an ISO-639-1 code such as en, de, ja)",
+                         "language");
+  }
+  DecodedAudio audio;
+  const AudioDecodeResult decoded = decode_audio(file, config_.max_audio_seconds, &audio);
+  if (decoded.status != AudioDecodeStatus::OK) return audio_problem(decoded);
+
+  if ((error = wait_for_slot(deadline, request.client_gone))) return error;
+  Slot slot(*this);
+
+  TranscribeOptions options;
+  options.translate = request.task == AudioTask::TRANSLATE;
+  options.language = request.language;
+  options.prompt = request.prompt;
+  options.temperature = request.temperature;
+  options.word_timestamps = request.word_timestamps;
+  options.threads = threads_per_job();
+  bool timed_out = false, cancelled = false;
+  auto last_poll = Clock::now();
+  // Polled from inside ggml's compute loop: the deadline is cheap to check, the socket is
+  // looked at only every kPollInterval.
+  auto should_abort = [&] {
+    const auto now = Clock::now();
+    if (now >= deadline) timed_out = true;
+    if (!timed_out && request.client_gone && now - last_poll >= kPollInterval) {
+      last_poll = now;
+      cancelled = request.client_gone();
+    }
+    return timed_out || cancelled;
+  };
+  const auto started = Clock::now();
+  const WhisperRunStatus status = model->transcribe(audio.samples, options, should_abort, out);
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  switch (status) {
+    case WhisperRunStatus::OK:
+      out->duration = audio.duration_seconds;
+      ALLM_LOG_INFO("model '%s': %.2f s of audio transcribed in %.2f s (RTF %.3f)",
+                    request.model.c_str(), audio.duration_seconds, seconds,
+                    seconds / std::max(1e-9, audio.duration_seconds));
+      return {};
+    case WhisperRunStatus::ABORTED:
+      if (timed_out) {
+        return make_error(ErrorCode::TIMEOUT, "the transcription ran past the time limit (" +
+                                                  std::to_string(config_.timeout_seconds) +
+                                                  " s, --audio-timeout)");
+      }
+      ALLM_LOG_INFO("model '%s': transcription cancelled (the client disconnected)",
+                    request.model.c_str());
+      return make_error(ErrorCode::CANCELLED, "the client disconnected");
+    case WhisperRunStatus::FAILED: break;
+  }
+  return make_error(ErrorCode::INTERNAL, "whisper.cpp failed to transcribe the audio");
+}
+
+}  // namespace allm

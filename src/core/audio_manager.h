@@ -1,0 +1,71 @@
+// AudioManager: owns the loaded whisper models (loaded on first use, shared by every request),
+// admits a bounded number of transcriptions at once with a bounded queue behind them, and
+// enforces the per-request time limit, client cancellation and the audio duration limit.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "audio/whisper_runner.h"
+#include "core/error.h"
+#include "core/load_once.h"
+#include "core/model_registry.h"
+
+namespace allm {
+
+struct AudioManagerConfig {
+  int parallel = 2;                 // transcriptions running at once, all models together
+  int queue = 8;                    // requests waiting for a slot; beyond that, 429
+  double max_audio_seconds = 1800;  // longer uploads are refused (400)
+  double timeout_seconds = 600;     // per request, waiting included (504 TIMEOUT)
+  int threads = 0;                  // CPU threads per transcription; 0: cores / parallel
+};
+
+enum class AudioTask { TRANSCRIBE, TRANSLATE };
+
+struct AudioRequest {
+  std::string model;
+  AudioTask task = AudioTask::TRANSCRIBE;
+  std::string language;  // ISO-639-1; empty: detected
+  std::string prompt;
+  float temperature = 0.0f;
+  bool word_timestamps = false;
+  std::function<bool()> client_gone;  // polled while waiting and running; may be empty
+};
+
+class AudioManager {
+ public:
+  AudioManager(ModelRegistry& registry, AudioManagerConfig config);
+  ~AudioManager();
+
+  Error preload(const std::string& model_id);
+  // Decodes the uploaded `file`, waits for a slot and transcribes it; blocks until done.
+  Error transcribe(const AudioRequest& request, const std::string& file, Transcript* out);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  class Slot;
+
+  std::shared_ptr<WhisperModel> acquire(const std::string& model_id, Error* error);
+  Error wait_for_slot(Clock::time_point deadline, const std::function<bool()>& client_gone);
+  void release_slot();
+  int threads_per_job() const;
+
+  ModelRegistry& registry_;
+  AudioManagerConfig config_;
+  LoadOnce<WhisperModel> models_;
+
+  std::mutex slots_mutex_;
+  std::condition_variable slot_freed_;
+  int running_ = 0;
+  std::deque<uint64_t> waiting_;  // tickets, first come first served
+  uint64_t next_ticket_ = 0;
+};
+
+}  // namespace allm
