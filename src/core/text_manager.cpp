@@ -79,21 +79,17 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
     *error = resolved.error;
     return nullptr;
   }
-  if (resolved.format == ModelFormat::SAFETENSORS) {
-    *error = make_error(ErrorCode::UNSUPPORTED,
-                        "model '" + entry.id +
-                            "' is in safetensors format, which safetensors.cpp will serve; it is "
-                            "not part of this build yet. Serve a GGUF of it instead (register "
-                            "NAME=PATH:gguf when the folder holds both).");
-    return nullptr;
-  }
   const auto started = std::chrono::steady_clock::now();
-  ALLM_LOG_INFO("loading model '%s' from %s", entry.id.c_str(), resolved.file.c_str());
+  ALLM_LOG_INFO("loading model '%s' (%s) from %s", entry.id.c_str(),
+                model_format_name(resolved.format), resolved.file.c_str());
   BackendParams params;
   params.ctx_per_sequence = config_.ctx_size;
   params.sequences = config_.parallel;
   params.threads = config_.threads;
-  std::unique_ptr<TextBackend> backend = open_llama_backend(resolved.file.string(), params, error);
+  std::unique_ptr<TextBackend> backend =
+      resolved.format == ModelFormat::GGUF
+          ? open_llama_backend(resolved.file.string(), params, error)
+          : open_safetensors_backend(resolved.file.string(), params, error);
   if (!backend) {
     ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(), error->message.c_str());
     return nullptr;

@@ -17,6 +17,8 @@ struct BackendParams {
   int ctx_per_sequence = 4096;  // context length each sequence may use
   int sequences = 4;            // sequences decoded together in one batch
   int threads = 0;              // 0: the library's default
+  // Exact-arithmetic settings for parity checks: F32 KV cache, no flash attention.
+  bool f32_cache = false;
 };
 
 // One entry of a decode batch.
@@ -56,5 +58,8 @@ class TextBackend {
 // Opens a GGUF file with llama.cpp. Corrupt files → MODEL_CORRUPT / LOAD_FAILED.
 std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
                                                 const BackendParams& params, Error* error);
+// Opens a Hugging Face folder with safetensors.cpp.
+std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
+                                                      const BackendParams& params, Error* error);
 
 }  // namespace allm

@@ -89,7 +89,10 @@ std::unique_ptr<ChatFormatter> ChatFormatter::create(const std::string& jinja_te
                                                      const std::string& bos_text,
                                                      const std::string& eos_text, Error* error) {
   try {
-    auto templates = common_chat_templates_init(nullptr, jinja_template, bos_text, eos_text);
+    // llama.cpp's chat layer names its built-in fallback "chatml"; an empty string would make it
+    // look for a template in a model it is not given.
+    const std::string source = jinja_template.empty() ? "chatml" : jinja_template;
+    auto templates = common_chat_templates_init(nullptr, source, bos_text, eos_text);
     if (!templates) {
       *error = make_error(ErrorCode::LOAD_FAILED, "the model's chat template could not be read");
       return nullptr;

@@ -158,6 +158,11 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   ctx_params.n_batch = 512;
   ctx_params.n_ubatch = 512;
   ctx_params.kv_unified = false;  // each sequence gets its own ctx_per_sequence slice
+  if (params.f32_cache) {
+    ctx_params.type_k = GGML_TYPE_F32;
+    ctx_params.type_v = GGML_TYPE_F32;
+    ctx_params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  }
   if (params.threads > 0) {
     ctx_params.n_threads = params.threads;
     ctx_params.n_threads_batch = params.threads;

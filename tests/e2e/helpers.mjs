@@ -536,7 +536,7 @@ export function checkResponseStream(events, ctx = '') {
 }
 
 /** Validate a /v1/chat/completions SSE stream; returns {content, finish_reason, usage, chunks}. */
-export function checkChatStream(events, { includeUsage = false } = {}, ctx = '') {
+export function checkChatStream(events, { includeUsage = false, model = MODEL } = {}, ctx = '') {
   assert.ok(Array.isArray(events) && events.length >= 2, `too few SSE events ${ctx}`);
   const last = events[events.length - 1];
   assert.equal(last.data, '[DONE]', `stream must end with data: [DONE], got ${last.raw} ${ctx}`);
@@ -553,7 +553,7 @@ export function checkChatStream(events, { includeUsage = false } = {}, ctx = '')
   chunks.forEach((c, i) => {
     assert.equal(c.object, 'chat.completion.chunk', `chunk #${i} object: ${JSON.stringify(c)} ${ctx}`);
     assert.equal(c.id, id, `all chunks must share the id: ${JSON.stringify(c)} ${ctx}`);
-    assert.equal(c.model, MODEL, `chunk #${i} model: ${JSON.stringify(c)} ${ctx}`);
+    assert.equal(c.model, model, `chunk #${i} model: ${JSON.stringify(c)} ${ctx}`);
     assert.equal(typeof c.created, 'number', `chunk #${i} created: ${JSON.stringify(c)} ${ctx}`);
     assert.ok(Array.isArray(c.choices), `chunk #${i} choices must be an array: ${JSON.stringify(c)} ${ctx}`);
     if (c.choices.length === 0) {

@@ -11,9 +11,9 @@ import {
 
 const T = { timeout: TEST_TIMEOUT_MS };
 
-async function writeSafetensorsDir(dir) {
+async function writeSafetensorsDir(dir, config = { model_type: 'llama' }) {
   await fsp.mkdir(dir, { recursive: true });
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(config));
   await fsp.writeFile(path.join(dir, 'model.safetensors'), Buffer.alloc(8));
 }
 
@@ -25,6 +25,8 @@ describe('model formats', { timeout: HOOK_TIMEOUT_MS + 10 * TEST_TIMEOUT_MS }, (
       await writeSafetensorsDir(path.join(modelsDir, 'mixed'));
       await copyFixture(path.join(modelsDir, 'mixed', 'model.gguf'));
       await fsp.writeFile(path.join(modelsDir, 'broken.gguf'), crypto.randomBytes(4096));
+      await writeSafetensorsDir(path.join(modelsDir, 'invented'), { model_type: 'frobnicator' });
+      await writeSafetensorsDir(path.join(modelsDir, 'glm-planned'), { model_type: 'glm' });
       // outside it, registered explicitly
       const extra = path.join(tmp, 'extra');
       await writeSafetensorsDir(path.join(extra, 'both'));
@@ -57,11 +59,22 @@ describe('model formats', { timeout: HOOK_TIMEOUT_MS + 10 * TEST_TIMEOUT_MS }, (
     }
   });
 
-  it('a safetensors model answers 501 UNSUPPORTED', T, async () => {
+  it('a broken safetensors folder answers 422 MODEL_CORRUPT or LOAD_FAILED', T, async () => {
     const r = await postJSON(srv.baseURL, '/v1/responses', { model: 'st-only', input: 'hi', max_output_tokens: 2 });
-    assertError(r, { status: 501, code: 'UNSUPPORTED', what: 'POST /v1/responses model=st-only' });
+    assertError(r, { status: 422, codes: ['MODEL_CORRUPT', 'LOAD_FAILED'], what: 'POST /v1/responses model=st-only' });
     const r2 = await postJSON(srv.baseURL, '/v1/chat/completions', { model: 'st-only', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
-    assertError(r2, { status: 501, code: 'UNSUPPORTED', what: 'POST /v1/chat/completions model=st-only' });
+    assertError(r2, { status: 422, codes: ['MODEL_CORRUPT', 'LOAD_FAILED'], what: 'POST /v1/chat/completions model=st-only' });
+  });
+
+  it('an unknown model_type and the planned glm answer 501 UNSUPPORTED through both APIs', T, async () => {
+    for (const [model, mention] of [['invented', 'frobnicator'], ['glm-planned', 'planned']]) {
+      const r = await postJSON(srv.baseURL, '/v1/responses', { model, input: 'hi', max_output_tokens: 2 });
+      assertError(r, { status: 501, code: 'UNSUPPORTED', what: `POST /v1/responses model=${model}` });
+      assert.ok(r.json.error.message.includes(mention), r.json.error.message);
+      assert.ok(r.json.error.message.includes('qwen3'), `lists the supported architectures: ${r.json.error.message}`);
+      const r2 = await postJSON(srv.baseURL, '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      assertError(r2, { status: 501, code: 'UNSUPPORTED', what: `POST /v1/chat/completions model=${model}` });
+    }
   });
 
   it('a dir with both formats registered as :gguf runs the GGUF (same output as the fixture)', T, async () => {

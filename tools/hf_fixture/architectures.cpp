@@ -137,6 +137,16 @@ ModelSpec model_spec(Arch arch, int tokenizer_size, bool tie_embeddings) {
   return s;
 }
 
+void scale_to_1b(ModelSpec* s) {
+  s->hidden = 2048;
+  s->intermediate = 8192;
+  s->layers = 16;
+  s->heads = 32;
+  s->kv_heads = 8;
+  s->head_dim = 64;
+  s->vocab_size = 32000;
+}
+
 std::vector<Tensor> random_weights(const ModelSpec& spec, const ByteLevelVocabulary& vocab,
                                    DType dtype, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -15,6 +15,9 @@ std::optional<Arch> parse_arch(const std::string& name);  // llama|llama3|mistra
 
 // The tiny model of `arch` for a tokenizer of `tokenizer_size` tokens.
 ModelSpec model_spec(Arch arch, int tokenizer_size, bool tie_embeddings);
+// Resizes a spec to about 1B parameters (Llama-3.2-1B-like widths, a 32000-row vocabulary whose
+// ids past the tokenizer are padding) for benchmarks: speed does not depend on weight values.
+void scale_to_1b(ModelSpec* spec);
 
 // Every tensor of the checkpoint, in file order, filled with deterministic random values
 // (rounded to `dtype`): projections ~ N(0, 1/fan_in), norms ~ 1 + N(0, 0.01), biases small.

@@ -28,6 +28,7 @@ Fixture build_fixture(const FixtureOptions& options) {
   f.vocab = tiny_byte_level_vocabulary();
   f.spec =
       model_spec(options.arch, static_cast<int>(f.vocab.tokens.size()), options.tie_embeddings);
+  if (options.bench_size) scale_to_1b(&f.spec);
   f.tensors = random_weights(f.spec, f.vocab, f.dtype, options.seed);
   return f;
 }

@@ -17,6 +17,7 @@ struct FixtureOptions {
   int shards = 1;
   uint64_t seed = 42;
   bool tie_embeddings = false;
+  bool bench_size = false;  // ~1B parameters instead of tiny
 };
 
 // The model (spec, vocabulary, weights) the options describe; deterministic in the seed.

@@ -13,7 +13,8 @@ namespace {
 
 const char* const kUsage =
     "usage: allm-make-hf-fixture --arch llama|llama3|mistral|qwen2|qwen3 --dtype f32|f16|bf16\n"
-    "                            --out DIR [--gguf FILE.gguf] [--shards N] [--seed N] [--tie]\n";
+    "                            --out DIR [--gguf FILE.gguf] [--shards N] [--seed N] [--tie]\n"
+    "                            [--size tiny|1b]\n";
 
 int usage() {
   std::fputs(kUsage, stderr);
@@ -45,6 +46,9 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
       options->gguf_path = value;
     } else if (arg == "--shards") {
       options->shards = std::atoi(value.c_str());
+    } else if (arg == "--size") {
+      if (value != "tiny" && value != "1b") return false;
+      options->bench_size = value == "1b";
     } else if (arg == "--seed") {
       options->seed = std::strtoull(value.c_str(), nullptr, 10);
     } else {

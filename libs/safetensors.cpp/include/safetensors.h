@@ -1,0 +1,95 @@
+// safetensors.cpp: runs Hugging Face checkpoints (config.json + *.safetensors + tokenizer.json)
+// directly on ggml, with no conversion step. C API with opaque handles.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct stcpp_model stcpp_model;
+typedef struct stcpp_context stcpp_context;
+typedef int32_t stcpp_token;
+
+// Failure codes; the numbers are aLLM's spec codes.
+typedef enum {
+  STCPP_OK = 0,
+  STCPP_OOM_VRAM = 1,
+  STCPP_OOM_RAM = 2,
+  STCPP_MODEL_CORRUPT = 3,
+  STCPP_UNSUPPORTED = 6,
+  STCPP_INTERNAL = 7,
+  STCPP_LOAD_FAILED = 9,
+} stcpp_status;
+
+typedef struct {
+  int32_t n_threads;  // compute threads; <= 0: all cores
+} stcpp_model_params;
+
+typedef enum {
+  STCPP_CACHE_F16 = 0,
+  STCPP_CACHE_F32 = 1,
+} stcpp_cache_type;
+
+typedef struct {
+  int32_t n_ctx_per_seq;  // tokens each sequence can hold
+  int32_t n_seq_max;      // sequences decoded together
+  int32_t n_batch;        // most tokens in one stcpp_decode call
+  stcpp_cache_type cache_type;
+} stcpp_context_params;
+
+// One decode call: token i goes to sequence seq_ids[i] at positions[i]; logits[i] != 0 asks for
+// its logits. Within a sequence, tokens come in order of position.
+typedef struct {
+  int32_t n_tokens;
+  const stcpp_token* tokens;
+  const int32_t* positions;
+  const int32_t* seq_ids;
+  const int8_t* logits;
+} stcpp_batch;
+
+stcpp_model_params stcpp_model_default_params(void);
+stcpp_context_params stcpp_context_default_params(void);
+
+// `path` is a model folder (or a single .safetensors file inside one). On failure returns NULL,
+// sets *status and writes a message naming the problem into `message`.
+stcpp_model* stcpp_model_load(const char* path, stcpp_model_params params, stcpp_status* status,
+                              char* message, size_t message_size);
+void stcpp_model_free(stcpp_model* model);
+
+// The architectures this build runs, comma-separated.
+const char* stcpp_supported_architectures(void);
+const char* stcpp_model_architecture(const stcpp_model* model);
+size_t stcpp_model_size_bytes(const stcpp_model* model);
+
+// Vocabulary and tokenizer.
+int32_t stcpp_vocab_size(const stcpp_model* model);  // rows of the logits
+// Returns the number of tokens written, or minus the number needed when max_tokens is too small.
+int32_t stcpp_tokenize(const stcpp_model* model, const char* text, int32_t text_len,
+                       stcpp_token* tokens, int32_t max_tokens, bool add_special);
+// The bytes a generated token adds to the text (may be part of a UTF-8 character). Returns the
+// length, or minus the length needed when size is too small.
+int32_t stcpp_token_to_bytes(const stcpp_model* model, stcpp_token token, char* buf, int32_t size);
+bool stcpp_token_is_eog(const stcpp_model* model, stcpp_token token);
+bool stcpp_add_bos(const stcpp_model* model);
+const char* stcpp_bos_text(const stcpp_model* model);       // "" when none
+const char* stcpp_eos_text(const stcpp_model* model);       // "" when none
+const char* stcpp_chat_template(const stcpp_model* model);  // "" when none
+
+// Inference state: KV cache and buffers for n_seq_max sequences.
+stcpp_context* stcpp_context_new(stcpp_model* model, stcpp_context_params params,
+                                 stcpp_status* status, char* message, size_t message_size);
+void stcpp_context_free(stcpp_context* ctx);
+stcpp_status stcpp_decode(stcpp_context* ctx, stcpp_batch batch);
+// Logits of the i-th token of the last batch (which must have asked for them).
+const float* stcpp_get_logits(stcpp_context* ctx, int32_t i);
+void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id);
+size_t stcpp_context_size_bytes(const stcpp_context* ctx);
+const char* stcpp_last_error(const stcpp_context* ctx);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,215 @@
+// The C API: opaque handles over Model and Context; no exception crosses it.
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "context.h"
+#include "model.h"
+#include "safetensors.h"
+
+struct stcpp_model {
+  stcpp::Model model;
+  std::set<int32_t> eog;
+};
+
+struct stcpp_context {
+  std::unique_ptr<stcpp::Context> impl;
+  std::string last_error;
+};
+
+namespace {
+
+using stcpp::Failure;
+
+void report(const Failure& failure, stcpp_status* status, char* message, size_t size) {
+  if (status) *status = failure.status;
+  if (message && size > 0) {
+    std::strncpy(message, failure.message.c_str(), size - 1);
+    message[size - 1] = '\0';
+  }
+}
+
+Failure unsupported_architecture(const std::string& model_type) {
+  if (model_type == "glm" || model_type == "glm4" || model_type == "chatglm") {
+    return stcpp::fail(STCPP_UNSUPPORTED, "model_type '" + model_type +
+                                              "' (GLM) is planned but not supported yet; "
+                                              "supported: " +
+                                              stcpp::supported_architectures());
+  }
+  return stcpp::fail(STCPP_UNSUPPORTED,
+                     "model_type '" + model_type +
+                         "' is not supported; supported: " + stcpp::supported_architectures());
+}
+
+// Tokens that end a turn: config/generation_config eos ids, the tokenizer's eos, and the
+// end-of-turn markers of common chat formats when the vocabulary has them.
+std::set<int32_t> end_of_generation_ids(const stcpp::Model& m) {
+  std::set<int32_t> ids(m.config.eos_token_ids.begin(), m.config.eos_token_ids.end());
+  const stcpp::Tokenizer& t = *m.tokenizer;
+  for (const std::string& text :
+       {t.eos_token(), std::string("<|im_end|>"), std::string("<|eot_id|>"),
+        std::string("<|end_of_text|>"), std::string("<end_of_turn>"), std::string("<|endoftext|>"),
+        std::string("<|return|>"), std::string("<|end|>")}) {
+    if (text.empty()) continue;
+    const int32_t id = t.token_id(text);
+    if (id >= 0) ids.insert(id);
+  }
+  return ids;
+}
+
+Failure load_model(const std::string& path, const stcpp_model_params& params, stcpp_model* out) {
+  namespace fs = std::filesystem;
+  stcpp::Model& m = out->model;
+  std::error_code ec;
+  m.folder = fs::is_directory(path, ec) ? path : fs::path(path).parent_path().string();
+  m.n_threads = params.n_threads;
+  if (Failure f = stcpp::read_config(m.folder, &m.config)) return f;
+  m.architecture = stcpp::make_architecture(m.config.model_type);
+  if (!m.architecture) return unsupported_architecture(m.config.model_type);
+  if (Failure f = stcpp::check_dimensions(m.config)) return f;
+  std::string tokenizer_error;
+  m.tokenizer = stcpp::Tokenizer::load(m.folder, &tokenizer_error);
+  if (!m.tokenizer) return stcpp::fail(STCPP_LOAD_FAILED, "tokenizer: " + tokenizer_error);
+  Failure failure;
+  m.checkpoint = stcpp::Checkpoint::open(path, &failure);
+  if (!m.checkpoint) return failure;
+  m.store =
+      std::make_unique<stcpp::WeightStore>(*m.checkpoint, m.checkpoint->tensors().size() + 16);
+  if (Failure f = m.architecture->load(*m.store, m.config, &m.weights)) return f;
+  m.rope = stcpp::rope_params_for(m.config, *m.store, &m.weights);
+  if (Failure f = m.store->finish()) return f;
+  out->eog = end_of_generation_ids(m);
+  return {};
+}
+
+}  // namespace
+
+extern "C" {
+
+stcpp_model_params stcpp_model_default_params(void) {
+  return stcpp_model_params{0};
+}
+
+stcpp_context_params stcpp_context_default_params(void) {
+  return stcpp_context_params{4096, 1, 512, STCPP_CACHE_F16};
+}
+
+stcpp_model* stcpp_model_load(const char* path, stcpp_model_params params, stcpp_status* status,
+                              char* message, size_t message_size) {
+  auto model = std::make_unique<stcpp_model>();
+  Failure failure;
+  try {
+    failure = load_model(path, params, model.get());
+  } catch (const std::exception& e) {
+    failure = stcpp::fail(STCPP_INTERNAL, std::string("loading failed: ") + e.what());
+  }
+  report(failure, status, message, message_size);
+  return failure ? nullptr : model.release();
+}
+
+void stcpp_model_free(stcpp_model* model) {
+  delete model;
+}
+
+const char* stcpp_supported_architectures(void) {
+  return stcpp::supported_architectures();
+}
+
+const char* stcpp_model_architecture(const stcpp_model* model) {
+  return model->model.config.model_type.c_str();
+}
+
+size_t stcpp_model_size_bytes(const stcpp_model* model) {
+  return model->model.store->bytes();
+}
+
+int32_t stcpp_vocab_size(const stcpp_model* model) {
+  return model->model.config.vocab_size;
+}
+
+int32_t stcpp_tokenize(const stcpp_model* model, const char* text, int32_t text_len,
+                       stcpp_token* tokens, int32_t max_tokens, bool add_special) {
+  std::vector<int32_t> ids;
+  try {
+    ids = model->model.tokenizer->encode(std::string(text, text_len), add_special);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  const int32_t n = static_cast<int32_t>(ids.size());
+  if (n > max_tokens) return -n;
+  std::copy(ids.begin(), ids.end(), tokens);
+  return n;
+}
+
+int32_t stcpp_token_to_bytes(const stcpp_model* model, stcpp_token token, char* buf, int32_t size) {
+  const stcpp::Tokenizer& t = *model->model.tokenizer;
+  const std::string bytes = token >= 0 && token < t.size() ? t.token_bytes(token) : "";
+  const int32_t n = static_cast<int32_t>(bytes.size());
+  if (n > size) return -n;
+  std::memcpy(buf, bytes.data(), bytes.size());
+  return n;
+}
+
+bool stcpp_token_is_eog(const stcpp_model* model, stcpp_token token) {
+  return model->eog.count(token) > 0;
+}
+
+bool stcpp_add_bos(const stcpp_model* model) {
+  return model->model.tokenizer->add_bos();
+}
+const char* stcpp_bos_text(const stcpp_model* model) {
+  return model->model.tokenizer->bos_token().c_str();
+}
+const char* stcpp_eos_text(const stcpp_model* model) {
+  return model->model.tokenizer->eos_token().c_str();
+}
+const char* stcpp_chat_template(const stcpp_model* model) {
+  return model->model.tokenizer->chat_template().c_str();
+}
+
+stcpp_context* stcpp_context_new(stcpp_model* model, stcpp_context_params params,
+                                 stcpp_status* status, char* message, size_t message_size) {
+  auto ctx = std::make_unique<stcpp_context>();
+  Failure failure;
+  try {
+    ctx->impl = std::make_unique<stcpp::Context>(model->model, params);
+    failure = ctx->impl->init();
+  } catch (const std::exception& e) {
+    failure = stcpp::fail(STCPP_INTERNAL, e.what());
+  }
+  report(failure, status, message, message_size);
+  return failure ? nullptr : ctx.release();
+}
+
+void stcpp_context_free(stcpp_context* ctx) {
+  delete ctx;
+}
+
+stcpp_status stcpp_decode(stcpp_context* ctx, stcpp_batch batch) {
+  Failure failure;
+  try {
+    failure = ctx->impl->decode(batch);
+  } catch (const std::exception& e) {
+    failure = stcpp::fail(STCPP_INTERNAL, e.what());
+  }
+  ctx->last_error = failure.message;
+  return failure.status;
+}
+
+const float* stcpp_get_logits(stcpp_context* ctx, int32_t i) {
+  return ctx->impl->logits(i);
+}
+
+void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id) {
+  ctx->impl->clear(seq_id);
+}
+
+size_t stcpp_context_size_bytes(const stcpp_context* ctx) {
+  return ctx->impl->bytes();
+}
+
+const char* stcpp_last_error(const stcpp_context* ctx) {
+  return ctx->last_error.c_str();
+}
+
+}  // extern "C"

@@ -1,0 +1,139 @@
+#include "context.h"
+
+#include <cmath>
+#include <thread>
+
+#include "ggml-cpu.h"
+#include "graph.h"
+
+namespace stcpp {
+
+Context::Context(const Model& model, const stcpp_context_params& params)
+    : model_(model), params_(params) {}
+
+Context::~Context() {
+  if (allocator_) ggml_gallocr_free(allocator_);
+  if (backend_) ggml_backend_free(backend_);
+}
+
+Failure Context::init() {
+  const ModelConfig& c = model_.config;
+  if (params_.n_ctx_per_seq < 1 || params_.n_seq_max < 1 || params_.n_batch < 1) {
+    return fail(STCPP_INTERNAL, "context sizes must be positive");
+  }
+  const ggml_type type = params_.cache_type == STCPP_CACHE_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
+  const int64_t row = int64_t{c.head_dim} * c.num_key_value_heads;
+  if (Failure f = cache_.init(c.num_hidden_layers, row, row, params_.n_ctx_per_seq,
+                              params_.n_seq_max, type)) {
+    return f;
+  }
+  backend_ = ggml_backend_cpu_init();
+  if (!backend_) return fail(STCPP_INTERNAL, "cannot start the CPU backend");
+  const int threads = model_.n_threads > 0 ? model_.n_threads
+                                           : static_cast<int>(std::thread::hardware_concurrency());
+  ggml_backend_cpu_set_n_threads(backend_, std::max(1, threads));
+  allocator_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+  return {};
+}
+
+// Checks the batch and splits it into groups of consecutive positions of one sequence; each
+// group must continue its sequence (positions past the cached ones would see stale cells).
+Failure Context::validate(const stcpp_batch& b, std::vector<TokenGroup>* groups) const {
+  if (b.n_tokens < 1 || b.n_tokens > params_.n_batch) {
+    return fail(STCPP_INTERNAL, "a batch holds 1 to " + std::to_string(params_.n_batch) +
+                                    " tokens, got " + std::to_string(b.n_tokens));
+  }
+  std::vector<int> length(cache_.n_seq());
+  for (int s = 0; s < cache_.n_seq(); ++s) length[s] = cache_.length(s);
+  for (int i = 0; i < b.n_tokens; ++i) {
+    const int seq = b.seq_ids[i], pos = b.positions[i];
+    if (b.tokens[i] < 0 || b.tokens[i] >= model_.config.vocab_size) {
+      return fail(STCPP_INTERNAL, "token id " + std::to_string(b.tokens[i]) + " is out of range");
+    }
+    if (seq < 0 || seq >= cache_.n_seq()) {
+      return fail(STCPP_INTERNAL, "sequence id " + std::to_string(seq) + " is out of range");
+    }
+    if (pos < 0 || pos >= cache_.ctx_per_seq()) {
+      return fail(STCPP_OOM_RAM, "position " + std::to_string(pos) + " is past the context of " +
+                                     std::to_string(cache_.ctx_per_seq()) + " tokens");
+    }
+    TokenGroup* last = groups->empty() ? nullptr : &groups->back();
+    if (last && last->seq == seq && last->pos0 + last->count == pos) {
+      ++last->count;
+    } else {
+      if (pos > length[seq]) {
+        return fail(STCPP_INTERNAL, "sequence " + std::to_string(seq) + " jumps to position " +
+                                        std::to_string(pos) + " but holds " +
+                                        std::to_string(length[seq]) + " tokens");
+      }
+      groups->push_back({seq, i, 1, pos});
+    }
+    length[seq] = pos + 1;
+  }
+  return {};
+}
+
+void Context::fill_masks(const std::vector<TokenGroup>& groups) const {
+  const int window = model_.config.sliding_window;
+  std::vector<float> mask;
+  for (const TokenGroup& g : groups) {
+    const int n_kv = g.pos0 + g.count;
+    mask.assign(static_cast<size_t>(n_kv) * g.count, -INFINITY);
+    for (int i = 0; i < g.count; ++i) {
+      const int pos = g.pos0 + i;
+      for (int j = 0; j <= pos; ++j) {
+        if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j] = 0.0f;
+      }
+    }
+    ggml_backend_tensor_set(g.mask, mask.data(), 0, mask.size() * sizeof(float));
+  }
+}
+
+Failure Context::decode(const stcpp_batch& b) {
+  std::vector<TokenGroup> groups;
+  if (Failure f = validate(b, &groups)) return f;
+  std::vector<int32_t> output_ids;
+  logit_rows_.assign(b.n_tokens, -1);
+  for (int i = 0; i < b.n_tokens; ++i) {
+    if (b.logits[i]) {
+      logit_rows_[i] = static_cast<int>(output_ids.size());
+      output_ids.push_back(i);
+    }
+  }
+  if (output_ids.empty()) output_ids.push_back(b.n_tokens - 1);  // the graph needs one row
+  const size_t max_nodes =
+      2048 + static_cast<size_t>(model_.config.num_hidden_layers) * (64 + 24 * groups.size());
+  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()), max_nodes);
+  ggml_tensor* out = model_.architecture->build(graph);
+  ggml_build_forward_expand(graph.cgraph(), out);
+  if (!ggml_gallocr_alloc_graph(allocator_, graph.cgraph())) {
+    return fail(STCPP_OOM_RAM, "cannot allocate the compute buffers for a batch of " +
+                                   std::to_string(b.n_tokens) + " tokens");
+  }
+  ggml_backend_tensor_set(graph.tokens(), b.tokens, 0, b.n_tokens * sizeof(int32_t));
+  ggml_backend_tensor_set(graph.positions(), b.positions, 0, b.n_tokens * sizeof(int32_t));
+  ggml_backend_tensor_set(graph.output_ids(), output_ids.data(), 0,
+                          output_ids.size() * sizeof(int32_t));
+  fill_masks(graph.groups());
+  if (ggml_backend_graph_compute(backend_, graph.cgraph()) != GGML_STATUS_SUCCESS) {
+    return fail(STCPP_INTERNAL, "the compute graph failed");
+  }
+  logits_.resize(ggml_nelements(out));
+  ggml_backend_tensor_get(out, logits_.data(), 0, logits_.size() * sizeof(float));
+  for (const TokenGroup& g : groups) cache_.set_length(g.seq, g.pos0 + g.count);
+  return {};
+}
+
+const float* Context::logits(int batch_index) const {
+  if (batch_index < 0 || batch_index >= static_cast<int>(logit_rows_.size()) ||
+      logit_rows_[batch_index] < 0) {
+    return nullptr;
+  }
+  return logits_.data() + static_cast<size_t>(logit_rows_[batch_index]) * model_.config.vocab_size;
+}
+
+size_t Context::bytes() const {
+  return cache_.bytes() + (allocator_ ? ggml_gallocr_get_buffer_size(allocator_, 0) : 0);
+}
+
+}  // namespace stcpp

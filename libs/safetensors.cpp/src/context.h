@@ -1,0 +1,38 @@
+// The inference state behind stcpp_context: KV cache, compute buffers, last logits.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "kv_cache.h"
+#include "model.h"
+
+namespace stcpp {
+
+class Context {
+ public:
+  Context(const Model& model, const stcpp_context_params& params);
+  ~Context();
+  Failure init();
+
+  Failure decode(const stcpp_batch& batch);
+  const float* logits(int batch_index) const;
+  void clear(int seq) { cache_.set_length(seq, 0); }
+  size_t bytes() const;
+
+ private:
+  Failure validate(const stcpp_batch& batch, std::vector<struct TokenGroup>* groups) const;
+  void fill_masks(const std::vector<struct TokenGroup>& groups) const;
+
+  const Model& model_;
+  stcpp_context_params params_;
+  KvCache cache_;
+  ggml_backend_t backend_ = nullptr;
+  ggml_gallocr_t allocator_ = nullptr;
+  std::vector<float> logits_;
+  std::vector<int> logit_rows_;  // batch index → row of logits_, -1 when not asked for
+};
+
+}  // namespace stcpp

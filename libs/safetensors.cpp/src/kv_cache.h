@@ -1,0 +1,36 @@
+// The key/value cache: per layer, one row per (sequence, position) cell. Sequence s owns the
+// cells [s * ctx_per_seq, (s + 1) * ctx_per_seq), so a token's cell is fixed by its position.
+#pragma once
+
+#include <vector>
+
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "status.h"
+
+namespace stcpp {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  ~KvCache();
+  Failure init(int n_layer, int64_t k_row, int64_t v_row, int ctx_per_seq, int n_seq,
+               ggml_type type);
+
+  ggml_tensor* k(int layer) const { return k_[layer]; }
+  ggml_tensor* v(int layer) const { return v_[layer]; }
+  int ctx_per_seq() const { return ctx_per_seq_; }
+  int n_seq() const { return static_cast<int>(length_.size()); }
+  int length(int seq) const { return length_[seq]; }
+  void set_length(int seq, int length) { length_[seq] = length; }
+  size_t bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+
+ private:
+  ggml_context* ctx_ = nullptr;
+  ggml_backend_buffer_t buffer_ = nullptr;
+  std::vector<ggml_tensor*> k_, v_;
+  std::vector<int> length_;  // tokens held per sequence
+  int ctx_per_seq_ = 0;
+};
+
+}  // namespace stcpp

@@ -1,0 +1,91 @@
+// A loaded model: checkpoint, config, tokenizer, weights and the architecture that runs them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "ggml.h"
+#include "reader.h"
+#include "tokenizer.h"
+#include "weights.h"
+
+namespace stcpp {
+
+class Graph;
+
+// The weights of one decoder layer; tensors an architecture lacks stay null.
+struct LayerWeights {
+  ggml_tensor* attn_norm = nullptr;
+  ggml_tensor *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr;
+  ggml_tensor *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
+  ggml_tensor *q_norm = nullptr, *k_norm = nullptr;  // per-head RMSNorm (qwen3)
+  ggml_tensor* ffn_norm = nullptr;
+  ggml_tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
+};
+
+struct ModelWeights {
+  ggml_tensor* tok_embd = nullptr;
+  ggml_tensor* output_norm = nullptr;
+  ggml_tensor* output = nullptr;        // lm_head (the embeddings when tied)
+  ggml_tensor* rope_factors = nullptr;  // per-frequency divisors (llama3 scaling)
+  std::vector<LayerWeights> layers;
+};
+
+// Rotary embedding settings in ggml's terms.
+struct RopeParams {
+  int n_dims = 0;
+  int mode = 0;
+  int n_ctx_orig = 0;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;
+  float ext_factor = 0.0f;
+  float attn_factor = 1.0f;
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+};
+
+class Architecture {
+ public:
+  virtual ~Architecture() = default;
+  // Finds and checks every tensor the architecture needs.
+  virtual Failure load(WeightStore& store, const ModelConfig& config, ModelWeights* weights) = 0;
+  // The logits [vocab, outputs] of the batch the graph describes.
+  virtual ggml_tensor* build(Graph& graph) const = 0;
+};
+
+// The architecture for a config.json model_type; null when unsupported.
+std::unique_ptr<Architecture> make_architecture(const std::string& model_type);
+const char* supported_architectures();
+
+// The llama-family decoder (pre-norm, GQA attention with rotary, SwiGLU MLP) that llama,
+// mistral, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm) share.
+class LlamaFamily : public Architecture {
+ public:
+  LlamaFamily(bool qkv_bias, bool qk_norm) : qkv_bias_(qkv_bias), qk_norm_(qk_norm) {}
+  Failure load(WeightStore& store, const ModelConfig& config, ModelWeights* weights) override;
+  ggml_tensor* build(Graph& graph) const override;
+
+ private:
+  bool qkv_bias_;
+  bool qk_norm_;
+};
+
+// Rotary settings from config.json, adding the frequency-factor tensor when scaling needs one.
+RopeParams rope_params_for(const ModelConfig& config, WeightStore& store, ModelWeights* weights);
+
+struct Model {
+  std::string folder;
+  ModelConfig config;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<WeightStore> store;
+  std::unique_ptr<Architecture> architecture;
+  ModelWeights weights;
+  RopeParams rope;
+  int n_threads = 0;
+  std::vector<int32_t> eog_ids;
+};
+
+}  // namespace stcpp

@@ -1,0 +1,157 @@
+#include "weights.h"
+
+#include <cstring>
+
+#include "ggml-alloc.h"
+#include "ggml-cpu.h"
+
+namespace stcpp {
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+ggml_type ggml_type_of(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::F32: return GGML_TYPE_F32;
+    case Dtype::F16: return GGML_TYPE_F16;
+    case Dtype::BF16: return GGML_TYPE_BF16;
+    case Dtype::U8:
+    case Dtype::I8: return GGML_TYPE_I8;
+  }
+  return GGML_TYPE_F32;
+}
+
+std::vector<float> to_f32(const TensorInfo& info) {
+  std::vector<float> out(info.elements());
+  const int64_t n = static_cast<int64_t>(out.size());
+  switch (info.dtype) {
+    case Dtype::F32: std::memcpy(out.data(), info.data(), info.nbytes); break;
+    case Dtype::F16:
+      ggml_fp16_to_fp32_row(reinterpret_cast<const ggml_fp16_t*>(info.data()), out.data(), n);
+      break;
+    case Dtype::BF16:
+      ggml_bf16_to_fp32_row(reinterpret_cast<const ggml_bf16_t*>(info.data()), out.data(), n);
+      break;
+    case Dtype::U8:
+      for (int64_t i = 0; i < n; ++i) out[i] = info.data()[i];
+      break;
+    case Dtype::I8:
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(info.data()[i]);
+      break;
+  }
+  return out;
+}
+
+ggml_context* new_meta_context(size_t max_tensors) {
+  ggml_init_params params{ggml_tensor_overhead() * (max_tensors + 8), nullptr, true};
+  return ggml_init(params);
+}
+
+}  // namespace
+
+WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors)
+    : checkpoint_(checkpoint),
+      mapped_ctx_(new_meta_context(max_tensors)),
+      owned_ctx_(new_meta_context(max_tensors)) {
+  for (const auto& file : checkpoint.files()) {
+    file_buffers_.push_back(
+        ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t*>(file->data()), file->size()));
+  }
+}
+
+WeightStore::~WeightStore() {
+  for (ggml_backend_buffer_t buffer : file_buffers_) ggml_backend_buffer_free(buffer);
+  if (owned_buffer_) ggml_backend_buffer_free(owned_buffer_);
+  ggml_free(mapped_ctx_);
+  ggml_free(owned_ctx_);
+}
+
+const TensorInfo* WeightStore::lookup(const std::string& name, const std::vector<int64_t>& shape,
+                                      bool required) {
+  if (failure_) return nullptr;
+  const TensorInfo* info = checkpoint_.find(name);
+  if (!info) {
+    if (required) failure_ = fail(STCPP_LOAD_FAILED, "tensor '" + name + "' is missing");
+    return nullptr;
+  }
+  if (info->shape != shape) {
+    failure_ =
+        fail(STCPP_MODEL_CORRUPT, "tensor '" + name + "' has shape " + shape_text(info->shape) +
+                                      " but config.json implies " + shape_text(shape));
+    return nullptr;
+  }
+  return info;
+}
+
+ggml_tensor* WeightStore::new_tensor(ggml_context* ctx, ggml_type type,
+                                     const std::vector<int64_t>& shape, const std::string& name) {
+  int64_t ne[4] = {1, 1, 1, 1};
+  for (size_t i = 0; i < shape.size(); ++i) ne[i] = shape[shape.size() - 1 - i];
+  ggml_tensor* t = ggml_new_tensor(ctx, type, static_cast<int>(shape.size()), ne);
+  ggml_set_name(t, name.c_str());
+  return t;
+}
+
+ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> shape,
+                                 bool required) {
+  const TensorInfo* info = lookup(name, shape, required);
+  if (!info) return nullptr;
+  if (info->dtype == Dtype::U8 || info->dtype == Dtype::I8) {
+    failure_ =
+        fail(STCPP_UNSUPPORTED, "tensor '" + name + "' has dtype " + dtype_name(info->dtype) +
+                                    ", which this architecture does not use");
+    return nullptr;
+  }
+  ggml_tensor* t = new_tensor(mapped_ctx_, ggml_type_of(info->dtype), shape, name);
+  size_t file_index = 0;
+  while (checkpoint_.files()[file_index].get() != info->file) ++file_index;
+  const ggml_status status =
+      ggml_backend_tensor_alloc(file_buffers_[file_index], t, const_cast<uint8_t*>(info->data()));
+  if (status != GGML_STATUS_SUCCESS) {
+    failure_ = fail(STCPP_INTERNAL, "cannot map tensor '" + name + "'");
+    return nullptr;
+  }
+  return t;
+}
+
+ggml_tensor* WeightStore::vector_f32(const std::string& name, std::vector<int64_t> shape,
+                                     bool required) {
+  const TensorInfo* info = lookup(name, shape, required);
+  if (!info) return nullptr;
+  ggml_tensor* t = new_tensor(owned_ctx_, GGML_TYPE_F32, shape, name);
+  pending_.emplace_back(t, to_f32(*info));
+  return t;
+}
+
+ggml_tensor* WeightStore::new_f32(const std::string& name, const std::vector<float>& values) {
+  ggml_tensor* t =
+      new_tensor(owned_ctx_, GGML_TYPE_F32, {static_cast<int64_t>(values.size())}, name);
+  pending_.emplace_back(t, values);
+  return t;
+}
+
+Failure WeightStore::finish() {
+  if (failure_) return failure_;
+  if (pending_.empty()) return {};
+  owned_buffer_ =
+      ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
+  if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
+  for (auto& [tensor, values] : pending_) {
+    ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
+  }
+  pending_.clear();
+  return {};
+}
+
+size_t WeightStore::bytes() const {
+  size_t total = owned_buffer_ ? ggml_backend_buffer_get_size(owned_buffer_) : 0;
+  for (const auto& file : checkpoint_.files()) total += file->size();
+  return total;
+}
+
+}  // namespace stcpp

@@ -1,0 +1,52 @@
+// Model weights as ggml tensors. Matrices point straight into the memory-mapped checkpoint
+// (a Hugging Face Linear weight [out, in] is already ggml's [in, out] layout); small vectors
+// (norms, biases) are converted to F32 once, since ggml's element-wise ops want F32.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "reader.h"
+#include "status.h"
+
+namespace stcpp {
+
+class WeightStore {
+ public:
+  WeightStore(const Checkpoint& checkpoint, size_t max_tensors);
+  ~WeightStore();
+
+  // A tensor with the expected Hugging Face shape (outermost first); null and a failure when
+  // it is absent or shaped otherwise. Optional tensors that are absent give null, no failure.
+  ggml_tensor* matrix(const std::string& name, std::vector<int64_t> shape, bool required = true);
+  ggml_tensor* vector_f32(const std::string& name, std::vector<int64_t> shape,
+                          bool required = true);
+  // An F32 tensor computed here (e.g. rope frequency factors).
+  ggml_tensor* new_f32(const std::string& name, const std::vector<float>& values);
+  bool has(const std::string& name) const { return checkpoint_.find(name) != nullptr; }
+
+  // Allocates the converted tensors; call once after every lookup.
+  Failure finish();
+  const Failure& failure() const { return failure_; }
+  size_t bytes() const;
+
+ private:
+  const TensorInfo* lookup(const std::string& name, const std::vector<int64_t>& shape,
+                           bool required);
+  ggml_tensor* new_tensor(ggml_context* ctx, ggml_type type, const std::vector<int64_t>& shape,
+                          const std::string& name);
+
+  const Checkpoint& checkpoint_;
+  ggml_context* mapped_ctx_;  // tensors whose data is the mapping
+  ggml_context* owned_ctx_;   // converted or computed tensors
+  std::vector<ggml_backend_buffer_t> file_buffers_;
+  ggml_backend_buffer_t owned_buffer_ = nullptr;
+  // Converted data waiting for the owned buffer.
+  std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
+  Failure failure_;
+};
+
+}  // namespace stcpp

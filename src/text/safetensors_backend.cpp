@@ -1,0 +1,128 @@
+// TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
+#include "core/log.h"
+#include "safetensors.h"
+#include "text/backend.h"
+
+namespace allm {
+
+namespace {
+
+ErrorCode to_error_code(stcpp_status status) {
+  switch (status) {
+    case STCPP_OK: return ErrorCode::OK;
+    case STCPP_OOM_VRAM: return ErrorCode::OOM_VRAM;
+    case STCPP_OOM_RAM: return ErrorCode::OOM_RAM;
+    case STCPP_MODEL_CORRUPT: return ErrorCode::MODEL_CORRUPT;
+    case STCPP_UNSUPPORTED: return ErrorCode::UNSUPPORTED;
+    case STCPP_LOAD_FAILED: return ErrorCode::LOAD_FAILED;
+    case STCPP_INTERNAL: return ErrorCode::INTERNAL;
+  }
+  return ErrorCode::INTERNAL;
+}
+
+class SafetensorsBackend : public TextBackend {
+ public:
+  SafetensorsBackend(stcpp_model* model, stcpp_context* ctx, const BackendParams& params)
+      : model_(model), ctx_(ctx), params_(params) {}
+  ~SafetensorsBackend() override {
+    stcpp_context_free(ctx_);
+    stcpp_model_free(model_);
+  }
+
+  std::vector<Token> tokenize(const std::string& text, bool add_bos) const override {
+    std::vector<Token> tokens(text.size() + 8);
+    int32_t n = stcpp_tokenize(model_, text.data(), static_cast<int32_t>(text.size()),
+                               tokens.data(), static_cast<int32_t>(tokens.size()), add_bos);
+    if (n < 0) {
+      tokens.resize(-n);
+      n = stcpp_tokenize(model_, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n,
+                         add_bos);
+    }
+    tokens.resize(std::max(n, 0));
+    return tokens;
+  }
+
+  std::string token_bytes(Token token) const override {
+    char buf[256];
+    int32_t n = stcpp_token_to_bytes(model_, token, buf, sizeof buf);
+    if (n >= 0) return std::string(buf, n);
+    std::string big(-n, '\0');
+    n = stcpp_token_to_bytes(model_, token, big.data(), -n);
+    return big.substr(0, std::max(n, 0));
+  }
+
+  bool is_end_of_generation(Token token) const override {
+    return stcpp_token_is_eog(model_, token);
+  }
+  int vocab_size() const override { return stcpp_vocab_size(model_); }
+  int context_per_sequence() const override { return params_.ctx_per_sequence; }
+  int max_sequences() const override { return params_.sequences; }
+  int max_batch() const override { return kMaxBatch; }
+  bool adds_bos() const override { return stcpp_add_bos(model_); }
+  std::string chat_template() const override { return stcpp_chat_template(model_); }
+  std::string bos_text() const override { return stcpp_bos_text(model_); }
+  std::string eos_text() const override { return stcpp_eos_text(model_); }
+
+  Error decode(const std::vector<BatchToken>& batch) override {
+    tokens_.clear();
+    positions_.clear();
+    seqs_.clear();
+    want_.clear();
+    for (const BatchToken& t : batch) {
+      tokens_.push_back(t.token);
+      positions_.push_back(t.position);
+      seqs_.push_back(t.sequence);
+      want_.push_back(t.want_logits ? 1 : 0);
+    }
+    const stcpp_batch b{static_cast<int32_t>(batch.size()), tokens_.data(), positions_.data(),
+                        seqs_.data(), want_.data()};
+    const stcpp_status status = stcpp_decode(ctx_, b);
+    if (status == STCPP_OK) return {};
+    return make_error(to_error_code(status), stcpp_last_error(ctx_));
+  }
+
+  const float* logits(int batch_index) override { return stcpp_get_logits(ctx_, batch_index); }
+  void clear_sequence(int sequence) override { stcpp_seq_clear(ctx_, sequence); }
+  size_t memory_bytes() const override {
+    return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_);
+  }
+
+  static constexpr int kMaxBatch = 512;
+
+ private:
+  stcpp_model* model_;
+  stcpp_context* ctx_;
+  BackendParams params_;
+  std::vector<int32_t> tokens_, positions_, seqs_;
+  std::vector<int8_t> want_;
+};
+
+}  // namespace
+
+std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
+                                                      const BackendParams& params, Error* error) {
+  char message[1024] = {0};
+  stcpp_status status = STCPP_OK;
+  stcpp_model_params model_params = stcpp_model_default_params();
+  model_params.n_threads = params.threads;
+  stcpp_model* model =
+      stcpp_model_load(path.c_str(), model_params, &status, message, sizeof message);
+  if (!model) {
+    *error = make_error(to_error_code(status), message);
+    return nullptr;
+  }
+  stcpp_context_params ctx_params = stcpp_context_default_params();
+  ctx_params.n_ctx_per_seq = params.ctx_per_sequence;
+  ctx_params.n_seq_max = params.sequences;
+  ctx_params.n_batch = SafetensorsBackend::kMaxBatch;
+  ctx_params.cache_type = params.f32_cache ? STCPP_CACHE_F32 : STCPP_CACHE_F16;
+  stcpp_context* ctx = stcpp_context_new(model, ctx_params, &status, message, sizeof message);
+  if (!ctx) {
+    stcpp_model_free(model);
+    *error = make_error(to_error_code(status), message);
+    return nullptr;
+  }
+  return std::make_unique<SafetensorsBackend>(model, ctx, params);
+}
+
+}  // namespace allm

@@ -1,0 +1,79 @@
+// Hugging Face folders served with no conversion: every safetensors.cpp architecture answers both
+// text APIs, and gives the same greedy text as llama.cpp on the GGUF of the same weights.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  useServer, postJSON, postSSE, show, responseText, checkResponseStream, checkChatStream,
+  runCommand, REPO_ROOT, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+} from '../e2e/helpers.mjs';
+
+const T = { timeout: TEST_TIMEOUT_MS };
+const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
+const MODELS = [
+  ['llama', 'f32'], ['llama3', 'bf16'], ['mistral', 'f16'], ['qwen2', 'bf16'], ['qwen3', 'f32'],
+];
+
+async function makeHfFixture(arch, dtype, modelsDir) {
+  assert.ok(fs.existsSync(HF_TOOL), `fixture tool not found: ${HF_TOOL}`);
+  const name = `${arch}-${dtype}`;
+  const r = await runCommand(HF_TOOL, [
+    '--arch', arch, '--dtype', dtype, '--out', path.join(modelsDir, `${name}-hf`),
+    '--gguf', path.join(modelsDir, `${name}-gguf.gguf`),
+  ]);
+  assert.equal(r.code, 0, `${HF_TOOL} failed for ${name}`);
+}
+
+describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_MS }, () => {
+  const srv = useServer({
+    fixture: false,
+    setup: async ({ modelsDir }) => {
+      for (const [arch, dtype] of MODELS) await makeHfFixture(arch, dtype, modelsDir);
+    },
+  });
+
+  for (const [arch, dtype] of MODELS) {
+    const name = `${arch}-${dtype}`;
+    it(`${name}: both APIs, stream and not, same greedy text as the GGUF`, T, async () => {
+      const input = 'Tell me about the model of the world';
+      const req = { input, max_output_tokens: 16, temperature: 0 };
+      const hf = await postJSON(srv.baseURL, '/v1/responses', { model: `${name}-hf`, ...req });
+      assert.equal(hf.status, 200, show(`responses ${name}-hf`, hf));
+      const gguf = await postJSON(srv.baseURL, '/v1/responses', { model: `${name}-gguf`, ...req });
+      assert.equal(gguf.status, 200, show(`responses ${name}-gguf`, gguf));
+      assert.equal(responseText(hf.json), responseText(gguf.json), 'greedy text differs between safetensors.cpp and llama.cpp');
+      assert.equal(hf.json.usage.input_tokens, gguf.json.usage.input_tokens, 'prompt token counts differ');
+      assert.equal(hf.json.usage.output_tokens, gguf.json.usage.output_tokens);
+
+      const stream = await postSSE(srv.baseURL, '/v1/responses', { model: `${name}-hf`, ...req, stream: true });
+      assert.equal(stream.status, 200);
+      const s = checkResponseStream(stream.events, `(${name} stream)`);
+      assert.equal(s.doneText, responseText(hf.json));
+
+      const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: input }];
+      const chat = await postJSON(srv.baseURL, '/v1/chat/completions', { model: `${name}-hf`, messages, max_tokens: 12, temperature: 0 });
+      assert.equal(chat.status, 200, show(`chat ${name}-hf`, chat));
+      const chatGguf = await postJSON(srv.baseURL, '/v1/chat/completions', { model: `${name}-gguf`, messages, max_tokens: 12, temperature: 0 });
+      assert.equal(chat.json.choices[0].message.content, chatGguf.json.choices[0].message.content);
+      const chatStream = await postSSE(srv.baseURL, '/v1/chat/completions', { model: `${name}-hf`, messages, max_tokens: 12, temperature: 0, stream: true });
+      const cs = checkChatStream(chatStream.events, { model: `${name}-hf` }, `(${name} chat stream)`);
+      assert.equal(cs.content, chat.json.choices[0].message.content);
+    });
+  }
+
+  it('concurrent requests to one safetensors model all match their solo runs', T, async () => {
+    const model = 'qwen3-f32-hf';
+    const prompts = ['one', 'two two', 'three three three', 'four four four four'];
+    const run = (p) => postJSON(srv.baseURL, '/v1/chat/completions', {
+      model, messages: [{ role: 'user', content: p }], max_tokens: 20, temperature: 0,
+    });
+    const solo = [];
+    for (const p of prompts) solo.push((await run(p)).json.choices[0].message.content);
+    const together = await Promise.all(prompts.map(run));
+    together.forEach((r, i) => {
+      assert.equal(r.status, 200, show(`concurrent ${i}`, r));
+      assert.equal(r.json.choices[0].message.content, solo[i], `prompt ${i} differs when batched`);
+    });
+  });
+});

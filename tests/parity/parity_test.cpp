@@ -1,0 +1,160 @@
+// safetensors.cpp against llama.cpp on identical random weights: the fixture generator writes
+// each architecture both as a Hugging Face folder and as the GGUF llama.cpp's converter would
+// make; both backends decode the same tokens and must agree on logits and greedy tokens.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "hf_fixture/hf_fixture.h"
+#include "text/backend.h"
+
+namespace fs = std::filesystem;
+using namespace allm;
+using fixture::Arch;
+using fixture::DType;
+
+namespace {
+
+constexpr int kDecodeSteps = 20;
+
+struct Case {
+  const char* name;
+  Arch arch;
+  DType dtype;
+  int shards;
+  double tolerance;  // largest allowed |logprob difference| over the whole vocabulary
+};
+
+// Measured: F32 weights with an F32 KV cache and no flash attention agree to ~3e-6; BF16
+// weights agree exactly; F16 weights differ by ~5e-3 from the first prompt batch on (the F16
+// matmul kernels ggml picks differ between the two graphs; not yet pinned down), so F16 gets a
+// bound of 1e-2. Greedy tokens must be identical in every case.
+const Case kCases[] = {
+    {"llama_f32", Arch::Llama, DType::F32, 1, 1e-4},
+    {"llama3_f32", Arch::Llama3, DType::F32, 1, 1e-4},
+    {"mistral_f32", Arch::Mistral, DType::F32, 1, 1e-4},
+    {"qwen2_f32", Arch::Qwen2, DType::F32, 1, 1e-4},
+    {"qwen3_f32", Arch::Qwen3, DType::F32, 1, 1e-4},
+    {"llama_bf16", Arch::Llama, DType::BF16, 1, 2e-3},
+    {"qwen2_bf16", Arch::Qwen2, DType::BF16, 1, 2e-3},
+    {"qwen3_f16", Arch::Qwen3, DType::F16, 1, 1e-2},
+    {"llama3_bf16_sharded", Arch::Llama3, DType::BF16, 2, 2e-3},
+    {"mistral_f16_sharded", Arch::Mistral, DType::F16, 2, 1e-2},
+};
+
+std::vector<double> log_softmax(const float* logits, int n) {
+  const float max = *std::max_element(logits, logits + n);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  std::vector<double> out(n);
+  for (int i = 0; i < n; ++i) out[i] = logits[i] - max - std::log(sum);
+  return out;
+}
+
+int argmax(const float* logits, int n) {
+  return static_cast<int>(std::max_element(logits, logits + n) - logits);
+}
+
+// Decodes `tokens` for one sequence at positions from `pos`, asking for the last logits.
+const float* feed(TextBackend& backend, const std::vector<Token>& tokens, int pos, int seq = 0) {
+  std::vector<BatchToken> batch;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    batch.push_back({tokens[i], pos + static_cast<int>(i), seq, i + 1 == tokens.size()});
+  }
+  const Error error = backend.decode(batch);
+  EXPECT_TRUE(error.ok()) << error.message;
+  return error.ok() ? backend.logits(static_cast<int>(tokens.size()) - 1) : nullptr;
+}
+
+class Parity : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    const Case& c = GetParam();
+    dir_ = fs::temp_directory_path() / ("allm-parity-" + std::string(c.name));
+    fs::remove_all(dir_);
+    fixture::FixtureOptions options;
+    options.arch = c.arch;
+    options.dtype = c.dtype;
+    options.shards = c.shards;
+    options.out_dir = (dir_ / "hf").string();
+    options.gguf_path = (dir_ / "model.gguf").string();
+    std::string problem;
+    ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+    BackendParams params;
+    params.ctx_per_sequence = 256;
+    params.sequences = 2;
+    params.threads = 2;
+    params.f32_cache = true;
+    Error error;
+    llama_ = open_llama_backend(options.gguf_path, params, &error);
+    ASSERT_TRUE(llama_) << error.message;
+    ours_ = open_safetensors_backend(options.out_dir, params, &error);
+    ASSERT_TRUE(ours_) << error.message;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::unique_ptr<TextBackend> llama_, ours_;
+};
+
+TEST_P(Parity, GreedyTokensAndLogitsMatchLlamaCpp) {
+  const std::string prompt = "<|im_start|>user\nHello world, the model is a test<|im_end|>\n";
+  const std::vector<Token> tokens = llama_->tokenize(prompt, false);
+  ASSERT_EQ(ours_->tokenize(prompt, false), tokens) << "the two tokenizers disagree";
+  ASSERT_EQ(ours_->vocab_size(), llama_->vocab_size());
+  const int n_vocab = llama_->vocab_size();
+
+  const float* expected = feed(*llama_, tokens, 0);
+  const float* actual = feed(*ours_, tokens, 0);
+  ASSERT_TRUE(expected && actual);
+  double worst = 0;
+  int pos = static_cast<int>(tokens.size());
+  for (int step = 0; step < kDecodeSteps; ++step) {
+    const std::vector<double> a = log_softmax(expected, n_vocab), b = log_softmax(actual, n_vocab);
+    for (int i = 0; i < n_vocab; ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    const int next = argmax(expected, n_vocab);
+    ASSERT_EQ(argmax(actual, n_vocab), next) << "greedy tokens differ at step " << step;
+    expected = feed(*llama_, {next}, pos);
+    actual = feed(*ours_, {next}, pos);
+    ASSERT_TRUE(expected && actual);
+    ++pos;
+  }
+  RecordProperty("max_logprob_diff", std::to_string(worst));
+  EXPECT_LE(worst, GetParam().tolerance)
+      << "max |logprob difference| over " << kDecodeSteps << " steps";
+  std::printf("[ parity   ] %s: max |logprob diff| %.3g over %d steps\n", GetParam().name, worst,
+              kDecodeSteps);
+}
+
+// Two sequences in one batch give the same logits as each run alone.
+TEST_P(Parity, BatchedSequencesMatchSingleRuns) {
+  const std::vector<Token> a = ours_->tokenize("first prompt about mountains", false);
+  const std::vector<Token> b = ours_->tokenize("second, longer prompt: rivers and the sea", false);
+  const int n_vocab = ours_->vocab_size();
+  const float* la = feed(*ours_, a, 0, 0);
+  ASSERT_TRUE(la);
+  std::vector<float> alone_a(la, la + n_vocab);
+  const float* lb = feed(*ours_, b, 0, 1);
+  ASSERT_TRUE(lb);
+  std::vector<float> alone_b(lb, lb + n_vocab);
+  ours_->clear_sequence(0);
+  ours_->clear_sequence(1);
+
+  std::vector<BatchToken> batch;
+  for (size_t i = 0; i < a.size(); ++i) batch.push_back({a[i], int(i), 0, i + 1 == a.size()});
+  for (size_t i = 0; i < b.size(); ++i) batch.push_back({b[i], int(i), 1, i + 1 == b.size()});
+  ASSERT_TRUE(ours_->decode(batch).ok());
+  const float* ta = ours_->logits(static_cast<int>(a.size()) - 1);
+  const float* tb = ours_->logits(static_cast<int>(batch.size()) - 1);
+  for (int i = 0; i < n_vocab; ++i) {
+    ASSERT_NEAR(ta[i], alone_a[i], 1e-4) << "token " << i;
+    ASSERT_NEAR(tb[i], alone_b[i], 1e-4) << "token " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, Parity, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace

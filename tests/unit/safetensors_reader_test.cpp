@@ -1,0 +1,171 @@
+// Hostile and broken checkpoints are refused with MODEL_CORRUPT / LOAD_FAILED, never a crash.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string header_file(const std::string& header, size_t data_bytes, int64_t claimed_len = -1) {
+  std::string out(8, '\0');
+  const uint64_t len = claimed_len >= 0 ? static_cast<uint64_t>(claimed_len) : header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+const char* kConfig = R"({"model_type":"llama","vocab_size":4,"hidden_size":2,
+  "intermediate_size":2,"num_hidden_layers":1,"num_attention_heads":1})";
+const char* kTokenizer = R"({"version":"1.0","added_tokens":[],"normalizer":null,
+  "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},
+  "post_processor":null,"decoder":{"type":"ByteLevel"},
+  "model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"d":3},"merges":[]}})";
+
+class HostileCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("allm-hostile-" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    write("config.json", kConfig);
+    write("tokenizer.json", kTokenizer);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void write(const std::string& name, const std::string& bytes) {
+    std::ofstream(dir_ / name, std::ios::binary) << bytes;
+  }
+  // Loads the folder; returns the status and keeps the message.
+  stcpp_status load() {
+    stcpp_status status = STCPP_OK;
+    char message[512] = {0};
+    stcpp_model* model = stcpp_model_load(dir_.c_str(), stcpp_model_default_params(), &status,
+                                          message, sizeof message);
+    message_ = message;
+    stcpp_model_free(model);
+    return model ? STCPP_OK : status;
+  }
+  fs::path dir_;
+  std::string message_;
+};
+
+TEST_F(HostileCheckpoint, TruncatedFile) {
+  write("model.safetensors", std::string("\x10\x00\x00", 3));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  EXPECT_NE(message_.find("shorter"), std::string::npos) << message_;
+}
+
+TEST_F(HostileCheckpoint, HeaderLengthPastEndOfFile) {
+  write("model.safetensors", header_file("{}", 0, 1 << 20));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  write("model.safetensors", header_file("{}", 0, INT64_MAX));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, BadJson) {
+  write("model.safetensors", header_file("{\"a\": [1, 2", 16));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  EXPECT_NE(message_.find("JSON"), std::string::npos) << message_;
+  write("model.safetensors", header_file("[1,2,3]", 16));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, RangeOutsideTheData) {
+  write("model.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  EXPECT_NE(message_.find("'t'"), std::string::npos) << message_;
+}
+
+TEST_F(HostileCheckpoint, ShapeDoesNotMatchByteRange) {
+  write("model.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", 16));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  EXPECT_NE(message_.find("shape"), std::string::npos) << message_;
+  // An element count that overflows 64 bits must not wrap around to a match.
+  write("model.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})",
+                    16));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, OverlappingRanges) {
+  write("model.safetensors", header_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},
+                        "b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                                         24));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  EXPECT_NE(message_.find("overlap"), std::string::npos) << message_;
+}
+
+TEST_F(HostileCheckpoint, BadFieldTypes) {
+  for (const char* header :
+       {R"({"t":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}})",
+        R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+        R"({"t":{"dtype":"F32","shape":"4","data_offsets":[0,4]}})",
+        R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})",
+        R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", R"({"t":7})"}) {
+    write("model.safetensors", header_file(header, 8));
+    EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << header << ": " << message_;
+  }
+}
+
+TEST_F(HostileCheckpoint, IndexNamesAMissingShard) {
+  write("model.safetensors.index.json",
+        R"({"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors"}})");
+  EXPECT_EQ(load(), STCPP_LOAD_FAILED) << message_;
+  EXPECT_NE(message_.find("model-00001-of-00002.safetensors"), std::string::npos) << message_;
+}
+
+TEST_F(HostileCheckpoint, IndexEscapingTheFolder) {
+  write("model.safetensors.index.json", R"({"weight_map":{"x":"../../etc/passwd"}})");
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, IndexPlacesATensorInTheWrongShard) {
+  write("a.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4));
+  write("model.safetensors.index.json", R"({"weight_map":{"u":"a.safetensors"}})");
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, WellFormedButMissingTensors) {
+  write("model.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4));
+  EXPECT_EQ(load(), STCPP_LOAD_FAILED) << message_;
+  EXPECT_NE(message_.find("missing"), std::string::npos) << message_;
+}
+
+TEST_F(HostileCheckpoint, WrongShapeForTheConfig) {
+  write("model.safetensors",
+        header_file(
+            R"({"model.embed_tokens.weight":{"dtype":"F32","shape":[4,3],"data_offsets":[0,48]}})",
+            48));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, BrokenConfig) {
+  write("config.json", "{\"model_type\": ");
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  write("config.json", R"({"model_type":"llama","hidden_size":"big"})");
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+  write("config.json", R"({"model_type":"llama","vocab_size":4,"hidden_size":2,
+    "intermediate_size":2,"num_hidden_layers":1,"num_attention_heads":3,"num_key_value_heads":2})");
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
+TEST_F(HostileCheckpoint, UnknownAndPlannedArchitectures) {
+  write("config.json", R"({"model_type":"frobnicator"})");
+  EXPECT_EQ(load(), STCPP_UNSUPPORTED);
+  EXPECT_NE(message_.find("frobnicator"), std::string::npos) << message_;
+  EXPECT_NE(message_.find("qwen3"), std::string::npos) << "lists the supported ones";
+  write("config.json", R"({"model_type":"glm"})");
+  EXPECT_EQ(load(), STCPP_UNSUPPORTED);
+  EXPECT_NE(message_.find("planned"), std::string::npos) << message_;
+}
+
+}  // namespace
