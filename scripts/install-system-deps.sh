@@ -4,6 +4,7 @@ set -euo pipefail
 
 PACKAGES=(cmake g++ ninja-build ccache git pkg-config libgtest-dev libpcre2-dev libsqlite3-dev
           zlib1g-dev ca-certificates
+          python3-numpy  # the NumPy reference for the diffusion library's numerical checks
           espeak-ng sox libsox-fmt-mp3)  # test speech: espeak-ng speaks, sox writes WAV/MP3/FLAC
 command -v node >/dev/null || PACKAGES+=(nodejs)
 command -v npm >/dev/null || PACKAGES+=(npm)

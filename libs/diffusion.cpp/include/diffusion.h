@@ -1,0 +1,111 @@
+// diffusion.cpp: Stable Diffusion 1.x / 2.x text-to-image on ggml. Loads single-file
+// checkpoints as published (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*)
+// with the architecture inferred from tensor names and shapes. C API with opaque handles.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct diffusion_model diffusion_model;
+
+// Failure codes; the numbers are aLLM's spec codes.
+typedef enum {
+  DIFFUSION_OK = 0,
+  DIFFUSION_OOM_VRAM = 1,
+  DIFFUSION_OOM_RAM = 2,
+  DIFFUSION_MODEL_CORRUPT = 3,
+  DIFFUSION_CANCELLED = 5,
+  DIFFUSION_UNSUPPORTED = 6,
+  DIFFUSION_INTERNAL = 7,
+  DIFFUSION_INVALID_ARGUMENT = 8,
+  DIFFUSION_LOAD_FAILED = 9,
+} diffusion_status;
+
+typedef enum {
+  DIFFUSION_SAMPLER_EULER_A = 0,  // the default
+  DIFFUSION_SAMPLER_EULER = 1,
+  DIFFUSION_SAMPLER_DPMPP_2M = 2,  // with Karras sigmas
+  DIFFUSION_SAMPLER_DDIM = 3,
+} diffusion_sampler;
+
+typedef struct {
+  int32_t n_threads;           // compute threads; <= 0: all cores
+  const char* tokenizer_path;  // folder with vocab.json + merges.txt; NULL: found beside the model
+} diffusion_model_params;
+
+// Called after every sampling step; returning false cancels the generation.
+typedef bool (*diffusion_progress_fn)(int32_t step, int32_t steps, void* user_data);
+// Polled while a step computes; returning true aborts it (cancellation, time limits).
+typedef bool (*diffusion_abort_fn)(void* user_data);
+
+typedef struct {
+  const char* prompt;
+  const char* negative_prompt;  // NULL or "": the empty prompt
+  int32_t width;                // pixels, a multiple of 8
+  int32_t height;
+  int32_t steps;
+  float cfg_scale;  // classifier-free guidance; <= 1 evaluates the prompt alone
+  uint64_t seed;
+  diffusion_sampler sampler;
+  int32_t clip_skip;  // 1: the text encoder's last layer; 2: the one before, ...; 0: model default
+  int32_t n_threads;  // <= 0: the model's
+  diffusion_progress_fn progress;
+  diffusion_abort_fn should_abort;
+  void* user_data;
+} diffusion_generate_params;
+
+diffusion_model_params diffusion_model_default_params(void);
+diffusion_generate_params diffusion_generate_default_params(void);
+
+// `path`: a single-file .safetensors checkpoint. On failure returns NULL, sets *status and writes
+// a message naming the problem into `message`.
+diffusion_model* diffusion_model_load(const char* path, diffusion_model_params params,
+                                      diffusion_status* status, char* message, size_t message_size);
+void diffusion_model_free(diffusion_model* model);
+
+const char* diffusion_model_architecture(const diffusion_model* model);  // "sd1", "sd2"
+int32_t diffusion_model_default_size(const diffusion_model* model);      // 512 or 768
+size_t diffusion_model_size_bytes(const diffusion_model* model);
+const char* diffusion_sampler_name(diffusion_sampler sampler);
+// Parses "euler_a", "euler", "dpm++2m", "ddim"; false when unknown.
+bool diffusion_sampler_from_name(const char* name, diffusion_sampler* sampler);
+
+// Generates one image into `rgb` (width * height * 3 bytes, rows top to bottom).
+diffusion_status diffusion_generate(diffusion_model* model, const diffusion_generate_params* params,
+                                    uint8_t* rgb, char* message, size_t message_size);
+
+// Encodes 8-bit RGB as PNG. Returns a malloc'ed buffer (free with diffusion_free) and its size
+// in *size; NULL on failure.
+uint8_t* diffusion_png_encode(const uint8_t* rgb, int32_t width, int32_t height, size_t* size);
+void diffusion_free(void* buffer);
+
+// --- The components one at a time (reference checks, tools). Float tensors are row-major in
+// PyTorch's order (NCHW for images).
+
+// CLIP token ids for `text`: start, tokens, end, padded to the context length (77). Returns the
+// number written, or minus the number needed when max_tokens is too small.
+int32_t diffusion_tokenize(const diffusion_model* model, const char* text, int32_t* tokens,
+                           int32_t max_tokens);
+int32_t diffusion_text_context_length(const diffusion_model* model);  // 77
+int32_t diffusion_text_embedding_dim(const diffusion_model* model);   // 768 (SD 1.x)
+int32_t diffusion_latent_channels(const diffusion_model* model);      // 4
+// The text encoder's output for `n_tokens` ids: [n_tokens, embedding_dim] into `out`.
+diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* tokens,
+                                         int32_t n_tokens, int32_t clip_skip, float* out);
+// One UNet evaluation: latent x [C, H, W] at timestep t with context [n_ctx, dim]; the
+// prediction [C, H, W] into `out`.
+diffusion_status diffusion_unet_eval(diffusion_model* model, const float* x, int32_t latent_w,
+                                     int32_t latent_h, float timestep, const float* context,
+                                     int32_t n_ctx, float* out);
+// The VAE decoder on an (unscaled) latent [C, H, W]: the image [3, 8H, 8W] in [-1, 1].
+diffusion_status diffusion_vae_decode(diffusion_model* model, const float* latent, int32_t latent_w,
+                                      int32_t latent_h, float* out);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,121 @@
+// Text to image: encode the prompts, sample the latent with classifier-free guidance, decode.
+#include <algorithm>
+#include <cmath>
+
+#include "model.h"
+
+namespace dcpp {
+
+namespace {
+
+// The guided denoiser D(x, sigma) = x - sigma * eps, eps from one UNet call on the batch
+// [prompt, negative prompt] (or the prompt alone without guidance).
+class GuidedDenoiser {
+ public:
+  GuidedDenoiser(Model& m, const diffusion_generate_params& p, std::vector<float> cond,
+                 std::vector<float> uncond, int w, int h)
+      : m_(m), cfg_(p.cfg_scale), w_(w), h_(h) {
+    context_ = std::move(cond);
+    if (guided()) context_.insert(context_.end(), uncond.begin(), uncond.end());
+  }
+  bool guided() const { return cfg_ > 1.0f; }
+
+  bool operator()(const Latent& x, float sigma, Latent* denoised) {
+    const int n = guided() ? 2 : 1;
+    const float c_in = 1.0f / std::sqrt(sigma * sigma + 1.0f);
+    Latent input;
+    for (int i = 0; i < n; ++i) {
+      for (float v : x) input.push_back(v * c_in);
+    }
+    const float t = m_.schedule.timestep(sigma);
+    std::vector<float> eps;
+    failure = unet_eval(m_, input, w_, h_, n, std::vector<float>(n, t), context_,
+                        static_cast<int>(m_.clip.context), &eps);
+    if (failure) return false;
+    denoised->resize(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float e = guided() ? eps[x.size() + i] + cfg_ * (eps[i] - eps[x.size() + i]) : eps[i];
+      (*denoised)[i] = x[i] - sigma * e;
+    }
+    return true;
+  }
+
+  Failure failure;
+
+ private:
+  Model& m_;
+  float cfg_;
+  int w_, h_;
+  std::vector<float> context_;
+};
+
+void to_rgb(const std::vector<float>& image, int w, int h, uint8_t* rgb) {
+  const size_t plane = static_cast<size_t>(w) * h;
+  for (size_t p = 0; p < plane; ++p) {
+    for (int c = 0; c < 3; ++c) {
+      const float v = std::clamp((image[c * plane + p] + 1.0f) * 0.5f, 0.0f, 1.0f);
+      rgb[p * 3 + c] = static_cast<uint8_t>(std::lround(v * 255.0f));
+    }
+  }
+}
+
+Failure encode_prompt(Model& m, const char* text, int clip_skip, std::vector<float>* out) {
+  const std::vector<int32_t> ids =
+      m.tokenizer->encode_padded(text ? text : "", static_cast<int>(m.clip.context), m.pad_token);
+  return encode_text(m, ids, clip_skip, out);
+}
+
+Failure check_params(const Model& m, const diffusion_generate_params& p) {
+  if (!p.prompt) return fail(DIFFUSION_INVALID_ARGUMENT, "prompt is missing");
+  if (p.width <= 0 || p.height <= 0 || p.width % m.vae_factor || p.height % m.vae_factor) {
+    return fail(DIFFUSION_INVALID_ARGUMENT,
+                "width and height must be positive multiples of " + std::to_string(m.vae_factor));
+  }
+  if (p.steps < 1 || p.steps > 1000) {
+    return fail(DIFFUSION_INVALID_ARGUMENT, "steps must be between 1 and 1000");
+  }
+  if (p.sampler < DIFFUSION_SAMPLER_EULER_A || p.sampler > DIFFUSION_SAMPLER_DDIM) {
+    return fail(DIFFUSION_INVALID_ARGUMENT, "unknown sampler");
+  }
+  return {};
+}
+
+}  // namespace
+
+Failure generate(Model& m, const diffusion_generate_params& p, uint8_t* rgb) {
+  if (Failure f = check_params(m, p)) return f;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.executor.set_threads(p.n_threads > 0 ? p.n_threads : m.threads);
+  m.executor.set_abort(p.should_abort
+                           ? std::function<bool()>([&p] { return p.should_abort(p.user_data); })
+                           : std::function<bool()>());
+  std::vector<float> cond, uncond;
+  if (Failure f = encode_prompt(m, p.prompt, p.clip_skip, &cond)) return f;
+  if (p.cfg_scale > 1.0f) {
+    if (Failure f = encode_prompt(m, p.negative_prompt, p.clip_skip, &uncond)) return f;
+  }
+  const int w = p.width / m.vae_factor, h = p.height / m.vae_factor;
+  NormalRng rng(p.seed);
+  Latent x = rng.normal(static_cast<size_t>(w) * h * m.unet.in_channels);
+  GuidedDenoiser denoiser(m, p, std::move(cond), std::move(uncond), w, h);
+  const std::vector<float> sigmas = m.schedule.for_sampler(p.sampler, p.steps);
+  bool cancelled = false;
+  const bool done = sample(
+      p.sampler, sigmas, x, rng,
+      [&](const Latent& in, float sigma, Latent* out) { return denoiser(in, sigma, out); },
+      [&](int step) {
+        if (p.progress && !p.progress(step, p.steps, p.user_data)) cancelled = true;
+        return !cancelled;
+      });
+  if (!done) {
+    if (denoiser.failure) return denoiser.failure;
+    return fail(DIFFUSION_CANCELLED, "cancelled");
+  }
+  for (float& v : x) v /= m.vae.scale_factor;
+  std::vector<float> image;
+  if (Failure f = vae_decode(m, x, w, h, &image)) return f;
+  to_rgb(image, p.width, p.height, rgb);
+  return {};
+}
+
+}  // namespace dcpp

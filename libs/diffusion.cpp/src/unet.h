@@ -1,0 +1,62 @@
+// The LDM UNet (model.diffusion_model.*): time embedding, ResBlocks, SpatialTransformers with
+// self- and cross-attention, down/upsampling. The block layout is read from the checkpoint's
+// tensor names (input_blocks.N.M, middle_block.M, output_blocks.N.M) and the channel counts
+// from their shapes, so SD 1.x, SD 2.x and small test checkpoints take the same path.
+#pragma once
+
+#include <vector>
+
+#include "compute.h"
+#include "nn.h"
+
+namespace dcpp {
+
+struct ResBlock {
+  Norm in_norm, out_norm;
+  Conv in_conv, out_conv;
+  Linear emb;
+  Conv skip;  // 1x1, when the channel count changes; w null otherwise
+};
+
+struct TransformerBlock {
+  Norm norm1, norm2, norm3;
+  Linear q1, k1, v1, out1;  // self-attention
+  Linear q2, k2, v2, out2;  // cross-attention on the text
+  Linear ff_in, ff_out;     // GEGLU feed-forward
+};
+
+struct SpatialTransformer {
+  Norm norm;
+  Linear proj_in, proj_out;  // 1x1 convolutions (SD 1.x) or linears (SD 2.x)
+  std::vector<TransformerBlock> blocks;
+  int heads = 8;
+};
+
+struct UnetLayer {
+  enum Kind { RES, ATTENTION, DOWNSAMPLE, UPSAMPLE } kind;
+  ResBlock res;
+  SpatialTransformer attention;
+  Conv conv;
+};
+
+using UnetBlock = std::vector<UnetLayer>;
+
+struct UnetModel {
+  int64_t in_channels = 0, model_channels = 0, out_channels = 0, context_dim = 0;
+  Linear time1, time2;
+  Conv conv_in;
+  std::vector<UnetBlock> input_blocks;  // after conv_in
+  UnetBlock middle;
+  std::vector<UnetBlock> output_blocks;
+  Norm out_norm;
+  Conv conv_out;
+  int downsamples = 0;
+};
+
+bool load_unet(Weights& weights, UnetModel* model, Failure* failure);
+
+// x [W, H, C, N], timesteps [N], context [context_dim, T, N] -> the prediction [W, H, C, N].
+ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& model, ggml_tensor* x,
+                        ggml_tensor* timesteps, ggml_tensor* context);
+
+}  // namespace dcpp
