@@ -13,6 +13,9 @@ const T = { timeout: TEST_TIMEOUT_MS };
 const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
 const MODELS = [
   ['llama', 'f32'], ['llama3', 'bf16'], ['mistral', 'f16'], ['qwen2', 'bf16'], ['qwen3', 'f32'],
+  ['gemma', 'bf16'], ['gemma2', 'f32'], ['nemotron', 'f32'],
+  ['phi', 'bf16'], ['phi3', 'f32'],
+  ['gpt-oss', 'bf16'],
 ];
 
 async function makeHfFixture(arch, dtype, modelsDir) {

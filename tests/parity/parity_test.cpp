@@ -25,6 +25,8 @@ struct Case {
   DType dtype;
   int shards;
   double tolerance;  // largest allowed |logprob difference| over the whole vocabulary
+  // Both backends' context per sequence; phi3's LongRoPE takes its long factors above 256.
+  int ctx_per_sequence = 256;
 };
 
 // Measured: F32 weights with an F32 KV cache and no flash attention agree to ~3e-6; BF16
@@ -42,6 +44,24 @@ const Case kCases[] = {
     {"qwen3_f16", Arch::Qwen3, DType::F16, 1, 1e-2},
     {"llama3_bf16_sharded", Arch::Llama3, DType::BF16, 2, 2e-3},
     {"mistral_f16_sharded", Arch::Mistral, DType::F16, 2, 1e-2},
+    {"gemma_f32", Arch::Gemma, DType::F32, 1, 1e-4},
+    {"gemma2_f32", Arch::Gemma2, DType::F32, 1, 1e-4},
+    {"nemotron_f32", Arch::Nemotron, DType::F32, 1, 1e-4},
+    {"gemma_bf16", Arch::Gemma, DType::BF16, 1, 2e-3},
+    {"gemma2_bf16", Arch::Gemma2, DType::BF16, 1, 2e-3},
+    {"nemotron_bf16", Arch::Nemotron, DType::BF16, 1, 2e-3},
+    // gpt-oss: F32 (or BF16) non-expert weights, MXFP4 experts on both sides.
+    {"gpt_oss_f32", Arch::GptOss, DType::F32, 1, 1e-4},
+    {"gpt_oss_bf16", Arch::GptOss, DType::BF16, 1, 2e-3},
+    // Phi-2 and Phi-3 (measured: phi 1.3e-5 and phi3 2.4e-6 / 2.0e-6 long in F32; BF16 0, but
+    // 1.6e-2 for phi3 with the long factors: bit-identical for 13 steps, then F32 ulp-level
+    // differences flip the BF16 rounding of a matmul input at a few positions).
+    {"phi_f32", Arch::Phi, DType::F32, 1, 1e-4},
+    {"phi3_f32", Arch::Phi3, DType::F32, 1, 1e-4},
+    {"phi3_long_context_f32", Arch::Phi3, DType::F32, 1, 1e-4, 512},
+    {"phi_bf16", Arch::Phi, DType::BF16, 1, 2e-3},
+    {"phi3_bf16", Arch::Phi3, DType::BF16, 1, 2e-3},
+    {"phi3_long_context_bf16", Arch::Phi3, DType::BF16, 1, 2e-2, 512},
 };
 
 std::vector<double> log_softmax(const float* logits, int n) {
@@ -83,7 +103,7 @@ class Parity : public ::testing::TestWithParam<Case> {
     std::string problem;
     ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
     BackendParams params;
-    params.ctx_per_sequence = 256;
+    params.ctx_per_sequence = c.ctx_per_sequence;
     params.sequences = 2;
     params.threads = 2;
     params.f32_cache = true;

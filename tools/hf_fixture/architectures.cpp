@@ -5,6 +5,7 @@
 #include <random>
 
 #include "hf_fixture/dtype.h"
+#include "hf_fixture/families.h"
 
 namespace allm::fixture {
 
@@ -17,6 +18,7 @@ int padded_vocab_size(int tokenizer_size) {
 }
 
 void set_family(ModelSpec* s, Arch arch) {
+  if (const Family* family = family_of(arch)) return family->set_spec(s, arch);
   switch (arch) {
     case Arch::Llama:
       s->model_type = "llama", s->hf_architecture = "LlamaForCausalLM", s->gguf_arch = "llama";
@@ -48,12 +50,8 @@ void set_family(ModelSpec* s, Arch arch) {
   }
 }
 
-struct TensorDesc {
-  std::string name;
-  std::vector<int64_t> shape;
-};
-
 std::vector<TensorDesc> layer_tensors(const ModelSpec& s, int layer) {
+  if (const Family* family = family_of(s.arch)) return family->layer_tensors(s, layer);
   const std::string p = "model.layers." + std::to_string(layer) + ".";
   const int64_t h = s.hidden, q = int64_t{s.heads} * s.head_dim;
   const int64_t kv = int64_t{s.kv_heads} * s.head_dim, ff = s.intermediate;
@@ -83,7 +81,12 @@ std::vector<TensorDesc> checkpoint_layout(const ModelSpec& s) {
   for (int l = 0; l < s.layers; ++l) {
     for (TensorDesc& t : layer_tensors(s, l)) out.push_back(std::move(t));
   }
-  out.push_back({"model.norm.weight", {s.hidden}});
+  const Family* family = family_of(s.arch);
+  if (family) {
+    for (TensorDesc& t : family->final_norm_tensors(s)) out.push_back(std::move(t));
+  } else {
+    out.push_back({"model.norm.weight", {s.hidden}});
+  }
   if (!s.tie_embeddings) out.push_back({"lm_head.weight", {s.vocab_size, s.hidden}});
   return out;
 }
@@ -110,7 +113,7 @@ std::vector<float> random_values(const TensorDesc& desc, std::mt19937_64* rng) {
 }
 
 void zero_rows_of_non_text_tokens(const ByteLevelVocabulary& vocab, Tensor* lm_head) {
-  const int64_t rows = lm_head->shape[0], cols = lm_head->shape[1];
+  const int64_t rows = lm_head->shape[0], cols = lm_head->shape.size() == 2 ? lm_head->shape[1] : 1;
   for (int64_t id = 0; id < rows; ++id) {
     const bool text = id < static_cast<int64_t>(vocab.types.size()) && vocab.types[id] == 1;
     if (!text) std::fill_n(lm_head->values.begin() + id * cols, cols, 0.0f);
@@ -125,6 +128,12 @@ std::optional<Arch> parse_arch(const std::string& name) {
   if (name == "mistral") return Arch::Mistral;
   if (name == "qwen2") return Arch::Qwen2;
   if (name == "qwen3") return Arch::Qwen3;
+  if (name == "gemma") return Arch::Gemma;
+  if (name == "gemma2") return Arch::Gemma2;
+  if (name == "nemotron") return Arch::Nemotron;
+  if (name == "gpt-oss") return Arch::GptOss;
+  if (name == "phi") return Arch::Phi;
+  if (name == "phi3") return Arch::Phi3;
   return std::nullopt;
 }
 
@@ -133,7 +142,7 @@ ModelSpec model_spec(Arch arch, int tokenizer_size, bool tie_embeddings) {
   s.arch = arch;
   set_family(&s, arch);
   s.vocab_size = arch == Arch::Qwen2 ? padded_vocab_size(tokenizer_size) : tokenizer_size;
-  s.tie_embeddings = tie_embeddings;
+  s.tie_embeddings = s.tie_embeddings || tie_embeddings;  // gemma always ties
   return s;
 }
 
@@ -153,7 +162,9 @@ std::vector<Tensor> random_weights(const ModelSpec& spec, const ByteLevelVocabul
   std::vector<Tensor> tensors;
   for (const TensorDesc& desc : checkpoint_layout(spec)) {
     Tensor t{desc.name, desc.shape, random_values(desc, &rng)};
-    if (t.name == "lm_head.weight") zero_rows_of_non_text_tokens(vocab, &t);
+    if (t.name == "lm_head.weight" || t.name == "lm_head.bias") {  // phi biases its lm_head
+      zero_rows_of_non_text_tokens(vocab, &t);
+    }
     for (float& v : t.values) v = round_to_dtype(dtype, v);
     tensors.push_back(std::move(t));
   }
@@ -201,6 +212,7 @@ nlohmann::ordered_json hf_config(const ModelSpec& s, const ByteLevelVocabulary& 
     c["sliding_window"] = nullptr;
     c["max_window_layers"] = s.layers;
   }
+  if (const Family* family = family_of(s.arch)) family->adjust_config(s, &c);
   c["transformers_version"] = "4.51.0";
   return c;
 }

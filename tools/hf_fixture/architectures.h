@@ -11,7 +11,7 @@
 
 namespace allm::fixture {
 
-std::optional<Arch> parse_arch(const std::string& name);  // llama|llama3|mistral|qwen2|qwen3
+std::optional<Arch> parse_arch(const std::string& name);  // llama|…|qwen3|gemma|gemma2|nemotron
 
 // The tiny model of `arch` for a tokenizer of `tokenizer_size` tokens.
 ModelSpec model_spec(Arch arch, int tokenizer_size, bool tie_embeddings);

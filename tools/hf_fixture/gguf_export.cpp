@@ -7,6 +7,8 @@
 
 #include "gguf.h"
 #include "hf_fixture/dtype.h"
+#include "hf_fixture/arch_gpt_oss.h"
+#include "hf_fixture/families.h"
 
 namespace allm::fixture {
 
@@ -74,7 +76,11 @@ void write_hparams(gguf_context* g, const Fixture& f) {
   gguf_set_val_u32(g, (a + "feed_forward_length").c_str(), s.intermediate);
   gguf_set_val_u32(g, (a + "attention.head_count").c_str(), s.heads);
   gguf_set_val_u32(g, (a + "attention.head_count_kv").c_str(), s.kv_heads);
-  gguf_set_val_f32(g, (a + "rope.freq_base").c_str(), static_cast<float>(s.rope_theta));
+  if (s.gguf_rope_keys) {
+    gguf_set_val_f32(g, (a + "rope.freq_base").c_str(), static_cast<float>(s.rope_theta));
+    gguf_set_val_u32(g, (a + "rope.dimension_count").c_str(),
+                     static_cast<uint32_t>(s.partial_rotary_factor * s.head_dim));
+  }
   gguf_set_val_f32(g, (a + "attention.layer_norm_rms_epsilon").c_str(),
                    static_cast<float>(s.rms_norm_eps));
   // The converter writes key/value lengths whenever config.json has head_dim.
@@ -82,7 +88,6 @@ void write_hparams(gguf_context* g, const Fixture& f) {
     gguf_set_val_u32(g, (a + "attention.key_length").c_str(), s.head_dim);
     gguf_set_val_u32(g, (a + "attention.value_length").c_str(), s.head_dim);
   }
-  gguf_set_val_u32(g, (a + "rope.dimension_count").c_str(), s.head_dim);
   if (s.gguf_arch == "llama") gguf_set_val_u32(g, (a + "vocab_size").c_str(), s.vocab_size);
 }
 
@@ -105,7 +110,13 @@ void write_tokenizer(gguf_context* g, const Fixture& f, const char* chat_templat
 }
 
 // The values the GGUF holds for one Hugging Face tensor (permuted where the converter does).
-std::vector<float> converted_values(const ModelSpec& s, const Tensor& t) {
+std::vector<float> converted_values(const ModelSpec& s, DType dtype, const Tensor& t) {
+  if (s.norm_plus_one && t.name.size() > 11 && t.name.rfind("norm.weight") == t.name.size() - 11) {
+    // In float32 but for F16 checkpoints, which the converter keeps (and adds to) in F16.
+    std::vector<float> values = t.values;
+    for (float& v : values) v = round_to_dtype(dtype == DType::F16 ? dtype : DType::F32, v + 1);
+    return values;
+  }
   if (!s.permute_qk) return t.values;
   const bool is_q = t.name.find("self_attn.q_proj.") != std::string::npos;
   const bool is_k = t.name.find("self_attn.k_proj.") != std::string::npos;
@@ -129,9 +140,20 @@ void fill(ggml_tensor* t, const std::vector<float>& values) {
   std::memcpy(t->data, bytes.data(), bytes.size());
 }
 
+// A tensor the converter computes rather than copies (rope frequency factors).
+void add_f32_vector(ggml_context* ctx, gguf_context* g, const std::string& name,
+                    const std::vector<float>& values) {
+  ggml_tensor* gt = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, static_cast<int64_t>(values.size()));
+  ggml_set_name(gt, name.c_str());
+  fill(gt, values);
+  gguf_add_tensor(g, gt);
+}
+
 size_t context_bytes(const Fixture& f) {
   size_t bytes = 0;
-  for (const Tensor& t : f.tensors) bytes += t.values.size() * 4 + ggml_tensor_overhead() + 64;
+  for (const Tensor& t : f.tensors) {
+    bytes += t.values.size() * 4 + t.raw.size() + ggml_tensor_overhead() + 64;
+  }
   return bytes + (1 << 20);
 }
 
@@ -196,21 +218,22 @@ bool write_gguf(const std::string& path, const Fixture& f, std::string* error) {
   ggml_context* ctx = ggml_init(params);
   gguf_context* g = gguf_init_empty();
   write_hparams(g, f);
+  const Family* family = family_of(f.spec.arch);
+  if (family) family->write_hparams(g, f.spec);
   write_tokenizer(g, f, tiny_chatml_template());
   for (const Tensor& t : f.tensors) {
+    if (f.spec.arch == Arch::GptOss && add_gpt_oss_gguf_tensors(ctx, g, f, t)) continue;
     // Like the converter: 1-D tensors (norms, biases) stay F32, matrices keep the dtype.
     const ggml_type type = t.shape.size() == 1 ? GGML_TYPE_F32 : ggml_type_of(f.dtype);
     ggml_tensor* gt = new_tensor(ctx, type, t.shape);
-    ggml_set_name(gt, gguf_tensor_name(t.name).c_str());
-    fill(gt, converted_values(f.spec, t));
+    const std::string name = family ? family->gguf_name(f.spec, t.name) : gguf_tensor_name(t.name);
+    ggml_set_name(gt, name.c_str());
+    fill(gt, converted_values(f.spec, f.dtype, t));
     gguf_add_tensor(g, gt);
   }
-  if (f.spec.llama3_rope) {
-    const std::vector<float> factors = llama3_rope_factors(f.spec);
-    ggml_tensor* gt = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, static_cast<int64_t>(factors.size()));
-    ggml_set_name(gt, "rope_freqs.weight");
-    fill(gt, factors);
-    gguf_add_tensor(g, gt);
+  if (f.spec.llama3_rope) add_f32_vector(ctx, g, "rope_freqs.weight", llama3_rope_factors(f.spec));
+  if (family && family->gguf_extra_tensors) {
+    for (const Tensor& t : family->gguf_extra_tensors(f.spec)) add_f32_vector(ctx, g, t.name, t.values);
   }
   const bool ok = gguf_write_to_file(g, path.c_str(), false);
   if (!ok) *error = "cannot write " + path;

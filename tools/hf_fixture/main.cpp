@@ -12,9 +12,10 @@
 namespace {
 
 const char* const kUsage =
-    "usage: allm-make-hf-fixture --arch llama|llama3|mistral|qwen2|qwen3 --dtype f32|f16|bf16\n"
+    "usage: allm-make-hf-fixture --arch llama|llama3|mistral|qwen2|qwen3|gemma|gemma2|nemotron|phi|phi3|gpt-oss\n"
+    "                            --dtype f32|f16|bf16\n"
     "                            --out DIR [--gguf FILE.gguf] [--shards N] [--seed N] [--tie]\n"
-    "                            [--size tiny|1b]\n";
+    "                            [--size tiny|1b]   (1b: for gpt-oss, 20b widths at 2 layers)\n";
 
 int usage() {
   std::fputs(kUsage, stderr);

@@ -11,7 +11,7 @@
 
 namespace allm::fixture {
 
-enum class Arch { Llama, Llama3, Mistral, Qwen2, Qwen3 };
+enum class Arch { Llama, Llama3, Mistral, Qwen2, Qwen3, Gemma, Gemma2, Nemotron, GptOss, Phi, Phi3 };
 enum class DType { F32, F16, BF16 };
 
 // `rope_scaling` of Llama 3.1 style checkpoints.
@@ -43,6 +43,19 @@ struct ModelSpec {
   bool permute_qk = false;      // llama.cpp's converter permutes q/k rows for the llama arch
   bool tie_embeddings = false;  // no lm_head; the output reuses embed_tokens
   std::optional<Llama3RopeScaling> llama3_rope;
+  int sliding_window = 0;  // 0: none; gpt-oss and gemma2 alternate windowed and full layers
+  int experts = 0;         // gpt-oss (arch_gpt_oss.cpp): mixture of experts
+  int experts_used = 0;
+  // Gemma, Gemma2 and Nemotron (arch_gemma.cpp, arch_nemotron.cpp).
+  bool norm_plus_one = false;  // norms applied as 1 + w: HF stores w, the GGUF 1 + w
+  bool gguf_rope_keys = true;  // gemma's converters write no rope.freq_base/dimension_count
+  double partial_rotary_factor = 1.0;  // rope turns this share of head_dim
+};
+
+// A checkpoint tensor before it has values: Hugging Face name and shape (outermost first).
+struct TensorDesc {
+  std::string name;
+  std::vector<int64_t> shape;
 };
 
 // One weight in Hugging Face layout: row-major, shape outermost first ([out, in] for linears).
@@ -51,6 +64,9 @@ struct Tensor {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<float> values;
+  // U8 tensors (gpt-oss MXFP4 blocks and scales) keep their bytes here instead of values and
+  // are stored as U8 whatever the fixture's dtype.
+  std::vector<uint8_t> raw = {};
 };
 
 struct Fixture {

@@ -30,6 +30,20 @@ void add_token_ids(const json& value, std::vector<int>* ids) {
   }
 }
 
+Failure read_longrope_factors(const json& rs, RopeScaling* scaling) {
+  for (auto [key, factors] : {std::pair{"short_factor", &scaling->short_factor},
+                              std::pair{"long_factor", &scaling->long_factor}}) {
+    if (!rs.contains(key) || !rs[key].is_array())
+      return fail(STCPP_MODEL_CORRUPT, std::string("config.json: longrope needs ") + key);
+    for (const json& v : rs[key]) {
+      if (!v.is_number() || v.get<float>() <= 0.0f)
+        return fail(STCPP_MODEL_CORRUPT, std::string("config.json: bad value in ") + key);
+      factors->push_back(v.get<float>());
+    }
+  }
+  return {};
+}
+
 Failure read_rope_scaling(const json& j, RopeScaling* scaling) {
   if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return {};
   const json& rs = j["rope_scaling"];
@@ -45,15 +59,20 @@ Failure read_rope_scaling(const json& j, RopeScaling* scaling) {
     scaling->type = RopeScalingType::LLAMA3;
   } else if (type == "yarn") {
     scaling->type = RopeScalingType::YARN;
+  } else if (type == "longrope" || type == "su") {
+    scaling->type = RopeScalingType::LONGROPE;
+    if (Failure f = read_longrope_factors(rs, scaling)) return f;
   } else {
     return fail(STCPP_UNSUPPORTED, "config.json: rope_scaling type '" + type +
-                                       "' is not supported (linear, dynamic, llama3, yarn are)");
+                                       "' is not supported (linear, dynamic, llama3, yarn, longrope are)");
   }
   scaling->factor = number_or<float>(rs, "factor", 1.0f);
   scaling->low_freq_factor = number_or<float>(rs, "low_freq_factor", 1.0f);
   scaling->high_freq_factor = number_or<float>(rs, "high_freq_factor", 4.0f);
-  scaling->original_max_position_embeddings =
-      number_or<int>(rs, "original_max_position_embeddings", 0);
+  // Phi3 keeps original_max_position_embeddings beside max_position_embeddings.
+  scaling->original_max_position_embeddings = number_or<int>(
+      rs, "original_max_position_embeddings",
+      number_or<int>(j, "original_max_position_embeddings", 0));
   scaling->beta_fast = number_or<float>(rs, "beta_fast", 32.0f);
   scaling->beta_slow = number_or<float>(rs, "beta_slow", 1.0f);
   scaling->attention_factor = number_or<float>(rs, "attention_factor", 0.0f);
@@ -73,9 +92,22 @@ Failure check_dimensions(const ModelConfig& c) {
                 "config.json: vocab_size, hidden_size, intermediate_size, num_hidden_layers, "
                 "num_attention_heads, num_key_value_heads and head_dim must be positive");
   }
+  const RopeScaling& rs = c.rope_scaling;
+  const size_t rotary_pairs = static_cast<size_t>(c.head_dim * c.partial_rotary_factor) / 2;
+  if (rs.type == RopeScalingType::LONGROPE &&
+      (rs.short_factor.size() != rotary_pairs || rs.long_factor.size() != rotary_pairs)) {
+    return fail(STCPP_MODEL_CORRUPT, "config.json: longrope short_factor and long_factor need " +
+                                         std::to_string(rotary_pairs) + " values each");
+  }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     return fail(STCPP_MODEL_CORRUPT,
                 "config.json: num_attention_heads is not a multiple of num_key_value_heads");
+  }
+  const int rope_dims = static_cast<int>(c.head_dim * c.partial_rotary_factor);
+  if (rope_dims < 2 || rope_dims > c.head_dim || rope_dims % 2 != 0) {
+    return fail(STCPP_MODEL_CORRUPT,
+                "config.json: partial_rotary_factor must leave an even number of rotary "
+                "dimensions within head_dim");
   }
   return {};
 }
@@ -102,11 +134,23 @@ Failure read_fields(json j, ModelConfig* c) {
                     ? j["head_dim"].get<int>()
                     : default_head_dim;
   c->rms_norm_eps = number_or<float>(j, "rms_norm_eps", 1e-6f);
+  c->norm_eps = number_or<float>(j, "norm_eps", number_or<float>(j, "layer_norm_eps", 1e-5f));
+  c->partial_rotary_factor = number_or<float>(j, "partial_rotary_factor", 1.0f);
+  c->query_pre_attn_scalar = number_or<float>(j, "query_pre_attn_scalar", 0.0f);
+  c->attn_logit_softcapping = number_or<float>(j, "attn_logit_softcapping", 0.0f);
+  c->final_logit_softcapping = number_or<float>(j, "final_logit_softcapping", 0.0f);
   c->rope_theta = number_or<float>(j, "rope_theta", 10000.0f);
   c->max_position_embeddings = number_or<int>(j, "max_position_embeddings", 0);
   c->sliding_window =
       bool_or(j, "use_sliding_window", true) ? number_or<int>(j, "sliding_window", 0) : 0;
   c->tie_word_embeddings = bool_or(j, "tie_word_embeddings", false);
+  if (j.contains("layer_types") && j["layer_types"].is_array()) {
+    for (const json& t : j["layer_types"]) c->sliding_layers.push_back(t == "sliding_attention");
+  }
+  c->num_experts = number_or<int>(j, "num_local_experts", 0);
+  c->num_experts_per_tok =
+      number_or<int>(j, "num_experts_per_tok", number_or<int>(j, "experts_per_token", 0));
+  c->swiglu_limit = number_or<float>(j, "swiglu_limit", 0.0f);
   c->attention_bias = bool_or(j, "attention_bias", false);
   c->mlp_bias = bool_or(j, "mlp_bias", false);
   c->torch_dtype = j.value("torch_dtype", j.value("dtype", std::string()));

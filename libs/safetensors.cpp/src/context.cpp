@@ -73,19 +73,29 @@ Failure Context::validate(const stcpp_batch& b, std::vector<TokenGroup>* groups)
   return {};
 }
 
-void Context::fill_masks(const std::vector<TokenGroup>& groups) const {
-  const int window = model_.config.sliding_window;
-  std::vector<float> mask;
-  for (const TokenGroup& g : groups) {
-    const int n_kv = g.pos0 + g.count;
-    mask.assign(static_cast<size_t>(n_kv) * g.count, -INFINITY);
-    for (int i = 0; i < g.count; ++i) {
-      const int pos = g.pos0 + i;
-      for (int j = 0; j <= pos; ++j) {
-        if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j] = 0.0f;
-      }
+namespace {
+
+// Causal attention of one group, limited to the last `window` positions when window > 0.
+// A mask no layer reads was left out of the graph and has no buffer.
+void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window) {
+  if (!tensor || !tensor->buffer) return;
+  const int n_kv = g.pos0 + g.count;
+  std::vector<float> mask(static_cast<size_t>(n_kv) * g.count, -INFINITY);
+  for (int i = 0; i < g.count; ++i) {
+    const int pos = g.pos0 + i;
+    for (int j = 0; j <= pos; ++j) {
+      if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j] = 0.0f;
     }
-    ggml_backend_tensor_set(g.mask, mask.data(), 0, mask.size() * sizeof(float));
+  }
+  ggml_backend_tensor_set(tensor, mask.data(), 0, mask.size() * sizeof(float));
+}
+
+}  // namespace
+
+void Context::fill_masks(const std::vector<TokenGroup>& groups) const {
+  for (const TokenGroup& g : groups) {
+    fill_mask(g.mask, g, 0);
+    fill_mask(g.window_mask, g, model_.config.sliding_window);
   }
 }
 
@@ -102,7 +112,7 @@ Failure Context::decode(const stcpp_batch& b) {
   }
   if (output_ids.empty()) output_ids.push_back(b.n_tokens - 1);  // the graph needs one row
   const size_t max_nodes =
-      2048 + static_cast<size_t>(model_.config.num_hidden_layers) * (64 + 24 * groups.size());
+      2048 + static_cast<size_t>(model_.config.num_hidden_layers) * (64 + 32 * groups.size());
   Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()), max_nodes);
   ggml_tensor* out = model_.architecture->build(graph);
   ggml_build_forward_expand(graph.cgraph(), out);

@@ -19,6 +19,10 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   for (TokenGroup& g : groups_) {
     g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count, g.count);
     ggml_set_input(g.mask);
+    if (model.config.sliding_window > 0) {
+      g.window_mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count, g.count);
+      ggml_set_input(g.window_mask);
+    }
   }
 }
 
@@ -34,14 +38,27 @@ ggml_tensor* Graph::rms_norm(ggml_tensor* x, ggml_tensor* weight, float eps) {
   return ggml_mul(ctx_, ggml_rms_norm(ctx_, x, eps), weight);
 }
 
+ggml_tensor* Graph::layer_norm(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias,
+                              float eps) {
+  return ggml_add(ctx_, ggml_mul(ctx_, ggml_norm(ctx_, x, eps), weight), bias);
+}
+
 ggml_tensor* Graph::linear(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias) {
   ggml_tensor* y = ggml_mul_mat(ctx_, weight, x);
   return bias ? ggml_add(ctx_, y, bias) : y;
 }
 
+// LongRoPE keeps two sets of frequency divisors and, like llama.cpp, picks the long ones when
+// the context per sequence exceeds the original training context.
+ggml_tensor* Graph::rope_factors() const {
+  const ModelWeights& w = model_.weights;
+  const bool long_context = cache_.ctx_per_seq() > model_.rope.n_ctx_orig;
+  return w.rope_factors_long && long_context ? w.rope_factors_long : w.rope_factors;
+}
+
 ggml_tensor* Graph::rope(ggml_tensor* x) {
   const RopeParams& r = model_.rope;
-  return ggml_rope_ext(ctx_, x, positions_, model_.weights.rope_factors, r.n_dims, r.mode,
+  return ggml_rope_ext(ctx_, x, positions_, rope_factors(), r.n_dims, r.mode,
                        r.n_ctx_orig, r.freq_base, r.freq_scale, r.ext_factor, r.attn_factor,
                        r.beta_fast, r.beta_slow);
 }
@@ -60,8 +77,18 @@ void Graph::store_kv(ggml_tensor* k, ggml_tensor* v, int layer) {
   }
 }
 
+float Graph::attention_scale(const AttentionOptions& options) const {
+  return options.scale > 0.0f ? options.scale
+                              : 1.0f / std::sqrt(static_cast<float>(model_.config.head_dim));
+}
+
+ggml_tensor* Graph::soft_cap(ggml_tensor* x, float cap) {
+  return ggml_scale(ctx_, ggml_tanh(ctx_, ggml_scale(ctx_, x, 1.0f / cap)), cap);
+}
+
 // Attention of one group's queries over its sequence's cached keys and values.
-ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer) {
+ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer,
+                           const AttentionOptions& options) {
   const ModelConfig& c = model_.config;
   const int64_t hd = c.head_dim, n_kv_head = c.num_key_value_heads;
   const int64_t n_kv = g.pos0 + g.count;
@@ -75,7 +102,17 @@ ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer) {
   k = ggml_permute(ctx_, k, 0, 2, 1, 3);        // [hd, n_kv, kv heads]
   ggml_tensor* kq = ggml_mul_mat(ctx_, k, qg);  // [n_kv, tokens, heads]
   ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
-  kq = ggml_soft_max_ext(ctx_, kq, g.mask, 1.0f / std::sqrt(static_cast<float>(hd)), 0.0f);
+  float scale = attention_scale(options);
+  if (options.softcap > 0.0f) {  // the cap applies to scaled scores, so scale first
+    kq = soft_cap(ggml_scale(ctx_, kq, scale), options.softcap);
+    scale = 1.0f;
+  }
+  ggml_tensor* mask = options.windowed && g.window_mask ? g.window_mask : g.mask;
+  kq = ggml_soft_max_ext(ctx_, kq, mask, scale, 0.0f);
+  // Learned per-head sinks (gpt-oss) join the softmax's denominator without a value.
+  if (ggml_tensor* sinks = model_.weights.layers[layer].attn_sinks) {
+    ggml_soft_max_add_sinks(kq, sinks);
+  }
   ggml_tensor* vc = cache_.v(layer);
   ggml_tensor* v = ggml_view_3d(ctx_, vc, hd, n_kv_head, n_kv, ggml_row_size(vc->type, hd),
                                 vc->nb[1], cell0 * vc->nb[1]);
@@ -85,43 +122,95 @@ ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer) {
   return ggml_cont_2d(ctx_, kqv, hd * q->ne[1], g.count);
 }
 
-ggml_tensor* Graph::self_attention(ggml_tensor* x, const LayerWeights& w, int layer) {
+// q, k and v as views of a fused projection's rows [q; k; v], each [head_dim, heads, tokens].
+void Graph::split_qkv(ggml_tensor* qkv, ggml_tensor** q, ggml_tensor** k, ggml_tensor** v) {
+  const ModelConfig& c = model_.config;
+  const int64_t hd = c.head_dim, n_head = c.num_attention_heads, n_kv = c.num_key_value_heads;
+  const size_t head_bytes = ggml_row_size(qkv->type, hd);
+  auto part = [&](int64_t heads, int64_t first_head) {
+    return ggml_view_3d(ctx_, qkv, hd, heads, qkv->ne[1], head_bytes, qkv->nb[1],
+                        first_head * head_bytes);
+  };
+  *q = part(n_head, 0);
+  *k = part(n_kv, n_head);
+  *v = part(n_kv, n_head + n_kv);
+}
+
+ggml_tensor* Graph::self_attention(ggml_tensor* x, const LayerWeights& w, int layer,
+                                   const AttentionOptions& options) {
   const ModelConfig& c = model_.config;
   const int64_t n_tokens = x->ne[1];
-  ggml_tensor* q =
-      ggml_reshape_3d(ctx_, linear(x, w.wq, w.bq), c.head_dim, c.num_attention_heads, n_tokens);
-  ggml_tensor* k =
-      ggml_reshape_3d(ctx_, linear(x, w.wk, w.bk), c.head_dim, c.num_key_value_heads, n_tokens);
-  ggml_tensor* v =
-      ggml_reshape_3d(ctx_, linear(x, w.wv, w.bv), c.head_dim, c.num_key_value_heads, n_tokens);
+  ggml_tensor *q, *k, *v;
+  if (w.wqkv) {
+    split_qkv(linear(x, w.wqkv), &q, &k, &v);
+  } else {
+    q = ggml_reshape_3d(ctx_, linear(x, w.wq, w.bq), c.head_dim, c.num_attention_heads, n_tokens);
+    k = ggml_reshape_3d(ctx_, linear(x, w.wk, w.bk), c.head_dim, c.num_key_value_heads, n_tokens);
+    v = ggml_reshape_3d(ctx_, linear(x, w.wv, w.bv), c.head_dim, c.num_key_value_heads, n_tokens);
+  }
   if (w.q_norm) q = rms_norm(q, w.q_norm, c.rms_norm_eps);
   if (w.k_norm) k = rms_norm(k, w.k_norm, c.rms_norm_eps);
   q = rope(q);
   k = rope(k);
   store_kv(k, v, layer);
+  AttentionOptions scores = options;
+  if (options.scale_queries) {
+    q = ggml_scale(ctx_, q, attention_scale(options));
+    scores.scale = 1.0f;
+  }
   ggml_tensor* out = nullptr;
   for (const TokenGroup& g : groups_) {
-    ggml_tensor* part = attend(q, g, layer);
+    ggml_tensor* part = attend(q, g, layer, scores);
     out = out ? ggml_concat(ctx_, out, part, 1) : part;
   }
   return linear(out, w.wo, w.bo);
 }
 
 ggml_tensor* Graph::swiglu_mlp(ggml_tensor* x, const LayerWeights& w) {
-  ggml_tensor* gated = ggml_swiglu_split(ctx_, linear(x, w.w_gate), linear(x, w.w_up));
+  // A fused projection's rows are [gate; up]: ggml_swiglu gates the second half by the first.
+  ggml_tensor* gated = w.w_gate_up
+                           ? ggml_swiglu(ctx_, linear(x, w.w_gate_up))
+                           : ggml_swiglu_split(ctx_, linear(x, w.w_gate), linear(x, w.w_up));
   return linear(gated, w.w_down);
+}
+
+ggml_tensor* Graph::gelu_mlp(ggml_tensor* x, const LayerWeights& w) {
+  return linear(ggml_gelu(ctx_, linear(x, w.w_up, w.b_up)), w.w_down, w.b_down);
+}
+
+ggml_tensor* Graph::geglu_mlp(ggml_tensor* x, const LayerWeights& w) {
+  ggml_tensor* gated = ggml_geglu_split(ctx_, linear(x, w.w_gate), linear(x, w.w_up));
+  return linear(gated, w.w_down);
+}
+
+ggml_tensor* Graph::relu2_mlp(ggml_tensor* x, const LayerWeights& w) {
+  ggml_tensor* up = ggml_relu(ctx_, linear(x, w.w_up, w.b_up));
+  return linear(ggml_sqr(ctx_, up), w.w_down, w.b_down);
 }
 
 ggml_tensor* Graph::llama_layer(ggml_tensor* x, const LayerWeights& w, int layer) {
   const float eps = model_.config.rms_norm_eps;
   x = ggml_add(ctx_, x, self_attention(rms_norm(x, w.attn_norm, eps), w, layer));
+  if (layer + 1 == model_.config.num_hidden_layers) x = output_rows(x);
   return ggml_add(ctx_, x, swiglu_mlp(rms_norm(x, w.ffn_norm, eps), w));
 }
 
 ggml_tensor* Graph::logits(ggml_tensor* x) {
-  x = ggml_get_rows(ctx_, x, output_ids_);
-  x = rms_norm(x, model_.weights.output_norm, model_.config.rms_norm_eps);
-  return ggml_mul_mat(ctx_, model_.weights.output, x);
+  return lm_head(rms_norm(output_rows(x), model_.weights.output_norm, model_.config.rms_norm_eps));
+}
+
+// The last layer's MLP needs only the rows that want logits (as llama.cpp does, which also
+// keeps the two on the same matmul kernels); selecting twice is a no-op.
+ggml_tensor* Graph::output_rows(ggml_tensor* x) {
+  if (outputs_selected_) return x;
+  outputs_selected_ = true;
+  return ggml_get_rows(ctx_, x, output_ids_);
+}
+
+ggml_tensor* Graph::lm_head(ggml_tensor* x) {
+  ggml_tensor* logits = ggml_mul_mat(ctx_, model_.weights.output, x);
+  const float cap = model_.config.final_logit_softcapping;
+  return cap > 0.0f ? soft_cap(logits, cap) : logits;
 }
 
 }  // namespace stcpp

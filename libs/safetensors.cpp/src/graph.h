@@ -17,6 +17,18 @@ struct TokenGroup {
   int count;
   int pos0;
   ggml_tensor* mask = nullptr;  // [kv cells, count]: 0 where visible, -inf elsewhere
+  ggml_tensor* window_mask = nullptr;  // the same within config.sliding_window; null without one
+};
+
+// How one layer attends: the score scale, tanh soft-capping of the scores (gemma2), and
+// whether config.sliding_window limits it (gemma2 alternates windowed and global layers).
+struct AttentionOptions {
+  float scale = 0.0f;    // 0: 1/sqrt(head_dim)
+  float softcap = 0.0f;  // 0: none; else scores become softcap * tanh(scores / softcap)
+  bool windowed = true;
+  // Scale the queries instead of the scores, as llama.cpp's gemma graphs do: the same maths,
+  // but rounding alike keeps the F16-table GELU downstream from magnifying the difference.
+  bool scale_queries = false;
 };
 
 class Graph {
@@ -36,20 +48,34 @@ class Graph {
   // Building blocks.
   ggml_tensor* embed(ggml_tensor* table);
   ggml_tensor* rms_norm(ggml_tensor* x, ggml_tensor* weight, float eps);
+  ggml_tensor* layer_norm(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, float eps);
   ggml_tensor* linear(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias = nullptr);
   ggml_tensor* rope(ggml_tensor* x);  // x: [head_dim, heads, tokens]
-  // Self-attention of one layer: projections, optional q/k norms, rope, cache update,
-  // attention per token group, output projection.
-  ggml_tensor* self_attention(ggml_tensor* x, const LayerWeights& w, int layer);
+  // Self-attention of one layer: projections (separate, or fused and split by views), optional
+  // q/k norms, rope, cache update, attention per token group, output projection.
+  ggml_tensor* self_attention(ggml_tensor* x, const LayerWeights& w, int layer,
+                              const AttentionOptions& options = {});
   ggml_tensor* swiglu_mlp(ggml_tensor* x, const LayerWeights& w);
+  ggml_tensor* gelu_mlp(ggml_tensor* x, const LayerWeights& w);  // down(gelu(up x)), biases (phi)
+  ggml_tensor* geglu_mlp(ggml_tensor* x, const LayerWeights& w);  // tanh GELU gate (gemma)
+  ggml_tensor* relu2_mlp(ggml_tensor* x, const LayerWeights& w);  // down(relu(up x)²) (nemotron)
   // The standard pre-norm decoder layer (llama, mistral, qwen2, qwen3).
   ggml_tensor* llama_layer(ggml_tensor* x, const LayerWeights& w, int layer);
   // Final norm, the rows that want logits, the lm_head.
   ggml_tensor* logits(ggml_tensor* x);
+  // Its parts, for architectures with another final norm: the rows that want logits, and the
+  // lm_head (with config.final_logit_softcapping when set).
+  ggml_tensor* output_rows(ggml_tensor* x);
+  ggml_tensor* lm_head(ggml_tensor* x);
 
  private:
   void store_kv(ggml_tensor* k, ggml_tensor* v, int layer);
-  ggml_tensor* attend(ggml_tensor* q, const TokenGroup& group, int layer);
+  void split_qkv(ggml_tensor* qkv, ggml_tensor** q, ggml_tensor** k, ggml_tensor** v);
+  ggml_tensor* rope_factors() const;
+  ggml_tensor* attend(ggml_tensor* q, const TokenGroup& group, int layer,
+                      const AttentionOptions& options);
+  ggml_tensor* soft_cap(ggml_tensor* x, float cap);
+  float attention_scale(const AttentionOptions& options) const;
 
   const Model& model_;
   KvCache& cache_;
@@ -59,6 +85,7 @@ class Graph {
   ggml_tensor* tokens_;
   ggml_tensor* positions_;
   ggml_tensor* output_ids_;
+  bool outputs_selected_ = false;  // output_rows() already applied
 };
 
 }  // namespace stcpp

@@ -6,8 +6,6 @@
 
 namespace stcpp {
 
-namespace {
-
 void load_attention(WeightStore& s, const ModelConfig& c, const std::string& p, bool qkv_bias,
                     bool qk_norm, LayerWeights* w) {
   const int64_t h = c.hidden_size, q_rows = int64_t{c.num_attention_heads} * c.head_dim,
@@ -37,6 +35,8 @@ void load_mlp(WeightStore& s, const ModelConfig& c, const std::string& p, LayerW
   w->w_down = s.matrix(p + "mlp.down_proj.weight", {h, ff});
 }
 
+namespace {
+
 // Llama 3 scaling as per-frequency divisors of theta (what ggml's rope takes as freq factors):
 // long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
 std::vector<float> llama3_rope_factors(const ModelConfig& c) {
@@ -62,6 +62,18 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
     }
   }
   return factors;
+}
+
+// LongRoPE scales cos and sin by sqrt(1 + ln(s) / ln(original context)), s being how far
+// max_position_embeddings stretches the original context, in short and long mode alike.
+float longrope_attention_factor(const ModelConfig& c) {
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.attention_factor > 0.0f) return rs.attention_factor;
+  const double original = rs.original_max_position_embeddings;
+  const double scale = original > 0 ? c.max_position_embeddings / original : rs.factor;
+  if (scale <= 1.0) return 1.0f;
+  const double context = original > 0 ? original : c.max_position_embeddings;
+  return static_cast<float>(std::sqrt(1.0 + std::log(scale) / std::log(context)));
 }
 
 }  // namespace
@@ -96,7 +108,8 @@ ggml_tensor* LlamaFamily::build(Graph& g) const {
 RopeParams rope_params_for(const ModelConfig& c, WeightStore& store, ModelWeights* weights) {
   RopeParams r;
   const RopeScaling& rs = c.rope_scaling;
-  r.n_dims = c.head_dim;
+  // Partial rotary (nemotron, phi) turns the first dimensions only, pairing within that span.
+  r.n_dims = static_cast<int>(c.head_dim * c.partial_rotary_factor);
   r.mode = GGML_ROPE_TYPE_NEOX;  // HF checkpoints pair dimension i with i + n_dims / 2
   r.freq_base = c.rope_theta;
   r.n_ctx_orig = rs.original_max_position_embeddings > 0 ? rs.original_max_position_embeddings
@@ -115,6 +128,11 @@ RopeParams rope_params_for(const ModelConfig& c, WeightStore& store, ModelWeight
       break;
     case RopeScalingType::LLAMA3:
       weights->rope_factors = store.new_f32("rope_factors", llama3_rope_factors(c));
+      break;
+    case RopeScalingType::LONGROPE:
+      weights->rope_factors = store.new_f32("rope_factors_short", rs.short_factor);
+      weights->rope_factors_long = store.new_f32("rope_factors_long", rs.long_factor);
+      r.attn_factor = longrope_attention_factor(c);
       break;
     case RopeScalingType::DYNAMIC:  // NTK scaling only changes positions past the trained length
     case RopeScalingType::NONE: break;

@@ -18,18 +18,35 @@ class Graph;
 // The weights of one decoder layer; tensors an architecture lacks stay null.
 struct LayerWeights {
   ggml_tensor* attn_norm = nullptr;
+  ggml_tensor* attn_norm_b = nullptr;     // LayerNorm bias (nemotron)
+  ggml_tensor* attn_post_norm = nullptr;  // norm of the attention output (gemma2)
   ggml_tensor *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr;
+  ggml_tensor* wqkv = nullptr;  // fused projection, rows [q; k; v] (phi3); replaces wq, wk, wv
   ggml_tensor *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
   ggml_tensor *q_norm = nullptr, *k_norm = nullptr;  // per-head RMSNorm (qwen3)
   ggml_tensor* ffn_norm = nullptr;
+  ggml_tensor* ffn_norm_b = nullptr;     // LayerNorm bias (nemotron)
+  ggml_tensor* ffn_post_norm = nullptr;  // norm of the MLP output (gemma2)
   ggml_tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
+  ggml_tensor* w_gate_up = nullptr;  // fused, rows [gate; up] (phi3); replaces w_gate, w_up
+  ggml_tensor *b_up = nullptr, *b_down = nullptr;  // MLP biases (config mlp_bias)
+  ggml_tensor* attn_sinks = nullptr;  // per-head logits joining each softmax (gpt-oss)
+  // Mixture of experts (gpt-oss): router, then per-expert matrices [in, out, expert] with biases.
+  ggml_tensor *router = nullptr, *router_bias = nullptr;
+  ggml_tensor *exp_gate = nullptr, *exp_up = nullptr, *exp_down = nullptr;
+  ggml_tensor *exp_gate_bias = nullptr, *exp_up_bias = nullptr, *exp_down_bias = nullptr;
 };
 
 struct ModelWeights {
   ggml_tensor* tok_embd = nullptr;
   ggml_tensor* output_norm = nullptr;
+  ggml_tensor* output_norm_b = nullptr;  // LayerNorm bias (nemotron)
   ggml_tensor* output = nullptr;        // lm_head (the embeddings when tied)
   ggml_tensor* rope_factors = nullptr;  // per-frequency divisors (llama3 scaling)
+  // LongRoPE (phi3): the divisors used instead of rope_factors when the context per sequence
+  // exceeds rope.n_ctx_orig (as llama.cpp chooses them).
+  ggml_tensor* rope_factors_long = nullptr;
+  ggml_tensor* output_b = nullptr;  // lm_head bias (phi)
   std::vector<LayerWeights> layers;
 };
 
@@ -71,6 +88,13 @@ class LlamaFamily : public Architecture {
   bool qkv_bias_;
   bool qk_norm_;
 };
+
+// The llama-style projections of the layer under prefix `p` ("model.layers.N."), shared by the
+// architectures that keep Hugging Face llama's names for them.
+void load_attention(WeightStore& store, const ModelConfig& config, const std::string& p,
+                    bool qkv_bias, bool qk_norm, LayerWeights* weights);
+void load_mlp(WeightStore& store, const ModelConfig& config, const std::string& p,
+              LayerWeights* weights);
 
 // Rotary settings from config.json, adding the frequency-factor tensor when scaling needs one.
 RopeParams rope_params_for(const ModelConfig& config, WeightStore& store, ModelWeights* weights);

@@ -128,6 +128,14 @@ ggml_tensor* WeightStore::vector_f32(const std::string& name, std::vector<int64_
   return t;
 }
 
+ggml_tensor* WeightStore::norm_plus_one(const std::string& name, std::vector<int64_t> shape) {
+  ggml_tensor* t = vector_f32(name, std::move(shape));
+  if (t) {
+    for (float& v : pending_.back().second) v += 1.0f;
+  }
+  return t;
+}
+
 ggml_tensor* WeightStore::new_f32(const std::string& name, const std::vector<float>& values) {
   ggml_tensor* t =
       new_tensor(owned_ctx_, GGML_TYPE_F32, {static_cast<int64_t>(values.size())}, name);
@@ -135,9 +143,36 @@ ggml_tensor* WeightStore::new_f32(const std::string& name, const std::vector<flo
   return t;
 }
 
+const TensorInfo* WeightStore::raw(const std::string& name, const std::vector<int64_t>& shape,
+                                   Dtype dtype) {
+  const TensorInfo* info = lookup(name, shape, true);
+  if (info && info->dtype != dtype) {
+    failure_ = fail(STCPP_MODEL_CORRUPT, "tensor '" + name + "' has dtype " +
+                                             dtype_name(info->dtype) + ", expected " +
+                                             dtype_name(dtype));
+    return nullptr;
+  }
+  return info;
+}
+
+std::vector<float> WeightStore::values_f32(const std::string& name,
+                                           const std::vector<int64_t>& shape) {
+  const TensorInfo* info = lookup(name, shape, true);
+  return info ? to_f32(*info) : std::vector<float>();
+}
+
+ggml_tensor* WeightStore::new_computed(const std::string& name, ggml_type type,
+                                       const std::vector<int64_t>& ne,
+                                       std::function<void(uint8_t*)> fill) {
+  std::vector<int64_t> shape(ne.rbegin(), ne.rend());  // new_tensor takes outermost first
+  ggml_tensor* t = new_tensor(owned_ctx_, type, shape, name);
+  pending_fills_.emplace_back(t, std::move(fill));
+  return t;
+}
+
 Failure WeightStore::finish() {
   if (failure_) return failure_;
-  if (pending_.empty()) return {};
+  if (pending_.empty() && pending_fills_.empty()) return {};
   owned_buffer_ =
       ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
   if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
@@ -145,6 +180,9 @@ Failure WeightStore::finish() {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
+  // The owned buffer is host memory (CPU buffer type), so fills write straight into it.
+  for (auto& [tensor, fill] : pending_fills_) fill(static_cast<uint8_t*>(tensor->data));
+  pending_fills_.clear();
   return {};
 }
 

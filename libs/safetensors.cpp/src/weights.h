@@ -3,6 +3,7 @@
 // (norms, biases) are converted to F32 once, since ggml's element-wise ops want F32.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,9 +25,20 @@ class WeightStore {
   ggml_tensor* matrix(const std::string& name, std::vector<int64_t> shape, bool required = true);
   ggml_tensor* vector_f32(const std::string& name, std::vector<int64_t> shape,
                           bool required = true);
+  // A norm weight stored as w and applied as 1 + w (gemma's RMSNorm, nemotron's LayerNorm1P).
+  ggml_tensor* norm_plus_one(const std::string& name, std::vector<int64_t> shape);
   // An F32 tensor computed here (e.g. rope frequency factors).
   ggml_tensor* new_f32(const std::string& name, const std::vector<float>& values);
   bool has(const std::string& name) const { return checkpoint_.find(name) != nullptr; }
+  // The stored tensor itself, checked for shape and dtype, for architectures that repack a
+  // packed format (gpt-oss MXFP4 blocks and scales); null and a failure otherwise.
+  const TensorInfo* raw(const std::string& name, const std::vector<int64_t>& shape, Dtype dtype);
+  // A tensor's values as F32 (checked shape), for architectures that rearrange them.
+  std::vector<float> values_f32(const std::string& name, const std::vector<int64_t>& shape);
+  // An owned tensor of any type and ggml shape `ne` whose bytes `fill` writes once the owned
+  // buffer exists (in finish), so a repacked layout is built in place without a second copy.
+  ggml_tensor* new_computed(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
+                            std::function<void(uint8_t* data)> fill);
 
   // Allocates the converted tensors; call once after every lookup.
   Failure finish();
@@ -46,6 +58,7 @@ class WeightStore {
   ggml_backend_buffer_t owned_buffer_ = nullptr;
   // Converted data waiting for the owned buffer.
   std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
+  std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;
   Failure failure_;
 };
 

@@ -9,6 +9,12 @@ std::unique_ptr<Architecture> make_llama();
 std::unique_ptr<Architecture> make_mistral();
 std::unique_ptr<Architecture> make_qwen2();
 std::unique_ptr<Architecture> make_qwen3();
+std::unique_ptr<Architecture> make_phi();
+std::unique_ptr<Architecture> make_phi3();
+std::unique_ptr<Architecture> make_gpt_oss();
+std::unique_ptr<Architecture> make_gemma();
+std::unique_ptr<Architecture> make_gemma2();
+std::unique_ptr<Architecture> make_nemotron();
 
 namespace {
 
@@ -22,6 +28,13 @@ const Entry kArchitectures[] = {
     {"mistral", make_mistral},
     {"qwen2", make_qwen2},
     {"qwen3", make_qwen3},
+    {"phi", make_phi},
+    {"phi3", make_phi3},
+    {"gpt_oss", make_gpt_oss},
+    {"gpt-oss", make_gpt_oss},
+    {"gemma", make_gemma},
+    {"gemma2", make_gemma2},
+    {"nemotron", make_nemotron},
 };
 
 }  // namespace
@@ -34,7 +47,7 @@ std::unique_ptr<Architecture> make_architecture(const std::string& model_type) {
 }
 
 const char* supported_architectures() {
-  return "llama, mistral, qwen2, qwen3";
+  return "llama, mistral, qwen2, qwen3, phi, phi3, gemma, gemma2, nemotron, gpt-oss";
 }
 
 }  // namespace stcpp
