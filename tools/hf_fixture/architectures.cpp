@@ -113,7 +113,8 @@ std::vector<float> random_values(const TensorDesc& desc, std::mt19937_64* rng) {
 }
 
 void zero_rows_of_non_text_tokens(const ByteLevelVocabulary& vocab, Tensor* lm_head) {
-  const int64_t rows = lm_head->shape[0], cols = lm_head->shape.size() == 2 ? lm_head->shape[1] : 1;
+  const int64_t rows = lm_head->shape[0];
+  const int64_t cols = lm_head->shape.size() == 2 ? lm_head->shape[1] : 1;  // weight or bias
   for (int64_t id = 0; id < rows; ++id) {
     const bool text = id < static_cast<int64_t>(vocab.types.size()) && vocab.types[id] == 1;
     if (!text) std::fill_n(lm_head->values.begin() + id * cols, cols, 0.0f);

@@ -233,7 +233,9 @@ bool write_gguf(const std::string& path, const Fixture& f, std::string* error) {
   }
   if (f.spec.llama3_rope) add_f32_vector(ctx, g, "rope_freqs.weight", llama3_rope_factors(f.spec));
   if (family && family->gguf_extra_tensors) {
-    for (const Tensor& t : family->gguf_extra_tensors(f.spec)) add_f32_vector(ctx, g, t.name, t.values);
+    for (const Tensor& t : family->gguf_extra_tensors(f.spec)) {
+      add_f32_vector(ctx, g, t.name, t.values);
+    }
   }
   const bool ok = gguf_write_to_file(g, path.c_str(), false);
   if (!ok) *error = "cannot write " + path;

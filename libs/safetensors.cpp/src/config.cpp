@@ -63,8 +63,9 @@ Failure read_rope_scaling(const json& j, RopeScaling* scaling) {
     scaling->type = RopeScalingType::LONGROPE;
     if (Failure f = read_longrope_factors(rs, scaling)) return f;
   } else {
-    return fail(STCPP_UNSUPPORTED, "config.json: rope_scaling type '" + type +
-                                       "' is not supported (linear, dynamic, llama3, yarn, longrope are)");
+    return fail(STCPP_UNSUPPORTED,
+                "config.json: rope_scaling type '" + type +
+                    "' is not supported (linear, dynamic, llama3, yarn, longrope are)");
   }
   scaling->factor = number_or<float>(rs, "factor", 1.0f);
   scaling->low_freq_factor = number_or<float>(rs, "low_freq_factor", 1.0f);

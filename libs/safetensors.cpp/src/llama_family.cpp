@@ -78,7 +78,7 @@ float longrope_attention_factor(const ModelConfig& c) {
 
 }  // namespace
 
-Failure LlamaFamily::load(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
+void load_embeddings_and_head(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
   const int64_t h = c.hidden_size, vocab = c.vocab_size;
   w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
   w->output_norm = s.vector_f32("model.norm.weight", {h});
@@ -86,6 +86,11 @@ Failure LlamaFamily::load(WeightStore& s, const ModelConfig& c, ModelWeights* w)
   w->output = c.tie_word_embeddings ? nullptr : s.matrix("lm_head.weight", {vocab, h}, false);
   if (!w->output) w->output = w->tok_embd;
   w->layers.resize(c.num_hidden_layers);
+}
+
+Failure LlamaFamily::load(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
+  const int64_t h = c.hidden_size;
+  load_embeddings_and_head(s, c, w);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights& layer = w->layers[l];

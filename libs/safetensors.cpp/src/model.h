@@ -89,6 +89,10 @@ class LlamaFamily : public Architecture {
   bool qk_norm_;
 };
 
+// model.embed_tokens, model.norm and lm_head (the embeddings when tied or absent), and room
+// for config.num_hidden_layers layers.
+void load_embeddings_and_head(WeightStore& store, const ModelConfig& config,
+                              ModelWeights* weights);
 // The llama-style projections of the layer under prefix `p` ("model.layers.N."), shared by the
 // architectures that keep Hugging Face llama's names for them.
 void load_attention(WeightStore& store, const ModelConfig& config, const std::string& p,
