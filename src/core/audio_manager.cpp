@@ -1,6 +1,7 @@
 #include "core/audio_manager.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "audio/audio_decoder.h"
@@ -11,6 +12,12 @@ namespace allm {
 namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
+
+std::string seconds_text(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", seconds);
+  return buf;
+}
 
 Error audio_problem(const AudioDecodeResult& result) {
   return request_error(result.problem, "file",
@@ -107,10 +114,10 @@ Error AudioManager::wait_for_slot(Clock::time_point deadline,
     if (Clock::now() >= deadline) {
       leave_queue();
       return make_error(ErrorCode::TIMEOUT, "the request waited longer than the time limit (" +
-                                                std::to_string(config_.timeout_seconds) +
-                                                " s, --audio-timeout) for a free slot");
+                                                seconds_text(config_.timeout_seconds) +
+                                                ", --audio-timeout) for a free slot");
     }
-    if (client_gone && client_gone()) {
+    if ((client_gone && client_gone()) || cancelling_) {
       leave_queue();
       return make_error(ErrorCode::CANCELLED, "the client disconnected while waiting");
     }
@@ -167,6 +174,7 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
       last_poll = now;
       cancelled = request.client_gone();
     }
+    if (cancelling_) cancelled = true;
     return timed_out || cancelled;
   };
   const auto started = Clock::now();
@@ -182,8 +190,8 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
     case WhisperRunStatus::ABORTED:
       if (timed_out) {
         return make_error(ErrorCode::TIMEOUT, "the transcription ran past the time limit (" +
-                                                  std::to_string(config_.timeout_seconds) +
-                                                  " s, --audio-timeout)");
+                                                  seconds_text(config_.timeout_seconds) +
+                                                  ", --audio-timeout)");
       }
       ALLM_LOG_INFO("model '%s': transcription cancelled (the client disconnected)",
                     request.model.c_str());
