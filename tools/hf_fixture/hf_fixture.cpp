@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hf_fixture/arch_gpt_oss.h"
 #include "hf_fixture/architectures.h"
 #include "hf_fixture/gguf_export.h"
 #include "hf_fixture/safetensors_writer.h"
@@ -28,8 +29,12 @@ Fixture build_fixture(const FixtureOptions& options) {
   f.vocab = tiny_byte_level_vocabulary();
   f.spec =
       model_spec(options.arch, static_cast<int>(f.vocab.tokens.size()), options.tie_embeddings);
-  if (options.bench_size) scale_to_1b(&f.spec);
+  const bool gpt_oss = options.arch == Arch::GptOss;
+  if (options.bench_size) gpt_oss ? scale_gpt_oss_to_bench(&f.spec) : scale_to_1b(&f.spec);
   f.tensors = random_weights(f.spec, f.vocab, f.dtype, options.seed);
+  if (gpt_oss) {  // the MXFP4 experts are bytes, not values rounded to the fixture's dtype
+    for (Tensor& t : gpt_oss_expert_blocks(f.spec, options.seed)) f.tensors.push_back(std::move(t));
+  }
   return f;
 }
 

@@ -13,7 +13,7 @@ namespace allm::fixture {
 namespace {
 
 size_t tensor_bytes(const Tensor& t, DType dtype) {
-  return t.values.size() * dtype_size(dtype);
+  return t.raw.empty() ? t.values.size() * dtype_size(dtype) : t.raw.size();
 }
 
 // The header, padded with spaces so the data that follows the 8-byte length starts 8-byte
@@ -24,7 +24,7 @@ std::string header_json(const std::vector<const Tensor*>& tensors, DType dtype) 
   size_t offset = 0;
   for (const Tensor* t : tensors) {
     const size_t end = offset + tensor_bytes(*t, dtype);
-    header[t->name] = {{"dtype", safetensors_dtype_name(dtype)},
+    header[t->name] = {{"dtype", t->raw.empty() ? safetensors_dtype_name(dtype) : "U8"},
                        {"shape", t->shape},
                        {"data_offsets", {offset, end}}};
     offset = end;
@@ -76,8 +76,8 @@ bool write_safetensors_file(const std::string& path, const std::vector<const Ten
   out.write(length, 8);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   for (const Tensor* t : tensors) {
-    std::vector<uint8_t> bytes;
-    append_encoded(dtype, t->values, &bytes);
+    std::vector<uint8_t> bytes = t->raw;
+    if (t->raw.empty()) append_encoded(dtype, t->values, &bytes);
     out.write(reinterpret_cast<const char*>(bytes.data()),
               static_cast<std::streamsize>(bytes.size()));
   }

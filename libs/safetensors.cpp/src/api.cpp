@@ -54,6 +54,13 @@ std::set<int32_t> end_of_generation_ids(const stcpp::Model& m) {
     const int32_t id = t.token_id(text);
     if (id >= 0) ids.insert(id);
   }
+  // Harmony (gpt-oss): <|end|> closes a message (e.g. the analysis channel) but not the turn,
+  // which <|return|> or a tool <|call|> ends; llama.cpp's vocabulary makes the same exception.
+  const int32_t call = t.token_id("<|call|>"), end = t.token_id("<|end|>");
+  if (t.token_id("<|return|>") >= 0 && call >= 0) {
+    ids.insert(call);
+    if (end >= 0 && end != t.token_id(t.eos_token())) ids.erase(end);
+  }
   return ids;
 }
 

@@ -1,0 +1,178 @@
+// gpt-oss (OpenAI): pre-norm decoder with biased q/k/v/o projections, learned attention sinks,
+// alternating sliding-window and full attention (config layer_types), YaRN rope, and a
+// mixture-of-experts MLP: a biased router picks the top-k experts, whose weights (softmax over
+// those k logits) mix clamped-SwiGLU expert MLPs. The experts are stored as MXFP4 and run as
+// ggml MXFP4 (ggml_mul_mat_id), repacked once at load but never dequantised.
+#include <cmath>
+
+#include "graph.h"
+#include "model.h"
+#include "mxfp4.h"
+
+namespace stcpp {
+
+namespace {
+
+constexpr float kSwigluAlpha = 1.702f;       // gpt-oss's sigmoid slope in the gated activation
+constexpr float kDefaultSwigluLimit = 7.0f;  // config swiglu_limit when absent
+
+// Biased q/k/v/o projections (gpt-oss always has the biases, whatever attention_bias says) and
+// the per-head sinks.
+void load_gpt_oss_attention(WeightStore& s, const ModelConfig& c, const std::string& p,
+                            LayerWeights* w) {
+  ModelConfig biased = c;
+  biased.attention_bias = true;
+  load_attention(s, biased, p, /*qkv_bias=*/false, /*qk_norm=*/false, w);
+  w->attn_sinks = s.vector_f32(p + "self_attn.sinks", {c.num_attention_heads});
+}
+
+// One expert matrix as ggml MXFP4 [in, out, experts] from its Hugging Face blocks and scales
+// [experts, hf_rows, in / 32, ...]; ggml row r is Hugging Face row first_row + r * row_step.
+ggml_tensor* load_expert_matrix(WeightStore& s, const std::string& hf_name, const std::string& name,
+                                int64_t experts, int64_t hf_rows, int64_t in, int64_t first_row,
+                                int64_t row_step) {
+  const int64_t blocks_per_row = in / kMxfp4BlockValues;
+  const TensorInfo* blocks =
+      s.raw(hf_name + "_blocks", {experts, hf_rows, blocks_per_row, kMxfp4HfBlockBytes}, Dtype::U8);
+  const TensorInfo* scales =
+      s.raw(hf_name + "_scales", {experts, hf_rows, blocks_per_row}, Dtype::U8);
+  if (!blocks || !scales) return nullptr;
+  const int64_t out = hf_rows / row_step;
+  auto fill = [=](uint8_t* dst) {
+    const size_t expert_bytes = static_cast<size_t>(out * blocks_per_row) * kMxfp4GgmlBlockBytes;
+    for (int64_t e = 0; e < experts; ++e) {
+      const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
+                           scales->data() + e * hf_rows * blocks_per_row, blocks_per_row, first_row,
+                           row_step};
+      repack_mxfp4_rows(rows, out, dst + e * expert_bytes);
+    }
+  };
+  return s.new_computed(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
+}
+
+// Every `step`-th column from `first` of a row-major [rows, cols] matrix, as F32 [cols/step, rows].
+ggml_tensor* strided_columns(WeightStore& s, const std::string& name, std::vector<float> values,
+                             int64_t rows, int64_t cols, int64_t first, int64_t step) {
+  const int64_t out_cols = cols / step;
+  auto fill = [values = std::move(values), rows, cols, out_cols, first, step](uint8_t* dst) {
+    float* out = reinterpret_cast<float*>(dst);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < out_cols; ++j)
+        out[r * out_cols + j] = values[r * cols + first + j * step];
+    }
+  };
+  return s.new_computed(name, GGML_TYPE_F32, {out_cols, rows}, fill);
+}
+
+// Router and experts. gate_up_proj interleaves the gate (even rows) and up (odd rows) outputs.
+void load_experts(WeightStore& s, const ModelConfig& c, const std::string& p, LayerWeights* w) {
+  const int64_t h = c.hidden_size, ff = c.intermediate_size, n = c.num_experts;
+  // F32 like llama.cpp's converter keeps it: expert choice should not hinge on the
+  // activations being rounded to BF16 for a BF16 matmul.
+  w->router = s.vector_f32(p + "mlp.router.weight", {n, h});
+  w->router_bias = s.vector_f32(p + "mlp.router.bias", {n});
+  const std::string gate_up = p + "mlp.experts.gate_up_proj", down = p + "mlp.experts.down_proj";
+  w->exp_gate = load_expert_matrix(s, gate_up, p + "experts.gate", n, 2 * ff, h, 0, 2);
+  w->exp_up = load_expert_matrix(s, gate_up, p + "experts.up", n, 2 * ff, h, 1, 2);
+  w->exp_down = load_expert_matrix(s, down, p + "experts.down", n, h, ff, 0, 1);
+  std::vector<float> gate_up_bias = s.values_f32(gate_up + "_bias", {n, 2 * ff});
+  if (!gate_up_bias.empty()) {
+    w->exp_gate_bias = strided_columns(s, p + "experts.gate_bias", gate_up_bias, n, 2 * ff, 0, 2);
+    w->exp_up_bias =
+        strided_columns(s, p + "experts.up_bias", std::move(gate_up_bias), n, 2 * ff, 1, 2);
+  }
+  w->exp_down_bias = s.vector_f32(down + "_bias", {n, h});
+}
+
+Failure check_moe_config(const ModelConfig& c) {
+  if (c.num_experts < 1 || c.num_experts_per_tok < 1 || c.num_experts_per_tok > c.num_experts) {
+    return fail(STCPP_MODEL_CORRUPT,
+                "config.json: gpt-oss needs num_local_experts >= num_experts_per_tok >= 1");
+  }
+  if (c.hidden_size % kMxfp4BlockValues != 0 || c.intermediate_size % kMxfp4BlockValues != 0) {
+    return fail(
+        STCPP_MODEL_CORRUPT,
+        "config.json: MXFP4 experts need hidden_size and intermediate_size divisible by 32");
+  }
+  return {};
+}
+
+class GptOss : public Architecture {
+ public:
+  Failure load(WeightStore& s, const ModelConfig& c, ModelWeights* w) override {
+    if (Failure f = check_moe_config(c)) return f;
+    const int64_t h = c.hidden_size, vocab = c.vocab_size;
+    w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
+    w->output_norm = s.vector_f32("model.norm.weight", {h});
+    w->output = c.tie_word_embeddings ? w->tok_embd : s.matrix("lm_head.weight", {vocab, h});
+    w->layers.resize(c.num_hidden_layers);
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      LayerWeights& layer = w->layers[l];
+      layer.attn_norm = s.vector_f32(p + "input_layernorm.weight", {h});
+      load_gpt_oss_attention(s, c, p, &layer);
+      layer.ffn_norm = s.vector_f32(p + "post_attention_layernorm.weight", {h});
+      load_experts(s, c, p, &layer);
+    }
+    return s.failure();
+  }
+
+  ggml_tensor* build(Graph& g) const override {
+    const ModelConfig& c = g.model().config;
+    const ModelWeights& w = g.model().weights;
+    ggml_tensor* x = g.embed(w.tok_embd);
+    for (int l = 0; l < static_cast<int>(w.layers.size()); ++l) {
+      const LayerWeights& layer = w.layers[l];
+      AttentionOptions attention;
+      attention.windowed = l < static_cast<int>(c.sliding_layers.size()) && c.sliding_layers[l];
+      ggml_tensor* attn_in = g.rms_norm(x, layer.attn_norm, c.rms_norm_eps);
+      x = ggml_add(g.ctx(), g.self_attention(attn_in, layer, l, attention), x);
+      x = ggml_add(g.ctx(), moe(g, g.rms_norm(x, layer.ffn_norm, c.rms_norm_eps), layer), x);
+    }
+    return g.logits(x);
+  }
+
+ private:
+  // The same operations, in the same order, as llama.cpp's build_moe_ffn for gpt-oss, so both
+  // backends round alike.
+  static ggml_tensor* moe(Graph& g, ggml_tensor* x, const LayerWeights& w) {
+    ggml_context* ctx = g.ctx();
+    const ModelConfig& c = g.model().config;
+    const int64_t n_embd = x->ne[0], n_tokens = x->ne[1], k = c.num_experts_per_tok;
+    ggml_tensor* logits = ggml_add(ctx, ggml_mul_mat(ctx, w.router, x), w.router_bias);
+    ggml_tensor* selected = ggml_argsort_top_k(ctx, logits, static_cast<int>(k));  // [k, tokens]
+    ggml_tensor* weights =
+        ggml_get_rows(ctx, ggml_reshape_3d(ctx, logits, 1, c.num_experts, n_tokens), selected);
+    weights = ggml_soft_max(ctx, ggml_reshape_2d(ctx, weights, k, n_tokens));  // over the top k
+    weights = ggml_reshape_3d(ctx, weights, 1, k, n_tokens);
+    ggml_build_forward_expand(g.cgraph(), weights);
+
+    x = ggml_reshape_3d(ctx, x, n_embd, 1, n_tokens);
+    ggml_tensor* up =
+        ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_up, x, selected), w.exp_up_bias, selected);
+    ggml_tensor* gate =
+        ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_gate, x, selected), w.exp_gate_bias, selected);
+    const float limit = c.swiglu_limit > 0.0f ? c.swiglu_limit : kDefaultSwigluLimit;
+    ggml_tensor* act = ggml_swiglu_oai(ctx, gate, up, kSwigluAlpha, limit);
+    ggml_tensor* experts = ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_down, act, selected),
+                                       w.exp_down_bias, selected);  // [n_embd, k, tokens]
+    experts = ggml_mul(ctx, experts, weights);
+    ggml_build_forward_expand(g.cgraph(), experts);
+    ggml_tensor* out = nullptr;
+    for (int64_t i = 0; i < k; ++i) {
+      ggml_tensor* one =
+          ggml_view_2d(ctx, experts, n_embd, n_tokens, experts->nb[2], i * experts->nb[1]);
+      ggml_build_forward_expand(g.cgraph(), one);
+      out = out ? ggml_add(ctx, out, one) : one;
+    }
+    return k == 1 ? ggml_cont(ctx, out) : out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Architecture> make_gpt_oss() {
+  return std::make_unique<GptOss>();
+}
+
+}  // namespace stcpp
