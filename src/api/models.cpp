@@ -16,6 +16,10 @@ static json model_object(const ModelEntry& entry, int64_t created) {
     model["format"] = "ggml";  // whisper.cpp's model file
     return model;
   }
+  if (entry.modality == Modality::IMAGE) {
+    model["format"] = "safetensors";  // a Stable Diffusion single-file checkpoint
+    return model;
+  }
   const ResolvedFormat resolved =
       resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
   model["format"] = resolved.error ? json(nullptr) : json(model_format_name(resolved.format));

@@ -8,6 +8,7 @@ namespace allm {
 class ModelRegistry;
 class TextManager;
 class AudioManager;
+class ImageManager;
 class ResponseStore;
 
 struct ApiContext {
@@ -15,11 +16,13 @@ struct ApiContext {
   TextManager& text;
   ResponseStore& responses;
   AudioManager& audio;
+  ImageManager& images;
 };
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
+void register_image_routes(httplib::Server& server, ApiContext& ctx);
 
 }  // namespace allm

@@ -63,6 +63,7 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
   register_audio_routes(server, ctx_);
+  register_image_routes(server, ctx_);
 }
 
 ApiServer::~ApiServer() = default;

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
+#include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
 
 namespace allm {
@@ -56,12 +57,19 @@ bool add_demo_models(ServeOptions& options) {
       ensure_demo_file(audio, "audio", [](const std::string& path, std::string* e) {
         return write_tiny_whisper_bin(path, TinyWhisperSpec{}, e);
       });
-  if (!text_ok || !audio_ok) return false;
+  const fs::path image = dir / "demo-image" / "model.safetensors";
+  const bool image_ok =
+      ensure_demo_file(image, "image", [](const std::string& path, std::string* e) {
+        return write_tiny_sd(fs::path(path).parent_path().string(), TinySdSpec{}, e);
+      });
+  if (!text_ok || !audio_ok || !image_ok) return false;
   options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT});
   options.models.push_back({"demo-whisper", audio, std::nullopt, Modality::AUDIO});
+  options.models.push_back({"demo-image", image, std::nullopt, Modality::IMAGE});
   ALLM_LOG_INFO(
-      "no models configured: serving the demo models 'demo-text' and 'demo-whisper'. To serve "
-      "real models, put .gguf files, whisper .bin files or Hugging Face folders in %s, or pass "
+      "no models configured: serving the demo models 'demo-text', 'demo-whisper' and "
+      "'demo-image'. To serve real models, put .gguf files, whisper .bin files, Stable Diffusion "
+      ".safetensors checkpoints or Hugging Face folders in %s, or pass "
       "--model NAME=PATH (see allm serve --help)",
       options.models_dir.c_str());
   return true;
@@ -69,9 +77,10 @@ bool add_demo_models(ServeOptions& options) {
 
 // --preload goes to the manager of the model's modality.
 Error preload_model(ModelRegistry& registry, TextManager& text, AudioManager& audio,
-                    const std::string& id) {
+                    ImageManager& images, const std::string& id) {
   auto entry = registry.find(id);
   if (entry && entry->modality == Modality::AUDIO) return audio.preload(id);
+  if (entry && entry->modality == Modality::IMAGE) return images.preload(id);
   return text.preload(id);
 }
 
@@ -112,15 +121,17 @@ int run_serve(int argc, char** argv) {
   }
   TextManager text(registry, options.text);
   AudioManager audio(registry, options.audio);
+  ImageManager images(registry, options.images);
   for (const std::string& id : options.preload) {
-    if (Error e = preload_model(registry, text, audio, id)) {
+    if (Error e = preload_model(registry, text, audio, images, id)) {
       ALLM_LOG_ERROR("--preload %s: %s", id.c_str(), e.message.c_str());
       return 1;
     }
   }
   options.server.http_threads =
-      std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue);
-  ApiServer server(ApiContext{registry, text, *store, audio}, options.server);
+      std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue +
+                       options.images.parallel + options.images.queue);
+  ApiServer server(ApiContext{registry, text, *store, audio, images}, options.server);
   g_server = &server;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -84,6 +84,7 @@ const std::vector<Option>& options_table() {
                   [](ServeOptions& o, long v) {
                     o.text.threads = static_cast<int>(v);
                     o.audio.threads = static_cast<int>(v);
+                    o.images.threads = static_cast<int>(v);
                   })},
       {"--audio-parallel", "ALLM_AUDIO_PARALLEL", "N", "transcriptions running at once (default 2)",
        int_setter(1, 64, [](ServeOptions& o, long v) { o.audio.parallel = static_cast<int>(v); })},
@@ -95,6 +96,19 @@ const std::vector<Option>& options_table() {
        int_setter(
            1, 86400,
            [](ServeOptions& o, long v) { o.audio.max_audio_seconds = static_cast<double>(v); })},
+      {"--image-parallel", "ALLM_IMAGE_PARALLEL", "N", "image generations running at once (default 1)",
+       int_setter(1, 64, [](ServeOptions& o, long v) { o.images.parallel = static_cast<int>(v); })},
+      {"--image-queue", "ALLM_IMAGE_QUEUE", "N",
+       "image generations waiting for a free slot; more get 429 (default 4)",
+       int_setter(0, 4096, [](ServeOptions& o, long v) { o.images.queue = static_cast<int>(v); })},
+      {"--image-timeout", "ALLM_IMAGE_TIMEOUT", "SECONDS",
+       "time limit per image request, waiting included; past it 504 TIMEOUT (default 600)",
+       int_setter(
+           1, 86400,
+           [](ServeOptions& o, long v) { o.images.timeout_seconds = static_cast<double>(v); })},
+      {"--image-max-size", "ALLM_IMAGE_MAX_SIZE", "PIXELS",
+       "largest image width or height accepted (default 1024)",
+       int_setter(64, 4096, [](ServeOptions& o, long v) { o.images.max_side = static_cast<int>(v); })},
       {"--audio-timeout", "ALLM_AUDIO_TIMEOUT", "SECONDS",
        "time limit per transcription, waiting included; past it 504 TIMEOUT (default 600)",
        int_setter(

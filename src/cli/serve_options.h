@@ -6,6 +6,7 @@
 
 #include "api/server.h"
 #include "core/audio_manager.h"
+#include "core/image_manager.h"
 #include "core/model_registry.h"
 #include "core/text_manager.h"
 
@@ -15,6 +16,7 @@ struct ServeOptions {
   ServerConfig server;
   TextManagerConfig text;
   AudioManagerConfig audio;
+  ImageManagerConfig images;
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;

@@ -17,7 +17,11 @@ std::optional<ModelFormat> parse_model_format(const std::string& name) {
 }
 
 const char* modality_name(Modality modality) {
-  return modality == Modality::AUDIO ? "audio" : "text";
+  switch (modality) {
+    case Modality::AUDIO: return "audio";
+    case Modality::IMAGE: return "image";
+    default: return "text";
+  }
 }
 
 static bool ends_with(const std::string& s, const std::string& suffix) {
@@ -26,7 +30,13 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 Modality modality_of_path(const fs::path& path) {
-  return ends_with(path.filename().string(), ".bin") ? Modality::AUDIO : Modality::TEXT;
+  const std::string name = path.filename().string();
+  if (ends_with(name, ".bin")) return Modality::AUDIO;
+  std::error_code ec;
+  if (ends_with(name, ".safetensors") && !fs::exists(path.parent_path() / "config.json", ec)) {
+    return Modality::IMAGE;
+  }
+  return Modality::TEXT;
 }
 
 static bool is_safetensors_name(const std::string& name) {
@@ -125,7 +135,8 @@ void ModelRegistry::refresh() {
       entry.path = item.path();
       if (item.is_directory(ec)) {
         entry.id = name;
-      } else if (ends_with(name, ".gguf") || ends_with(name, ".bin")) {
+      } else if (ends_with(name, ".gguf") || ends_with(name, ".bin") ||
+                 ends_with(name, ".safetensors")) {
         entry.id = item.path().stem().string();
         entry.modality = modality_of_path(item.path());
       } else {

@@ -13,12 +13,13 @@
 namespace allm {
 
 enum class ModelFormat { GGUF, SAFETENSORS };
-enum class Modality { TEXT, AUDIO };
+enum class Modality { TEXT, AUDIO, IMAGE };
 
 const char* model_format_name(ModelFormat format);
 std::optional<ModelFormat> parse_model_format(const std::string& name);
 const char* modality_name(Modality modality);
-// A whisper ggml `.bin` file is an audio model; everything else (.gguf, folders) is text.
+// A whisper ggml `.bin` file is an audio model; a `.safetensors` file with no config.json beside
+// it is an image model (a Stable Diffusion checkpoint); everything else (.gguf, folders) is text.
 Modality modality_of_path(const std::filesystem::path& path);
 
 // What a model path holds: the files each format would load from.

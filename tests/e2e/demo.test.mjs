@@ -13,9 +13,10 @@ describe('demo default', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () 
   it('lists demo-text and answers /v1/responses through the SDK', { timeout: TEST_TIMEOUT_MS }, async () => {
     const client = new OpenAI({ baseURL: `${srv.baseURL}/v1`, apiKey: 'unused' });
     const models = await client.models.list();
-    assert.deepEqual(models.data.map((m) => m.id), ['demo-text', 'demo-whisper']);
-    assert.equal(models.data[0].format, 'gguf');
-    assert.equal(models.data[1].modality, 'audio');
+    assert.deepEqual(models.data.map((m) => m.id), ['demo-image', 'demo-text', 'demo-whisper']);
+    assert.equal(models.data[0].modality, 'image');
+    assert.equal(models.data[1].format, 'gguf');
+    assert.equal(models.data[2].modality, 'audio');
 
     const response = await client.responses.create({
       model: 'demo-text', input: 'Hello!', max_output_tokens: 8, temperature: 0,
@@ -32,6 +33,13 @@ describe('demo default', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () 
     const final = await stream.finalResponse();
     assert.equal(final.output_text, deltas);
     assert.equal(final.output_text, response.output_text);
+  });
+
+  it('generates a PNG with demo-image through the SDK', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const client = new OpenAI({ baseURL: `${srv.baseURL}/v1`, apiKey: 'unused' });
+    const r = await client.images.generate({ model: 'demo-image', prompt: 'a cat', size: '64x64', steps: 2 });
+    const png = Buffer.from(r.data[0].b64_json, 'base64');
+    assert.equal(png.readUInt32BE(16), 64);
   });
 
   it('transcribes with demo-whisper through the SDK', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -1,0 +1,139 @@
+// POST /v1/images/generations (OpenAI's Images API, JSON) and GET /v1/images/files/{id} (the
+// short-lived files behind response_format "url").
+#include <cstdio>
+
+#include "api/http_util.h"
+#include "api/routes.h"
+#include "core/image_manager.h"
+
+namespace allm {
+
+namespace {
+
+constexpr size_t kMaxPromptBytes = 16 * 1024;
+constexpr int64_t kMaxSeed = (int64_t(1) << 53) - 1;  // exact in every JSON client
+
+std::string base64(const std::string& in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    if (i + 2 < in.size()) v |= uint8_t(in[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+// "WIDTHxHEIGHT"; false when it is not that shape (the manager checks the bounds).
+bool parse_size(const std::string& size, int* width, int* height) {
+  char tail = 0;
+  return size.size() < 16 && std::sscanf(size.c_str(), "%dx%d%c", width, height, &tail) == 2 &&
+         *width > 0 && *height > 0;
+}
+
+struct ImageCall {
+  ImageRequest request;
+  bool url = false;
+};
+
+Error read_call(const json& body, const ImageManagerConfig& config, ImageCall* call) {
+  ParamReader params(body);
+  ImageRequest& r = call->request;
+  auto model = params.string("model", true);
+  auto prompt = params.string("prompt", true);
+  auto negative = params.string("negative_prompt");
+  auto n = params.integer("n", 1, 10);
+  auto size = params.string("size");
+  auto format = params.string("response_format");
+  auto steps = params.integer("steps", 1, config.max_steps);
+  auto cfg = params.number("cfg_scale", 0.0, 30.0);
+  auto seed = params.integer("seed", 0, kMaxSeed);
+  auto sampler = params.string("sampler");
+  if (params.error) return params.error;
+  if (prompt->empty()) return request_error("'prompt' must not be empty", "prompt");
+  if (prompt->size() > kMaxPromptBytes || (negative && negative->size() > kMaxPromptBytes)) {
+    return request_error("the prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes",
+                         prompt->size() > kMaxPromptBytes ? "prompt" : "negative_prompt");
+  }
+  if (size && *size != "auto" && !parse_size(*size, &r.width, &r.height)) {
+    return request_error(
+        "'size' must be WIDTHxHEIGHT (e.g. 512x512), got '" + size->substr(0, 32) + "'", "size");
+  }
+  if (format && *format != "b64_json" && *format != "url") {
+    return request_error("'response_format' must be 'b64_json' or 'url'", "response_format");
+  }
+  if (sampler && !ImageManager::known_sampler(*sampler)) {
+    return request_error("'sampler' must be one of euler_a, euler, dpm++2m, ddim; got '" +
+                             sampler->substr(0, 32) + "'",
+                         "sampler");
+  }
+  r.model = *model;
+  r.prompt = *prompt;
+  r.negative_prompt = negative.value_or("");
+  r.n = static_cast<int>(n.value_or(1));
+  r.steps = static_cast<int>(steps.value_or(20));
+  r.cfg_scale = static_cast<float>(cfg.value_or(7.0));
+  if (seed) r.seed = static_cast<uint64_t>(*seed);
+  r.sampler = sampler.value_or("euler_a");
+  call->url = format && *format == "url";
+  return {};
+}
+
+void handle_generations(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  json body;
+  Error error;
+  ImageCall call;
+  if (!parse_json_body(req, &body, &error) ||
+      (error = read_call(body, ctx.images.config(), &call))) {
+    send_error(res, error);
+    return;
+  }
+  call.request.client_gone = [&req] { return req.is_connection_closed(); };
+  std::vector<GeneratedImage> images;
+  if ((error = ctx.images.generate(call.request, &images))) {
+    send_error(res, error);
+    return;
+  }
+  json data = json::array();
+  for (GeneratedImage& image : images) {
+    json item = json::object();
+    if (call.url) {
+      const std::string host = req.get_header_value("Host");
+      item["url"] =
+          "http://" + host + "/v1/images/files/" + ctx.images.store_file(std::move(image.png));
+    } else {
+      item["b64_json"] = base64(image.png);
+    }
+    item["revised_prompt"] = call.request.prompt;  // used as given
+    item["seed"] = image.seed;
+    data.push_back(std::move(item));
+  }
+  send_json(res, json{{"created", unix_time()}, {"data", std::move(data)}});
+}
+
+}  // namespace
+
+void register_image_routes(httplib::Server& server, ApiContext& ctx) {
+  server.Post("/v1/images/generations",
+              [&ctx](const httplib::Request& req, httplib::Response& res) {
+                handle_generations(ctx, req, res);
+              });
+  server.Get(R"(/v1/images/files/([A-Za-z0-9_]+))",
+             [&ctx](const httplib::Request& req, httplib::Response& res) {
+               std::optional<std::string> png = ctx.images.find_file(req.matches[1]);
+               if (!png) {
+                 send_error(res, request_error("no image '" + std::string(req.matches[1]) +
+                                                   "' (image files are kept for a short while)",
+                                               "", "not_found"));
+                 return;
+               }
+               res.set_content(std::move(*png), "image/png");
+             });
+}
+
+}  // namespace allm

@@ -1,0 +1,294 @@
+#include "core/image_manager.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "core/log.h"
+#include "diffusion.h"
+
+namespace allm {
+
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+
+ErrorCode error_code_of(diffusion_status status) {
+  switch (status) {
+    case DIFFUSION_OK: return ErrorCode::OK;
+    case DIFFUSION_OOM_VRAM: return ErrorCode::OOM_VRAM;
+    case DIFFUSION_OOM_RAM: return ErrorCode::OOM_RAM;
+    case DIFFUSION_MODEL_CORRUPT: return ErrorCode::MODEL_CORRUPT;
+    case DIFFUSION_CANCELLED: return ErrorCode::CANCELLED;
+    case DIFFUSION_UNSUPPORTED: return ErrorCode::UNSUPPORTED;
+    case DIFFUSION_LOAD_FAILED: return ErrorCode::LOAD_FAILED;
+    default: return ErrorCode::INTERNAL;
+  }
+}
+
+uint64_t random_seed() {
+  std::random_device device;
+  return (uint64_t(device()) << 32 | device()) & ((uint64_t(1) << 53) - 1);  // exact in JSON
+}
+
+}  // namespace
+
+// One loaded checkpoint.
+class ImageModel {
+ public:
+  explicit ImageModel(diffusion_model* model) : model_(model) {}
+  ~ImageModel() { diffusion_model_free(model_); }
+  diffusion_model* get() { return model_; }
+
+ private:
+  diffusion_model* model_;
+};
+
+ImageManager::ImageManager(ModelRegistry& registry, ImageManagerConfig config)
+    : registry_(registry), config_(config) {}
+
+ImageManager::~ImageManager() = default;
+
+bool ImageManager::known_sampler(const std::string& name) {
+  diffusion_sampler sampler;
+  return diffusion_sampler_from_name(name.c_str(), &sampler);
+}
+
+Error ImageManager::preload(const std::string& model_id) {
+  Error error;
+  acquire(model_id, &error);
+  return error;
+}
+
+std::shared_ptr<ImageModel> ImageManager::acquire(const std::string& model_id, Error* error) {
+  std::optional<ModelEntry> entry = registry_.find(model_id);
+  if (!entry) {
+    *error =
+        request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
+    return nullptr;
+  }
+  if (entry->modality != Modality::IMAGE) {
+    *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
+                               " model; /v1/images/generations needs an image model (a Stable "
+                               "Diffusion .safetensors checkpoint)",
+                           "model");
+    return nullptr;
+  }
+  return models_.get(
+      model_id,
+      [&](Error* load_error) -> std::shared_ptr<ImageModel> {
+        const auto started = Clock::now();
+        ALLM_LOG_INFO("loading image model '%s' from %s", model_id.c_str(), entry->path.c_str());
+        diffusion_model_params params = diffusion_model_default_params();
+        params.n_threads = threads_per_job();
+        diffusion_status status;
+        char message[1024];
+        diffusion_model* model =
+            diffusion_model_load(entry->path.c_str(), params, &status, message, sizeof message);
+        if (!model) {
+          ALLM_LOG_ERROR("image model '%s' failed to load: %s", model_id.c_str(), message);
+          *load_error = make_error(error_code_of(status), "model '" + model_id + "': " + message);
+          return nullptr;
+        }
+        ALLM_LOG_INFO("image model '%s' (%s) loaded in %.2f s", model_id.c_str(),
+                      diffusion_model_architecture(model),
+                      std::chrono::duration<double>(Clock::now() - started).count());
+        return std::make_shared<ImageModel>(model);
+      },
+      error);
+}
+
+Error ImageManager::check_size(const ImageRequest& r, int default_size) const {
+  const int w = r.width ? r.width : default_size, h = r.height ? r.height : default_size;
+  if (w % 8 || h % 8 || w < config_.min_side || h < config_.min_side || w > config_.max_side ||
+      h > config_.max_side) {
+    return request_error("size must be WIDTHxHEIGHT with both sides multiples of 8 between " +
+                             std::to_string(config_.min_side) + " and " +
+                             std::to_string(config_.max_side) + " (--image-max-size)",
+                         "size");
+  }
+  return {};
+}
+
+Error ImageManager::wait_for_slot(Clock::time_point deadline,
+                                  const std::function<bool()>& client_gone) {
+  std::unique_lock<std::mutex> lock(slots_mutex_);
+  if (running_ < config_.parallel && waiting_.empty()) {
+    ++running_;
+    return {};
+  }
+  if (static_cast<int>(waiting_.size()) >= config_.queue) {
+    return request_error("too many image generations in progress (" +
+                             std::to_string(config_.parallel) + " running, " +
+                             std::to_string(config_.queue) +
+                             " waiting: --image-parallel, --image-queue); retry shortly",
+                         "", "rate_limit_exceeded");
+  }
+  const uint64_t ticket = next_ticket_++;
+  waiting_.push_back(ticket);
+  for (;;) {
+    if (slot_freed_.wait_for(lock, kPollInterval, [&] {
+          return waiting_.front() == ticket && running_ < config_.parallel;
+        })) {
+      waiting_.pop_front();
+      ++running_;
+      slot_freed_.notify_all();
+      return {};
+    }
+    Error stop;
+    if (Clock::now() >= deadline) {
+      stop = make_error(ErrorCode::TIMEOUT, "the request waited longer than the time limit (" +
+                                                std::to_string(config_.timeout_seconds) +
+                                                " s, --image-timeout) for a free slot");
+    } else if (client_gone && client_gone()) {
+      stop = make_error(ErrorCode::CANCELLED, "the client disconnected while waiting");
+    }
+    if (stop) {
+      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), ticket));
+      slot_freed_.notify_all();
+      return stop;
+    }
+  }
+}
+
+void ImageManager::release_slot() {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  --running_;
+  slot_freed_.notify_all();
+}
+
+int ImageManager::threads_per_job() const {
+  if (config_.threads > 0) return config_.threads;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, config_.parallel));
+}
+
+namespace {
+
+// What the library's callbacks see: the deadline, the client, the step count for the log.
+struct RunWatch {
+  std::chrono::steady_clock::time_point deadline;
+  const std::function<bool()>* client_gone;
+  std::chrono::steady_clock::time_point last_poll;
+  std::string model;
+  int image = 0, images = 1;
+  bool timed_out = false, cancelled = false;
+
+  bool should_stop() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) timed_out = true;
+    if (!timed_out && *client_gone && now - last_poll >= kPollInterval) {
+      last_poll = now;
+      cancelled = (*client_gone)();
+    }
+    return timed_out || cancelled;
+  }
+};
+
+}  // namespace
+
+Error ImageManager::generate_one(ImageModel& model, const ImageRequest& r, int width, int height,
+                                 uint64_t seed, Clock::time_point deadline, GeneratedImage* out) {
+  diffusion_generate_params p = diffusion_generate_default_params();
+  p.prompt = r.prompt.c_str();
+  p.negative_prompt = r.negative_prompt.c_str();
+  p.width = width;
+  p.height = height;
+  p.steps = r.steps;
+  p.cfg_scale = r.cfg_scale;
+  p.seed = seed;
+  diffusion_sampler_from_name(r.sampler.c_str(), &p.sampler);
+  p.n_threads = threads_per_job();
+  RunWatch watch{deadline, &r.client_gone, Clock::now(), r.model};
+  p.user_data = &watch;
+  p.should_abort = [](void* user) { return static_cast<RunWatch*>(user)->should_stop(); };
+  p.progress = [](int32_t step, int32_t steps, void* user) {
+    auto* w = static_cast<RunWatch*>(user);
+    ALLM_LOG_INFO("model '%s': step %d/%d", w->model.c_str(), step, steps);
+    return !w->should_stop();
+  };
+  std::vector<uint8_t> rgb(static_cast<size_t>(width) * height * 3);
+  char message[512] = "";
+  const diffusion_status status =
+      diffusion_generate(model.get(), &p, rgb.data(), message, sizeof message);
+  if (watch.timed_out) {
+    return make_error(ErrorCode::TIMEOUT, "the generation ran past the time limit (" +
+                                              std::to_string(config_.timeout_seconds) +
+                                              " s, --image-timeout)");
+  }
+  if (status == DIFFUSION_CANCELLED)
+    return make_error(ErrorCode::CANCELLED, "the client disconnected");
+  if (status != DIFFUSION_OK) return make_error(error_code_of(status), message);
+  size_t size = 0;
+  uint8_t* png = diffusion_png_encode(rgb.data(), width, height, &size);
+  if (!png) return make_error(ErrorCode::INTERNAL, "cannot encode the PNG");
+  out->png.assign(reinterpret_cast<char*>(png), size);
+  out->seed = seed;
+  diffusion_free(png);
+  return {};
+}
+
+Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>* out) {
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(config_.timeout_seconds));
+  if (!known_sampler(r.sampler)) {
+    return request_error("unknown sampler '" + r.sampler + "' (euler_a, euler, dpm++2m, ddim)",
+                         "sampler");
+  }
+  if (r.steps < 1 || r.steps > config_.max_steps) {
+    return request_error("steps must be between 1 and " + std::to_string(config_.max_steps),
+                         "steps");
+  }
+  Error error;
+  std::shared_ptr<ImageModel> model = acquire(r.model, &error);
+  if (!model) return error;
+  const int default_size = diffusion_model_default_size(model->get());
+  if ((error = check_size(r, default_size))) return error;
+  if ((error = wait_for_slot(deadline, r.client_gone))) return error;
+  struct SlotGuard {
+    ImageManager* m;
+    ~SlotGuard() { m->release_slot(); }
+  } guard{this};
+  const int width = r.width ? r.width : default_size, height = r.height ? r.height : default_size;
+  const uint64_t seed = r.seed ? *r.seed : random_seed();
+  const auto started = Clock::now();
+  for (int i = 0; i < r.n; ++i) {
+    GeneratedImage image;
+    if ((error = generate_one(*model, r, width, height, seed + i, deadline, &image))) {
+      if (error.code == ErrorCode::CANCELLED) {
+        ALLM_LOG_INFO("model '%s': generation cancelled (the client disconnected)",
+                      r.model.c_str());
+      }
+      return error;
+    }
+    out->push_back(std::move(image));
+  }
+  ALLM_LOG_INFO("model '%s': %d image(s) %dx%d, %d steps (%s) in %.2f s", r.model.c_str(), r.n,
+                width, height, r.steps, r.sampler.c_str(),
+                std::chrono::duration<double>(Clock::now() - started).count());
+  return {};
+}
+
+std::string ImageManager::store_file(std::string png) {
+  std::random_device device;
+  char id[33];
+  std::snprintf(id, sizeof id, "img_%08x%08x%08x", device(), device(), device());
+  std::lock_guard<std::mutex> lock(files_mutex_);
+  const auto now = Clock::now();
+  for (auto it = files_.begin(); it != files_.end();) {  // forget the expired ones
+    it = it->second.first <= now ? files_.erase(it) : std::next(it);
+  }
+  files_[id] = {now + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(config_.file_ttl_seconds)),
+                std::move(png)};
+  return id;
+}
+
+std::optional<std::string> ImageManager::find_file(const std::string& id) {
+  std::lock_guard<std::mutex> lock(files_mutex_);
+  auto it = files_.find(id);
+  if (it == files_.end() || it->second.first <= Clock::now()) return std::nullopt;
+  return it->second.second;
+}
+
+}  // namespace allm

@@ -1,0 +1,99 @@
+// ImageManager: owns the loaded Stable Diffusion models (loaded on first use, shared by every
+// request), runs a bounded number of generations at once with a bounded queue behind them
+// (full: 429), enforces the time limit and client cancellation, logs progress per step, and
+// keeps generated PNGs for a short while for response_format "url".
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/load_once.h"
+#include "core/model_registry.h"
+
+struct diffusion_model;
+
+namespace allm {
+
+struct ImageManagerConfig {
+  int parallel = 1;              // generations running at once, all models together
+  int queue = 4;                 // requests waiting; beyond that, 429
+  double timeout_seconds = 600;  // per request, waiting included (504 TIMEOUT)
+  int threads = 0;               // CPU threads per generation; 0: cores / parallel
+  int max_side = 1024;           // width and height bounds (multiples of 8)
+  int min_side = 64;
+  int max_steps = 150;
+  double file_ttl_seconds = 600;  // how long GET /v1/images/files/{id} serves an image
+};
+
+struct ImageRequest {
+  std::string model;
+  std::string prompt;
+  std::string negative_prompt;
+  int n = 1;
+  int width = 0, height = 0;  // 0: the model's default size
+  int steps = 20;
+  float cfg_scale = 7.0f;
+  std::optional<uint64_t> seed;  // absent: random; image i uses seed + i
+  std::string sampler = "euler_a";
+  std::function<bool()> client_gone;  // polled while waiting and running; may be empty
+};
+
+struct GeneratedImage {
+  std::string png;
+  uint64_t seed = 0;
+};
+
+class ImageModel;
+
+class ImageManager {
+ public:
+  ImageManager(ModelRegistry& registry, ImageManagerConfig config);
+  ~ImageManager();
+
+  static bool known_sampler(const std::string& name);
+  const ImageManagerConfig& config() const { return config_; }
+
+  Error preload(const std::string& model_id);
+  // Validates, waits for a slot, generates request.n images; blocks until done.
+  Error generate(const ImageRequest& request, std::vector<GeneratedImage>* out);
+
+  // Short-lived image files for response_format "url".
+  std::string store_file(std::string png);
+  std::optional<std::string> find_file(const std::string& id);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  std::shared_ptr<ImageModel> acquire(const std::string& model_id, Error* error);
+  Error check_size(const ImageRequest& request, int default_size) const;
+  Error wait_for_slot(Clock::time_point deadline, const std::function<bool()>& client_gone);
+  void release_slot();
+  Error generate_one(ImageModel& model, const ImageRequest& request, int width, int height,
+                     uint64_t seed, Clock::time_point deadline, GeneratedImage* out);
+  int threads_per_job() const;
+
+  ModelRegistry& registry_;
+  ImageManagerConfig config_;
+  LoadOnce<ImageModel> models_;
+
+  std::mutex slots_mutex_;
+  std::condition_variable slot_freed_;
+  int running_ = 0;
+  std::deque<uint64_t> waiting_;
+  uint64_t next_ticket_ = 0;
+
+  std::mutex files_mutex_;
+  std::map<std::string, std::pair<Clock::time_point, std::string>> files_;
+};
+
+}  // namespace allm
