@@ -123,6 +123,7 @@ Error read_call(const json& body, ChatCall* call) {
 
   request.model = *model;
   request.prompt_param = "messages";
+  request.max_tokens_param = max_completion ? "max_completion_tokens" : "max_tokens";
   request.max_tokens = static_cast<int>(max_completion.value_or(max_tokens.value_or(0)));
   request.sampling.temperature = static_cast<float>(temperature.value_or(1.0));
   request.sampling.top_p = static_cast<float>(top_p.value_or(1.0));
@@ -164,7 +165,7 @@ json usage_json(const TextUsage& usage) {
   return {{"prompt_tokens", usage.prompt_tokens},
           {"completion_tokens", usage.completion_tokens},
           {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", 0}}},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}},
           {"completion_tokens_details", {{"reasoning_tokens", 0}}}};
 }
 

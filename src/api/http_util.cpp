@@ -3,6 +3,7 @@
 #include <chrono>
 #include <random>
 
+#include "api/access_log.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -11,7 +12,7 @@ int http_status(const Error& error) {
   if (!error.request_code.empty()) {
     if (error.request_code == "model_not_found" || error.request_code == "not_found") return 404;
     if (error.request_code == "payload_too_large") return 413;
-    if (error.request_code == "unauthorized") return 401;
+    if (error.request_code == "unauthorized" || error.request_code == "invalid_api_key") return 401;
     if (error.request_code == "rate_limit_exceeded") return 429;
     return 400;
   }
@@ -58,6 +59,7 @@ void send_json(httplib::Response& res, const json& body, int status) {
 }
 
 void send_error(httplib::Response& res, const Error& error) {
+  record_error(error);
   const int status = http_status(error);
   if (status == 429) res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
   send_json(res, error_body(error), status);
@@ -173,6 +175,19 @@ std::optional<bool> ParamReader::boolean(const char* key) {
   return value.get<bool>();
 }
 
+// What the access log says about a finished generation.
+static void record_generation(const TextStream& stream, const TextEvent& done) {
+  AccessRecord& record = current_access();
+  record.model = stream.model();
+  record.input_tokens = done.usage.prompt_tokens;
+  record.cached_tokens = done.usage.cached_tokens;
+  record.output_tokens = done.usage.completion_tokens;
+  record.time_to_first_token = done.time_to_first_token;
+  if (done.finish == FinishReason::ERROR || done.finish == FinishReason::CANCELLED) {
+    record_error(done.error);
+  }
+}
+
 bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
                        const std::function<bool(TextEvent&)>& on_event) {
   TextEvent event;
@@ -180,15 +195,22 @@ bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_g
     if (!stream.next(&event, std::chrono::milliseconds(50))) {
       if (client_gone()) {
         stream.cancel();
+        record_error(make_error(ErrorCode::CANCELLED, "the client disconnected"));
+        end_streamed_access();
         return false;
       }
       continue;
     }
+    if (event.done) record_generation(stream, event);
     if (!on_event(event)) {
       stream.cancel();
+      end_streamed_access();
       return false;
     }
-    if (event.done) return true;
+    if (event.done) {
+      end_streamed_access();
+      return true;
+    }
   }
 }
 

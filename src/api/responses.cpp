@@ -128,6 +128,7 @@ Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
   TextRequest& request = call->request;
   request.model = *model;
   request.prompt_param = "input";
+  request.max_tokens_param = "max_output_tokens";
   if (instructions) {
     request.messages.push_back({"system", *instructions, ""});
     call->instructions = *instructions;
@@ -237,7 +238,7 @@ class ResponseObject {
  private:
   json usage_json() const {
     return {{"input_tokens", usage_.prompt_tokens},
-            {"input_tokens_details", {{"cached_tokens", 0}}},
+            {"input_tokens_details", {{"cached_tokens", usage_.cached_tokens}}},
             {"output_tokens", usage_.completion_tokens},
             {"output_tokens_details", {{"reasoning_tokens", 0}}},
             {"total_tokens", usage_.prompt_tokens + usage_.completion_tokens}};

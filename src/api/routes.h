@@ -24,5 +24,6 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
 void register_image_routes(httplib::Server& server, ApiContext& ctx);
+void register_metrics_routes(httplib::Server& server, ApiContext& ctx);
 
 }  // namespace allm

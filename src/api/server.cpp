@@ -1,5 +1,7 @@
 #include "api/server.h"
 
+#include "api/access_log.h"
+#include "api/auth.h"
 #include "api/http_util.h"
 #include "core/log.h"
 
@@ -56,14 +58,54 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
         ALLM_LOG_ERROR("%s %s failed: %s", req.method.c_str(), req.path.c_str(), what.c_str());
         send_error(res, make_error(ErrorCode::INTERNAL, "internal error: " + what));
       });
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    ALLM_LOG_INFO("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return before_routing(req, res);
   });
+  server.set_logger(
+      [](const httplib::Request& req, const httplib::Response& res) { finish_access(req, res); });
   register_model_routes(server, ctx_);
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
   register_audio_routes(server, ctx_);
   register_image_routes(server, ctx_);
+  register_metrics_routes(server, ctx_);
+}
+
+httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Request& req,
+                                                           httplib::Response& res) const {
+  begin_access(req, res);
+  if (!config_.cors_origins.empty()) {
+    const std::string origin = allowed_origin(config_.cors_origins, req.get_header_value("Origin"));
+    if (!origin.empty()) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+      res.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    }
+    // A preflight carries no credentials, so it is answered before the key check.
+    if (req.method == "OPTIONS") {
+      if (!origin.empty()) {
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        res.set_header("Access-Control-Allow-Headers",
+                       req.has_header("Access-Control-Request-Headers")
+                           ? req.get_header_value("Access-Control-Request-Headers")
+                           : "Authorization, Content-Type");
+        res.set_header("Access-Control-Max-Age", "600");
+      }
+      res.status = origin.empty() ? 403 : 204;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+  }
+  if (!config_.api_keys.empty() && path_requires_key(req.path) &&
+      !bearer_matches(config_.api_keys, req.get_header_value("Authorization"))) {
+    const bool missing = !req.has_header("Authorization");
+    send_error(res, request_error(missing ? "missing API key: send it as 'Authorization: Bearer "
+                                            "KEY' (this server was started with --api-key)"
+                                          : "incorrect API key provided",
+                                  "", "invalid_api_key"));
+    res.set_header("WWW-Authenticate", "Bearer");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 ApiServer::~ApiServer() = default;

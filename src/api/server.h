@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/routes.h"
 
@@ -13,6 +14,8 @@ struct ServerConfig {
   int port = 8080;
   size_t max_body_bytes = 32u << 20;
   int http_threads = 32;
+  std::vector<std::string> api_keys;      // when set, /v1/* and /metrics need one (Bearer)
+  std::vector<std::string> cors_origins;  // origins allowed to call from a browser ("*": any)
 };
 
 class ApiServer {
@@ -24,6 +27,10 @@ class ApiServer {
   void stop();
 
  private:
+  // Request id, CORS, preflight and the API key check, before any route runs.
+  httplib::Server::HandlerResponse before_routing(const httplib::Request& req,
+                                                  httplib::Response& res) const;
+
   ApiContext ctx_;
   ServerConfig config_;
   std::unique_ptr<httplib::Server> server_;

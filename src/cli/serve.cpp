@@ -1,7 +1,12 @@
 // `allm serve`: builds the managers and the API server from the options and runs until a signal.
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "api/server.h"
 #include "cli/commands.h"
@@ -18,10 +23,44 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ApiServer* g_server = nullptr;
+// SIGINT and SIGTERM are blocked in every thread (before any is started) and taken by the main
+// thread with sigtimedwait, so shutdown runs as ordinary code rather than in a signal handler.
+sigset_t block_shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
 
-void on_signal(int) {
-  if (g_server) g_server->stop();
+// Waits for a shutdown signal while `running` holds; the signal number, or 0 when `running`
+// turned false first (the server stopped by itself) or the time ran out.
+int wait_for_signal(const sigset_t& set, const std::atomic<bool>& running,
+                    std::chrono::steady_clock::time_point until) {
+  while (running && std::chrono::steady_clock::now() < until) {
+    timespec tick{0, 100 * 1000 * 1000};
+    const int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig > 0) return sig;
+  }
+  return 0;
+}
+
+// Stop accepting, let running requests finish within the grace period, then cancel them.
+void shut_down(ApiServer& server, TextManager& text, AudioManager& audio, const sigset_t& signals,
+               const std::atomic<bool>& running, int signal_number, int grace_seconds) {
+  ALLM_LOG_INFO(
+      "%s received: no new connections; running requests may finish within %d s "
+      "(--shutdown-grace; a second signal cancels them now)",
+      signal_number == SIGINT ? "SIGINT" : "SIGTERM", grace_seconds);
+  server.stop();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace_seconds);
+  const int again = wait_for_signal(signals, running, deadline);
+  if (!running) return;
+  ALLM_LOG_WARN("%s: cancelling the requests still running",
+                again ? "second signal" : "grace period over");
+  text.cancel_all();
+  audio.cancel_all();
 }
 
 // Writes a demo model once; later starts reuse the file.
@@ -98,6 +137,8 @@ int run_serve(int argc, char** argv) {
     std::fputs(serve_help().c_str(), stdout);
     return 0;
   }
+  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = block_shutdown_signals();
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
   if (ec) {
@@ -132,12 +173,18 @@ int run_serve(int argc, char** argv) {
       std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue +
                        options.images.parallel + options.images.queue);
   ApiServer server(ApiContext{registry, text, *store, audio, images}, options.server);
-  g_server = &server;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  const bool ok = server.run();
-  g_server = nullptr;
+  std::atomic<bool> running{true};
+  bool ok = false;
+  std::thread http([&] {
+    ok = server.run();
+    running = false;
+  });
+  const int signal_number =
+      wait_for_signal(signals, running, std::chrono::steady_clock::time_point::max());
+  if (signal_number) {
+    shut_down(server, text, audio, signals, running, signal_number, options.shutdown_grace_seconds);
+  }
+  http.join();
   ALLM_LOG_INFO("server stopped");
   return ok ? 0 : 1;
 }

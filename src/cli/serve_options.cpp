@@ -4,6 +4,8 @@
 #include <functional>
 #include <sstream>
 
+#include "core/memory_estimate.h"
+
 namespace allm {
 
 namespace {
@@ -96,7 +98,8 @@ const std::vector<Option>& options_table() {
        int_setter(
            1, 86400,
            [](ServeOptions& o, long v) { o.audio.max_audio_seconds = static_cast<double>(v); })},
-      {"--image-parallel", "ALLM_IMAGE_PARALLEL", "N", "image generations running at once (default 1)",
+      {"--image-parallel", "ALLM_IMAGE_PARALLEL", "N",
+       "image generations running at once (default 1)",
        int_setter(1, 64, [](ServeOptions& o, long v) { o.images.parallel = static_cast<int>(v); })},
       {"--image-queue", "ALLM_IMAGE_QUEUE", "N",
        "image generations waiting for a free slot; more get 429 (default 4)",
@@ -108,7 +111,8 @@ const std::vector<Option>& options_table() {
            [](ServeOptions& o, long v) { o.images.timeout_seconds = static_cast<double>(v); })},
       {"--image-max-size", "ALLM_IMAGE_MAX_SIZE", "PIXELS",
        "largest image width or height accepted (default 1024)",
-       int_setter(64, 4096, [](ServeOptions& o, long v) { o.images.max_side = static_cast<int>(v); })},
+       int_setter(64, 4096,
+                  [](ServeOptions& o, long v) { o.images.max_side = static_cast<int>(v); })},
       {"--audio-timeout", "ALLM_AUDIO_TIMEOUT", "SECONDS",
        "time limit per transcription, waiting included; past it 504 TIMEOUT (default 600)",
        int_setter(
@@ -125,6 +129,61 @@ const std::vector<Option>& options_table() {
        int_setter(
            1024, 1L << 34,
            [](ServeOptions& o, long v) { o.server.max_body_bytes = static_cast<size_t>(v); })},
+      {"--queue-size", "ALLM_QUEUE_SIZE", "N",
+       "requests per text model waiting for a free sequence; more get 429 with Retry-After "
+       "(default 64)",
+       int_setter(0, 1 << 20,
+                  [](ServeOptions& o, long v) { o.text.queue_size = static_cast<int>(v); })},
+      {"--request-timeout", "ALLM_REQUEST_TIMEOUT", "SECONDS",
+       "time limit per text request, waiting and loading included; past it 504 TIMEOUT, or an "
+       "error event in a stream (default 600; 0: none)",
+       int_setter(0, 1 << 24,
+                  [](ServeOptions& o, long v) {
+                    o.text.request_timeout_seconds = static_cast<double>(v);
+                  })},
+      {"--max-output-tokens", "ALLM_MAX_OUTPUT_TOKENS", "N",
+       "largest max_output_tokens / max_tokens accepted (400 above it) and the limit when a "
+       "request sets none (default 0: up to the context size)",
+       int_setter(0, 1 << 24,
+                  [](ServeOptions& o, long v) { o.text.max_output_tokens = static_cast<int>(v); })},
+      {"--keep-alive", "ALLM_KEEP_ALIVE", "SECONDS",
+       "unload a text model after it has been idle (no running or queued request) this long; it "
+       "reloads on the next request (default 0: keep loaded)",
+       int_setter(
+           0, 1 << 24,
+           [](ServeOptions& o, long v) { o.text.keep_alive_seconds = static_cast<double>(v); })},
+      {"--max-memory", "ALLM_MAX_MEMORY", "BYTES",
+       "memory budget for loaded text models, e.g. 8G or 512M: idle models are unloaded least "
+       "recently used first to make room, and a model that cannot fit gets 507 OOM_RAM "
+       "(default 0: no budget; free RAM is always checked)",
+       [](ServeOptions& o, const std::string& v) {
+         uint64_t bytes = 0;
+         if (!parse_byte_size(v, &bytes)) {
+           return "expected a size such as 8G, 512M or 1073741824, got '" + v + "'";
+         }
+         o.text.max_memory_bytes = bytes;
+         return std::string();
+       }},
+      {"--api-key", "ALLM_API_KEY", "KEY",
+       "require 'Authorization: Bearer KEY' on /v1/* and /metrics (repeatable; the environment "
+       "variable takes a comma-separated list); /health stays open",
+       [](ServeOptions& o, const std::string& v) {
+         if (v.empty()) return std::string("the key is empty");
+         o.server.api_keys.push_back(v);
+         return std::string();
+       }},
+      {"--cors-origin", "ALLM_CORS_ORIGIN", "ORIGIN",
+       "allow browsers on ORIGIN (e.g. https://app.example.com, or *) to call the API; answers "
+       "preflight OPTIONS requests (repeatable; comma-separated in the environment variable)",
+       [](ServeOptions& o, const std::string& v) {
+         o.server.cors_origins.push_back(v);
+         return std::string();
+       }},
+      {"--shutdown-grace", "ALLM_SHUTDOWN_GRACE", "SECONDS",
+       "on SIGTERM/SIGINT stop accepting connections and let running requests finish for this "
+       "long, then cancel them (default 30)",
+       int_setter(0, 86400,
+                  [](ServeOptions& o, long v) { o.shutdown_grace_seconds = static_cast<int>(v); })},
       {"--no-demo", "ALLM_NO_DEMO", "", "do not create demo models when none are configured",
        [](ServeOptions& o, const std::string& v) {
          o.demo = v == "0" || v == "false";
@@ -153,8 +212,9 @@ bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::stri
   for (const Option& option : options_table()) {
     const char* value = std::getenv(option.env);
     if (!value) continue;
+    const std::string flag = option.flag;
     const bool list =
-        std::string(option.flag) == "--model" || std::string(option.flag) == "--preload";
+        flag == "--model" || flag == "--preload" || flag == "--api-key" || flag == "--cors-origin";
     for (const std::string& item : list ? split_commas(value) : std::vector<std::string>{value}) {
       std::string error = option.apply(*options, item);
       if (!error.empty()) {

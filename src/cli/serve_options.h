@@ -21,7 +21,8 @@ struct ServeOptions {
   std::string data_dir;
   std::vector<ModelEntry> models;
   std::vector<std::string> preload;
-  bool demo = true;  // generate demo models when none are configured
+  bool demo = true;                 // generate demo models when none are configured
+  int shutdown_grace_seconds = 30;  // running requests may finish this long after SIGTERM
 };
 
 // Fills `options` from the environment, then the command line (which wins). On a problem,

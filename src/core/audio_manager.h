@@ -3,6 +3,7 @@
 // enforces the per-request time limit, client cancellation and the audio duration limit.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -47,6 +48,8 @@ class AudioManager {
   Error preload(const std::string& model_id);
   // Decodes the uploaded `file`, waits for a slot and transcribes it; blocks until done.
   Error transcribe(const AudioRequest& request, const std::string& file, Transcript* out);
+  // Aborts running and waiting transcriptions with CANCELLED (shutdown past its grace period).
+  void cancel_all() { cancelling_ = true; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -66,6 +69,7 @@ class AudioManager {
   int running_ = 0;
   std::deque<uint64_t> waiting_;  // tickets, first come first served
   uint64_t next_ticket_ = 0;
+  std::atomic<bool> cancelling_{false};
 };
 
 }  // namespace allm

@@ -51,6 +51,9 @@ class TextBackend {
   virtual Error decode(const std::vector<BatchToken>& batch) = 0;
   virtual const float* logits(int batch_index) = 0;
   virtual void clear_sequence(int sequence) = 0;
+  // Keeps positions [0, from_position) of the sequence's cache and drops the rest, so that a new
+  // prompt sharing that prefix continues at from_position (prefix reuse).
+  virtual void trim_sequence(int sequence, int from_position) = 0;
   // Approximate bytes the loaded model holds (weights + cache), for metrics and budgets.
   virtual size_t memory_bytes() const = 0;
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,7 +26,12 @@ struct TokenLogprob {
 struct GenerationSink {
   // New text (already stop-filtered and UTF-8 safe) plus the tokens sampled since the last call.
   std::function<void(const std::string& text, std::vector<TokenLogprob>&& logprobs)> on_text;
-  std::function<void(FinishReason reason, const Error& error, int completion_tokens)> on_finish;
+  // `cached_tokens`: prompt tokens that were already in the cache (prefix reuse).
+  std::function<void(FinishReason reason, const Error& error, int completion_tokens,
+                     int cached_tokens)>
+      on_finish;
+  // Called once per generated token as it is sampled (latency metrics); may be empty.
+  std::function<void()> on_token;
 };
 
 struct GenerationJob {
@@ -35,6 +41,8 @@ struct GenerationJob {
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: no logprobs
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  // Past it the job ends with TIMEOUT, waiting or running (max(): no limit).
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   GenerationSink sink;
 };
 

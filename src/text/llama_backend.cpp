@@ -106,6 +106,10 @@ class LlamaBackend : public TextBackend {
     llama_memory_seq_rm(llama_get_memory(ctx_), sequence, -1, -1);
   }
 
+  void trim_sequence(int sequence, int from_position) override {
+    llama_memory_seq_rm(llama_get_memory(ctx_), sequence, from_position, -1);
+  }
+
   size_t memory_bytes() const override {
     return llama_model_size(model_) + llama_state_get_size(ctx_);
   }

@@ -83,6 +83,9 @@ class SafetensorsBackend : public TextBackend {
 
   const float* logits(int batch_index) override { return stcpp_get_logits(ctx_, batch_index); }
   void clear_sequence(int sequence) override { stcpp_seq_clear(ctx_, sequence); }
+  void trim_sequence(int sequence, int from_position) override {
+    stcpp_seq_trim(ctx_, sequence, from_position);
+  }
   size_t memory_bytes() const override {
     return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_);
   }

@@ -7,10 +7,14 @@
 
 namespace allm {
 
+using Clock = std::chrono::steady_clock;
+
 struct Scheduler::Slot {
   int sequence = 0;
   std::shared_ptr<GenerationJob> job;  // null while free
-  size_t prompt_done = 0;              // prompt tokens already decoded
+  std::vector<Token> cached;           // the tokens in this sequence's cache, by position
+  size_t prompt_done = 0;              // prompt tokens already in the cache
+  int reused = 0;                      // of which were reused from an earlier request
   int position = 0;                    // where the next token goes
   Token last_token = 0;
   int generated = 0;
@@ -20,7 +24,13 @@ struct Scheduler::Slot {
   bool generating() const { return job && prompt_done == job->prompt.size(); }
 };
 
-Scheduler::Scheduler(std::unique_ptr<TextBackend> backend) : backend_(std::move(backend)) {
+static Error timeout_error() {
+  return make_error(ErrorCode::TIMEOUT,
+                    "the request ran past its time limit (--request-timeout) and was stopped");
+}
+
+Scheduler::Scheduler(std::unique_ptr<TextBackend> backend, int queue_limit)
+    : backend_(std::move(backend)), queue_limit_(queue_limit) {
   for (int i = 0; i < backend_->max_sequences(); ++i) {
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->sequence = i;
@@ -39,20 +49,33 @@ Scheduler::~Scheduler() {
   for (auto& slot : slots_) {
     if (slot->job) finish(*slot, FinishReason::CANCELLED, shutdown);
   }
-  for (auto& job : waiting_) job->sink.on_finish(FinishReason::CANCELLED, shutdown, 0);
+  for (auto& job : waiting_) job->sink.on_finish(FinishReason::CANCELLED, shutdown, 0, 0);
 }
 
-void Scheduler::submit(std::shared_ptr<GenerationJob> job) {
+bool Scheduler::submit(std::shared_ptr<GenerationJob> job) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const int capacity = static_cast<int>(slots_.size()) + queue_limit_;
+    if (active_ + static_cast<int>(waiting_.size()) >= capacity) return false;
     waiting_.push_back(std::move(job));
   }
   wake_.notify_one();
+  return true;
 }
 
 int Scheduler::active_sequences() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return active_;
+}
+
+int Scheduler::waiting_jobs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(waiting_.size());
+}
+
+void Scheduler::cancel_all() {
+  cancel_all_ = true;
+  wake_.notify_all();
 }
 
 void Scheduler::run() {
@@ -62,8 +85,9 @@ void Scheduler::run() {
       wake_.wait(lock, [this] { return stopping_ || !waiting_.empty() || active_ > 0; });
       if (stopping_) return;
     }
+    expire_waiting_jobs();
     admit_waiting_jobs();
-    drop_cancelled();
+    drop_cancelled_and_expired();
     std::vector<Slot*> wants_sample;
     std::vector<BatchToken> batch = build_batch(&wants_sample);
     if (batch.empty()) continue;
@@ -81,15 +105,62 @@ void Scheduler::run() {
   }
 }
 
+// Waiting jobs that were cancelled or ran out of time leave the queue without a slot.
+void Scheduler::expire_waiting_jobs() {
+  std::vector<std::shared_ptr<GenerationJob>> expired, cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = Clock::now();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (cancel_all_ || (*it)->cancelled->load()) {
+        cancelled.push_back(std::move(*it));
+      } else if (now >= (*it)->deadline) {
+        expired.push_back(std::move(*it));
+      } else {
+        ++it;
+        continue;
+      }
+      it = waiting_.erase(it);
+    }
+  }
+  for (auto& job : expired) job->sink.on_finish(FinishReason::ERROR, timeout_error(), 0, 0);
+  const Error gone = make_error(ErrorCode::CANCELLED, "the request was cancelled while waiting");
+  for (auto& job : cancelled) job->sink.on_finish(FinishReason::CANCELLED, gone, 0, 0);
+}
+
+// The free slot whose cache shares the longest prefix with the prompt; `*reusable` is how many
+// prompt tokens need no decoding (at least the last one is always decoded, for its logits).
+Scheduler::Slot* Scheduler::best_free_slot(const std::vector<Token>& prompt, size_t* reusable) {
+  Slot* best = nullptr;
+  size_t best_len = 0;
+  for (auto& slot : slots_) {
+    if (slot->job) continue;
+    const size_t limit = std::min(slot->cached.size(), prompt.size());
+    const size_t len = static_cast<size_t>(
+        std::mismatch(prompt.begin(), prompt.begin() + limit, slot->cached.begin()).first -
+        prompt.begin());
+    if (!best || len > best_len) {
+      best = slot.get();
+      best_len = len;
+    }
+  }
+  *reusable = prompt.empty() ? 0 : std::min(best_len, prompt.size() - 1);
+  return best;
+}
+
 void Scheduler::admit_waiting_jobs() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& slot : slots_) {
-    if (waiting_.empty()) break;
-    if (slot->job) continue;
+  while (!waiting_.empty()) {
+    size_t reusable = 0;
+    Slot* slot = best_free_slot(waiting_.front()->prompt, &reusable);
+    if (!slot) break;
     slot->job = std::move(waiting_.front());
     waiting_.pop_front();
-    slot->prompt_done = 0;
-    slot->position = 0;
+    backend_->trim_sequence(slot->sequence, static_cast<int>(reusable));
+    slot->cached.resize(reusable);
+    slot->prompt_done = reusable;
+    slot->reused = static_cast<int>(reusable);
+    slot->position = static_cast<int>(reusable);
     slot->generated = 0;
     slot->sampler = std::make_unique<Sampler>(slot->job->sampling, backend_->vocab_size());
     slot->streamer = std::make_unique<TextStreamer>(slot->job->stop);
@@ -97,11 +168,18 @@ void Scheduler::admit_waiting_jobs() {
   }
 }
 
-void Scheduler::drop_cancelled() {
+void Scheduler::drop_cancelled_and_expired() {
+  const auto now = Clock::now();
   for (auto& slot : slots_) {
-    if (slot->job && slot->job->cancelled->load()) {
+    if (!slot->job) continue;
+    if (cancel_all_) {
+      finish(*slot, FinishReason::CANCELLED,
+             make_error(ErrorCode::CANCELLED, "the server is shutting down"));
+    } else if (slot->job->cancelled->load()) {
       finish(*slot, FinishReason::CANCELLED,
              make_error(ErrorCode::CANCELLED, "the client cancelled the request"));
+    } else if (now >= slot->job->deadline) {
+      finish(*slot, FinishReason::ERROR, timeout_error());
     }
   }
 }
@@ -114,6 +192,7 @@ std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample)
   for (auto& slot : slots_) {
     if (!slot->generating() || batch.size() >= budget) continue;
     batch.push_back({slot->last_token, slot->position++, slot->sequence, true});
+    slot->cached.push_back(slot->last_token);
     wants_sample->push_back(slot.get());
   }
   for (auto& slot : slots_) {
@@ -122,7 +201,9 @@ std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample)
     const size_t chunk = std::min(prompt.size() - slot->prompt_done, budget - batch.size());
     for (size_t i = 0; i < chunk; ++i) {
       const bool last = slot->prompt_done + 1 == prompt.size();
-      batch.push_back({prompt[slot->prompt_done++], slot->position++, slot->sequence, last});
+      const Token token = prompt[slot->prompt_done++];
+      batch.push_back({token, slot->position++, slot->sequence, last});
+      slot->cached.push_back(token);
       if (last) wants_sample->push_back(slot.get());
     }
     if (batch.size() >= budget) break;
@@ -152,6 +233,7 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
     return;
   }
   ++slot.generated;
+  if (job.sink.on_token) job.sink.on_token();
   std::vector<TokenLogprob> logprobs;
   if (job.top_logprobs >= 0) {
     logprobs.push_back(describe_token(*backend_, logits, token, job.top_logprobs));
@@ -171,9 +253,14 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
   }
 }
 
+// The slot's cache stays for prefix reuse, except after a failed decode, when its contents are
+// not trusted.
 void Scheduler::finish(Slot& slot, FinishReason reason, const Error& error) {
-  slot.job->sink.on_finish(reason, error, slot.generated);
-  backend_->clear_sequence(slot.sequence);
+  slot.job->sink.on_finish(reason, error, slot.generated, slot.reused);
+  if (reason == FinishReason::ERROR && error.code != ErrorCode::TIMEOUT) {
+    backend_->clear_sequence(slot.sequence);
+    slot.cached.clear();
+  }
   slot.job.reset();
   slot.sampler.reset();
   slot.streamer.reset();

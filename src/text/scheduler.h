@@ -1,7 +1,10 @@
 // Continuous batching over one backend: every step decodes one token for each generating
-// sequence plus a chunk of any prompt still being read, so requests run together.
+// sequence plus a chunk of any prompt still being read, so requests run together. Each slot
+// keeps its sequence's cache after a request ends, so a later prompt with the same prefix (a
+// shared system prompt, the next turn of a conversation) only decodes what differs.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -16,30 +19,39 @@ namespace allm {
 
 class Scheduler {
  public:
-  explicit Scheduler(std::unique_ptr<TextBackend> backend);
+  // `queue_limit`: jobs that may wait for a free sequence; submit() refuses beyond that.
+  Scheduler(std::unique_ptr<TextBackend> backend, int queue_limit);
   ~Scheduler();
 
   const TextBackend& backend() const { return *backend_; }
-  void submit(std::shared_ptr<GenerationJob> job);
+  // False (the job is not taken) when all sequences are busy and the queue is full.
+  bool submit(std::shared_ptr<GenerationJob> job);
   int active_sequences() const;
+  int waiting_jobs() const;
+  // Ends every running and waiting job with CANCELLED (shutdown past its grace period).
+  void cancel_all();
 
  private:
   struct Slot;
 
   void run();
+  void expire_waiting_jobs();
   void admit_waiting_jobs();
-  void drop_cancelled();
+  Slot* best_free_slot(const std::vector<Token>& prompt, size_t* reusable);
+  void drop_cancelled_and_expired();
   std::vector<BatchToken> build_batch(std::vector<Slot*>* wants_sample);
   void sample_and_emit(Slot& slot, int batch_index);
   void finish(Slot& slot, FinishReason reason, const Error& error = {});
 
   std::unique_ptr<TextBackend> backend_;
+  const int queue_limit_;
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<GenerationJob>> waiting_;
   int active_ = 0;
   bool stopping_ = false;
+  std::atomic<bool> cancel_all_{false};
   std::thread thread_;
 };
 

@@ -87,6 +87,9 @@ stcpp_status stcpp_decode(stcpp_context* ctx, stcpp_batch batch);
 // Logits of the i-th token of the last batch (which must have asked for them).
 const float* stcpp_get_logits(stcpp_context* ctx, int32_t i);
 void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id);
+// Keeps positions [0, from_pos) of a sequence and forgets the rest (prefix reuse: the next
+// decode for this sequence continues at from_pos).
+void stcpp_seq_trim(stcpp_context* ctx, int32_t seq_id, int32_t from_pos);
 size_t stcpp_context_size_bytes(const stcpp_context* ctx);
 const char* stcpp_last_error(const stcpp_context* ctx);
 

@@ -211,6 +211,10 @@ void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id) {
   ctx->impl->clear(seq_id);
 }
 
+void stcpp_seq_trim(stcpp_context* ctx, int32_t seq_id, int32_t from_pos) {
+  ctx->impl->trim(seq_id, from_pos);
+}
+
 size_t stcpp_context_size_bytes(const stcpp_context* ctx) {
   return ctx->impl->bytes();
 }

@@ -20,6 +20,10 @@ class Context {
   Failure decode(const stcpp_batch& batch);
   const float* logits(int batch_index) const;
   void clear(int seq) { cache_.set_length(seq, 0); }
+  // Forgets positions >= from_pos; the cells stay allocated and are overwritten later.
+  void trim(int seq, int from_pos) {
+    if (from_pos < cache_.length(seq)) cache_.set_length(seq, from_pos < 0 ? 0 : from_pos);
+  }
   size_t bytes() const;
 
  private:

@@ -1,0 +1,141 @@
+// Model lifecycle: --keep-alive unloads idle models, --max-memory evicts idle models LRU-first
+// and refuses what cannot fit (507 OOM_RAM), a failed load can be retried, and SIGTERM lets
+// running requests finish within --shutdown-grace.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import {
+  startServer, useServer, postJSON, postSSE, show, assertError, sleep, copyFixture,
+  MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+} from '../e2e/helpers.mjs';
+import { scrape, metricValue } from './metrics_helpers.mjs';
+
+const T = { timeout: TEST_TIMEOUT_MS };
+const ask = (baseURL, model) => postJSON(baseURL, '/v1/responses', { model, input: 'hello', max_output_tokens: 4, temperature: 0 });
+const withSecondModel = ({ modelsDir }) => copyFixture(path.join(modelsDir, 'tiny2.gguf')).then(() => []);
+
+// What one loaded tiny model is charged, read from a server without a budget.
+async function chargedBytes() {
+  const srv = await startServer({});
+  try {
+    assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+    return metricValue(await scrape(srv.baseURL), 'allm_model_memory_bytes', { model: MODEL });
+  } finally {
+    await srv.cleanup();
+  }
+}
+
+async function withServer(opts, body) {
+  const srv = await startServer(opts);
+  try {
+    await body(srv);
+  } catch (e) {
+    console.error(`----- allm log -----\n${srv.logTail()}`);
+    throw e;
+  } finally {
+    await srv.cleanup();
+  }
+}
+
+describe('keep-alive', { timeout: HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_MS }, () => {
+  const srv = useServer({ extraArgs: ['--keep-alive', '1'] });
+
+  it('unloads an idle model and reloads it on the next request', T, async () => {
+    assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+    assert.equal(metricValue(await scrape(srv.baseURL), 'allm_model_loaded', { model: MODEL }), 1);
+    await sleep(2500);
+    const m = await scrape(srv.baseURL);
+    assert.equal(metricValue(m, 'allm_model_unloads_total', { model: MODEL, reason: 'keep_alive' }), 1);
+    assert.equal(metricValue(m, 'allm_model_loaded', { model: MODEL }), 0);
+    assert.match(srv.server.log, /unloading model 'tiny' \(idle for [\d.]+ s, --keep-alive 1\)/);
+    assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+    const after = await scrape(srv.baseURL);
+    assert.equal(metricValue(after, 'allm_model_loads_total', { model: MODEL, result: 'ok' }), 2);
+  });
+});
+
+describe('memory budget', { timeout: 3 * HOOK_TIMEOUT_MS + 4 * TEST_TIMEOUT_MS }, () => {
+  it('with room for one model, the idle one is evicted and both still answer', T, async () => {
+    const one = await chargedBytes();
+    assert.ok(one > 0);
+    await withServer({ setup: withSecondModel, extraArgs: ['--max-memory', String(Math.floor(one * 1.5))] }, async (srv) => {
+      for (const model of [MODEL, 'tiny2', MODEL, 'tiny2']) {
+        const r = await ask(srv.baseURL, model);
+        assert.equal(r.status, 200, show(model, r));
+        const m = await scrape(srv.baseURL);
+        assert.equal(metricValue(m, 'allm_model_loaded'), 1, `only ${model} is loaded`);
+        assert.equal(metricValue(m, 'allm_model_loaded', { model }), 1);
+      }
+      const m = await scrape(srv.baseURL);
+      assert.equal(metricValue(m, 'allm_model_unloads_total', { reason: 'memory' }), 3);
+      assert.equal(metricValue(m, 'allm_memory_budget_bytes'), Math.floor(one * 1.5));
+    });
+  });
+
+  it('a model whose estimate exceeds the budget gets 507 OOM_RAM; the server stays healthy', T, async () => {
+    await withServer({ extraArgs: ['--max-memory', '8M'] }, async (srv) => {
+      for (let i = 0; i < 2; i++) {
+        const r = await ask(srv.baseURL, MODEL);
+        const e = assertError(r, { status: 507, code: 'OOM_RAM' });
+        assert.match(e.message, /--max-memory/);
+      }
+      assert.equal((await postJSON(srv.baseURL, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x' }] })).status, 507);
+      const health = await fetch(srv.baseURL + '/health');
+      assert.equal(health.status, 200);
+      const m = await scrape(srv.baseURL);
+      assert.equal(metricValue(m, 'allm_errors_total', { code: 'OOM_RAM' }), 3);
+      assert.equal(metricValue(m, 'allm_model_loads_total', { model: MODEL, result: 'error' }), 3);
+    });
+  });
+
+  it('a model that failed to load loads once it is fixed', T, async () => {
+    await withServer({ setup: async ({ modelsDir }) => { await fsp.writeFile(path.join(modelsDir, 'broken.gguf'), 'not a gguf file at all'); return []; } }, async (srv) => {
+      const bad = await ask(srv.baseURL, 'broken');
+      assertError(bad, { status: 422, code: 'MODEL_CORRUPT' });
+      await copyFixture(path.join(srv.modelsDir, 'broken.gguf'));
+      const good = await ask(srv.baseURL, 'broken');
+      assert.equal(good.status, 200, show('after the fix', good));
+    });
+  });
+});
+
+describe('graceful shutdown', { timeout: 2 * HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_MS }, () => {
+  // Starts a stream, sends SIGTERM after its first tokens, returns the stream and the exit.
+  async function streamThroughShutdown(srv, body) {
+    let release;
+    const started = new Promise((r) => { release = r; });
+    const stream = postSSE(srv.baseURL, '/v1/responses', { ...body, stream: true },
+      { onEvent: (e) => { if (e.event === 'response.output_text.delta') release(); return true; } });
+    await started;
+    const t0 = performance.now();
+    const exit = srv.stop();
+    const s = await stream;
+    return { s, exit: await exit, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  it('SIGTERM lets a running stream finish, refuses new connections, exits 0', T, async () => {
+    await withServer({ extraArgs: ['--shutdown-grace', '20'] }, async (srv) => {
+      const base = srv.baseURL;
+      const { s, exit } = await streamThroughShutdown(srv, { model: MODEL, input: 'hi', max_output_tokens: 300, temperature: 0 });
+      assert.equal(s.status, 200);
+      const last = s.events[s.events.length - 1];
+      assert.ok(['response.completed', 'response.incomplete'].includes(last.event), `last event ${last.event}`);
+      assert.equal(exit.code, 0);
+      assert.equal(exit.forced, false);
+      await assert.rejects(fetch(base + '/health'));
+    });
+  });
+
+  it('past --shutdown-grace the running streams are cancelled with an error event', T, async () => {
+    await withServer({ ctxSize: 16384, parallel: 1, extraArgs: ['--shutdown-grace', '1'] }, async (srv) => {
+      const { s, exit, seconds } = await streamThroughShutdown(srv, { model: MODEL, input: 'Go on forever', temperature: 0 });
+      const last = s.events[s.events.length - 1];
+      assert.equal(last.event, 'response.failed');
+      assert.equal(last.json.response.error.code, 'CANCELLED');
+      assert.match(srv.log, /grace period over: cancelling the requests still running/);
+      assert.equal(exit.code, 0);
+      assert.ok(seconds < 8, `shutdown took ${seconds.toFixed(1)} s`);
+    });
+  });
+});

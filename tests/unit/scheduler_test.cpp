@@ -1,0 +1,219 @@
+// The scheduler on a scripted backend: prompts read in chunks beside running streams, prefix
+// reuse with trim_sequence, the bounded queue and the per-request deadline.
+#include "text/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+namespace allm {
+namespace {
+
+constexpr int kVocab = 8;
+
+// Greedy output is a function of the last input token, so runs are reproducible; token 0 (end
+// of generation) is never picked.
+class FakeBackend : public TextBackend {
+ public:
+  struct Log {
+    std::mutex mutex;
+    std::vector<std::vector<BatchToken>> batches;
+    std::vector<std::pair<int, int>> trims;  // (sequence, from_position)
+  };
+  FakeBackend(std::shared_ptr<Log> log, int max_batch, int sequences, int ctx)
+      : log_(std::move(log)), max_batch_(max_batch), sequences_(sequences), ctx_(ctx) {}
+
+  std::vector<Token> tokenize(const std::string& text, bool) const override {
+    return std::vector<Token>(text.begin(), text.end());
+  }
+  std::string token_bytes(Token token) const override { return std::string(1, 'a' + token); }
+  bool is_end_of_generation(Token token) const override { return token == 0; }
+  int vocab_size() const override { return kVocab; }
+  int context_per_sequence() const override { return ctx_; }
+  int max_sequences() const override { return sequences_; }
+  int max_batch() const override { return max_batch_; }
+  bool adds_bos() const override { return false; }
+  std::string chat_template() const override { return ""; }
+  std::string bos_text() const override { return ""; }
+  std::string eos_text() const override { return ""; }
+
+  Error decode(const std::vector<BatchToken>& batch) override {
+    {
+      std::lock_guard<std::mutex> lock(log_->mutex);
+      log_->batches.push_back(batch);
+    }
+    logits_.assign(batch.size() * kVocab, 0.0f);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      logits_[i * kVocab + 1 + (batch[i].token + 3) % (kVocab - 1)] = 10.0f;
+    }
+    return {};
+  }
+  const float* logits(int i) override { return logits_.data() + i * kVocab; }
+  void clear_sequence(int) override {}
+  void trim_sequence(int sequence, int from) override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->trims.emplace_back(sequence, from);
+  }
+  size_t memory_bytes() const override { return 0; }
+
+ private:
+  std::shared_ptr<Log> log_;
+  int max_batch_, sequences_, ctx_;
+  std::vector<float> logits_;
+};
+
+struct Outcome {
+  std::string text;
+  FinishReason reason = FinishReason::STOP;
+  Error error;
+  int completion = 0;
+  int cached = 0;
+};
+
+// A greedy job whose outcome arrives through the returned future.
+std::shared_ptr<GenerationJob> make_job(std::vector<Token> prompt, int max_tokens,
+                                        std::future<Outcome>* done) {
+  auto job = std::make_shared<GenerationJob>();
+  job->prompt = std::move(prompt);
+  job->max_tokens = max_tokens;
+  job->sampling.temperature = 0;
+  auto text = std::make_shared<std::string>();
+  auto promise = std::make_shared<std::promise<Outcome>>();
+  *done = promise->get_future();
+  job->sink.on_text = [text](const std::string& t, std::vector<TokenLogprob>&&) { *text += t; };
+  job->sink.on_finish = [text, promise](FinishReason reason, const Error& error, int completion,
+                                        int cached) {
+    promise->set_value({*text, reason, error, completion, cached});
+  };
+  return job;
+}
+
+std::vector<Token> tokens(int n, int seed) {
+  std::vector<Token> out;
+  for (int i = 0; i < n; ++i) out.push_back(1 + (i * 7 + seed) % (kVocab - 1));
+  return out;
+}
+
+TEST(Scheduler, LongPromptIsReadInChunksWithoutStallingARunningStream) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 16, 2, 1 << 20), 8);
+  std::future<Outcome> stream_done, long_done;
+  auto stream = make_job(tokens(4, 1), 0, &stream_done);  // generates until cancelled
+  scheduler.submit(stream);
+  while (true) {  // the stream is generating before the long prompt arrives
+    std::lock_guard<std::mutex> lock(log->mutex);
+    if (log->batches.size() >= 3) break;
+  }
+  scheduler.submit(make_job(tokens(400, 2), 5, &long_done));
+  ASSERT_EQ(long_done.get().reason, FinishReason::LENGTH);
+  stream->cancelled->store(true);
+  ASSERT_EQ(stream_done.get().reason, FinishReason::CANCELLED);
+
+  std::lock_guard<std::mutex> lock(log->mutex);
+  int prompt_steps = 0, prompt_tokens = 0;
+  for (const auto& batch : log->batches) {
+    EXPECT_LE(batch.size(), 16u);
+    int long_tokens = 0, stream_tokens = 0;
+    for (const BatchToken& t : batch) (t.sequence == 1 ? long_tokens : stream_tokens)++;
+    if (long_tokens == 0 || prompt_tokens >= 400) continue;
+    prompt_tokens += long_tokens;
+    ++prompt_steps;
+    EXPECT_EQ(stream_tokens, 1) << "the running stream must get a token in every step";
+  }
+  EXPECT_GE(prompt_steps, 400 / 15) << "the long prompt must be read over many steps";
+}
+
+TEST(Scheduler, SharedPrefixIsReusedAndOnlyTheTailIsTrimmed) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 2, 4096), 8);
+  std::vector<Token> system = tokens(100, 3);
+  std::vector<Token> first = system, second = system;
+  first.push_back(2);
+  second.push_back(5);
+  std::future<Outcome> a, b, c;
+  scheduler.submit(make_job(first, 10, &a));
+  const Outcome alone = a.get();
+  EXPECT_EQ(alone.cached, 0);
+  scheduler.submit(make_job(second, 10, &b));
+  const Outcome reused = b.get();
+  EXPECT_EQ(reused.cached, 100) << "the 100 shared tokens are not decoded again";
+  scheduler.submit(make_job(first, 10, &c));
+  const Outcome again = c.get();
+  EXPECT_EQ(again.cached, 100);
+  EXPECT_EQ(again.text, alone.text) << "reusing the cache must not change the output";
+  std::lock_guard<std::mutex> lock(log->mutex);
+  ASSERT_EQ(log->trims.size(), 3u);
+  EXPECT_EQ(log->trims[1], std::make_pair(0, 100));
+  // The second request decoded only its own token, at position 100.
+  size_t decoded_for_second = 0;
+  for (const auto& batch : log->batches) {
+    for (const BatchToken& t : batch) {
+      if (t.position == 100 && t.token == 5) ++decoded_for_second;
+    }
+  }
+  EXPECT_EQ(decoded_for_second, 1u);
+}
+
+TEST(Scheduler, PicksTheFreeSlotWithTheLongestCommonPrefix) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 2, 4096), 8);
+  std::future<Outcome> a, b, c;
+  std::vector<Token> p1 = tokens(50, 1), p2 = tokens(50, 4);
+  scheduler.submit(make_job(p1, 3, &a));
+  scheduler.submit(make_job(p2, 3, &b));
+  a.get();
+  b.get();
+  std::vector<Token> p2_more = p2;
+  p2_more.push_back(6);
+  scheduler.submit(make_job(p2_more, 3, &c));
+  EXPECT_EQ(c.get().cached, 50);
+}
+
+TEST(Scheduler, FullQueueRefusesNewJobs) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 1, 1 << 20), 1);
+  std::future<Outcome> running, queued, refused;
+  auto long_job = make_job(tokens(4, 1), 0, &running);  // runs until cancelled
+  ASSERT_TRUE(scheduler.submit(long_job));
+  ASSERT_TRUE(scheduler.submit(make_job(tokens(4, 2), 2, &queued)));
+  EXPECT_FALSE(scheduler.submit(make_job(tokens(4, 3), 2, &refused)));
+  long_job->cancelled->store(true);
+  EXPECT_EQ(running.get().reason, FinishReason::CANCELLED);
+  EXPECT_EQ(queued.get().reason, FinishReason::LENGTH);
+}
+
+TEST(Scheduler, DeadlineEndsRunningAndWaitingJobsWithTimeout) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 1, 1 << 20), 4);
+  std::future<Outcome> running, waiting;
+  auto first = make_job(tokens(4, 1), 0, &running);
+  first->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  auto second = make_job(tokens(4, 2), 0, &waiting);
+  second->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  scheduler.submit(first);
+  scheduler.submit(second);
+  const Outcome w = waiting.get();
+  EXPECT_EQ(w.reason, FinishReason::ERROR);
+  EXPECT_EQ(w.error.code, ErrorCode::TIMEOUT);
+  EXPECT_EQ(w.completion, 0);
+  const Outcome r = running.get();
+  EXPECT_EQ(r.reason, FinishReason::ERROR);
+  EXPECT_EQ(r.error.code, ErrorCode::TIMEOUT);
+  EXPECT_GT(r.completion, 0);
+}
+
+TEST(Scheduler, CancelAllEndsEverything) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 1, 1 << 20), 4);
+  std::future<Outcome> running, waiting;
+  scheduler.submit(make_job(tokens(4, 1), 0, &running));
+  scheduler.submit(make_job(tokens(4, 2), 0, &waiting));
+  scheduler.cancel_all();
+  EXPECT_EQ(running.get().reason, FinishReason::CANCELLED);
+  EXPECT_EQ(waiting.get().reason, FinishReason::CANCELLED);
+}
+
+}  // namespace
+}  // namespace allm
