@@ -20,5 +20,6 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure
 echo "== integration and end-to-end tests"
 export ALLM_BIN="$PWD/$BUILD_DIR/bin/allm"
 export ALLM_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-fixture"
+export ALLM_HF_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-hf-fixture"
 node --test --test-concurrency=1 tests/integration/ tests/e2e/
 echo "== all tests passed"

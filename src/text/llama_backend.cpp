@@ -66,7 +66,8 @@ class LlamaBackend : public TextBackend {
     return tokens;
   }
 
-  std::string token_bytes(Token token) const override { return piece(token, false); }
+  // Special tokens keep their text: chat parsers (harmony's <|channel|>, <think>) need them.
+  std::string token_bytes(Token token) const override { return piece(token, true); }
 
   bool is_end_of_generation(Token token) const override {
     return llama_vocab_is_eog(vocab_, token);

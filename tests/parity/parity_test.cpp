@@ -170,9 +170,14 @@ TEST_P(Parity, BatchedSequencesMatchSingleRuns) {
   ASSERT_TRUE(ours_->decode(batch).ok());
   const float* ta = ours_->logits(static_cast<int>(a.size()) - 1);
   const float* tb = ours_->logits(static_cast<int>(batch.size()) - 1);
-  for (int i = 0; i < n_vocab; ++i) {
-    ASSERT_NEAR(ta[i], alone_a[i], 1e-4) << "token " << i;
-    ASSERT_NEAR(tb[i], alone_b[i], 1e-4) << "token " << i;
+  // Alone, the last layer's MLP sees one row; batched, two: ggml then picks another matmul
+  // kernel, which rounds F16/BF16 activations differently. So the bound is the case's own.
+  for (auto [batched, alone] : {std::pair{ta, alone_a.data()}, std::pair{tb, alone_b.data()}}) {
+    const std::vector<double> x = log_softmax(batched, n_vocab), y = log_softmax(alone, n_vocab);
+    double worst = 0;
+    for (int i = 0; i < n_vocab; ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+    EXPECT_LE(worst, GetParam().tolerance);
+    EXPECT_EQ(argmax(batched, n_vocab), argmax(alone, n_vocab));
   }
 }
 
