@@ -4,6 +4,7 @@
 
 #include "api/audio_formats.h"
 #include "api/http_util.h"
+#include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/audio_manager.h"
 
@@ -175,6 +176,11 @@ void handle_audio(ApiContext& ctx, AudioTask task, const httplib::Request& req,
 }
 
 }  // namespace
+
+Error check_audio_request(const httplib::Request& req) {
+  AudioCall call;
+  return read_call(req, AudioTask::TRANSCRIBE, &call);
+}
 
 void register_audio_routes(httplib::Server& server, ApiContext& ctx) {
   server.Post("/v1/audio/transcriptions",

@@ -1,5 +1,6 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/http_util.h"
+#include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/text_manager.h"
 #include "text/utf8.h"
@@ -27,7 +28,7 @@ Error read_message_content(const json& content, const std::string& param, std::s
   for (size_t i = 0; i < content.size(); ++i) {
     const json& part = content[i];
     const std::string part_param = param + "[" + std::to_string(i) + "]";
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+    if (text_member(part, "type", "") != "text" || !part.contains("text") ||
         !part["text"].is_string()) {
       return request_error(
           "only text content parts ({\"type\":\"text\",\"text\":...}) are "
@@ -286,6 +287,11 @@ void create_chat_completion(ApiContext& ctx, const httplib::Request& req, httpli
 }
 
 }  // namespace
+
+Error check_chat_completions_request(const json& body) {
+  ChatCall call;
+  return read_call(body, &call);
+}
 
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx) {
   server.Post("/v1/chat/completions", [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -33,6 +33,11 @@ std::string sse_data(const std::string& data);                      // a data: l
 std::string random_id(const std::string& prefix);
 int64_t unix_time();
 
+// `object[key]` when it is a string; `fallback` when `object` is not an object or the key is
+// absent or null; any other value as its JSON text, so that an error message can quote it
+// (json::value() would throw on a type mismatch, and a throw is a 500).
+std::string text_member(const json& object, const char* key, const std::string& fallback);
+
 // Reads a request's parameters, checking type and range; keeps the first problem in `error`.
 class ParamReader {
  public:

@@ -1,5 +1,6 @@
 // POST /v1/responses (the recommended text API), GET and DELETE /v1/responses/{id}.
 #include "api/http_util.h"
+#include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/log.h"
 #include "core/response_store.h"
@@ -28,7 +29,7 @@ Error read_content(const json& content, const std::string& param, std::string* t
   for (size_t i = 0; i < content.size(); ++i) {
     const json& part = content[i];
     const std::string part_param = param + "[" + std::to_string(i) + "]";
-    const std::string type = part.is_object() ? part.value("type", "") : "";
+    const std::string type = text_member(part, "type", "");
     if (type != "input_text" && type != "output_text") {
       return request_error(
           "content part type '" + type + "' is not supported; use input_text parts",
@@ -54,7 +55,7 @@ Error read_input(const json& input, std::vector<ChatMessage>* messages) {
     const json& item = input[i];
     const std::string param = "input[" + std::to_string(i) + "]";
     if (!item.is_object()) return request_error(param + " must be an object", param);
-    const std::string type = item.value("type", "message");
+    const std::string type = text_member(item, "type", "message");
     if (type != "message") {
       return request_error("input item type '" + type + "' is not supported", param + ".type");
     }
@@ -431,6 +432,11 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
 }
 
 }  // namespace
+
+Error check_responses_request(const json& body, ResponseStore& store) {
+  ResponsesCall call;
+  return read_call(body, store, &call);
+}
 
 void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
   server.Post("/v1/responses", [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -114,6 +114,10 @@ std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string*
       path.resize(colon);
     }
   }
+  if (path.empty()) {  // `NAME=:gguf`
+    *problem = "no model path in '" + spec + "' (expected NAME=PATH[:gguf|safetensors])";
+    return std::nullopt;
+  }
   entry.path = path;
   entry.modality = modality_of_path(entry.path);
   return entry;

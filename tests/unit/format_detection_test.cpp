@@ -119,4 +119,5 @@ TEST(ModelSpec, ParsesNamePathAndFormat) {
   EXPECT_FALSE(parse_model_spec("no-equals", &problem));
   EXPECT_FALSE(parse_model_spec("=path", &problem));
   EXPECT_FALSE(parse_model_spec("name=", &problem));
+  EXPECT_FALSE(parse_model_spec("name=:gguf", &problem));  // found by fuzzing
 }

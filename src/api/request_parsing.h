@@ -1,0 +1,19 @@
+// Each endpoint's request parser on its own, without a server or managers: the fuzz targets
+// (tests/fuzz) and tests call these with arbitrary requests. They answer exactly what the
+// endpoint would answer before any model is touched.
+#pragma once
+
+#include "api/http_util.h"
+
+namespace allm {
+
+class ResponseStore;
+
+// POST /v1/chat/completions with `body` (already a JSON object).
+Error check_chat_completions_request(const json& body);
+// POST /v1/responses with `body`; `store` answers previous_response_id.
+Error check_responses_request(const json& body, ResponseStore& store);
+// POST /v1/audio/transcriptions with `req` (httplib has parsed the multipart form into req.form).
+Error check_audio_request(const httplib::Request& req);
+
+}  // namespace allm
