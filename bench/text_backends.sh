@@ -20,5 +20,5 @@ for dtype in bf16 f16; do
   fi
   echo "== llama 1B $dtype: prompt 128 tokens, 32 decode steps, $PAIRS pairs"
   "$BUILD_DIR/bin/allm-bench-text" --hf "$model" --gguf "$model.gguf" --pairs "$PAIRS" \
-    --prompt 128 --decode 32
+    --prompt 128 --decode 32 --threads "$(nproc)"
 done
