@@ -22,4 +22,15 @@ export ALLM_BIN="$PWD/$BUILD_DIR/bin/allm"
 export ALLM_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-fixture"
 export ALLM_HF_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-hf-fixture"
 node --test --test-concurrency=1 tests/integration/ tests/e2e/
+
+# Bounded reliability runs; README "Reliability tests" has the longer ones.
+echo "== load test (30 s)"
+node tools/loadtest/loadtest.mjs --serve --duration 30 --requests 3000
+
+echo "== fuzzing (10 s per target)"
+scripts/fuzz.sh "${ALLM_FUZZ_SECONDS:-10}"
+
+# About 10 minutes on two cores (its own build dir; the dependencies come from ccache).
+echo "== sanitizers (ASan + UBSan)"
+scripts/test-sanitize.sh
 echo "== all tests passed"

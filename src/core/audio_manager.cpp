@@ -188,7 +188,9 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
                     seconds / std::max(1e-9, audio.duration_seconds));
       return {};
     case WhisperRunStatus::ABORTED:
-      if (timed_out) {
+      // A client that left before the deadline but was not polled in time (a slow first
+      // encoder step) is a cancellation: nobody is waiting for the 504.
+      if (timed_out && !(request.client_gone && request.client_gone())) {
         return make_error(ErrorCode::TIMEOUT, "the transcription ran past the time limit (" +
                                                   seconds_text(config_.timeout_seconds) +
                                                   ", --audio-timeout)");
