@@ -45,6 +45,21 @@ std::function<std::string(ServeOptions&, const std::string&)> int_setter(
   };
 }
 
+// Seconds may be fractional (a time limit of 0.5 s is meaningful for short jobs).
+std::function<std::string(ServeOptions&, const std::string&)> seconds_setter(
+    double lo, double hi, std::function<void(ServeOptions&, double)> set) {
+  return [lo, hi, set](ServeOptions& o, const std::string& value) -> std::string {
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(v >= lo && v <= hi)) {
+      return "expected seconds in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+             "], got '" + value + "'";
+    }
+    set(o, v);
+    return "";
+  };
+}
+
 const std::vector<Option>& options_table() {
   static const std::vector<Option> table = {
       {"--host", "ALLM_HOST", "ADDR", "address to listen on (default 127.0.0.1)",
@@ -106,18 +121,16 @@ const std::vector<Option>& options_table() {
        int_setter(0, 4096, [](ServeOptions& o, long v) { o.images.queue = static_cast<int>(v); })},
       {"--image-timeout", "ALLM_IMAGE_TIMEOUT", "SECONDS",
        "time limit per image request, waiting included; past it 504 TIMEOUT (default 600)",
-       int_setter(
-           1, 86400,
-           [](ServeOptions& o, long v) { o.images.timeout_seconds = static_cast<double>(v); })},
+       seconds_setter(0.001, 86400,
+                      [](ServeOptions& o, double v) { o.images.timeout_seconds = v; })},
       {"--image-max-size", "ALLM_IMAGE_MAX_SIZE", "PIXELS",
        "largest image width or height accepted (default 1024)",
        int_setter(64, 4096,
                   [](ServeOptions& o, long v) { o.images.max_side = static_cast<int>(v); })},
       {"--audio-timeout", "ALLM_AUDIO_TIMEOUT", "SECONDS",
        "time limit per transcription, waiting included; past it 504 TIMEOUT (default 600)",
-       int_setter(
-           1, 86400,
-           [](ServeOptions& o, long v) { o.audio.timeout_seconds = static_cast<double>(v); })},
+       seconds_setter(0.001, 86400,
+                      [](ServeOptions& o, double v) { o.audio.timeout_seconds = v; })},
       {"--data-dir", "ALLM_DATA_DIR", "DIR",
        "where stored responses and demo models live (default ~/.allm)",
        [](ServeOptions& o, const std::string& v) {
