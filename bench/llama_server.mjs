@@ -1,0 +1,157 @@
+// Driver of bench/llama_server.sh: starts one server at a time (allm, then llama-server, for
+// each pair), measures it through /v1/chat/completions (streaming) and prints the ratios.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+
+const { values: opt } = parseArgs({
+  options: {
+    allm: { type: 'string' },
+    'llama-server': { type: 'string' },
+    model: { type: 'string' },
+    threads: { type: 'string' },
+    ctx: { type: 'string', default: '1024' },
+    pairs: { type: 'string', default: '3' },
+    streams: { type: 'string', default: '8' },
+    'max-tokens': { type: 'string', default: '32' },
+  },
+});
+const STREAMS = Number(opt.streams);
+const MAX_TOKENS = Number(opt['max-tokens']);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+// The same settings on both: threads, context per sequence, STREAMS sequences, flash attention
+// left to llama.cpp's default (auto) on both, one KV slice per sequence.
+function command(kind, port) {
+  const common = ['--host', '127.0.0.1', '--port', String(port), '--threads', opt.threads];
+  if (kind === 'allm') {
+    return [opt.allm, ['serve', ...common, '--model', `bench=${opt.model}`, '--preload', 'bench',
+      '--parallel', String(STREAMS), '--ctx-size', opt.ctx, '--no-demo',
+      '--data-dir', `/tmp/allm-bench-${process.pid}`]];
+  }
+  return [opt['llama-server'], [...common, '-m', opt.model, '--alias', 'bench', '-np', String(STREAMS),
+    '-c', String(Number(opt.ctx) * STREAMS), '--no-kv-unified', '-fa', 'auto', '--no-webui',
+    '--threads-batch', opt.threads]];
+}
+
+async function startServer(kind) {
+  const port = await freePort();
+  const [bin, args] = command(kind, port);
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${kind} exited:\n${log}`);
+    try {
+      const r = await fetch(`${base}/health`);
+      if (r.status === 200) return { child, base };
+    } catch { /* not listening yet */ }
+    await sleep(250);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${kind} did not become healthy:\n${log}`);
+}
+
+async function stopServer({ child }) {
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+  clearTimeout(timer);
+}
+
+const WORDS = 'the quiet harbor holds seven boats painted blue and red while gulls circle'.split(' ');
+function prompt(i) {
+  return Array.from({ length: 12 }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]).join(' ');
+}
+
+// One streamed completion: time to first token, then decode rate over the rest.
+async function completion(base, i) {
+  const start = performance.now();
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'bench', messages: [{ role: 'user', content: prompt(i) }], max_tokens: MAX_TOKENS,
+      temperature: 0, stream: true, stream_options: { include_usage: true },
+    }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  let first = null, tokens = 0, chunks = 0, buf = '';
+  for await (const chunk of res.body) {
+    buf += Buffer.from(chunk).toString('utf8');
+    let nl;
+    while ((nl = buf.indexOf('\n\n')) >= 0) {
+      const line = buf.slice(0, nl).replace(/^data: /, '');
+      buf = buf.slice(nl + 2);
+      if (line === '[DONE]') continue;
+      const json = JSON.parse(line);
+      if (json.choices?.[0]?.delta?.content) {
+        chunks++;
+        if (first === null) first = performance.now();
+      }
+      if (json.usage) tokens = json.usage.completion_tokens;
+    }
+  }
+  const end = performance.now();
+  // Usage when the server sends it, else one token per content chunk.
+  return { ttft: (first ?? end) - start, tokens: tokens || chunks, decodeMs: end - (first ?? end), end };
+}
+
+function quantile(values, q) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+async function measure(kind) {
+  const server = await startServer(kind);
+  try {
+    await completion(server.base, 999);  // warm-up
+    const singles = [];
+    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, i));
+    const single = singles.reduce((a, r) => a + r.tokens - 1, 0) /
+      singles.reduce((a, r) => a + r.decodeMs / 1000, 0);
+    const ttfts = [];
+    let aggregate = 0;
+    for (let round = 0; round < 2; round++) {
+      const start = performance.now();
+      const runs = await Promise.all(Array.from({ length: STREAMS }, (_, i) =>
+        completion(server.base, 100 + round * STREAMS + i)));
+      const seconds = (Math.max(...runs.map((r) => r.end)) - start) / 1000;
+      aggregate += runs.reduce((a, r) => a + r.tokens, 0) / seconds / 2;
+      ttfts.push(...runs.map((r) => r.ttft));
+    }
+    return { single, aggregate, p50: quantile(ttfts, 0.5), p99: quantile(ttfts, 0.99) };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+const ratios = { single: [], aggregate: [], p50: [], p99: [] };
+for (let pair = 1; pair <= Number(opt.pairs); pair++) {
+  const a = await measure('allm');
+  const b = await measure('llama-server');
+  ratios.single.push(a.single / b.single);
+  ratios.aggregate.push(a.aggregate / b.aggregate);
+  ratios.p50.push(b.p50 / a.p50);  // lower is better: llama-server/allm
+  ratios.p99.push(b.p99 / a.p99);
+  const f = (x) => x.toFixed(2);
+  console.log(`pair ${pair}: single tok/s allm ${f(a.single)} llama-server ${f(b.single)} | ` +
+    `aggregate(${STREAMS}) tok/s allm ${f(a.aggregate)} llama-server ${f(b.aggregate)} | ` +
+    `TTFT p50 ms allm ${a.p50.toFixed(0)} llama-server ${b.p50.toFixed(0)} | ` +
+    `p99 ms allm ${a.p99.toFixed(0)} llama-server ${b.p99.toFixed(0)}`);
+}
+console.log('ratios allm/llama-server (above 1: allm better; TTFT as llama-server/allm): min / median / max');
+for (const [name, list] of Object.entries(ratios)) {
+  const s = [...list].sort((x, y) => x - y);
+  console.log(`  ${name.padEnd(10)} ${s[0].toFixed(2)} / ${quantile(s, 0.5).toFixed(2)} / ${s.at(-1).toFixed(2)}`);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `allm serve` against llama.cpp's own llama-server, built here from the same llama.cpp tree (its
+# own build dir; the main build keeps llama.cpp's tools off), on the same ~1B-parameter random
+# GGUF model with the same settings: threads, context per sequence, 8 parallel sequences, flash
+# attention off on both, greedy sampling, the same prompts through /v1/chat/completions.
+#   bench/llama_server.sh                    (uses $ALLM_BUILD_DIR, default build/)
+#   BENCH_PAIRS=N BENCH_THREADS=N BENCH_DTYPE=f16|bf16 bench/llama_server.sh
+# Measures single-stream decode tokens/s, aggregate tokens/s of 8 concurrent streams and p50/p99
+# time to first token, alternating A B A B (one server at a time, each freshly started), and
+# prints the allm/llama-server ratio of each pair as min / median / max. Above 1 means allm is
+# better (for TTFT the ratio is llama-server/allm, so above 1 also means allm is better).
+# A loaded machine makes single pairs noisy (±15 % here); compare medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR="${ALLM_BUILD_DIR:-build}"
+DEPS_DIR="${ALLM_DEPS_DIR:-$HOME/.cache/allm/deps}"
+THREADS="${BENCH_THREADS:-$(nproc)}"
+PAIRS="${BENCH_PAIRS:-3}"
+DTYPE="${BENCH_DTYPE:-f16}"
+CTX=1024  # tokens per sequence on both servers
+SERVER_BUILD="$BUILD_DIR/bench/llama-server"
+MODEL_DIR="${BENCH_MODEL_DIR:-$HOME/.cache/allm/bench}"
+MODEL="$MODEL_DIR/llama-1b-$DTYPE.gguf"
+
+[ -x "$BUILD_DIR/bin/allm" ] || scripts/build.sh
+export CCACHE_BASEDIR="$PWD"  # reuse the main build's ggml/llama objects (scripts/build.sh)
+cmake -S "$DEPS_DIR/llama.cpp" -B "$SERVER_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_BACKEND_DL=OFF -DLLAMA_BUILD_COMMON=ON \
+  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+ninja -C "$SERVER_BUILD" -j "${ALLM_JOBS:-2}" llama-server >/dev/null
+
+if [ ! -f "$MODEL" ]; then
+  mkdir -p "$MODEL_DIR"
+  "$BUILD_DIR/bin/allm-make-hf-fixture" --arch llama --dtype "$DTYPE" --size 1b \
+    --out "$MODEL_DIR/hf-llama-1b-$DTYPE" --gguf "$MODEL"
+  rm -rf "$MODEL_DIR/hf-llama-1b-$DTYPE"  # only the GGUF is served
+fi
+
+node bench/llama_server.mjs --allm "$BUILD_DIR/bin/allm" \
+  --llama-server "$SERVER_BUILD/bin/llama-server" --model "$MODEL" --threads "$THREADS" \
+  --ctx "$CTX" --pairs "$PAIRS"
