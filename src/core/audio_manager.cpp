@@ -28,18 +28,12 @@ Error audio_problem(const AudioDecodeResult& result) {
 
 }  // namespace
 
-// Holds one of the `parallel` running slots for as long as it lives.
-class AudioManager::Slot {
- public:
-  explicit Slot(AudioManager& manager) : manager_(manager) {}
-  ~Slot() { manager_.release_slot(); }
-
- private:
-  AudioManager& manager_;
-};
-
 AudioManager::AudioManager(ModelRegistry& registry, AudioManagerConfig config)
-    : registry_(registry), config_(config) {}
+    : registry_(registry),
+      config_(config),
+      slots_(config.parallel, config.queue,
+             {"transcriptions", "--audio-parallel, --audio-queue",
+              seconds_text(config.timeout_seconds) + ", --audio-timeout"}) {}
 
 AudioManager::~AudioManager() = default;
 
@@ -81,55 +75,6 @@ std::shared_ptr<WhisperModel> AudioManager::acquire(const std::string& model_id,
       error);
 }
 
-Error AudioManager::wait_for_slot(Clock::time_point deadline,
-                                  const std::function<bool()>& client_gone) {
-  std::unique_lock<std::mutex> lock(slots_mutex_);
-  if (running_ < config_.parallel && waiting_.empty()) {
-    ++running_;
-    return {};
-  }
-  if (static_cast<int>(waiting_.size()) >= config_.queue) {
-    return request_error("too many transcriptions in progress (" +
-                             std::to_string(config_.parallel) + " running, " +
-                             std::to_string(config_.queue) +
-                             " waiting: --audio-parallel, --audio-queue); retry shortly",
-                         "", "rate_limit_exceeded");
-  }
-  const uint64_t ticket = next_ticket_++;
-  waiting_.push_back(ticket);
-  auto leave_queue = [&] {
-    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), ticket));
-    slot_freed_.notify_all();
-  };
-  for (;;) {
-    const bool admitted = slot_freed_.wait_for(lock, kPollInterval, [&] {
-      return waiting_.front() == ticket && running_ < config_.parallel;
-    });
-    if (admitted) {
-      waiting_.pop_front();
-      ++running_;
-      slot_freed_.notify_all();  // the next in line may fit too
-      return {};
-    }
-    if (Clock::now() >= deadline) {
-      leave_queue();
-      return make_error(ErrorCode::TIMEOUT, "the request waited longer than the time limit (" +
-                                                seconds_text(config_.timeout_seconds) +
-                                                ", --audio-timeout) for a free slot");
-    }
-    if ((client_gone && client_gone()) || cancelling_) {
-      leave_queue();
-      return make_error(ErrorCode::CANCELLED, "the client disconnected while waiting");
-    }
-  }
-}
-
-void AudioManager::release_slot() {
-  std::lock_guard<std::mutex> lock(slots_mutex_);
-  --running_;
-  slot_freed_.notify_all();
-}
-
 int AudioManager::threads_per_job() const {
   if (config_.threads > 0) return config_.threads;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -153,8 +98,11 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
   const AudioDecodeResult decoded = decode_audio(file, config_.max_audio_seconds, &audio);
   if (decoded.status != AudioDecodeStatus::OK) return audio_problem(decoded);
 
-  if ((error = wait_for_slot(deadline, request.client_gone))) return error;
-  Slot slot(*this);
+  const auto gone_or_cancelling = [&] {
+    return (request.client_gone && request.client_gone()) || cancelling_;
+  };
+  if ((error = slots_.acquire(deadline, gone_or_cancelling))) return error;
+  JobSlotHold slot(slots_);
 
   TranscribeOptions options;
   options.translate = request.task == AudioTask::TRANSLATE;

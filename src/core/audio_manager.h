@@ -5,16 +5,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "audio/whisper_runner.h"
 #include "core/error.h"
+#include "core/job_slots.h"
 #include "core/load_once.h"
 #include "core/model_registry.h"
 
@@ -53,22 +50,14 @@ class AudioManager {
 
  private:
   using Clock = std::chrono::steady_clock;
-  class Slot;
 
   std::shared_ptr<WhisperModel> acquire(const std::string& model_id, Error* error);
-  Error wait_for_slot(Clock::time_point deadline, const std::function<bool()>& client_gone);
-  void release_slot();
   int threads_per_job() const;
 
   ModelRegistry& registry_;
   AudioManagerConfig config_;
   LoadOnce<WhisperModel> models_;
-
-  std::mutex slots_mutex_;
-  std::condition_variable slot_freed_;
-  int running_ = 0;
-  std::deque<uint64_t> waiting_;  // tickets, first come first served
-  uint64_t next_ticket_ = 0;
+  JobSlots slots_;
   std::atomic<bool> cancelling_{false};
 };
 

@@ -45,7 +45,11 @@ class ImageModel {
 };
 
 ImageManager::ImageManager(ModelRegistry& registry, ImageManagerConfig config)
-    : registry_(registry), config_(config) {}
+    : registry_(registry),
+      config_(config),
+      slots_(config.parallel, config.queue,
+             {"image generations", "--image-parallel, --image-queue",
+              std::to_string(config.timeout_seconds) + " s, --image-timeout"}) {}
 
 ImageManager::~ImageManager() = default;
 
@@ -108,53 +112,6 @@ Error ImageManager::check_size(const ImageRequest& r, int default_size) const {
                          "size");
   }
   return {};
-}
-
-Error ImageManager::wait_for_slot(Clock::time_point deadline,
-                                  const std::function<bool()>& client_gone) {
-  std::unique_lock<std::mutex> lock(slots_mutex_);
-  if (running_ < config_.parallel && waiting_.empty()) {
-    ++running_;
-    return {};
-  }
-  if (static_cast<int>(waiting_.size()) >= config_.queue) {
-    return request_error("too many image generations in progress (" +
-                             std::to_string(config_.parallel) + " running, " +
-                             std::to_string(config_.queue) +
-                             " waiting: --image-parallel, --image-queue); retry shortly",
-                         "", "rate_limit_exceeded");
-  }
-  const uint64_t ticket = next_ticket_++;
-  waiting_.push_back(ticket);
-  for (;;) {
-    if (slot_freed_.wait_for(lock, kPollInterval, [&] {
-          return waiting_.front() == ticket && running_ < config_.parallel;
-        })) {
-      waiting_.pop_front();
-      ++running_;
-      slot_freed_.notify_all();
-      return {};
-    }
-    Error stop;
-    if (Clock::now() >= deadline) {
-      stop = make_error(ErrorCode::TIMEOUT, "the request waited longer than the time limit (" +
-                                                std::to_string(config_.timeout_seconds) +
-                                                " s, --image-timeout) for a free slot");
-    } else if (client_gone && client_gone()) {
-      stop = make_error(ErrorCode::CANCELLED, "the client disconnected while waiting");
-    }
-    if (stop) {
-      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), ticket));
-      slot_freed_.notify_all();
-      return stop;
-    }
-  }
-}
-
-void ImageManager::release_slot() {
-  std::lock_guard<std::mutex> lock(slots_mutex_);
-  --running_;
-  slot_freed_.notify_all();
 }
 
 int ImageManager::threads_per_job() const {
@@ -244,11 +201,8 @@ Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>*
   if (!model) return error;
   const int default_size = diffusion_model_default_size(model->get());
   if ((error = check_size(r, default_size))) return error;
-  if ((error = wait_for_slot(deadline, r.client_gone))) return error;
-  struct SlotGuard {
-    ImageManager* m;
-    ~SlotGuard() { m->release_slot(); }
-  } guard{this};
+  if ((error = slots_.acquire(deadline, r.client_gone))) return error;
+  JobSlotHold slot(slots_);
   const int width = r.width ? r.width : default_size, height = r.height ? r.height : default_size;
   const uint64_t seed = r.seed ? *r.seed : random_seed();
   const auto started = Clock::now();

@@ -5,9 +5,7 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/job_slots.h"
 #include "core/load_once.h"
 #include "core/model_registry.h"
 
@@ -76,8 +75,6 @@ class ImageManager {
 
   std::shared_ptr<ImageModel> acquire(const std::string& model_id, Error* error);
   Error check_size(const ImageRequest& request, int default_size) const;
-  Error wait_for_slot(Clock::time_point deadline, const std::function<bool()>& client_gone);
-  void release_slot();
   Error generate_one(ImageModel& model, const ImageRequest& request, int width, int height,
                      uint64_t seed, Clock::time_point deadline, GeneratedImage* out);
   int threads_per_job() const;
@@ -85,12 +82,7 @@ class ImageManager {
   ModelRegistry& registry_;
   ImageManagerConfig config_;
   LoadOnce<ImageModel> models_;
-
-  std::mutex slots_mutex_;
-  std::condition_variable slot_freed_;
-  int running_ = 0;
-  std::deque<uint64_t> waiting_;
-  uint64_t next_ticket_ = 0;
+  JobSlots slots_;
 
   std::mutex files_mutex_;
   std::map<std::string, std::pair<Clock::time_point, std::string>> files_;
