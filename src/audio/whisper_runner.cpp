@@ -7,28 +7,16 @@
 #include <mutex>
 
 #include "audio/audio_decoder.h"
-#include "core/log.h"
+#include "core/ggml_log.h"
 #include "whisper.h"
 
 namespace allm {
 
 namespace {
 
-void forward_whisper_log(ggml_log_level level, const char* text, void*) {
-  if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) return;
-  std::string line(text);
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  if (line.empty()) return;
-  if (level == GGML_LOG_LEVEL_ERROR) {
-    ALLM_LOG_ERROR("whisper.cpp: %s", line.c_str());
-  } else {
-    ALLM_LOG_WARN("whisper.cpp: %s", line.c_str());
-  }
-}
-
 void init_whisper_once() {
   static std::once_flag once;
-  std::call_once(once, [] { whisper_log_set(forward_whisper_log, nullptr); });
+  std::call_once(once, [] { whisper_log_set(forward_ggml_log, const_cast<char*>("whisper.cpp")); });
 }
 
 // Remembers whether the caller asked to stop, for both of whisper's abort hooks.

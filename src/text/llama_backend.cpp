@@ -1,7 +1,7 @@
 // TextBackend on llama.cpp: one llama_context holds every sequence of a loaded GGUF model.
 #include <mutex>
 
-#include "core/log.h"
+#include "core/ggml_log.h"
 #include "gguf.h"
 #include "llama.h"
 #include "text/backend.h"
@@ -10,22 +10,10 @@ namespace allm {
 
 namespace {
 
-void forward_llama_log(ggml_log_level level, const char* text, void*) {
-  if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) return;
-  std::string line(text);
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  if (line.empty()) return;
-  if (level == GGML_LOG_LEVEL_ERROR) {
-    ALLM_LOG_ERROR("llama.cpp: %s", line.c_str());
-  } else {
-    ALLM_LOG_WARN("llama.cpp: %s", line.c_str());
-  }
-}
-
 void init_llama_once() {
   static std::once_flag once;
   std::call_once(once, [] {
-    llama_log_set(forward_llama_log, nullptr);
+    llama_log_set(forward_ggml_log, const_cast<char*>("llama.cpp"));
     llama_backend_init();
   });
 }
