@@ -4,12 +4,6 @@ namespace dcpp {
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 constexpr size_t kMaxTensors = 4096;  // SD 1.5 has about 1,100
 
 }  // namespace
@@ -34,9 +28,9 @@ bool Weights::check(const std::string& name, const std::vector<int64_t>& expecte
     same = expected[i] < 0 || expected[i] == info->shape[i];
   }
   if (!same) {
-    failure_ =
-        fail(DIFFUSION_MODEL_CORRUPT, "tensor '" + name + "' has shape " + shape_text(info->shape) +
-                                          ", expected " + shape_text(expected));
+    failure_ = fail(DIFFUSION_MODEL_CORRUPT, "tensor '" + name + "' has shape " +
+                                                 stcpp::shape_text(info->shape) + ", expected " +
+                                                 stcpp::shape_text(expected));
     return false;
   }
   if (info->dtype == stcpp::Dtype::U8 || info->dtype == stcpp::Dtype::I8) {

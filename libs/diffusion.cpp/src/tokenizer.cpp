@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
+#include "tokenizer_components.h"  // safetensors.cpp
 
 namespace dcpp {
 
@@ -17,32 +18,6 @@ namespace {
 const char* kPattern =
     "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|"
     "[^\\s\\p{L}\\p{N}]+";
-
-std::string utf8(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
-
-// GPT-2's bytes_to_unicode: printable bytes stand for themselves, the rest map from U+0100 on.
-std::vector<std::string> byte_to_unicode() {
-  std::vector<std::string> out(256);
-  int next = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    out[b] = utf8(printable ? b : 256 + next++);
-  }
-  return out;
-}
 
 // Collapses whitespace runs to one space, trims, lower-cases ASCII.
 std::string clean(const std::string& text) {
@@ -114,7 +89,8 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& dir, Failu
   }
   t->start_ = start->second;
   t->end_ = end->second;
-  t->byte_chars_ = byte_to_unicode();
+  t->byte_chars_.resize(256);  // GPT-2's bytes_to_unicode
+  for (int b = 0; b < 256; ++b) t->byte_chars_[b] = stcpp::tok::byte_to_unicode(uint8_t(b));
   int error = 0;
   PCRE2_SIZE offset = 0;
   t->pattern_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,

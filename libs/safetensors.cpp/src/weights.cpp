@@ -7,13 +7,13 @@
 
 namespace stcpp {
 
-namespace {
-
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
 }
+
+namespace {
 
 ggml_type ggml_type_of(Dtype dtype) {
   switch (dtype) {
@@ -147,9 +147,9 @@ const TensorInfo* WeightStore::raw(const std::string& name, const std::vector<in
                                    Dtype dtype) {
   const TensorInfo* info = lookup(name, shape, true);
   if (info && info->dtype != dtype) {
-    failure_ = fail(STCPP_MODEL_CORRUPT, "tensor '" + name + "' has dtype " +
-                                             dtype_name(info->dtype) + ", expected " +
-                                             dtype_name(dtype));
+    failure_ =
+        fail(STCPP_MODEL_CORRUPT, "tensor '" + name + "' has dtype " + dtype_name(info->dtype) +
+                                      ", expected " + dtype_name(dtype));
     return nullptr;
   }
   return info;

@@ -15,6 +15,9 @@
 
 namespace stcpp {
 
+// A tensor shape for messages: "[4096, 11008]".
+std::string shape_text(const std::vector<int64_t>& shape);
+
 class WeightStore {
  public:
   WeightStore(const Checkpoint& checkpoint, size_t max_tensors);
