@@ -17,20 +17,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/sanitize/ubsan.supp}"
 
-(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-node tests/tokenizers/make_oracle.mjs "$BUILD_DIR/tokenizer-oracle"
-
-echo "== unit tests (ASan + UBSan)"
-ctest --test-dir "$BUILD_DIR" --output-on-failure
-
-echo "== integration and end-to-end tests (ASan + UBSan server)"
-export ALLM_BIN="$PWD/$BUILD_DIR/bin/allm"
-export ALLM_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-fixture"
-export ALLM_HF_FIXTURE_TOOL="$PWD/$BUILD_DIR/bin/allm-make-hf-fixture"
-node --test --test-concurrency=1 tests/integration/ tests/e2e/
-
-# Disconnects and malformed requests under load, where use-after-free and leaks would show. RSS
-# is no measure here (ASan keeps freed memory in quarantine): that check is in the plain run.
-echo "== load test (15 s, ASan + UBSan server)"
-node tools/loadtest/loadtest.mjs --serve --duration 15 --requests 2000 --rss-tolerance-mb 65536
+# Disconnects and malformed requests under load show use-after-free and leaks. RSS is no measure
+# here (ASan keeps freed memory in quarantine): that check is in the plain run.
+scripts/run-suite.sh "$BUILD_DIR" --duration 15 --requests 2000 --rss-tolerance-mb 65536
 echo "== sanitizer suite passed"
