@@ -7,8 +7,6 @@
 #include <mutex>
 #include <string>
 
-#include "core/ggml_log.h"
-
 namespace allm {
 
 static std::atomic<LogLevel> g_level{LogLevel::INFO};
@@ -33,19 +31,6 @@ void log_message(LogLevel level, const char* format, ...) {
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
   std::fprintf(stderr, "%s %-5s %s\n", stamp, names[static_cast<int>(level)], line);
-}
-
-void forward_ggml_log(ggml_log_level level, const char* text, void* prefix) {
-  if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) return;
-  std::string line(text);
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  if (line.empty()) return;
-  const char* library = static_cast<const char*>(prefix);
-  if (level == GGML_LOG_LEVEL_ERROR) {
-    ALLM_LOG_ERROR("%s: %s", library, line.c_str());
-  } else {
-    ALLM_LOG_WARN("%s: %s", library, line.c_str());
-  }
 }
 
 }  // namespace allm
