@@ -8,12 +8,15 @@
 #include <filesystem>
 
 #include "hf_fixture/hf_fixture.h"
+#include "parity/logprobs.h"
 #include "text/backend.h"
 
 namespace fs = std::filesystem;
 using namespace allm;
 using fixture::Arch;
 using fixture::DType;
+using testing_util::argmax;
+using testing_util::max_logprob_diff;
 
 namespace {
 
@@ -44,40 +47,32 @@ const Case kCases[] = {
     {"qwen3_f16", Arch::Qwen3, DType::F16, 1, 1e-2},
     {"llama3_bf16_sharded", Arch::Llama3, DType::BF16, 2, 2e-3},
     {"mistral_f16_sharded", Arch::Mistral, DType::F16, 2, 1e-2},
-    // Gemma, Gemma2, Nemotron (measured: 5.7e-6, 7.6e-6, 4.1e-6 in F32; 0 in BF16). Gemma2's
-    // fixture has a window of 8 and soft caps of 10 (scores) and 8 (logits), so all three bite.
-    {"gemma_f32", Arch::Gemma, DType::F32, 1, 1e-4},
-    {"gemma2_f32", Arch::Gemma2, DType::F32, 1, 1e-4},
+    // Gemma, Gemma2, Nemotron. Gemma2's fixture has a window of 8 and soft caps of 10 (scores)
+    // and 8 (logits), so all three bite. Nemotron (measured 4.1e-6 F32, 0 BF16) is exact.
+    // GELU architectures (gemma, gemma2, phi): llama.cpp's ggml_gelu reads an FP16 table, we
+    // compute the tanh GELU in F32 as transformers does (tests/hf_reference: ~1e-5 there). Against
+    // llama.cpp that measured 5.1e-3 (gemma), 2.6e-3 (gemma2), 1.8e-3 (phi) in F32, and
+    // 5.0e-2 / 3.0e-2 / 1.6e-2 in BF16, where the table's error flips BF16 roundings of matmul
+    // inputs; greedy tokens stay identical.
+    {"gemma_f32", Arch::Gemma, DType::F32, 1, 1e-2},
+    {"gemma2_f32", Arch::Gemma2, DType::F32, 1, 1e-2},
     {"nemotron_f32", Arch::Nemotron, DType::F32, 1, 1e-4},
-    {"gemma_bf16", Arch::Gemma, DType::BF16, 1, 2e-3},
-    {"gemma2_bf16", Arch::Gemma2, DType::BF16, 1, 2e-3},
+    {"gemma_bf16", Arch::Gemma, DType::BF16, 1, 1e-1},
+    {"gemma2_bf16", Arch::Gemma2, DType::BF16, 1, 1e-1},
     {"nemotron_bf16", Arch::Nemotron, DType::BF16, 1, 2e-3},
     // gpt-oss: F32 (or BF16) non-expert weights, MXFP4 experts on both sides.
     {"gpt_oss_f32", Arch::GptOss, DType::F32, 1, 1e-4},
     {"gpt_oss_bf16", Arch::GptOss, DType::BF16, 1, 2e-3},
-    // Phi-2 and Phi-3 (measured: phi 1.3e-5 and phi3 2.4e-6 / 2.0e-6 long in F32; BF16 0, but
+    // Phi-2 (GELU, above) and Phi-3 (measured: 2.4e-6 / 2.0e-6 long in F32; BF16 0, but
     // 1.6e-2 for phi3 with the long factors: bit-identical for 13 steps, then F32 ulp-level
     // differences flip the BF16 rounding of a matmul input at a few positions).
-    {"phi_f32", Arch::Phi, DType::F32, 1, 1e-4},
+    {"phi_f32", Arch::Phi, DType::F32, 1, 1e-2},
     {"phi3_f32", Arch::Phi3, DType::F32, 1, 1e-4},
     {"phi3_long_context_f32", Arch::Phi3, DType::F32, 1, 1e-4, 512},
-    {"phi_bf16", Arch::Phi, DType::BF16, 1, 2e-3},
+    {"phi_bf16", Arch::Phi, DType::BF16, 1, 1e-1},
     {"phi3_bf16", Arch::Phi3, DType::BF16, 1, 2e-3},
     {"phi3_long_context_bf16", Arch::Phi3, DType::BF16, 1, 2e-2, 512},
 };
-
-std::vector<double> log_softmax(const float* logits, int n) {
-  const float max = *std::max_element(logits, logits + n);
-  double sum = 0;
-  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
-  std::vector<double> out(n);
-  for (int i = 0; i < n; ++i) out[i] = logits[i] - max - std::log(sum);
-  return out;
-}
-
-int argmax(const float* logits, int n) {
-  return static_cast<int>(std::max_element(logits, logits + n) - logits);
-}
 
 // Decodes `tokens` for one sequence at positions from `pos`, asking for the last logits.
 const float* feed(TextBackend& backend, const std::vector<Token>& tokens, int pos, int seq = 0) {
@@ -102,6 +97,7 @@ class Parity : public ::testing::TestWithParam<Case> {
     options.shards = c.shards;
     options.out_dir = (dir_ / "hf").string();
     options.gguf_path = (dir_ / "model.gguf").string();
+    options.yarn_truncate = true;  // gpt-oss: the YaRN variant llama.cpp computes
     std::string problem;
     ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
     BackendParams params;
@@ -134,8 +130,7 @@ TEST_P(Parity, GreedyTokensAndLogitsMatchLlamaCpp) {
   double worst = 0;
   int pos = static_cast<int>(tokens.size());
   for (int step = 0; step < kDecodeSteps; ++step) {
-    const std::vector<double> a = log_softmax(expected, n_vocab), b = log_softmax(actual, n_vocab);
-    for (int i = 0; i < n_vocab; ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    worst = std::max(worst, max_logprob_diff(expected, actual, n_vocab));
     const int next = argmax(expected, n_vocab);
     ASSERT_EQ(argmax(actual, n_vocab), next) << "greedy tokens differ at step " << step;
     expected = feed(*llama_, {next}, pos);
@@ -173,10 +168,7 @@ TEST_P(Parity, BatchedSequencesMatchSingleRuns) {
   // Alone, the last layer's MLP sees one row; batched, two: ggml then picks another matmul
   // kernel, which rounds F16/BF16 activations differently. So the bound is the case's own.
   for (auto [batched, alone] : {std::pair{ta, alone_a.data()}, std::pair{tb, alone_b.data()}}) {
-    const std::vector<double> x = log_softmax(batched, n_vocab), y = log_softmax(alone, n_vocab);
-    double worst = 0;
-    for (int i = 0; i < n_vocab; ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-    EXPECT_LE(worst, GetParam().tolerance);
+    EXPECT_LE(max_logprob_diff(batched, alone, n_vocab), GetParam().tolerance);
     EXPECT_EQ(argmax(batched, n_vocab), argmax(alone, n_vocab));
   }
 }

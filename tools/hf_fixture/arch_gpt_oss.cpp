@@ -71,7 +71,7 @@ void adjust_config(const ModelSpec& s, nlohmann::ordered_json* c) {
   (*c)["rope_scaling"] = {
       {"beta_fast", 32.0},     {"beta_slow", 1.0},
       {"factor", kYarnFactor}, {"original_max_position_embeddings", kYarnOriginalContext},
-      {"rope_type", "yarn"},   {"truncate", false}};
+      {"rope_type", "yarn"},   {"truncate", s.yarn_truncate}};
   (*c)["quantization_config"] = {
       {"modules_to_not_convert",
        {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"}},

@@ -30,6 +30,7 @@ Fixture build_fixture(const FixtureOptions& options) {
   f.spec =
       model_spec(options.arch, static_cast<int>(f.vocab.tokens.size()), options.tie_embeddings);
   const bool gpt_oss = options.arch == Arch::GptOss;
+  f.spec.yarn_truncate = options.yarn_truncate;
   if (options.bench_size) gpt_oss ? scale_gpt_oss_to_bench(&f.spec) : scale_to_1b(&f.spec);
   f.tensors = random_weights(f.spec, f.vocab, f.dtype, options.seed);
   if (gpt_oss) {  // the MXFP4 experts are bytes, not values rounded to the fixture's dtype

@@ -18,6 +18,9 @@ struct FixtureOptions {
   uint64_t seed = 42;
   bool tie_embeddings = false;
   bool bench_size = false;  // ~1B parameters instead of tiny
+  // gpt-oss: write rope_scaling.truncate = true. llama.cpp's YaRN always rounds the correction
+  // range outward, which is what truncate = true means; the real gpt-oss config says false.
+  bool yarn_truncate = false;
 };
 
 // The model (spec, vocabulary, weights) the options describe; deterministic in the seed.

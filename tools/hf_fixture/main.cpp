@@ -12,10 +12,13 @@
 namespace {
 
 const char* const kUsage =
-    "usage: allm-make-hf-fixture --arch llama|llama3|mistral|qwen2|qwen3|gemma|gemma2|nemotron|phi|phi3|gpt-oss\n"
+    "usage: allm-make-hf-fixture --arch "
+    "llama|llama3|mistral|qwen2|qwen3|gemma|gemma2|nemotron|phi|phi3|gpt-oss\n"
     "                            --dtype f32|f16|bf16\n"
     "                            --out DIR [--gguf FILE.gguf] [--shards N] [--seed N] [--tie]\n"
-    "                            [--size tiny|1b]   (1b: for gpt-oss, 20b widths at 2 layers)\n";
+    "                            [--size tiny|1b]   (1b: for gpt-oss, 20b widths at 2 layers)\n"
+    "                            [--yarn-truncate]  (gpt-oss: rope_scaling.truncate true, the\n"
+    "                                                YaRN llama.cpp computes)\n";
 
 int usage() {
   std::fputs(kUsage, stderr);
@@ -29,6 +32,10 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
     const std::string arg = argv[i];
     if (arg == "--tie") {
       options->tie_embeddings = true;
+      continue;
+    }
+    if (arg == "--yarn-truncate") {
+      options->yarn_truncate = true;
       continue;
     }
     if (i + 1 >= argc) return false;

@@ -46,6 +46,7 @@ struct ModelSpec {
   int sliding_window = 0;  // 0: none; gpt-oss and gemma2 alternate windowed and full layers
   int experts = 0;         // gpt-oss (arch_gpt_oss.cpp): mixture of experts
   int experts_used = 0;
+  bool yarn_truncate = false;  // gpt-oss rope_scaling.truncate (the real config says false)
   // Gemma, Gemma2 and Nemotron (arch_gemma.cpp, arch_nemotron.cpp).
   bool norm_plus_one = false;  // norms applied as 1 + w: HF stores w, the GGUF 1 + w
   bool gguf_rope_keys = true;  // gemma's converters write no rope.freq_base/dimension_count

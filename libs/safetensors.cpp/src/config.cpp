@@ -77,6 +77,7 @@ Failure read_rope_scaling(const json& j, RopeScaling* scaling) {
   scaling->beta_fast = number_or<float>(rs, "beta_fast", 32.0f);
   scaling->beta_slow = number_or<float>(rs, "beta_slow", 1.0f);
   scaling->attention_factor = number_or<float>(rs, "attention_factor", 0.0f);
+  scaling->truncate = bool_or(rs, "truncate", true);
   if (scaling->factor <= 0.0f)
     return fail(STCPP_MODEL_CORRUPT, "config.json: rope_scaling factor must be positive");
   return {};

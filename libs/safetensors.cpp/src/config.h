@@ -19,6 +19,7 @@ struct RopeScaling {
   float beta_fast = 32.0f;        // yarn
   float beta_slow = 1.0f;         // yarn
   float attention_factor = 0.0f;  // yarn, longrope; 0: derived from the factor
+  bool truncate = true;           // yarn: round the correction range to whole dimensions
   // LongRoPE ("su", "longrope"; phi3): per-frequency divisors of theta within and beyond
   // original_max_position_embeddings.
   std::vector<float> short_factor, long_factor;

@@ -174,13 +174,21 @@ ggml_tensor* Graph::swiglu_mlp(ggml_tensor* x, const LayerWeights& w) {
   return linear(gated, w.w_down);
 }
 
+// GELU with the tanh approximation, written out as x·sigmoid(2·√(2/π)·(x + 0.044715·x³)):
+// ggml_gelu reads an FP16 table, off by ~1e-3 relative, which moved logprobs by ~3e-3 against
+// transformers (tests/hf_reference); this form matches it to float rounding.
+ggml_tensor* Graph::gelu_tanh(ggml_tensor* x) {
+  ggml_tensor* cube = ggml_mul(ctx_, ggml_sqr(ctx_, x), x);
+  ggml_tensor* cubic = ggml_add(ctx_, x, ggml_scale(ctx_, cube, 0.044715f));
+  return ggml_mul(ctx_, x, ggml_sigmoid(ctx_, ggml_scale(ctx_, cubic, 1.5957691216057308f)));
+}
+
 ggml_tensor* Graph::gelu_mlp(ggml_tensor* x, const LayerWeights& w) {
-  return linear(ggml_gelu(ctx_, linear(x, w.w_up, w.b_up)), w.w_down, w.b_down);
+  return linear(gelu_tanh(linear(x, w.w_up, w.b_up)), w.w_down, w.b_down);
 }
 
 ggml_tensor* Graph::geglu_mlp(ggml_tensor* x, const LayerWeights& w) {
-  ggml_tensor* gated = ggml_geglu_split(ctx_, linear(x, w.w_gate), linear(x, w.w_up));
-  return linear(gated, w.w_down);
+  return linear(ggml_mul(ctx_, gelu_tanh(linear(x, w.w_gate)), linear(x, w.w_up)), w.w_down);
 }
 
 ggml_tensor* Graph::relu2_mlp(ggml_tensor* x, const LayerWeights& w) {

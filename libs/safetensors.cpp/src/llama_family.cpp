@@ -64,6 +64,33 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
   return factors;
 }
 
+float yarn_default_attention_factor(float factor) { return 1.0f + 0.1f * std::log(factor); }
+
+// YaRN with an unrounded correction range ("truncate": false, as gpt-oss is configured) as
+// per-frequency divisors of theta. ggml's own YaRN rounds the range outward (floor/ceil), which
+// is YaRN with "truncate": true. The ramp and the blend follow transformers'
+// _compute_yarn_parameters: pair i keeps theta where its ramp is 0 and is slowed by `factor`
+// where it is 1.
+std::vector<float> yarn_untruncated_rope_factors(const ModelConfig& c, int n_dims) {
+  const RopeScaling& rs = c.rope_scaling;
+  const double original = rs.original_max_position_embeddings > 0
+                              ? rs.original_max_position_embeddings
+                              : c.max_position_embeddings;
+  const auto correction_dim = [&](double rotations) {
+    return n_dims * std::log(original / (rotations * 2.0 * M_PI)) / (2.0 * std::log(c.rope_theta));
+  };
+  const double low = std::max(0.0, correction_dim(rs.beta_fast));
+  double high = std::min<double>(n_dims - 1, correction_dim(rs.beta_slow));
+  if (high == low) high += 0.001;
+  std::vector<float> factors;
+  for (int i = 0; i < n_dims / 2; ++i) {
+    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+    const double keep = 1.0 - ramp;  // share of the original (extrapolated) frequency
+    factors.push_back(static_cast<float>(1.0 / ((1.0 - keep) / rs.factor + keep)));
+  }
+  return factors;
+}
+
 // LongRoPE scales cos and sin by sqrt(1 + ln(s) / ln(original context)), s being how far
 // max_position_embeddings stretches the original context, in short and long mode alike.
 float longrope_attention_factor(const ModelConfig& c) {
@@ -122,13 +149,20 @@ RopeParams rope_params_for(const ModelConfig& c, WeightStore& store, ModelWeight
   switch (rs.type) {
     case RopeScalingType::LINEAR: r.freq_scale = 1.0f / rs.factor; break;
     case RopeScalingType::YARN:
+      if (!rs.truncate) {  // the blend as freq factors; cos and sin scaled by attn_factor alone
+        weights->rope_factors =
+            store.new_f32("rope_factors", yarn_untruncated_rope_factors(c, r.n_dims));
+        r.attn_factor = rs.attention_factor > 0.0f ? rs.attention_factor
+                                                   : yarn_default_attention_factor(rs.factor);
+        break;
+      }
       r.freq_scale = 1.0f / rs.factor;
       r.ext_factor = 1.0f;
       r.beta_fast = rs.beta_fast;
       r.beta_slow = rs.beta_slow;
       // ggml applies YaRN's 1 + 0.1 ln(factor) itself; a configured factor replaces it.
       if (rs.attention_factor > 0.0f) {
-        r.attn_factor = rs.attention_factor / (1.0f + 0.1f * std::log(rs.factor));
+        r.attn_factor = rs.attention_factor / yarn_default_attention_factor(rs.factor);
       }
       break;
     case RopeScalingType::LLAMA3:
