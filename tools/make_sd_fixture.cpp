@@ -1,6 +1,10 @@
-// allm-make-sd-fixture DIR [--sd15]: a Stable Diffusion 1.x single-file checkpoint with random
-// weights in DIR/model.safetensors and its CLIP tokenizer in DIR/tokenizer/. Tiny by default
-// (tests); --sd15 gives SD 1.5's dimensions in F16 (the benchmark model, about 2 GB).
+// allm-make-sd-fixture DIR [--sd15 | --sd2] [--v] [--layout single|diffusers]
+//                          [--dtype f32|f16|bf16]
+// A Stable Diffusion model with random weights: a single-file checkpoint (DIR/model.safetensors
+// with its CLIP tokenizer in DIR/tokenizer/) or a diffusers folder DIR, the same weights in
+// either. Tiny SD 1.x by default (tests); --sd2: tiny SD 2.x (OpenCLIP text encoder, linear
+// projections); --v: v-prediction; --sd15: SD 1.5's dimensions in F16 (the benchmark model,
+// about 2 GB).
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -8,11 +12,40 @@
 #include "demo/tiny_sd.h"
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 3 || (argc == 3 && std::strcmp(argv[2], "--sd15") != 0)) {
-    std::fprintf(stderr, "usage: %s DIR [--sd15]\n", argv[0]);
+  const char* usage =
+      "usage: %s DIR [--sd15 | --sd2] [--v] [--layout single|diffusers] [--dtype f32|f16|bf16]\n";
+  if (argc < 2 || argv[1][0] == '-') {
+    std::fprintf(stderr, usage, argv[0]);
     return 2;
   }
-  const allm::TinySdSpec spec = argc == 3 ? allm::sd15_dimensions() : allm::TinySdSpec{};
+  allm::TinySdSpec spec;
+  bool v = false, ok = true;
+  std::string layout, dtype;
+  for (int i = 2; i < argc && ok; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--sd15") {
+      spec = allm::sd15_dimensions();
+    } else if (arg == "--sd2") {
+      spec = allm::tiny_sd2();
+    } else if (arg == "--v") {
+      v = true;
+    } else if ((arg == "--layout" || arg == "--dtype") && i + 1 < argc) {
+      (arg == "--layout" ? layout : dtype) = argv[++i];
+    } else {
+      ok = false;
+    }
+  }
+  spec.v_prediction = v;
+  if (layout == "diffusers") spec.layout = allm::SdLayout::DIFFUSERS;
+  if (dtype == "f32") spec.weights = allm::SdWeightType::F32;
+  if (dtype == "f16") spec.weights = allm::SdWeightType::F16;
+  if (dtype == "bf16") spec.weights = allm::SdWeightType::BF16;
+  ok = ok && (layout.empty() || layout == "single" || layout == "diffusers") &&
+       (dtype.empty() || dtype == "f32" || dtype == "f16" || dtype == "bf16");
+  if (!ok) {
+    std::fprintf(stderr, usage, argv[0]);
+    return 2;
+  }
   std::string error;
   if (!allm::write_tiny_sd(argv[1], spec, &error)) {
     std::fprintf(stderr, "%s\n", error.c_str());

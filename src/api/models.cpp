@@ -17,7 +17,7 @@ static json model_object(const ModelEntry& entry, int64_t created) {
     return model;
   }
   if (entry.modality == Modality::IMAGE) {
-    model["format"] = "safetensors";  // a Stable Diffusion single-file checkpoint
+    model["format"] = "safetensors";  // a Stable Diffusion single file or diffusers folder
     return model;
   }
   const ResolvedFormat resolved =

@@ -36,6 +36,10 @@ Modality modality_of_path(const fs::path& path) {
   if (ends_with(name, ".safetensors") && !fs::exists(path.parent_path() / "config.json", ec)) {
     return Modality::IMAGE;
   }
+  // A diffusers pipeline folder (unet/, vae/, text_encoder/, ... listed in model_index.json).
+  if (fs::is_directory(path, ec) && fs::exists(path / "model_index.json", ec)) {
+    return Modality::IMAGE;
+  }
   return Modality::TEXT;
 }
 
@@ -139,6 +143,7 @@ void ModelRegistry::refresh() {
       entry.path = item.path();
       if (item.is_directory(ec)) {
         entry.id = name;
+        entry.modality = modality_of_path(item.path());
       } else if (ends_with(name, ".gguf") || ends_with(name, ".bin") ||
                  ends_with(name, ".safetensors")) {
         entry.id = item.path().stem().string();

@@ -19,7 +19,8 @@ const char* model_format_name(ModelFormat format);
 std::optional<ModelFormat> parse_model_format(const std::string& name);
 const char* modality_name(Modality modality);
 // A whisper ggml `.bin` file is an audio model; a `.safetensors` file with no config.json beside
-// it is an image model (a Stable Diffusion checkpoint); everything else (.gguf, folders) is text.
+// it (a Stable Diffusion checkpoint) and a folder with model_index.json (a diffusers pipeline) are
+// image models; everything else (.gguf, other folders) is text.
 Modality modality_of_path(const std::filesystem::path& path);
 
 // What a model path holds: the files each format would load from.

@@ -1,277 +1,256 @@
+// The tensor plan of a Stable Diffusion checkpoint: every tensor under its single-file name
+// (CompVis/LDM and OpenCLIP module paths) and its diffusers name (UNet2DConditionModel,
+// AutoencoderKL, transformers' CLIPTextModel), written out module by module on both sides.
 #include "demo/tiny_sd.h"
 
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <memory>
-#include <random>
-
-#include "ggml.h"
-#include "nlohmann/json.hpp"
 
 namespace allm {
 
-namespace fs = std::filesystem;
-
 namespace {
 
-// How a tensor's random values are drawn.
-enum class Init { WEIGHT, NORM, BIAS, EMBEDDING };
-
-struct TensorSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  Init init;
-};
-
-class CheckpointPlan {
+class Plan {
  public:
-  void weight(const std::string& name, std::vector<int64_t> shape) {
-    tensors.push_back({name, std::move(shape), Init::WEIGHT});
+  explicit Plan(SdPart part) : part_(part) {}
+  void part(SdPart part) { part_ = part; }
+  void add(const std::string& name, const std::string& hf, std::vector<int64_t> shape, SdInit init,
+           std::vector<int64_t> hf_shape = {}) {
+    tensors.push_back({name, hf.empty() ? std::vector<std::string>{} : std::vector{hf},
+                       std::move(shape), std::move(hf_shape), init, part_});
   }
-  void linear(const std::string& p, int64_t in, int64_t out, bool bias = true) {
-    weight(p + ".weight", {out, in});
-    if (bias) tensors.push_back({p + ".bias", {out}, Init::BIAS});
+  void linear(const std::string& p, const std::string& h, int64_t in, int64_t out,
+              bool bias = true) {
+    add(p + ".weight", w(h), {out, in}, SdInit::WEIGHT);
+    if (bias) add(p + ".bias", b(h), {out}, SdInit::BIAS);
   }
-  void conv(const std::string& p, int64_t in, int64_t out, int64_t k) {
-    weight(p + ".weight", {out, in, k, k});
-    tensors.push_back({p + ".bias", {out}, Init::BIAS});
+  void conv(const std::string& p, const std::string& h, int64_t in, int64_t out, int64_t k) {
+    add(p + ".weight", w(h), {out, in, k, k}, SdInit::WEIGHT);
+    add(p + ".bias", b(h), {out}, SdInit::BIAS);
   }
-  void norm(const std::string& p, int64_t channels) {
-    tensors.push_back({p + ".weight", {channels}, Init::NORM});
-    tensors.push_back({p + ".bias", {channels}, Init::BIAS});
+  // A 1x1 convolution in the single file that diffusers stores as a linear layer.
+  void conv_as_linear(const std::string& p, const std::string& h, int64_t ch) {
+    add(p + ".weight", w(h), {ch, ch, 1, 1}, SdInit::WEIGHT, {ch, ch});
+    add(p + ".bias", b(h), {ch}, SdInit::BIAS);
   }
-  std::vector<TensorSpec> tensors;
+  void norm(const std::string& p, const std::string& h, int64_t ch) {
+    add(p + ".weight", w(h), {ch}, SdInit::NORM);
+    add(p + ".bias", b(h), {ch}, SdInit::BIAS);
+  }
+  std::vector<SdTensor> tensors;
+
+ private:
+  static std::string w(const std::string& h) { return h.empty() ? "" : h + ".weight"; }
+  static std::string b(const std::string& h) { return h.empty() ? "" : h + ".bias"; }
+  SdPart part_;
 };
 
-void plan_clip(CheckpointPlan& c, const TinySdSpec& s, int vocab) {
-  const std::string p = "cond_stage_model.transformer.text_model.";
+std::string str(int i) {
+  return std::to_string(i);
+}
+
+// SD 1.x: OpenAI CLIP in transformers' names under cond_stage_model.transformer.
+void plan_openai_clip(Plan& c, const TinySdSpec& s, int vocab) {
+  const std::string p = "cond_stage_model.transformer.text_model.", h = "text_model.";
   const int64_t d = s.clip_hidden;
-  c.tensors.push_back({p + "embeddings.token_embedding.weight", {vocab, d}, Init::EMBEDDING});
-  c.tensors.push_back({p + "embeddings.position_embedding.weight", {77, d}, Init::EMBEDDING});
+  c.add(p + "embeddings.token_embedding.weight", h + "embeddings.token_embedding.weight",
+        {vocab, d}, SdInit::EMBEDDING);
+  c.add(p + "embeddings.position_embedding.weight", h + "embeddings.position_embedding.weight",
+        {77, d}, SdInit::EMBEDDING);
   for (int i = 0; i < s.clip_layers; ++i) {
-    const std::string l = p + "encoder.layers." + std::to_string(i) + ".";
-    c.norm(l + "layer_norm1", d);
+    const std::string l = p + "encoder.layers." + str(i) + ".";
+    const std::string hl = h + "encoder.layers." + str(i) + ".";
+    c.norm(l + "layer_norm1", hl + "layer_norm1", d);
     for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      c.linear(l + "self_attn." + proj, d, d);
+      c.linear(l + "self_attn." + proj, hl + "self_attn." + proj, d, d);
     }
-    c.norm(l + "layer_norm2", d);
-    c.linear(l + "mlp.fc1", d, s.clip_ff);
-    c.linear(l + "mlp.fc2", s.clip_ff, d);
+    c.norm(l + "layer_norm2", hl + "layer_norm2", d);
+    c.linear(l + "mlp.fc1", hl + "mlp.fc1", d, s.clip_ff);
+    c.linear(l + "mlp.fc2", hl + "mlp.fc2", s.clip_ff, d);
   }
-  c.norm(p + "final_layer_norm", d);
+  c.norm(p + "final_layer_norm", h + "final_layer_norm", d);
 }
 
-void plan_res(CheckpointPlan& c, const std::string& p, int64_t in, int64_t out, int64_t emb) {
-  c.norm(p + "in_layers.0", in);
-  c.conv(p + "in_layers.2", in, out, 3);
-  c.linear(p + "emb_layers.1", emb, out);
-  c.norm(p + "out_layers.0", out);
-  c.conv(p + "out_layers.3", out, out, 3);
-  if (in != out) c.conv(p + "skip_connection", in, out, 1);
-}
-
-void plan_transformer(CheckpointPlan& c, const std::string& p, int64_t ch, int64_t ctx) {
-  c.norm(p + "norm", ch);
-  c.conv(p + "proj_in", ch, ch, 1);
-  const std::string b = p + "transformer_blocks.0.";
-  for (int i = 1; i <= 3; ++i) c.norm(b + "norm" + std::to_string(i), ch);
-  for (const char* attn : {"attn1", "attn2"}) {
-    const int64_t kv_in = std::string(attn) == "attn1" ? ch : ctx;
-    c.linear(b + attn + ".to_q", ch, ch, false);
-    c.linear(b + attn + ".to_k", kv_in, ch, false);
-    c.linear(b + attn + ".to_v", kv_in, ch, false);
-    c.linear(b + attn + ".to_out.0", ch, ch);
+// SD 2.x: OpenCLIP names under cond_stage_model.model; diffusers' CLIPTextModel drops the last
+// layer (SD 2.x conditions on the penultimate one) and splits the fused in_proj.
+void plan_openclip(Plan& c, const TinySdSpec& s, int vocab) {
+  const std::string p = "cond_stage_model.model.", h = "text_model.";
+  const int64_t d = s.clip_hidden;
+  c.add(p + "token_embedding.weight", h + "embeddings.token_embedding.weight", {vocab, d},
+        SdInit::EMBEDDING);
+  c.add(p + "positional_embedding", h + "embeddings.position_embedding.weight", {77, d},
+        SdInit::EMBEDDING);
+  for (int i = 0; i < s.clip_layers; ++i) {
+    const std::string l = p + "transformer.resblocks." + str(i) + ".";
+    const std::string hl = i + 1 < s.clip_layers ? h + "encoder.layers." + str(i) + "." : "";
+    auto name = [&](const char* n) { return hl.empty() ? std::string() : hl + n; };
+    c.norm(l + "ln_1", name("layer_norm1"), d);
+    for (const char* part : {"weight", "bias"}) {
+      const bool w = std::string(part) == "weight";
+      c.add(l + "attn.in_proj_" + part, "", w ? std::vector<int64_t>{3 * d, d} : std::vector{3 * d},
+            w ? SdInit::WEIGHT : SdInit::BIAS);
+      if (!hl.empty()) {
+        c.tensors.back().hf = {hl + "self_attn.q_proj." + part, hl + "self_attn.k_proj." + part,
+                               hl + "self_attn.v_proj." + part};
+      }
+    }
+    c.linear(l + "attn.out_proj", name("self_attn.out_proj"), d, d);
+    c.norm(l + "ln_2", name("layer_norm2"), d);
+    c.linear(l + "mlp.c_fc", name("mlp.fc1"), d, s.clip_ff);
+    c.linear(l + "mlp.c_proj", name("mlp.fc2"), s.clip_ff, d);
   }
-  c.linear(b + "ff.net.0.proj", ch, ch * 8);  // GEGLU: 2 x (4 x ch)
-  c.linear(b + "ff.net.2", ch * 4, ch);
-  c.conv(p + "proj_out", ch, ch, 1);
+  c.norm(p + "ln_final", h + "final_layer_norm", d);
+  c.add(p + "text_projection", "", {d, d}, SdInit::WEIGHT);  // unused by Stable Diffusion
 }
 
-// The LDM UNet's block numbering: input_blocks (conv_in first), middle_block, output_blocks.
-void plan_unet(CheckpointPlan& c, const TinySdSpec& s) {
+void plan_res(Plan& c, const std::string& p, const std::string& h, int64_t in, int64_t out,
+              int64_t emb) {
+  c.norm(p + "in_layers.0", h + "norm1", in);
+  c.conv(p + "in_layers.2", h + "conv1", in, out, 3);
+  c.linear(p + "emb_layers.1", h + "time_emb_proj", emb, out);
+  c.norm(p + "out_layers.0", h + "norm2", out);
+  c.conv(p + "out_layers.3", h + "conv2", out, out, 3);
+  if (in != out) c.conv(p + "skip_connection", h + "conv_shortcut", in, out, 1);
+}
+
+// The names inside a transformer are the same in both layouts.
+void plan_transformer(Plan& c, const std::string& p, const std::string& h, int64_t ch, int64_t ctx,
+                      bool linear_proj) {
+  c.norm(p + "norm", h + "norm", ch);
+  auto proj = [&](const char* name) {
+    if (linear_proj) {
+      c.linear(p + name, h + name, ch, ch);
+    } else {
+      c.conv(p + name, h + name, ch, ch, 1);
+    }
+  };
+  proj("proj_in");
+  const std::string b = "transformer_blocks.0.";
+  for (int i = 1; i <= 3; ++i) c.norm(p + b + "norm" + str(i), h + b + "norm" + str(i), ch);
+  for (const std::string attn : {"attn1", "attn2"}) {
+    const int64_t kv_in = attn == "attn1" ? ch : ctx;
+    const std::string a = b + attn;
+    c.linear(p + a + ".to_q", h + a + ".to_q", ch, ch, false);
+    c.linear(p + a + ".to_k", h + a + ".to_k", kv_in, ch, false);
+    c.linear(p + a + ".to_v", h + a + ".to_v", kv_in, ch, false);
+    c.linear(p + a + ".to_out.0", h + a + ".to_out.0", ch, ch);
+  }
+  c.linear(p + b + "ff.net.0.proj", h + b + "ff.net.0.proj", ch, ch * 8);  // GEGLU: 2 x (4 x ch)
+  c.linear(p + b + "ff.net.2", h + b + "ff.net.2", ch * 4, ch);
+  proj("proj_out");
+}
+
+// The LDM UNet's block numbering (input_blocks with conv_in first, middle_block, output_blocks)
+// beside diffusers' (down_blocks.L.resnets.R, mid_block, up_blocks from the deepest level).
+void plan_unet(Plan& c, const TinySdSpec& s) {
   const std::string p = "model.diffusion_model.";
   const int64_t mc = s.model_channels, emb = mc * 4, ctx = s.clip_hidden;
   const int levels = static_cast<int>(s.channel_mult.size());
-  c.linear(p + "time_embed.0", mc, emb);
-  c.linear(p + "time_embed.2", emb, emb);
-  c.conv(p + "input_blocks.0.0", 4, mc, 3);
+  c.linear(p + "time_embed.0", "time_embedding.linear_1", mc, emb);
+  c.linear(p + "time_embed.2", "time_embedding.linear_2", emb, emb);
+  c.conv(p + "input_blocks.0.0", "conv_in", 4, mc, 3);
   std::vector<int64_t> skips = {mc};
   int64_t ch = mc;
   int index = 1;
   for (int l = 0; l < levels; ++l) {
+    const std::string down = "down_blocks." + str(l) + ".";
     for (int r = 0; r < s.res_blocks; ++r, ++index) {
-      const std::string b = p + "input_blocks." + std::to_string(index) + ".";
-      plan_res(c, b + "0.", ch, mc * s.channel_mult[l], emb);
+      const std::string b = p + "input_blocks." + str(index) + ".";
+      plan_res(c, b + "0.", down + "resnets." + str(r) + ".", ch, mc * s.channel_mult[l], emb);
       ch = mc * s.channel_mult[l];
-      if (s.attention[l]) plan_transformer(c, b + "1.", ch, ctx);
+      if (s.attention[l]) {
+        plan_transformer(c, b + "1.", down + "attentions." + str(r) + ".", ch, ctx, s.sd2);
+      }
       skips.push_back(ch);
     }
     if (l + 1 < levels) {
-      c.conv(p + "input_blocks." + std::to_string(index++) + ".0.op", ch, ch, 3);
+      c.conv(p + "input_blocks." + str(index++) + ".0.op", down + "downsamplers.0.conv", ch, ch, 3);
       skips.push_back(ch);
     }
   }
-  plan_res(c, p + "middle_block.0.", ch, ch, emb);
-  plan_transformer(c, p + "middle_block.1.", ch, ctx);
-  plan_res(c, p + "middle_block.2.", ch, ch, emb);
+  plan_res(c, p + "middle_block.0.", "mid_block.resnets.0.", ch, ch, emb);
+  plan_transformer(c, p + "middle_block.1.", "mid_block.attentions.0.", ch, ctx, s.sd2);
+  plan_res(c, p + "middle_block.2.", "mid_block.resnets.1.", ch, ch, emb);
   index = 0;
   for (int l = levels - 1; l >= 0; --l) {
+    const std::string up = "up_blocks." + str(levels - 1 - l) + ".";
     for (int r = 0; r <= s.res_blocks; ++r, ++index) {
-      const std::string b = p + "output_blocks." + std::to_string(index) + ".";
+      const std::string b = p + "output_blocks." + str(index) + ".";
       const int64_t out = mc * s.channel_mult[l];
-      plan_res(c, b + "0.", ch + skips.back(), out, emb);
+      plan_res(c, b + "0.", up + "resnets." + str(r) + ".", ch + skips.back(), out, emb);
       skips.pop_back();
       ch = out;
       int next = 1;
-      if (s.attention[l]) plan_transformer(c, b + std::to_string(next++) + ".", ch, ctx);
-      if (l > 0 && r == s.res_blocks) c.conv(b + std::to_string(next) + ".conv", ch, ch, 3);
+      if (s.attention[l]) {
+        plan_transformer(c, b + str(next++) + ".", up + "attentions." + str(r) + ".", ch, ctx,
+                         s.sd2);
+      }
+      if (l > 0 && r == s.res_blocks) {
+        c.conv(b + str(next) + ".conv", up + "upsamplers.0.conv", ch, ch, 3);
+      }
     }
   }
-  c.norm(p + "out.0", ch);
-  c.conv(p + "out.2", ch, 4, 3);
+  c.norm(p + "out.0", "conv_norm_out", ch);
+  c.conv(p + "out.2", "conv_out", ch, 4, 3);
 }
 
-void plan_vae_block(CheckpointPlan& c, const std::string& p, int64_t in, int64_t out) {
-  c.norm(p + "norm1", in);
-  c.conv(p + "conv1", in, out, 3);
-  c.norm(p + "norm2", out);
-  c.conv(p + "conv2", out, out, 3);
-  if (in != out) c.conv(p + "nin_shortcut", in, out, 1);
+void plan_vae_block(Plan& c, const std::string& p, const std::string& h, int64_t in, int64_t out) {
+  c.norm(p + "norm1", h + "norm1", in);
+  c.conv(p + "conv1", h + "conv1", in, out, 3);
+  c.norm(p + "norm2", h + "norm2", out);
+  c.conv(p + "conv2", h + "conv2", out, out, 3);
+  if (in != out) c.conv(p + "nin_shortcut", h + "conv_shortcut", in, out, 1);
 }
 
-void plan_vae_decoder(CheckpointPlan& c, const TinySdSpec& s) {
-  const std::string p = "first_stage_model.decoder.";
+// The mid block: diffusers stores the attention's 1x1 convolutions as linears (to_q, ...).
+void plan_vae_mid(Plan& c, const std::string& p, const std::string& h, int64_t ch) {
+  plan_vae_block(c, p + "mid.block_1.", h + "mid_block.resnets.0.", ch, ch);
+  c.norm(p + "mid.attn_1.norm", h + "mid_block.attentions.0.group_norm", ch);
+  const std::string a = h + "mid_block.attentions.0.";
+  for (const auto& [ldm, hf] : {std::pair{"q", "to_q"}, std::pair{"k", "to_k"},
+                                std::pair{"v", "to_v"}, std::pair{"proj_out", "to_out.0"}}) {
+    c.conv_as_linear(p + "mid.attn_1." + ldm, a + hf, ch);
+  }
+  plan_vae_block(c, p + "mid.block_2.", h + "mid_block.resnets.1.", ch, ch);
+}
+
+void plan_vae_decoder(Plan& c, const TinySdSpec& s) {
+  const std::string p = "first_stage_model.decoder.", h = "decoder.";
   const int levels = static_cast<int>(s.vae_mult.size());
   int64_t ch = s.vae_channels * s.vae_mult.back();
-  c.conv("first_stage_model.post_quant_conv", 4, 4, 1);
-  c.conv(p + "conv_in", 4, ch, 3);
-  plan_vae_block(c, p + "mid.block_1.", ch, ch);
-  c.norm(p + "mid.attn_1.norm", ch);
-  for (const char* name : {"q", "k", "v", "proj_out"}) c.conv(p + "mid.attn_1." + name, ch, ch, 1);
-  plan_vae_block(c, p + "mid.block_2.", ch, ch);
+  c.conv("first_stage_model.post_quant_conv", "post_quant_conv", 4, 4, 1);
+  c.conv(p + "conv_in", h + "conv_in", 4, ch, 3);
+  plan_vae_mid(c, p, h, ch);
   for (int l = levels - 1; l >= 0; --l) {
-    const std::string u = p + "up." + std::to_string(l) + ".";
+    const std::string u = p + "up." + str(l) + ".", hu = h + "up_blocks." + str(levels - 1 - l);
     const int64_t out = s.vae_channels * s.vae_mult[l];
     for (int j = 0; j <= s.vae_res_blocks; ++j) {
-      plan_vae_block(c, u + "block." + std::to_string(j) + ".", ch, out);
+      plan_vae_block(c, u + "block." + str(j) + ".", hu + ".resnets." + str(j) + ".", ch, out);
       ch = out;
     }
-    if (l > 0) c.conv(u + "upsample.conv", ch, ch, 3);
+    if (l > 0) c.conv(u + "upsample.conv", hu + ".upsamplers.0.conv", ch, ch, 3);
   }
-  c.norm(p + "norm_out", ch);
-  c.conv(p + "conv_out", ch, 3, 3);
+  c.norm(p + "norm_out", h + "conv_norm_out", ch);
+  c.conv(p + "conv_out", h + "conv_out", ch, 3, 3);
 }
 
-// --- the tokenizer: CLIP's byte alphabet, each byte also as a word end, a few merges.
-
-std::string utf8(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
-
-std::vector<std::string> byte_alphabet() {
-  std::vector<std::string> out;
-  int next = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    out.push_back(utf8(printable ? b : 256 + next++));
-  }
-  return out;
-}
-
-const std::vector<std::pair<std::string, std::string>> kMerges = {
-    {"t", "h"}, {"th", "e</w>"}, {"a", "n"}, {"an", "d</w>"}, {"c", "a"},       {"ca", "t</w>"},
-    {"d", "o"}, {"do", "g</w>"}, {"r", "e"}, {"e", "d</w>"},  {"o", "f</w>"},   {"i", "n"},
-    {"s", "t"}, {"p", "h"},      {"o", "t"}, {"ph", "ot"},    {"phot", "o</w>"}};
-
-bool write_tokenizer(const fs::path& dir, int* vocab_size, std::string* error) {
-  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-  const std::vector<std::string> alphabet = byte_alphabet();
-  for (const std::string& c : alphabet) vocab[c] = static_cast<int>(vocab.size());
-  for (const std::string& c : alphabet) vocab[c + "</w>"] = static_cast<int>(vocab.size());
-  std::ofstream merges(dir / "merges.txt");
-  merges << "#version: 0.2\n";
-  for (const auto& [a, b] : kMerges) {
-    merges << a << ' ' << b << '\n';
-    if (!vocab.contains(a + b)) vocab[a + b] = static_cast<int>(vocab.size());
-  }
-  vocab["<|startoftext|>"] = static_cast<int>(vocab.size());
-  vocab["<|endoftext|>"] = static_cast<int>(vocab.size());
-  std::ofstream vocab_file(dir / "vocab.json");
-  vocab_file << vocab.dump();
-  *vocab_size = static_cast<int>(vocab.size());
-  if (!merges || !vocab_file) {
-    *error = "cannot write the tokenizer files in " + dir.string();
-    return false;
-  }
-  return true;
-}
-
-// --- the safetensors file: 8-byte header length, JSON header, data.
-
-int64_t elements(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-bool stored_f16(const TensorSpec& t, bool f16) {
-  return f16 && t.shape.size() >= 2 && t.init != Init::EMBEDDING;
-}
-
-std::vector<float> random_values(const TensorSpec& t, std::mt19937_64& rng) {
-  std::vector<float> v(elements(t.shape));
-  const int64_t fan_in = t.shape.size() >= 2 ? elements(t.shape) / t.shape[0] : 1;
-  const double bound = t.init == Init::WEIGHT      ? std::sqrt(3.0 / fan_in)
-                       : t.init == Init::EMBEDDING ? 0.5
-                                                   : 0.1;
-  std::uniform_real_distribution<double> u(-bound, bound);
-  for (float& x : v) x = static_cast<float>(u(rng) + (t.init == Init::NORM ? 1.0 : 0.0));
-  return v;
-}
-
-bool write_safetensors(const fs::path& path, const std::vector<TensorSpec>& tensors,
-                       const TinySdSpec& s, std::string* error) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  size_t offset = 0;
-  for (const TensorSpec& t : tensors) {
-    const size_t bytes = elements(t.shape) * (stored_f16(t, s.f16) ? 2 : 4);
-    header[t.name] = {{"dtype", stored_f16(t, s.f16) ? "F16" : "F32"},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!file) {
-    *error = "cannot create " + path.string();
-    return false;
-  }
-  const uint64_t length = text.size();
-  bool ok = std::fwrite(&length, 8, 1, file.get()) == 1 &&
-            std::fwrite(text.data(), 1, text.size(), file.get()) == text.size();
-  std::mt19937_64 rng(s.seed);
-  for (const TensorSpec& t : tensors) {
-    std::vector<float> values = random_values(t, rng);
-    if (stored_f16(t, s.f16)) {
-      std::vector<ggml_fp16_t> half(values.size());
-      ggml_fp32_to_fp16_row(values.data(), half.data(), static_cast<int64_t>(values.size()));
-      ok = ok && std::fwrite(half.data(), 2, half.size(), file.get()) == half.size();
-    } else {
-      ok = ok && std::fwrite(values.data(), 4, values.size(), file.get()) == values.size();
+void plan_vae_encoder(Plan& c, const TinySdSpec& s) {
+  const std::string p = "first_stage_model.encoder.", h = "encoder.";
+  const int levels = static_cast<int>(s.vae_mult.size());
+  int64_t ch = s.vae_channels;
+  c.conv(p + "conv_in", h + "conv_in", 3, ch, 3);
+  for (int l = 0; l < levels; ++l) {
+    const std::string d = p + "down." + str(l) + ".", hd = h + "down_blocks." + str(l) + ".";
+    const int64_t out = s.vae_channels * s.vae_mult[l];
+    for (int j = 0; j < s.vae_res_blocks; ++j) {
+      plan_vae_block(c, d + "block." + str(j) + ".", hd + "resnets." + str(j) + ".", ch, out);
+      ch = out;
     }
+    if (l + 1 < levels) c.conv(d + "downsample.conv", hd + "downsamplers.0.conv", ch, ch, 3);
   }
-  if (!ok) *error = "cannot write " + path.string();
-  return ok;
+  plan_vae_mid(c, p, h, ch);
+  c.norm(p + "norm_out", h + "conv_norm_out", ch);
+  c.conv(p + "conv_out", h + "conv_out", ch, 8, 3);  // mean and log-variance of 4 channels
+  c.conv("first_stage_model.quant_conv", "quant_conv", 8, 8, 1);
 }
 
 }  // namespace
@@ -289,21 +268,37 @@ TinySdSpec sd15_dimensions() {
   s.vae_channels = 128;
   s.vae_mult = {1, 2, 4, 4};
   s.vae_res_blocks = 2;
-  s.f16 = true;
+  s.weights = SdWeightType::F16;
+  return s;
+}
+
+TinySdSpec tiny_sd2() {
+  TinySdSpec s;
+  s.sd2 = true;
+  s.model_channels = 64;
+  s.clip_layers = 3;  // diffusers keeps 2
   return s;
 }
 
 bool write_tiny_sd(const std::string& dir, const TinySdSpec& spec, std::string* error) {
   std::error_code ec;
-  fs::create_directories(fs::path(dir) / "tokenizer", ec);
+  std::filesystem::create_directories(std::filesystem::path(dir) / "tokenizer", ec);
   int vocab = 0;
-  if (!write_tokenizer(fs::path(dir) / "tokenizer", &vocab, error)) return false;
+  if (!write_sd_tokenizer(dir + "/tokenizer", spec.sd2, &vocab, error)) return false;
   if (spec.clip_vocab > 0) vocab = std::max(vocab, spec.clip_vocab);
-  CheckpointPlan plan;
-  plan_clip(plan, spec, vocab);
+  Plan plan(SdPart::TEXT);
+  if (spec.sd2) {
+    plan_openclip(plan, spec, vocab);
+  } else {
+    plan_openai_clip(plan, spec, vocab);
+  }
+  plan.part(SdPart::UNET);
   plan_unet(plan, spec);
+  plan.part(SdPart::VAE);
   plan_vae_decoder(plan, spec);
-  return write_safetensors(fs::path(dir) / "model.safetensors", plan.tensors, spec, error);
+  if (spec.vae_encoder) plan_vae_encoder(plan, spec);
+  return write_sd_weights(dir, plan.tensors, spec, error) &&
+         write_sd_configs(dir, spec, vocab, error);
 }
 
 }  // namespace allm

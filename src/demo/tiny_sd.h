@@ -1,8 +1,9 @@
-// Writes Stable Diffusion 1.x checkpoints with random weights as published single files
-// (model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.text_model.*)
-// plus a small CLIP tokenizer (tokenizer/vocab.json + merges.txt): the demo image model, the
-// test fixture and (with SD 1.5's dimensions) the benchmark model. The images are noise; the
-// file layout, names, shapes and run time are those of a real model.
+// Writes Stable Diffusion 1.x / 2.x models with random weights, as published single files
+// (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) or as diffusers folders
+// (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), with the same weights
+// in both: the demo image model, the test fixtures and (with SD 1.5's dimensions) the benchmark
+// model. A small CLIP tokenizer comes along. The images are noise; the file layout, names,
+// shapes and run time are those of a real model.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +12,19 @@
 
 namespace allm {
 
+enum class SdLayout { SINGLE_FILE, DIFFUSERS };
+enum class SdWeightType { F32, F16, BF16 };
+
 struct TinySdSpec {
+  // SD 2.x: OpenCLIP text encoder (GELU, the penultimate layer), linear projections and 64
+  // channels per head in the UNet's transformers.
+  bool sd2 = false;
+  bool v_prediction = false;  // diffusers: scheduler_config.json; single file: model.yaml
+  SdLayout layout = SdLayout::SINGLE_FILE;
+  // Matrices and kernels in this type (as published checkpoints); norms, biases, embeddings F32.
+  SdWeightType weights = SdWeightType::F32;
   // UNet
-  int model_channels = 32;
+  int model_channels = 32;  // SD 2.x: at least 64 (one head per 64 channels)
   std::vector<int> channel_mult = {1, 2};
   std::vector<bool> attention = {true, true};  // per level
   int res_blocks = 1;
@@ -22,18 +33,45 @@ struct TinySdSpec {
   int clip_layers = 2;
   int clip_ff = 128;
   int clip_vocab = 0;  // 0: the tokenizer's size; SD 1.x: 49408
-  // VAE decoder
+  // VAE
   int vae_channels = 32;
-  std::vector<int> vae_mult = {1, 1, 2, 2};  // 4 levels: 8x upsampling, as SD
+  std::vector<int> vae_mult = {1, 1, 2, 2};  // 4 levels: 8x, as SD
   int vae_res_blocks = 1;
-  bool f16 = false;  // matrices and kernels in F16 (as published checkpoints), norms in F32
+  bool vae_encoder = true;
   uint64_t seed = 7;
 };
 
-// SD 1.5's dimensions (860 M UNet parameters, ViT-L/14 text encoder, the KL-f8 VAE).
+// SD 1.5's dimensions (860 M UNet parameters, ViT-L/14 text encoder, the KL-f8 VAE), F16.
 TinySdSpec sd15_dimensions();
+// A tiny SD 2.x shape (model_channels 64).
+TinySdSpec tiny_sd2();
 
-// Writes `dir`/model.safetensors and `dir`/tokenizer/{vocab.json,merges.txt}.
+// Single file: `dir`/model.safetensors (+ model.yaml for v-prediction) and
+// `dir`/tokenizer/{vocab.json,merges.txt}. Diffusers: the folder `dir`.
 bool write_tiny_sd(const std::string& dir, const TinySdSpec& spec, std::string* error);
+
+// --- the parts (tiny_sd_files.cpp)
+
+enum class SdInit { WEIGHT, NORM, BIAS, EMBEDDING };
+enum class SdPart { UNET, VAE, TEXT };  // the diffusers component a tensor belongs to
+
+// One tensor of the plan under its single-file name and its diffusers name(s).
+struct SdTensor {
+  std::string name;
+  std::vector<std::string> hf;  // empty: absent from diffusers; 3: a fused q/k/v split in 3
+  std::vector<int64_t> shape;
+  std::vector<int64_t> hf_shape;  // empty: as `shape` (per part when split)
+  SdInit init;
+  SdPart part;
+};
+
+// Writes the tokenizer files into `dir`; *vocab_size: its size.
+bool write_sd_tokenizer(const std::string& dir, bool sd2, int* vocab_size, std::string* error);
+// Writes the plan's tensors, in plan order with values drawn from spec.seed, as the layout asks.
+bool write_sd_weights(const std::string& dir, const std::vector<SdTensor>& plan,
+                      const TinySdSpec& spec, std::string* error);
+// model_index.json and the components' configs (diffusers), or model.yaml (single file, v).
+bool write_sd_configs(const std::string& dir, const TinySdSpec& spec, int vocab,
+                      std::string* error);
 
 }  // namespace allm

@@ -101,6 +101,21 @@ TEST_F(FormatDetection, RegistryListsFilesAndFoldersAndFlags) {
   EXPECT_TRUE(registry.find("later").has_value());
 }
 
+TEST_F(FormatDetection, ImageModelsAreSingleFilesAndDiffusersFolders) {
+  touch("models/sd15.safetensors");                // a single-file checkpoint
+  touch("models/sd2-diffusers/model_index.json");  // a diffusers pipeline folder
+  touch("models/sd2-diffusers/unet/diffusion_pytorch_model.safetensors");
+  touch("models/llama/config.json");  // a Hugging Face text model
+  touch("models/llama/model.safetensors");
+  ModelRegistry registry(root_ / "models", {});
+  EXPECT_EQ(registry.find("sd15")->modality, Modality::IMAGE);
+  EXPECT_EQ(registry.find("sd2-diffusers")->modality, Modality::IMAGE);
+  EXPECT_EQ(registry.find("llama")->modality, Modality::TEXT);
+  std::string problem;
+  EXPECT_EQ(parse_model_spec("sd=" + (root_ / "models/sd2-diffusers").string(), &problem)->modality,
+            Modality::IMAGE);
+}
+
 TEST(ModelSpec, ParsesNamePathAndFormat) {
   std::string problem;
   auto plain = parse_model_spec("m=/a/b", &problem);

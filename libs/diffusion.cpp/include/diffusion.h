@@ -1,6 +1,8 @@
 // diffusion.cpp: Stable Diffusion 1.x / 2.x text-to-image on ggml. Loads single-file
 // checkpoints as published (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*)
-// with the architecture inferred from tensor names and shapes. C API with opaque handles.
+// and diffusers folders (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/),
+// F32, F16 or BF16, with the architecture inferred from tensor names and shapes. C API with
+// opaque handles.
 #pragma once
 
 #include <stdbool.h>
@@ -33,9 +35,21 @@ typedef enum {
   DIFFUSION_SAMPLER_DDIM = 3,
 } diffusion_sampler;
 
+// What the UNet predicts: the noise (SD 1.x, SD 2.x 512) or v (SD 2.x 768-v).
+typedef enum {
+  // diffusers: scheduler_config.json's prediction_type. Single file: a <name>.yaml beside it
+  // with parameterization "v" (the original v2-inference-v.yaml); else, for SD 2.x, the probe
+  // stable-diffusion.cpp and AUTOMATIC1111 use (one UNet call on a constant input: v when the
+  // mean of output - input is below -1); SD 1.x: eps.
+  DIFFUSION_PREDICTION_AUTO = 0,
+  DIFFUSION_PREDICTION_EPS = 1,
+  DIFFUSION_PREDICTION_V = 2,
+} diffusion_prediction;
+
 typedef struct {
   int32_t n_threads;           // compute threads; <= 0: all cores
   const char* tokenizer_path;  // folder with vocab.json + merges.txt; NULL: found beside the model
+  diffusion_prediction prediction;
 } diffusion_model_params;
 
 // Called after every sampling step; returning false cancels the generation.
@@ -52,7 +66,9 @@ typedef struct {
   float cfg_scale;  // classifier-free guidance; <= 1 evaluates the prompt alone
   uint64_t seed;
   diffusion_sampler sampler;
-  int32_t clip_skip;  // 1: the text encoder's last layer; 2: the one before, ...; 0: model default
+  // 1 or 0: the text encoder layer the model was trained on (the last; SD 2.x: the penultimate,
+  // which is the last in diffusers folders); 2: the one before, ...
+  int32_t clip_skip;
   int32_t n_threads;  // <= 0: the model's
   diffusion_progress_fn progress;
   diffusion_abort_fn should_abort;
@@ -62,14 +78,15 @@ typedef struct {
 diffusion_model_params diffusion_model_default_params(void);
 diffusion_generate_params diffusion_generate_default_params(void);
 
-// `path`: a single-file .safetensors checkpoint. On failure returns NULL, sets *status and writes
-// a message naming the problem into `message`.
+// `path`: a single-file .safetensors checkpoint or a diffusers folder. On failure returns NULL,
+// sets *status and writes a message naming the problem into `message`.
 diffusion_model* diffusion_model_load(const char* path, diffusion_model_params params,
                                       diffusion_status* status, char* message, size_t message_size);
 void diffusion_model_free(diffusion_model* model);
 
-const char* diffusion_model_architecture(const diffusion_model* model);  // "sd1", "sd2"
-int32_t diffusion_model_default_size(const diffusion_model* model);      // 512 or 768
+const char* diffusion_model_architecture(const diffusion_model* model);         // "sd1", "sd2"
+int32_t diffusion_model_default_size(const diffusion_model* model);             // 512 or 768
+diffusion_prediction diffusion_model_prediction(const diffusion_model* model);  // EPS or V
 size_t diffusion_model_size_bytes(const diffusion_model* model);
 const char* diffusion_sampler_name(diffusion_sampler sampler);
 // Parses "euler_a", "euler", "dpm++2m", "ddim"; false when unknown.
@@ -94,7 +111,9 @@ int32_t diffusion_tokenize(const diffusion_model* model, const char* text, int32
 int32_t diffusion_text_context_length(const diffusion_model* model);  // 77
 int32_t diffusion_text_embedding_dim(const diffusion_model* model);   // 768 (SD 1.x)
 int32_t diffusion_latent_channels(const diffusion_model* model);      // 4
-// The text encoder's output for `n_tokens` ids: [n_tokens, embedding_dim] into `out`.
+float diffusion_vae_scale_factor(const diffusion_model* model);       // 0.18215
+// The text encoder's output for `n_tokens` ids: [n_tokens, embedding_dim] into `out`. clip_skip
+// as in diffusion_generate_params (always with the final layer norm).
 diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* tokens,
                                          int32_t n_tokens, int32_t clip_skip, float* out);
 // One UNet evaluation: latent x [C, H, W] at timestep t with context [n_ctx, dim]; the
@@ -104,6 +123,11 @@ diffusion_status diffusion_unet_eval(diffusion_model* model, const float* x, int
                                      int32_t n_ctx, float* out);
 // The VAE decoder on an (unscaled) latent [C, H, W]: the image [3, 8H, 8W] in [-1, 1].
 diffusion_status diffusion_vae_decode(diffusion_model* model, const float* latent, int32_t latent_w,
+                                      int32_t latent_h, float* out);
+// The VAE encoder on an image [3, 8H, 8W] in [-1, 1]: the mean of the latent distribution times
+// the scale factor [C, H, W] (what sampling starts from in image-to-image). UNSUPPORTED when the
+// checkpoint has no encoder.
+diffusion_status diffusion_vae_encode(diffusion_model* model, const float* image, int32_t latent_w,
                                       int32_t latent_h, float* out);
 
 #ifdef __cplusplus

@@ -33,6 +33,7 @@ diffusion_model_params diffusion_model_default_params(void) {
   diffusion_model_params p{};
   p.n_threads = 0;
   p.tokenizer_path = nullptr;
+  p.prediction = DIFFUSION_PREDICTION_AUTO;
   return p;
 }
 
@@ -74,7 +75,11 @@ int32_t diffusion_model_default_size(const diffusion_model* model) {
 }
 
 size_t diffusion_model_size_bytes(const diffusion_model* model) {
-  return model->impl->weights->bytes();
+  return model->impl->files.weights.bytes();
+}
+
+diffusion_prediction diffusion_model_prediction(const diffusion_model* model) {
+  return model->impl->prediction;
 }
 
 const char* diffusion_sampler_name(diffusion_sampler sampler) {
@@ -134,6 +139,10 @@ int32_t diffusion_latent_channels(const diffusion_model* model) {
   return static_cast<int32_t>(model->impl->unet.in_channels);
 }
 
+float diffusion_vae_scale_factor(const diffusion_model* model) {
+  return model->impl->vae.scale_factor;
+}
+
 diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* tokens,
                                          int32_t n_tokens, int32_t clip_skip, float* out) {
   dcpp::Model& m = *model->impl;
@@ -168,6 +177,18 @@ diffusion_status diffusion_vae_decode(diffusion_model* model, const float* laten
   std::vector<float> result;
   dcpp::Failure f =
       dcpp::vae_decode(m, std::vector<float>(latent, latent + n), latent_w, latent_h, &result);
+  if (!f) std::copy(result.begin(), result.end(), out);
+  return f.status;
+}
+
+diffusion_status diffusion_vae_encode(diffusion_model* model, const float* image, int32_t latent_w,
+                                      int32_t latent_h, float* out) {
+  dcpp::Model& m = *model->impl;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  const size_t n = static_cast<size_t>(latent_w) * latent_h * 3 * m.vae_factor * m.vae_factor;
+  std::vector<float> result;
+  dcpp::Failure f =
+      dcpp::vae_encode(m, std::vector<float>(image, image + n), latent_w, latent_h, &result);
   if (!f) std::copy(result.begin(), result.end(), out);
   return f.status;
 }

@@ -42,7 +42,6 @@ void load_openai(Weights& w, ClipTextModel* m) {
   }
   m->final_norm = load_norm(w, p + "final_layer_norm", d);
   m->quick_gelu = true;
-  m->default_clip_skip = 1;
 }
 
 void load_openclip(Weights& w, ClipTextModel* m) {
@@ -52,7 +51,10 @@ void load_openclip(Weights& w, ClipTextModel* m) {
   m->context = dim(w, p + "positional_embedding", 0);
   m->token_embedding = w.matrix(p + "token_embedding.weight", {m->vocab, m->hidden});
   m->position_embedding = w.vector(p + "positional_embedding", {m->context, m->hidden});
-  const int n_layers = count_layers(w, p + "transformer.resblocks.", ".ln_1.weight");
+  // SD 2.x conditions on the penultimate layer (with ln_final): the last one is never used, and
+  // is left out as diffusers' conversion leaves it out, so that clip_skip means the same in both
+  // layouts.
+  const int n_layers = count_layers(w, p + "transformer.resblocks.", ".ln_1.weight") - 1;
   const int64_t d = m->hidden;
   for (int i = 0; i < n_layers; ++i) {
     const std::string l = p + "transformer.resblocks." + std::to_string(i) + ".";
@@ -69,7 +71,6 @@ void load_openclip(Weights& w, ClipTextModel* m) {
   }
   m->final_norm = load_norm(w, p + "ln_final", d);
   m->quick_gelu = false;
-  m->default_clip_skip = 2;  // SD 2.x conditions on the penultimate layer
 }
 
 // Causal self-attention of one sequence: x [D, T].
@@ -130,7 +131,7 @@ ggml_tensor* build_clip(GraphRun& run, const ClipTextModel& model, const std::ve
   ggml_tensor* x = ggml_get_rows(ctx, model.token_embedding, run.input_i32(ids));
   ggml_tensor* pos = model.position_embedding;
   x = ggml_add(ctx, x, ggml_view_2d(ctx, pos, pos->ne[0], tokens, pos->nb[1], 0));
-  const int skip = clip_skip >= 1 ? clip_skip : model.default_clip_skip;
+  const int skip = std::max(1, clip_skip);
   const int n_layers = std::max(1, static_cast<int>(model.layers.size()) - (skip - 1));
   for (int i = 0; i < n_layers; ++i) {
     const ClipLayer& layer = model.layers[i];

@@ -10,8 +10,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Where the CLIP tokenizer files may lie for a single-file checkpoint.
-std::string find_tokenizer_dir(const std::string& path, const char* configured) {
-  if (configured && *configured) return configured;
+std::string find_tokenizer_dir(const std::string& path) {
   const fs::path dir = fs::path(path).parent_path();
   const fs::path stem_dir = dir / (fs::path(path).stem().string() + ".tokenizer");
   for (const fs::path& candidate : {stem_dir, dir / "tokenizer", dir}) {
@@ -33,6 +32,9 @@ Failure check_fit(const Model& m) {
   if (m.unet.in_channels != m.vae.latent_channels || m.unet.out_channels != m.vae.latent_channels) {
     return fail(DIFFUSION_MODEL_CORRUPT, "the UNet's and the VAE's latent channels differ");
   }
+  if (!m.encoder.levels.empty() && m.encoder.latent_channels != m.vae.latent_channels) {
+    return fail(DIFFUSION_MODEL_CORRUPT, "the VAE encoder's and decoder's latent channels differ");
+  }
   if (m.tokenizer->max_id() >= m.clip.vocab) {
     return fail(DIFFUSION_LOAD_FAILED,
                 "the tokenizer's vocabulary is larger than the text "
@@ -42,12 +44,21 @@ Failure check_fit(const Model& m) {
 }
 
 Failure load_networks(Model& m) {
-  m.weights = std::make_unique<Weights>(*m.checkpoint);
+  Weights& w = m.files.weights;
+  const FileConfig& config = m.files.config;
   Failure failure;
-  if (!load_clip(*m.weights, &m.clip, &failure)) return failure;
-  if (!load_unet(*m.weights, &m.unet, &failure)) return failure;
-  if (!load_vae_decoder(*m.weights, &m.vae, &failure)) return failure;
-  if ((failure = m.weights->finish())) return failure;
+  if (!load_clip(w, &m.clip, &failure)) return failure;
+  if (!load_unet(w, &m.unet, &failure)) return failure;
+  if (!load_vae_decoder(w, &m.vae, &failure)) return failure;
+  if (!load_vae_encoder(w, &m.encoder, &failure) && failure) return failure;
+  if ((failure = w.finish())) return failure;
+  if (config.clip_heads > 0) m.clip.heads = config.clip_heads;
+  if (m.clip.hidden % m.clip.heads != 0) {
+    return fail(DIFFUSION_MODEL_CORRUPT, "the text encoder's width is not a multiple of its heads");
+  }
+  if (config.quick_gelu >= 0) m.clip.quick_gelu = config.quick_gelu == 1;
+  set_attention_heads(&m.unet, config.unet_heads);
+  if (config.vae_scale > 0) m.vae.scale_factor = config.vae_scale;
   m.vae_factor = 1;
   for (const VaeUpLevel& level : m.vae.levels) {
     if (level.upsample.w) m.vae_factor *= 2;
@@ -56,27 +67,65 @@ Failure load_networks(Model& m) {
   return {};
 }
 
+// AUTOMATIC1111's and stable-diffusion.cpp's test for SD 2.x single files: at t = 999 on a
+// constant latent of 0.5 and a constant context, a v model's output lies far below its input.
+Failure probe_v_prediction(Model& m, bool* v) {
+  const int side = 8, tokens = 2;
+  const std::vector<float> x(static_cast<size_t>(side) * side * m.unet.in_channels, 0.5f);
+  std::vector<float> out;
+  const std::vector<float> context(static_cast<size_t>(tokens) * m.unet.context_dim, 0.5f);
+  if (Failure f = unet_eval(m, x, side, side, 1, {999.0f}, context, tokens, &out)) return f;
+  double diff = 0;
+  for (size_t i = 0; i < out.size(); ++i) diff += out[i] - x[i];
+  *v = diff / static_cast<double>(out.size()) < -1.0;
+  return {};
+}
+
+Failure choose_prediction(Model& m, diffusion_prediction asked) {
+  m.prediction = asked != DIFFUSION_PREDICTION_AUTO ? asked : m.files.config.prediction;
+  if (m.prediction == DIFFUSION_PREDICTION_AUTO) {
+    bool v = false;
+    if (m.architecture == "sd2") {
+      if (Failure f = probe_v_prediction(m, &v)) return f;
+    }
+    m.prediction = v ? DIFFUSION_PREDICTION_V : DIFFUSION_PREDICTION_EPS;
+  }
+  // The latent side the model was trained at (sample_size), else SD 2.x v models' 768.
+  const int sample = m.files.config.sample_size;
+  m.default_size = sample > 0                               ? sample * m.vae_factor
+                   : m.prediction == DIFFUSION_PREDICTION_V ? 768
+                                                            : 512;
+  return {};
+}
+
 }  // namespace
 
 Failure load_model(const std::string& path, const diffusion_model_params& params,
                    std::unique_ptr<Model>* out) {
   auto m = std::make_unique<Model>();
-  stcpp::Failure read_failure;
-  m->checkpoint = stcpp::Checkpoint::open(path, &read_failure);
-  if (!m->checkpoint) {
-    return fail(static_cast<diffusion_status>(read_failure.status), read_failure.message);
+  const bool diffusers = is_diffusers_folder(path);
+  if (Failure f = diffusers ? open_diffusers(path, &m->files) : open_single_file(path, &m->files)) {
+    return f;
   }
   if (Failure f = load_networks(*m)) return f;
+  const FileConfig& config = m->files.config;
   Failure failure;
-  m->tokenizer = ClipTokenizer::load(find_tokenizer_dir(path, params.tokenizer_path), &failure);
+  const std::string tokenizer_dir = params.tokenizer_path && *params.tokenizer_path
+                                        ? params.tokenizer_path
+                                    : diffusers ? config.tokenizer_dir
+                                                : find_tokenizer_dir(path);
+  m->tokenizer = ClipTokenizer::load(tokenizer_dir, &failure);
   if (!m->tokenizer) return failure;
   if (Failure f = check_fit(*m)) return f;
-  // OpenAI CLIP pads with the end token, OpenCLIP with id 0.
-  m->pad_token = m->clip.quick_gelu ? m->tokenizer->end_token() : 0;
+  // The tokenizer's own pad token where it names one; else OpenAI CLIP pads with the end token,
+  // OpenCLIP with id 0.
+  const int32_t named_pad = m->tokenizer->id_of(config.pad_token);
+  m->pad_token = named_pad >= 0 ? named_pad : m->clip.quick_gelu ? m->tokenizer->end_token() : 0;
   m->threads = params.n_threads > 0
                    ? params.n_threads
                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->executor.set_threads(m->threads);
+  if (Failure f = choose_prediction(*m, params.prediction)) return f;
   *out = std::move(m);
   return {};
 }
@@ -113,6 +162,17 @@ Failure vae_decode(Model& m, const std::vector<float>& latent, int w, int h,
   GraphRun run(m.executor);
   ggml_tensor* z = run.input_f32(latent, w, h, m.vae.latent_channels, 1);
   return run.compute(build_vae_decoder(run.ctx(), m.vae, z), out);
+}
+
+Failure vae_encode(Model& m, const std::vector<float>& image, int w, int h,
+                   std::vector<float>* out) {
+  if (m.encoder.levels.empty()) {
+    return fail(DIFFUSION_UNSUPPORTED, "the checkpoint has no VAE encoder");
+  }
+  GraphRun run(m.executor);
+  ggml_tensor* x = run.input_f32(image, w * m.vae_factor, h * m.vae_factor, 3, 1);
+  ggml_tensor* z = build_vae_encoder(run.ctx(), m.encoder, x);
+  return run.compute(ggml_scale(run.ctx(), z, m.vae.scale_factor), out);
 }
 
 }  // namespace dcpp

@@ -1,4 +1,4 @@
-// A loaded Stable Diffusion model: the checkpoint (mapped), its three networks, the tokenizer,
+// A loaded Stable Diffusion model: the checkpoint files (mapped), its networks, the tokenizer,
 // and what runs them. One generation at a time per model (the mutex).
 #pragma once
 
@@ -9,6 +9,7 @@
 
 #include "clip.h"
 #include "compute.h"
+#include "layout.h"
 #include "samplers.h"
 #include "tokenizer.h"
 #include "unet.h"
@@ -17,13 +18,14 @@
 namespace dcpp {
 
 struct Model {
-  std::unique_ptr<stcpp::Checkpoint> checkpoint;
-  std::unique_ptr<Weights> weights;
+  ModelFiles files;
   std::unique_ptr<ClipTokenizer> tokenizer;
   ClipTextModel clip;
   UnetModel unet;
   VaeDecoder vae;
+  VaeEncoder encoder;  // levels empty when the checkpoint has none
   NoiseSchedule schedule;
+  diffusion_prediction prediction = DIFFUSION_PREDICTION_EPS;
   std::string architecture;  // "sd1", "sd2"
   int default_size = 512;
   int32_t pad_token = 0;
@@ -44,6 +46,9 @@ Failure unet_eval(Model& model, const std::vector<float>& x, int w, int h, int n
                   const std::vector<float>& timesteps, const std::vector<float>& context, int n_ctx,
                   std::vector<float>* out);
 Failure vae_decode(Model& model, const std::vector<float>& latent, int w, int h,
+                   std::vector<float>* out);
+// image [3, 8H, 8W] -> the scaled latent mean [C, H, W].
+Failure vae_encode(Model& model, const std::vector<float>& image, int w, int h,
                    std::vector<float>* out);
 
 Failure generate(Model& model, const diffusion_generate_params& params, uint8_t* rgb);

@@ -8,8 +8,9 @@ namespace dcpp {
 
 namespace {
 
-// The guided denoiser D(x, sigma) = x - sigma * eps, eps from one UNet call on the batch
-// [prompt, negative prompt] (or the prompt alone without guidance).
+// The guided denoiser D(x, sigma) = c_skip * x + c_out * output, the output from one UNet call on
+// the batch [prompt, negative prompt] (or the prompt alone without guidance), guided as
+// uncond + cfg * (cond - uncond).
 class GuidedDenoiser {
  public:
   GuidedDenoiser(Model& m, const diffusion_generate_params& p, std::vector<float> cond,
@@ -22,20 +23,21 @@ class GuidedDenoiser {
 
   bool operator()(const Latent& x, float sigma, Latent* denoised) {
     const int n = guided() ? 2 : 1;
-    const float c_in = 1.0f / std::sqrt(sigma * sigma + 1.0f);
+    const Scalings k = scalings(m_.prediction, sigma);
+    const float c_in = static_cast<float>(k.c_in);
     Latent input;
     for (int i = 0; i < n; ++i) {
       for (float v : x) input.push_back(v * c_in);
     }
     const float t = m_.schedule.timestep(sigma);
-    std::vector<float> eps;
+    std::vector<float> out;
     failure = unet_eval(m_, input, w_, h_, n, std::vector<float>(n, t), context_,
-                        static_cast<int>(m_.clip.context), &eps);
+                        static_cast<int>(m_.clip.context), &out);
     if (failure) return false;
     denoised->resize(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
-      const float e = guided() ? eps[x.size() + i] + cfg_ * (eps[i] - eps[x.size() + i]) : eps[i];
-      (*denoised)[i] = x[i] - sigma * e;
+      const float e = guided() ? out[x.size() + i] + cfg_ * (out[i] - out[x.size() + i]) : out[i];
+      (*denoised)[i] = static_cast<float>(k.c_skip * x[i] + k.c_out * e);
     }
     return true;
   }

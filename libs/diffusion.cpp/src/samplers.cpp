@@ -86,6 +86,12 @@ std::vector<float> NoiseSchedule::for_sampler(diffusion_sampler sampler, int ste
   }
 }
 
+Scalings scalings(diffusion_prediction prediction, float sigma) {
+  const double s2 = double(sigma) * sigma, c_in = 1.0 / std::sqrt(s2 + 1.0);
+  if (prediction == DIFFUSION_PREDICTION_V) return {1.0 / (s2 + 1.0), -sigma * c_in, c_in};
+  return {1.0, -double(sigma), c_in};
+}
+
 void euler_step(Latent& x, const Latent& denoised, float sigma, float sigma_next) {
   for (size_t i = 0; i < x.size(); ++i) {
     const float d = (x[i] - denoised[i]) / sigma;

@@ -35,6 +35,15 @@ class NoiseSchedule {
   std::vector<double> alphas_cumprod_;
 };
 
+// k-diffusion's scalings for a UNet that predicts the noise (eps) or v (Salimans & Ho, 2022), with
+// sigma_data = 1: the UNet sees c_in * x; the denoised estimate is c_skip * x + c_out * output.
+// eps: c_skip = 1, c_out = -sigma. v: c_skip = 1 / (sigma^2 + 1), c_out = -sigma / sqrt(sigma^2 +
+// 1). Both: c_in = 1 / sqrt(sigma^2 + 1).
+struct Scalings {
+  double c_skip, c_out, c_in;
+};
+Scalings scalings(diffusion_prediction prediction, float sigma);
+
 // The model: x0 estimated from x at sigma. Returns false to stop (cancelled or failed).
 using Denoiser = std::function<bool(const Latent& x, float sigma, Latent* denoised)>;
 // Called after each step with the step just done (1-based).

@@ -8,63 +8,89 @@ constexpr size_t kMaxTensors = 4096;  // SD 1.5 has about 1,100
 
 }  // namespace
 
-Weights::Weights(const stcpp::Checkpoint& checkpoint)
-    : checkpoint_(checkpoint), store_(checkpoint, kMaxTensors) {}
-
-std::vector<int64_t> Weights::shape(const std::string& name) const {
-  const stcpp::TensorInfo* info = checkpoint_.find(name);
-  return info ? info->shape : std::vector<int64_t>{};
+void Weights::add(const stcpp::Checkpoint& checkpoint, const Rename& rename) {
+  stores_.push_back(std::make_unique<stcpp::WeightStore>(checkpoint, kMaxTensors));
+  for (const auto& [stored, info] : checkpoint.tensors()) {
+    std::string name = rename(stored);
+    if (!name.empty()) index_[std::move(name)] = Entry{stores_.size() - 1, &info};
+  }
 }
 
-bool Weights::check(const std::string& name, const std::vector<int64_t>& expected) {
-  if (failure_) return false;
-  const stcpp::TensorInfo* info = checkpoint_.find(name);
-  if (!info) {
+const Weights::Entry* Weights::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+std::vector<int64_t> Weights::shape(const std::string& name) const {
+  const Entry* e = find(name);
+  return e ? e->info->shape : std::vector<int64_t>{};
+}
+
+const Weights::Entry* Weights::check(const std::string& name,
+                                     const std::vector<int64_t>& expected) {
+  if (failure_) return nullptr;
+  const Entry* e = find(name);
+  if (!e) {
     failure_ = fail(DIFFUSION_MODEL_CORRUPT, "tensor '" + name + "' is missing");
-    return false;
+    return nullptr;
   }
+  const stcpp::TensorInfo* info = e->info;
+  const std::string stored =
+      info->name == name ? "'" + name + "'" : "'" + info->name + "' (" + name + ")";
   bool same = info->shape.size() == expected.size();
   for (size_t i = 0; same && i < expected.size(); ++i) {
     same = expected[i] < 0 || expected[i] == info->shape[i];
   }
   if (!same) {
-    failure_ = fail(DIFFUSION_MODEL_CORRUPT, "tensor '" + name + "' has shape " +
+    failure_ = fail(DIFFUSION_MODEL_CORRUPT, "tensor " + stored + " has shape " +
                                                  stcpp::shape_text(info->shape) + ", expected " +
                                                  stcpp::shape_text(expected));
-    return false;
+    return nullptr;
   }
   if (info->dtype == stcpp::Dtype::U8 || info->dtype == stcpp::Dtype::I8) {
-    failure_ = fail(DIFFUSION_UNSUPPORTED, "tensor '" + name + "' is quantized (" +
+    failure_ = fail(DIFFUSION_UNSUPPORTED, "tensor " + stored + " is quantized (" +
                                                stcpp::dtype_name(info->dtype) +
                                                "); F32, F16 and BF16 are supported");
-    return false;
+    return nullptr;
   }
-  return true;
+  return e;
+}
+
+ggml_tensor* Weights::keep(ggml_tensor* t, const Entry& e) {
+  if (!t && !failure_) failure_ = fail(DIFFUSION_INTERNAL, stores_[e.source]->failure().message);
+  return t;
 }
 
 ggml_tensor* Weights::matrix(const std::string& name, const std::vector<int64_t>& expected) {
-  if (!check(name, expected)) return nullptr;
-  const stcpp::TensorInfo* info = checkpoint_.find(name);
+  const Entry* e = check(name, expected);
+  if (!e) return nullptr;
+  stcpp::WeightStore& store = *stores_[e->source];
   // ggml's im2col writes F16 or F32 only, so BF16 convolution kernels become F32.
-  const bool bf16_kernel = info->dtype == stcpp::Dtype::BF16 && info->shape.size() == 4;
-  ggml_tensor* t =
-      bf16_kernel ? store_.vector_f32(name, info->shape) : store_.matrix(name, info->shape);
-  if (!t && !failure_) failure_ = fail(DIFFUSION_INTERNAL, store_.failure().message);
-  return t;
+  const bool bf16_kernel = e->info->dtype == stcpp::Dtype::BF16 && e->info->shape.size() == 4;
+  return keep(bf16_kernel ? store.vector_f32(e->info->name, e->info->shape)
+                          : store.matrix(e->info->name, e->info->shape),
+              *e);
 }
 
 ggml_tensor* Weights::vector(const std::string& name, const std::vector<int64_t>& expected) {
-  if (!check(name, expected)) return nullptr;
-  ggml_tensor* t = store_.vector_f32(name, checkpoint_.find(name)->shape);
-  if (!t && !failure_) failure_ = fail(DIFFUSION_INTERNAL, store_.failure().message);
-  return t;
+  const Entry* e = check(name, expected);
+  if (!e) return nullptr;
+  return keep(stores_[e->source]->vector_f32(e->info->name, e->info->shape), *e);
 }
 
 Failure Weights::finish() {
   if (failure_) return failure_;
-  stcpp::Failure f = store_.finish();
-  if (f) return fail(static_cast<diffusion_status>(f.status), f.message);
+  for (auto& store : stores_) {
+    stcpp::Failure f = store->finish();
+    if (f) return fail(static_cast<diffusion_status>(f.status), f.message);
+  }
   return {};
+}
+
+size_t Weights::bytes() const {
+  size_t total = 0;
+  for (const auto& store : stores_) total += store->bytes();
+  return total;
 }
 
 }  // namespace dcpp

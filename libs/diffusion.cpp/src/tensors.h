@@ -1,10 +1,14 @@
 // Looks up checkpoint tensors by name with the shape the checkpoint itself gives, checking it
 // against what the architecture needs, and hands them out as ggml tensors (safetensors.cpp's
-// WeightStore: matrices mapped in place, small vectors converted to F32).
+// WeightStore: matrices mapped in place, small vectors converted to F32). The names are those
+// of the single-file checkpoints (model.diffusion_model.*, first_stage_model.*,
+// cond_stage_model.*); other layouts (diffusers folders) add their files under those names.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "reader.h"  // safetensors.cpp
@@ -15,9 +19,13 @@ namespace dcpp {
 
 class Weights {
  public:
-  explicit Weights(const stcpp::Checkpoint& checkpoint);
+  // Our name of a stored tensor; empty: not used.
+  using Rename = std::function<std::string(const std::string& stored)>;
 
-  bool has(const std::string& name) const { return checkpoint_.find(name) != nullptr; }
+  // Adds the tensors of `checkpoint` (which must outlive this), under the names `rename` gives.
+  void add(const stcpp::Checkpoint& checkpoint, const Rename& rename);
+
+  bool has(const std::string& name) const { return find(name) != nullptr; }
   // The stored shape, outermost first; empty when absent.
   std::vector<int64_t> shape(const std::string& name) const;
   // Matrices and convolution kernels, used where they lie (BF16 kernels are converted to F32,
@@ -28,13 +36,19 @@ class Weights {
 
   Failure finish();
   const Failure& failure() const { return failure_; }
-  size_t bytes() const { return store_.bytes(); }
+  size_t bytes() const;
 
  private:
-  bool check(const std::string& name, const std::vector<int64_t>& expected);
+  struct Entry {
+    size_t source;
+    const stcpp::TensorInfo* info;
+  };
+  const Entry* find(const std::string& name) const;
+  const Entry* check(const std::string& name, const std::vector<int64_t>& expected);
+  ggml_tensor* keep(ggml_tensor* t, const Entry& e);
 
-  const stcpp::Checkpoint& checkpoint_;
-  stcpp::WeightStore store_;
+  std::vector<std::unique_ptr<stcpp::WeightStore>> stores_;
+  std::unordered_map<std::string, Entry> index_;
   Failure failure_;
 };
 

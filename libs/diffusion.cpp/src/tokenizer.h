@@ -28,6 +28,11 @@ class ClipTokenizer {
   int32_t start_token() const { return start_; }
   int32_t end_token() const { return end_; }
   int32_t max_id() const { return max_id_; }
+  // A token's id; -1 when the vocabulary lacks it.
+  int32_t id_of(const std::string& token) const {
+    auto it = vocab_.find(token);
+    return it == vocab_.end() ? -1 : it->second;
+  }
 
  private:
   ClipTokenizer() = default;

@@ -164,6 +164,21 @@ bool load_unet(Weights& w, UnetModel* m, Failure* failure) {
   return true;
 }
 
+void set_attention_heads(UnetModel* m, const std::map<int64_t, int>& heads) {
+  auto apply = [&](UnetBlock& block) {
+    for (UnetLayer& layer : block) {
+      if (layer.kind != UnetLayer::ATTENTION) continue;
+      auto it = heads.find(layer.attention.norm.w->ne[0]);
+      if (it != heads.end() && it->second > 0 && layer.attention.norm.w->ne[0] % it->second == 0) {
+        layer.attention.heads = it->second;
+      }
+    }
+  };
+  for (UnetBlock& block : m->input_blocks) apply(block);
+  apply(m->middle);
+  for (UnetBlock& block : m->output_blocks) apply(block);
+}
+
 namespace {
 
 struct UnetGraph {

@@ -4,6 +4,7 @@
 // from their shapes, so SD 1.x, SD 2.x and small test checkpoints take the same path.
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "compute.h"
@@ -54,6 +55,10 @@ struct UnetModel {
 };
 
 bool load_unet(Weights& weights, UnetModel* model, Failure* failure);
+// Attention heads by channel count, where a config states them (diffusers); the rest keep what
+// the shapes imply (8 heads with 1x1-convolution projections, as SD 1.x; 64 channels per head
+// with linear ones, as SD 2.x).
+void set_attention_heads(UnetModel* model, const std::map<int64_t, int>& heads);
 
 // x [W, H, C, N], timesteps [N], context [context_dim, T, N] -> the prediction [W, H, C, N].
 ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& model, ggml_tensor* x,
