@@ -33,8 +33,9 @@ struct LayerWeights {
   ggml_tensor* attn_sinks = nullptr;  // per-head logits joining each softmax (gpt-oss)
   // Mixture of experts (gpt-oss): router, then per-expert matrices [in, out, expert] with biases.
   ggml_tensor *router = nullptr, *router_bias = nullptr;
-  ggml_tensor *exp_gate = nullptr, *exp_up = nullptr, *exp_down = nullptr;
-  ggml_tensor *exp_gate_bias = nullptr, *exp_up_bias = nullptr, *exp_down_bias = nullptr;
+  // The gate and up matrices are one, rows [gate; up] per expert.
+  ggml_tensor *exp_gate_up = nullptr, *exp_down = nullptr;
+  ggml_tensor *exp_gate_up_bias = nullptr, *exp_down_bias = nullptr;
 };
 
 struct ModelWeights {

@@ -2,22 +2,15 @@
 
 namespace stcpp {
 
-namespace {
-
-// The 4-bit code of element `i` (0..31) of a Hugging Face block.
-uint8_t hf_code(const uint8_t* codes, int i) {
-  const uint8_t byte = codes[i / 2];
-  return (i % 2 == 0) ? (byte & 0x0F) : (byte >> 4);
-}
-
-}  // namespace
-
+// Hugging Face byte m holds elements (2m, 2m + 1) in its (low, high) nibbles and byte 8 + m
+// elements (16 + 2m, 17 + 2m); ggml byte j holds (j, j + 16).
 void repack_mxfp4_block(const uint8_t* hf_codes, uint8_t exponent, uint8_t* ggml_block) {
   ggml_block[0] = exponent;
-  constexpr int half = kMxfp4BlockValues / 2;
-  for (int j = 0; j < half; ++j) {
-    ggml_block[1 + j] =
-        static_cast<uint8_t>(hf_code(hf_codes, j) | (hf_code(hf_codes, j + half) << 4));
+  uint8_t* out = ggml_block + 1;
+  for (int m = 0; m < kMxfp4HfBlockBytes / 2; ++m) {
+    const uint8_t lo = hf_codes[m], hi = hf_codes[kMxfp4HfBlockBytes / 2 + m];
+    out[2 * m] = static_cast<uint8_t>((lo & 0x0F) | (hi << 4));
+    out[2 * m + 1] = static_cast<uint8_t>((lo >> 4) | (hi & 0xF0));
   }
 }
 

@@ -26,45 +26,63 @@ void load_gpt_oss_attention(WeightStore& s, const ModelConfig& c, const std::str
   w->attn_sinks = s.vector_f32(p + "self_attn.sinks", {c.num_attention_heads});
 }
 
+// Rows of one Hugging Face expert matrix: ggml row r of a part is Hugging Face row
+// first_row + r * row_step.
+struct RowPart {
+  int64_t first_row, row_step;
+};
+
 // One expert matrix as ggml MXFP4 [in, out, experts] from its Hugging Face blocks and scales
-// [experts, hf_rows, in / 32, ...]; ggml row r is Hugging Face row first_row + r * row_step.
+// [experts, hf_rows, in / 32, ...]: each expert's ggml rows are the parts' rows, one part after
+// the other.
 ggml_tensor* load_expert_matrix(WeightStore& s, const std::string& hf_name, const std::string& name,
-                                int64_t experts, int64_t hf_rows, int64_t in, int64_t first_row,
-                                int64_t row_step) {
+                                int64_t experts, int64_t hf_rows, int64_t in,
+                                std::vector<RowPart> parts) {
   const int64_t blocks_per_row = in / kMxfp4BlockValues;
   const TensorInfo* blocks =
       s.raw(hf_name + "_blocks", {experts, hf_rows, blocks_per_row, kMxfp4HfBlockBytes}, Dtype::U8);
   const TensorInfo* scales =
       s.raw(hf_name + "_scales", {experts, hf_rows, blocks_per_row}, Dtype::U8);
   if (!blocks || !scales) return nullptr;
-  const int64_t out = hf_rows / row_step;
+  const size_t row_bytes = static_cast<size_t>(blocks_per_row) * kMxfp4GgmlBlockBytes;
+  int64_t out = 0;
+  for (const RowPart& part : parts) out += hf_rows / part.row_step;
   auto fill = [=](uint8_t* dst) {
-    const size_t expert_bytes = static_cast<size_t>(out * blocks_per_row) * kMxfp4GgmlBlockBytes;
     for (int64_t e = 0; e < experts; ++e) {
-      const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
-                           scales->data() + e * hf_rows * blocks_per_row, blocks_per_row, first_row,
-                           row_step};
-      repack_mxfp4_rows(rows, out, dst + e * expert_bytes);
+      for (const RowPart& part : parts) {
+        const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
+                             scales->data() + e * hf_rows * blocks_per_row, blocks_per_row,
+                             part.first_row, part.row_step};
+        const int64_t n = hf_rows / part.row_step;
+        repack_mxfp4_rows(rows, n, dst);
+        dst += n * row_bytes;
+      }
     }
   };
   return s.new_computed(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
 }
 
-// Every `step`-th column from `first` of a row-major [rows, cols] matrix, as F32 [cols/step, rows].
-ggml_tensor* strided_columns(WeightStore& s, const std::string& name, std::vector<float> values,
-                             int64_t rows, int64_t cols, int64_t first, int64_t step) {
-  const int64_t out_cols = cols / step;
-  auto fill = [values = std::move(values), rows, cols, out_cols, first, step](uint8_t* dst) {
+// The columns `parts` pick from each row of a row-major [rows, cols] matrix, one part after the
+// other, as F32 [picked, rows].
+ggml_tensor* picked_columns(WeightStore& s, const std::string& name, std::vector<float> values,
+                            int64_t rows, int64_t cols, std::vector<RowPart> parts) {
+  int64_t out_cols = 0;
+  for (const RowPart& part : parts) out_cols += cols / part.row_step;
+  auto fill = [values = std::move(values), rows, cols, out_cols, parts](uint8_t* dst) {
     float* out = reinterpret_cast<float*>(dst);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < out_cols; ++j)
-        out[r * out_cols + j] = values[r * cols + first + j * step];
+      for (const RowPart& part : parts) {
+        for (int64_t c = part.first_row; c < cols; c += part.row_step)
+          *out++ = values[r * cols + c];
+      }
     }
   };
   return s.new_computed(name, GGML_TYPE_F32, {out_cols, rows}, fill);
 }
 
-// Router and experts. gate_up_proj interleaves the gate (even rows) and up (odd rows) outputs.
+// Router and experts. gate_up_proj interleaves the gate (even rows) and up (odd rows) outputs;
+// they become one matrix whose rows are [gate; up] per expert, so that one ggml_mul_mat_id (and
+// one conversion of its input) serves both.
 void load_experts(WeightStore& s, const ModelConfig& c, const std::string& p, LayerWeights* w) {
   const int64_t h = c.hidden_size, ff = c.intermediate_size, n = c.num_experts;
   // F32 like llama.cpp's converter keeps it: expert choice should not hinge on the
@@ -72,14 +90,14 @@ void load_experts(WeightStore& s, const ModelConfig& c, const std::string& p, La
   w->router = s.vector_f32(p + "mlp.router.weight", {n, h});
   w->router_bias = s.vector_f32(p + "mlp.router.bias", {n});
   const std::string gate_up = p + "mlp.experts.gate_up_proj", down = p + "mlp.experts.down_proj";
-  w->exp_gate = load_expert_matrix(s, gate_up, p + "experts.gate", n, 2 * ff, h, 0, 2);
-  w->exp_up = load_expert_matrix(s, gate_up, p + "experts.up", n, 2 * ff, h, 1, 2);
-  w->exp_down = load_expert_matrix(s, down, p + "experts.down", n, h, ff, 0, 1);
+  const std::vector<RowPart> gate_then_up = {{0, 2}, {1, 2}};
+  w->exp_gate_up =
+      load_expert_matrix(s, gate_up, p + "experts.gate_up", n, 2 * ff, h, gate_then_up);
+  w->exp_down = load_expert_matrix(s, down, p + "experts.down", n, h, ff, {{0, 1}});
   std::vector<float> gate_up_bias = s.values_f32(gate_up + "_bias", {n, 2 * ff});
   if (!gate_up_bias.empty()) {
-    w->exp_gate_bias = strided_columns(s, p + "experts.gate_bias", gate_up_bias, n, 2 * ff, 0, 2);
-    w->exp_up_bias =
-        strided_columns(s, p + "experts.up_bias", std::move(gate_up_bias), n, 2 * ff, 1, 2);
+    w->exp_gate_up_bias = picked_columns(s, p + "experts.gate_up_bias", std::move(gate_up_bias), n,
+                                         2 * ff, gate_then_up);
   }
   w->exp_down_bias = s.vector_f32(down + "_bias", {n, h});
 }
@@ -133,8 +151,9 @@ class GptOss : public Architecture {
   }
 
  private:
-  // The same operations, in the same order, as llama.cpp's build_moe_ffn for gpt-oss, so both
-  // backends round alike.
+  // The operations of llama.cpp's build_moe_ffn for gpt-oss, with its merged gate_up path (one
+  // matmul per token for both, split by views): every value rounds as in llama.cpp's separate
+  // gate and up matmuls.
   static ggml_tensor* moe(Graph& g, ggml_tensor* x, const LayerWeights& w) {
     ggml_context* ctx = g.ctx();
     const ModelConfig& c = g.model().config;
@@ -148,10 +167,13 @@ class GptOss : public Architecture {
     ggml_build_forward_expand(g.cgraph(), weights);
 
     x = ggml_reshape_3d(ctx, x, n_embd, 1, n_tokens);
-    ggml_tensor* up =
-        ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_up, x, selected), w.exp_up_bias, selected);
+    ggml_tensor* gate_up = ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_gate_up, x, selected),
+                                       w.exp_gate_up_bias, selected);  // [2 ff, k, tokens]
+    const int64_t ff = gate_up->ne[0] / 2;
     ggml_tensor* gate =
-        ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_gate, x, selected), w.exp_gate_bias, selected);
+        ggml_view_3d(ctx, gate_up, ff, k, n_tokens, gate_up->nb[1], gate_up->nb[2], 0);
+    ggml_tensor* up = ggml_view_3d(ctx, gate_up, ff, k, n_tokens, gate_up->nb[1], gate_up->nb[2],
+                                   ff * gate_up->nb[0]);
     const float limit = c.swiglu_limit > 0.0f ? c.swiglu_limit : kDefaultSwigluLimit;
     ggml_tensor* act = ggml_swiglu_oai(ctx, gate, up, kSwigluAlpha, limit);
     ggml_tensor* experts = ggml_add_id(ctx, ggml_mul_mat_id(ctx, w.exp_down, act, selected),
