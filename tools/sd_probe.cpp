@@ -2,8 +2,9 @@
 // outputs as raw little-endian float32/int32 files, for the NumPy reference check
 // (tests/reference/sd_reference.py).
 //   allm-sd-probe MODEL OUT_DIR PROMPT LATENT_W LATENT_H TIMESTEP
-// reads OUT_DIR/unet_x.f32 [C,H,W], OUT_DIR/context.f32 [77,D], OUT_DIR/vae_z.f32 [C,H,W];
-// writes tokens.i32, text.f32, text_skip2.f32, unet.f32, vae.f32.
+// reads OUT_DIR/unet_x.f32 [C,H,W], OUT_DIR/context.f32 [77,D], OUT_DIR/vae_z.f32 [C,H,W],
+// OUT_DIR/vae_img.f32 [3,8H,8W]; writes tokens.i32, text.f32, text_skip2.f32, unet.f32, vae.f32,
+// vae_enc.f32.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -58,11 +59,12 @@ int main(int argc, char** argv) {
     }
     write_file(dir + (skip == 1 ? "/text.f32" : "/text_skip2.f32"), text);
   }
-  std::vector<float> x, context, z;
+  std::vector<float> x, context, z, img;
   const size_t latent = static_cast<size_t>(c) * w * h;
   if (!read_file(dir + "/unet_x.f32", &x, latent) ||
       !read_file(dir + "/context.f32", &context, static_cast<size_t>(ctx) * dim) ||
-      !read_file(dir + "/vae_z.f32", &z, latent)) {
+      !read_file(dir + "/vae_z.f32", &z, latent) ||
+      !read_file(dir + "/vae_img.f32", &img, static_cast<size_t>(3) * 64 * w * h)) {
     return fail("cannot read the inputs");
   }
   std::vector<float> out(latent);
@@ -74,6 +76,10 @@ int main(int argc, char** argv) {
   std::vector<float> image(static_cast<size_t>(3) * 64 * w * h);
   if (diffusion_vae_decode(model, z.data(), w, h, image.data()) != DIFFUSION_OK) return fail("vae");
   write_file(dir + "/vae.f32", image);
+  if (diffusion_vae_encode(model, img.data(), w, h, out.data()) != DIFFUSION_OK) {
+    return fail("vae encode");
+  }
+  write_file(dir + "/vae_enc.f32", out);
   diffusion_model_free(model);
   return 0;
 }

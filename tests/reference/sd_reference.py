@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """NumPy reference for diffusion.cpp, written from the published model definitions
 (CompVis latent-diffusion `ldm/modules/diffusionmodules/openaimodel.py`, `attention.py`,
-`model.py`; Hugging Face `CLIPTextModel`; OpenAI CLIP's `simple_tokenizer.py`).
+`model.py`; Hugging Face `CLIPTextModel`; open_clip's `transformer.py` and Stability's
+`FrozenOpenCLIPEmbedder` (layer="penultimate"); OpenAI CLIP's `simple_tokenizer.py`).
 
-Generates a tiny random SD-1.x checkpoint with allm-make-sd-fixture, runs allm-sd-probe on it
-and checks the tokenizer (exact), the text encoder (last and penultimate layer), one UNet
-evaluation and the VAE decode against this file's float64 computation.
+Generates tiny random SD-1.x and SD-2.x checkpoints with allm-make-sd-fixture, runs
+allm-sd-probe on them and checks the tokenizer (exact), the text encoder (the conditioning layer
+and the one before), one UNet evaluation (SD 2.x: linear projections, 64 channels per head), the
+VAE decode and the VAE encode (mean x scale factor) against this file's float64 computation.
 
 usage: sd_reference.py FIXTURE_TOOL PROBE_TOOL WORK_DIR
 """
@@ -33,8 +35,12 @@ def load_safetensors(path):
         if name == "__metadata__":
             continue
         a, b = info["data_offsets"]
-        dtype = {"F32": np.float32, "F16": np.float16}[info["dtype"]]
-        out[name] = np.frombuffer(data[8 + n + a:8 + n + b], dtype=dtype).reshape(info["shape"]).astype(np.float64)
+        raw = data[8 + n + a:8 + n + b]
+        if info["dtype"] == "BF16":  # the upper half of an F32
+            v = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+        else:
+            v = np.frombuffer(raw, dtype={"F32": np.float32, "F16": np.float16}[info["dtype"]])
+        out[name] = v.reshape(info["shape"]).astype(np.float64)
     return out
 
 
@@ -51,7 +57,7 @@ def bytes_to_unicode():
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
-def tokenize(text, tokdir, context=77):
+def tokenize(text, tokdir, context=77, pad=None):
     vocab = json.load(open(os.path.join(tokdir, "vocab.json")))
     merges = [tuple(l.split()) for l in open(os.path.join(tokdir, "merges.txt")).read().split("\n")[1:] if l]
     ranks = {m: i for i, m in enumerate(merges)}
@@ -80,7 +86,7 @@ def tokenize(text, tokdir, context=77):
         ids += [vocab[p] for p in word]
     end = vocab["<|endoftext|>"]
     ids = [vocab["<|startoftext|>"]] + ids[:context - 2] + [end]
-    return ids + [end] * (context - len(ids))
+    return ids + [end if pad is None else pad] * (context - len(ids))
 
 
 # --- layers ----------------------------------------------------------------------------------
@@ -104,10 +110,10 @@ def group_norm(x, w, p, eps, groups=32):
     return g.reshape(c, h, wd) * w[p + ".weight"][:, None, None] + w[p + ".bias"][:, None, None]
 
 
-def conv2d(x, w, p, stride=1):
+def conv2d(x, w, p, stride=1, pad=None):
     k = w[p + ".weight"]
     oc, ic, kh, kw = k.shape
-    pad = kh // 2
+    pad = kh // 2 if pad is None else pad
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
     oh = (x.shape[1] + 2 * pad - kh) // stride + 1
     ow = (x.shape[2] + 2 * pad - kw) // stride + 1
@@ -167,6 +173,26 @@ def clip_text(w, ids, skip=1):
     return layer_norm(x, w, p + "final_layer_norm")
 
 
+# --- OpenCLIP ViT-H text model (SD 2.x): fused in_proj, GELU, penultimate layer + ln_final ----
+def openclip_text(w, ids, skip=1):
+    p = "cond_stage_model.model."
+    x = w[p + "token_embedding.weight"][ids] + w[p + "positional_embedding"][:len(ids)]
+    d = x.shape[1]
+    heads = max(1, d // 64)
+    mask = np.triu(np.full((len(ids), len(ids)), -np.inf), 1)
+    n = 0
+    while (p + f"transformer.resblocks.{n}.ln_1.weight") in w:
+        n += 1
+    for i in range(n - 1 - (skip - 1)):  # "penultimate": the last block is not run
+        l = p + f"transformer.resblocks.{i}."
+        h = layer_norm(x, w, l + "ln_1")
+        qkv = h @ w[l + "attn.in_proj_weight"].T + w[l + "attn.in_proj_bias"]
+        q, k, v = np.split(qkv, 3, axis=-1)
+        x = x + linear(attention(q, k, v, heads, mask), w, l + "attn.out_proj")
+        x = x + linear(gelu(linear(layer_norm(x, w, l + "ln_2"), w, l + "mlp.c_fc")), w, l + "mlp.c_proj")
+    return layer_norm(x, w, p + "ln_final")
+
+
 # --- UNet (ldm openaimodel.UNetModel, SpatialTransformer) ------------------------------------
 U = "model.diffusion_model."
 
@@ -188,7 +214,8 @@ def res_block(w, p, x, emb):
 
 def spatial_transformer(w, p, x, context):
     c, h, wd = x.shape
-    heads = 8  # SD 1.x
+    # SD 1.x (1x1-convolution projections): 8 heads; SD 2.x (linear ones): 64 channels per head.
+    heads = max(1, c // 64) if w[p + "proj_in.weight"].ndim == 2 else 8
     t = group_norm(x, w, p + "norm", 1e-6).reshape(c, h * wd).T
     t = linear(t, w, p + "proj_in")
     b = p + "transformer_blocks.0."
@@ -247,16 +274,20 @@ def vae_block(w, p, x):
     return (conv2d(x, w, p + "nin_shortcut") if (p + "nin_shortcut.weight") in w else x) + h
 
 
-def vae_decode(w, z):
-    p = "first_stage_model.decoder."
-    z = conv2d(z, w, "first_stage_model.post_quant_conv")
-    x = conv2d(z, w, p + "conv_in")
+def vae_mid(w, p, x):
     x = vae_block(w, p + "mid.block_1.", x)
     c, h, wd = x.shape
     t = group_norm(x, w, p + "mid.attn_1.norm", 1e-6).reshape(c, -1).T
     a = attention(linear(t, w, p + "mid.attn_1.q"), linear(t, w, p + "mid.attn_1.k"), linear(t, w, p + "mid.attn_1.v"), 1)
     x = x + linear(a, w, p + "mid.attn_1.proj_out").T.reshape(c, h, wd)
-    x = vae_block(w, p + "mid.block_2.", x)
+    return vae_block(w, p + "mid.block_2.", x)
+
+
+def vae_decode(w, z):
+    p = "first_stage_model.decoder."
+    z = conv2d(z, w, "first_stage_model.post_quant_conv")
+    x = conv2d(z, w, p + "conv_in")
+    x = vae_mid(w, p, x)
     levels = 0
     while (p + f"up.{levels}.block.0.conv1.weight") in w:
         levels += 1
@@ -270,6 +301,25 @@ def vae_decode(w, z):
     return conv2d(silu(group_norm(x, w, p + "norm_out", 1e-6)), w, p + "conv_out")
 
 
+# --- VAE encoder (ldm model.Encoder; Downsample pads right and bottom, stride 2, no padding) --
+def vae_encode(w, img, scale=0.18215):
+    p = "first_stage_model.encoder."
+    x = conv2d(img, w, p + "conv_in")
+    i = 0
+    while (p + f"down.{i}.block.0.conv1.weight") in w:
+        j = 0
+        while (p + f"down.{i}.block.{j}.conv1.weight") in w:
+            x = vae_block(w, p + f"down.{i}.block.{j}.", x)
+            j += 1
+        if (p + f"down.{i}.downsample.conv.weight") in w:
+            x = conv2d(np.pad(x, ((0, 0), (0, 1), (0, 1))), w, p + f"down.{i}.downsample.conv", stride=2, pad=0)
+        i += 1
+    x = vae_mid(w, p, x)
+    x = conv2d(silu(group_norm(x, w, p + "norm_out", 1e-6)), w, p + "conv_out")
+    x = conv2d(x, w, "first_stage_model.quant_conv")
+    return x[:x.shape[0] // 2] * scale  # the mean of the diagonal Gaussian
+
+
 # --- the check -------------------------------------------------------------------------------
 def compare(name, ours, ref):
     err = float(np.max(np.abs(ours - ref)) / max(1.0, float(np.max(np.abs(ref)))))
@@ -278,19 +328,23 @@ def compare(name, ours, ref):
     return ok
 
 
-def main():
-    fixture_tool, probe, work = sys.argv[1:4]
+def check(fixture_tool, probe, work, variant, fixture_args):
+    print(f"== {variant}")
     os.makedirs(work, exist_ok=True)
-    subprocess.run([fixture_tool, work], check=True)
+    subprocess.run([fixture_tool, work] + fixture_args, check=True)
     w = load_safetensors(os.path.join(work, "model.safetensors"))
+    sd2 = "cond_stage_model.model.token_embedding.weight" in w
+    text_model, pad = (openclip_text, 0) if sd2 else (clip_text, None)
     rng = np.random.default_rng(0)
-    d = w["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"].shape[1]
+    d = w["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1]
     x = rng.standard_normal((4, LATENT_H, LATENT_W))
     context = rng.standard_normal((77, d)) * 0.5
     z = rng.standard_normal((4, LATENT_H, LATENT_W)) * 4
+    img = np.tanh(rng.standard_normal((3, 8 * LATENT_H, 8 * LATENT_W)))
     x.astype(np.float32).tofile(os.path.join(work, "unet_x.f32"))
     context.astype(np.float32).tofile(os.path.join(work, "context.f32"))
     z.astype(np.float32).tofile(os.path.join(work, "vae_z.f32"))
+    img.astype(np.float32).tofile(os.path.join(work, "vae_img.f32"))
     subprocess.run([probe, os.path.join(work, "model.safetensors"), work, PROMPT, str(LATENT_W), str(LATENT_H),
                     str(TIMESTEP)], check=True)
 
@@ -298,15 +352,23 @@ def main():
         return np.fromfile(os.path.join(work, name), dtype=dtype).reshape(shape).astype(np.float64)
 
     ok = True
-    ids = tokenize(PROMPT, os.path.join(work, "tokenizer"))
+    ids = tokenize(PROMPT, os.path.join(work, "tokenizer"), pad=pad)
     ours_ids = np.fromfile(os.path.join(work, "tokens.i32"), dtype=np.int32).tolist()
     print(f"tokens       {'ok' if ours_ids == ids else 'FAILED'} {ours_ids[:12]}")
     ok &= ours_ids == ids
-    x32, c32, z32 = (a.astype(np.float32).astype(np.float64) for a in (x, context, z))
-    ok &= compare("text", read("text.f32", (77, d)), clip_text(w, ids))
-    ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), clip_text(w, ids, skip=2))
+    x32, c32, z32, i32 = (a.astype(np.float32).astype(np.float64) for a in (x, context, z, img))
+    ok &= compare("text", read("text.f32", (77, d)), text_model(w, ids))
+    ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), text_model(w, ids, skip=2))
     ok &= compare("unet", read("unet.f32", x.shape), unet(w, x32, TIMESTEP, c32))
     ok &= compare("vae", read("vae.f32", (3, 8 * LATENT_H, 8 * LATENT_W)), vae_decode(w, z32))
+    ok &= compare("vae encode", read("vae_enc.f32", x.shape), vae_encode(w, i32))
+    return ok
+
+
+def main():
+    fixture_tool, probe, work = sys.argv[1:4]
+    ok = check(fixture_tool, probe, os.path.join(work, "sd1"), "SD 1.x", [])
+    ok &= check(fixture_tool, probe, os.path.join(work, "sd2"), "SD 2.x", ["--sd2"])
     sys.exit(0 if ok else 1)
 
 

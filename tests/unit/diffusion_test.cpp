@@ -91,6 +91,30 @@ TEST(Samplers, DdimWithEtaZeroIsEulerInSigmaSpace) {
   EXPECT_NEAR(ddim[1], euler[1], 1e-5);
 }
 
+TEST(Samplers, ScalingsFollowKDiffusion) {
+  // k-diffusion (Karras et al. 2022, table 1, sigma_data = 1): c_in = 1 / sqrt(sigma^2 + 1);
+  // eps: D = x - sigma * eps; v: c_skip = 1 / (sigma^2 + 1), c_out = -sigma / sqrt(sigma^2 + 1).
+  const float sigma = 2.0f;
+  const dcpp::Scalings eps = dcpp::scalings(DIFFUSION_PREDICTION_EPS, sigma);
+  EXPECT_DOUBLE_EQ(eps.c_skip, 1.0);
+  EXPECT_DOUBLE_EQ(eps.c_out, -2.0);
+  EXPECT_NEAR(eps.c_in, 1 / std::sqrt(5.0), 1e-12);
+  const dcpp::Scalings v = dcpp::scalings(DIFFUSION_PREDICTION_V, sigma);
+  EXPECT_NEAR(v.c_skip, 0.2, 1e-12);
+  EXPECT_NEAR(v.c_out, -2 / std::sqrt(5.0), 1e-12);
+  EXPECT_NEAR(v.c_in, 1 / std::sqrt(5.0), 1e-12);
+  // A perfect v model gives back x0 (Salimans & Ho 2022): with alpha = 1 / sqrt(1 + sigma^2),
+  // s = sigma * alpha, the network sees alpha x0 + s eps and predicts v = alpha eps - s x0.
+  for (double s : {0.03, 1.0, 14.6}) {
+    const double x0 = 0.7, e = -1.3, x = x0 + s * e;
+    const double alpha = 1 / std::sqrt(1 + s * s), target = alpha * e - s * alpha * x0;
+    const dcpp::Scalings k = dcpp::scalings(DIFFUSION_PREDICTION_V, static_cast<float>(s));
+    EXPECT_NEAR(k.c_skip * x + k.c_out * target, x0, 1e-6) << s;
+    const dcpp::Scalings ke = dcpp::scalings(DIFFUSION_PREDICTION_EPS, static_cast<float>(s));
+    EXPECT_NEAR(ke.c_skip * x + ke.c_out * e, x0, 1e-6) << s;
+  }
+}
+
 TEST(Png, EncodesDimensionsAndPixels) {
   const int w = 5, h = 3;
   std::vector<uint8_t> rgb(w * h * 3);
