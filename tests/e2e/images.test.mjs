@@ -1,5 +1,6 @@
 // /v1/images/generations through the official OpenAI SDK on a tiny random Stable Diffusion 1.x
-// checkpoint (allm-make-sd-fixture): PNGs of the asked size, deterministic by seed, every
+// checkpoint (allm-make-sd-fixture), as a single file and as a diffusers folder with the same
+// weights: PNGs of the asked size, deterministic by seed and the same from both layouts, every
 // sampler, response_format url, 400s naming the parameter, 429 when the queue is full, and
 // cancellation when the client goes away.
 import { describe, it } from 'node:test';
@@ -14,11 +15,12 @@ import {
 const SD_FIXTURE_TOOL = path.resolve(REPO_ROOT,
   process.env.ALLM_SD_FIXTURE_TOOL || path.join(path.dirname(process.env.ALLM_BIN || 'build/bin/allm'), 'allm-make-sd-fixture'));
 
-async function writeSdFixture(tmp) {
-  const dir = path.join(tmp, 'sd-tiny');
-  const r = await runCommand(SD_FIXTURE_TOOL, [dir]);
+// The single-file checkpoint, or (layout 'diffusers') the same weights as a diffusers folder.
+async function writeSdFixture(tmp, layout = 'single') {
+  const dir = path.join(tmp, `sd-tiny-${layout}`);
+  const r = await runCommand(SD_FIXTURE_TOOL, [dir, '--layout', layout]);
   assert.equal(r.code, 0, `allm-make-sd-fixture failed: ${r.stderr}`);
-  return path.join(dir, 'model.safetensors');
+  return layout === 'single' ? path.join(dir, 'model.safetensors') : dir;
 }
 
 // Width and height from a PNG's IHDR chunk.
@@ -31,13 +33,28 @@ function pngSize(buf) {
 describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({
     extraArgs: ['--image-queue', '0'],
-    setup: async ({ tmp }) => ['--model', `sd-tiny=${await writeSdFixture(tmp)}`],
+    setup: async ({ tmp }) => [
+      '--model', `sd-tiny=${await writeSdFixture(tmp)}`,
+      '--model', `sd-tiny-diffusers=${await writeSdFixture(tmp, 'diffusers')}`,
+    ],
   });
   const client = () => new OpenAI({ baseURL: `${srv.baseURL}/v1`, apiKey: 'unused', maxRetries: 0 });
 
-  it('lists the checkpoint as an image model', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const model = (await client().models.list()).data.find((m) => m.id === 'sd-tiny');
-    assert.equal(model.modality, 'image');
+  it('lists the checkpoint and the diffusers folder as image models', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const models = (await client().models.list()).data;
+    for (const id of ['sd-tiny', 'sd-tiny-diffusers']) {
+      assert.equal(models.find((m) => m.id === id)?.modality, 'image', id);
+    }
+  });
+
+  it('gives the same PNGs from the diffusers folder as from the single file', { timeout: TEST_TIMEOUT_MS }, async () => {
+    for (const sampler of ['euler_a', 'dpm++2m']) {
+      const params = { prompt: 'a photo of the cat', negative_prompt: 'dog', size: '64x64', steps: 3, seed: 5, sampler };
+      const single = await client().images.generate({ model: 'sd-tiny', ...params });
+      const diffusers = await client().images.generate({ model: 'sd-tiny-diffusers', ...params });
+      assert.deepEqual(pngSize(Buffer.from(diffusers.data[0].b64_json, 'base64')), { width: 64, height: 64 });
+      assert.equal(diffusers.data[0].b64_json, single.data[0].b64_json, sampler);
+    }
   });
 
   it('generates PNGs of the asked size, the same for the same seed', { timeout: TEST_TIMEOUT_MS }, async () => {
