@@ -91,4 +91,12 @@ std::string gguf_name(const ModelSpec& s, const std::string& hf_name) {
 const Family kGemmaFamily = {set_spec,      layer_tensors, final_norm_tensors,
                              adjust_config, write_hparams, gguf_name};
 
+void scale_gemma2_to_bench(ModelSpec* s) {
+  s->hidden = 2304, s->intermediate = 9216;
+  s->heads = 8, s->kv_heads = 4, s->head_dim = 256;
+  s->layers = 6;  // of gemma-2-2b's 26: about 1B parameters, 0.59B of them the embeddings
+  s->sliding_window = 4096;
+  s->vocab_size = 256000;
+}
+
 }  // namespace allm::fixture

@@ -31,6 +31,10 @@ extern const Family kNemotronFamily;
 extern const Family kGptOssFamily;
 extern const Family kPhiFamily;
 
+// Sizes of a gemma-2-2b-like model (its widths, 256000-row vocabulary and 4096 window) at 6 of
+// its 26 layers, about 1B parameters, for benchmarks.
+void scale_gemma2_to_bench(ModelSpec* spec);
+
 // The family of `arch`; null for the llama layout.
 const Family* family_of(Arch arch);
 

@@ -21,6 +21,10 @@ struct FixtureOptions {
   // gpt-oss: write rope_scaling.truncate = true. llama.cpp's YaRN always rounds the correction
   // range outward, which is what truncate = true means; the real gpt-oss config says false.
   bool yarn_truncate = false;
+  // A folder with a real model's tokenizer.json and tokenizer_config.json: the fixture carries
+  // them (vocab_size, bos and eos follow them) instead of the tiny vocabulary. No GGUF then.
+  std::string tokenizer_dir;
+  std::string chat_template_file;  // a Jinja file that becomes tokenizer_config's chat_template
 };
 
 // The model (spec, vocabulary, weights) the options describe; deterministic in the seed.

@@ -16,7 +16,13 @@ const char* const kUsage =
     "llama|llama3|mistral|qwen2|qwen3|gemma|gemma2|nemotron|phi|phi3|gpt-oss\n"
     "                            --dtype f32|f16|bf16\n"
     "                            --out DIR [--gguf FILE.gguf] [--shards N] [--seed N] [--tie]\n"
-    "                            [--size tiny|1b]   (1b: for gpt-oss, 20b widths at 2 layers)\n"
+    "                            [--size tiny|1b]   (1b: ~1B parameters, Llama-3.2-1B widths;\n"
+    "                                                gpt-oss: 20b widths at 2 layers; gemma2:\n"
+    "                                                gemma-2-2b widths at 6 layers)\n"
+    "                            [--tokenizer DIR]  (a real model's tokenizer.json and\n"
+    "                                                tokenizer_config.json instead of the tiny\n"
+    "                                                vocabulary; no --gguf)\n"
+    "                            [--chat-template FILE.jinja]  (with --tokenizer: its template)\n"
     "                            [--yarn-truncate]  (gpt-oss: rope_scaling.truncate true, the\n"
     "                                                YaRN llama.cpp computes)\n";
 
@@ -57,6 +63,10 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
     } else if (arg == "--size") {
       if (value != "tiny" && value != "1b") return false;
       options->bench_size = value == "1b";
+    } else if (arg == "--tokenizer") {
+      options->tokenizer_dir = value;
+    } else if (arg == "--chat-template") {
+      options->chat_template_file = value;
     } else if (arg == "--seed") {
       options->seed = std::strtoull(value.c_str(), nullptr, 10);
     } else {
