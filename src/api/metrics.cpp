@@ -3,6 +3,7 @@
 
 #include "api/http_util.h"
 #include "api/routes.h"
+#include "core/model_lifecycle.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -10,9 +11,7 @@ namespace allm {
 void register_metrics_routes(httplib::Server& server, ApiContext& ctx) {
   server.Get("/metrics", [&ctx](const httplib::Request&, httplib::Response& res) {
     Metrics& metrics = Metrics::global();
-    // The loaded-model gauges are read now; models unloaded since the last scrape drop out.
-    metrics.reset("allm_model_loaded");
-    metrics.reset("allm_model_memory_bytes");
+    ctx.lifecycle.publish_metrics(metrics);
     ctx.text.publish_metrics(metrics);
     res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
   });

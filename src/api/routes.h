@@ -6,6 +6,7 @@
 namespace allm {
 
 class ModelRegistry;
+class ModelLifecycle;
 class TextManager;
 class AudioManager;
 class ImageManager;
@@ -13,6 +14,7 @@ class ResponseStore;
 
 struct ApiContext {
   ModelRegistry& registry;
+  ModelLifecycle& lifecycle;  // which models are loaded, for /metrics
   TextManager& text;
   ResponseStore& responses;
   AudioManager& audio;

@@ -160,9 +160,12 @@ int run_serve(int argc, char** argv) {
     ALLM_LOG_ERROR("%s", error.message.c_str());
     return 1;
   }
-  TextManager text(registry, options.text);
-  AudioManager audio(registry, options.audio);
-  ImageManager images(registry, options.images);
+  // Declared before the managers, so that it outlives them: it holds their loaded models.
+  MachineMemory machine_memory;
+  ModelLifecycle lifecycle(options.lifecycle, machine_memory);
+  TextManager text(registry, lifecycle, options.text);
+  AudioManager audio(registry, lifecycle, options.audio);
+  ImageManager images(registry, lifecycle, options.images);
   for (const std::string& id : options.preload) {
     if (Error e = preload_model(registry, text, audio, images, id)) {
       ALLM_LOG_ERROR("--preload %s: %s", id.c_str(), e.message.c_str());
@@ -172,7 +175,7 @@ int run_serve(int argc, char** argv) {
   options.server.http_threads =
       std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue +
                        options.images.parallel + options.images.queue);
-  ApiServer server(ApiContext{registry, text, *store, audio, images}, options.server);
+  ApiServer server(ApiContext{registry, lifecycle, text, *store, audio, images}, options.server);
   std::atomic<bool> running{true};
   bool ok = false;
   std::thread http([&] {

@@ -4,7 +4,7 @@
 #include <functional>
 #include <sstream>
 
-#include "core/memory_estimate.h"
+#include "core/memory_plan.h"
 
 namespace allm {
 
@@ -160,22 +160,19 @@ const std::vector<Option>& options_table() {
        int_setter(0, 1 << 24,
                   [](ServeOptions& o, long v) { o.text.max_output_tokens = static_cast<int>(v); })},
       {"--keep-alive", "ALLM_KEEP_ALIVE", "SECONDS",
-       "unload a text model after it has been idle (no running or queued request) this long; it "
-       "reloads on the next request (default 0: keep loaded)",
-       int_setter(
-           0, 1 << 24,
-           [](ServeOptions& o, long v) { o.text.keep_alive_seconds = static_cast<double>(v); })},
-      {"--max-memory", "ALLM_MAX_MEMORY", "BYTES",
-       "memory budget for loaded text models, e.g. 8G or 512M: idle models are unloaded least "
-       "recently used first to make room, and a model that cannot fit gets 507 OOM_RAM "
-       "(default 0: no budget; free RAM is always checked)",
+       "unload a model (text, audio or image) after it has been idle (no running or queued "
+       "request) this long; it reloads on the next request (default 0: keep loaded)",
+       seconds_setter(0, 1 << 24,
+                      [](ServeOptions& o, double v) { o.lifecycle.keep_alive_seconds = v; })},
+      {"--max-memory", "ALLM_MAX_MEMORY", "SIZE|ram=SIZE,vram=SIZE",
+       "memory budget for the loaded models of all modalities together, e.g. 16G (RAM), or "
+       "ram=16G,vram=8G with a GPU: idle models are unloaded least recently used first to make "
+       "room, and a model that cannot fit gets 507 OOM_RAM / OOM_VRAM (default 0: no budget; "
+       "free RAM and free GPU memory are always checked)",
        [](ServeOptions& o, const std::string& v) {
-         uint64_t bytes = 0;
-         if (!parse_byte_size(v, &bytes)) {
-           return "expected a size such as 8G, 512M or 1073741824, got '" + v + "'";
-         }
-         o.text.max_memory_bytes = bytes;
-         return std::string();
+         std::string problem;
+         parse_memory_limits(v, &o.lifecycle.max_memory, &problem);
+         return problem;
        }},
       {"--api-key", "ALLM_API_KEY", "KEY",
        "require 'Authorization: Bearer KEY' on /v1/* and /metrics (repeatable; the environment "

@@ -7,6 +7,7 @@
 #include "api/server.h"
 #include "core/audio_manager.h"
 #include "core/image_manager.h"
+#include "core/model_lifecycle.h"
 #include "core/model_registry.h"
 #include "core/text_manager.h"
 
@@ -17,6 +18,7 @@ struct ServeOptions {
   TextManagerConfig text;
   AudioManagerConfig audio;
   ImageManagerConfig images;
+  LifecycleConfig lifecycle;
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;

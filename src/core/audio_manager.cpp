@@ -6,6 +6,7 @@
 
 #include "audio/audio_decoder.h"
 #include "core/log.h"
+#include "core/memory_estimate.h"
 
 namespace allm {
 
@@ -28,9 +29,11 @@ Error audio_problem(const AudioDecodeResult& result) {
 
 }  // namespace
 
-AudioManager::AudioManager(ModelRegistry& registry, AudioManagerConfig config)
+AudioManager::AudioManager(ModelRegistry& registry, ModelLifecycle& lifecycle,
+                           AudioManagerConfig config)
     : registry_(registry),
       config_(config),
+      models_(lifecycle, Modality::AUDIO),
       slots_(config.parallel, config.queue,
              {"transcriptions", "--audio-parallel, --audio-queue",
               seconds_text(config.timeout_seconds) + ", --audio-timeout"}) {}
@@ -43,22 +46,26 @@ Error AudioManager::preload(const std::string& model_id) {
   return error;
 }
 
-std::shared_ptr<WhisperModel> AudioManager::acquire(const std::string& model_id, Error* error) {
+ModelLease<WhisperModel> AudioManager::acquire(const std::string& model_id, Error* error) {
   std::optional<ModelEntry> entry = registry_.find(model_id);
   if (!entry) {
     *error =
         request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
-    return nullptr;
+    return {};
   }
   if (entry->modality != Modality::AUDIO) {
     *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
                                " model; the audio endpoints need a whisper model (.bin)",
                            "model");
-    return nullptr;
+    return {};
   }
-  return models_.get(
+  return models_.acquire(
       model_id,
-      [&](Error* load_error) -> std::shared_ptr<WhisperModel> {
+      [&](MemoryEstimate* estimate) {
+        *estimate = estimate_whisper_model(entry->path, config_.parallel);
+        return Error{};
+      },
+      [&](Error* load_error, uint64_t*) -> std::shared_ptr<WhisperModel> {
         const auto started = Clock::now();
         ALLM_LOG_INFO("loading audio model '%s' from %s", model_id.c_str(), entry->path.c_str());
         std::string problem;
@@ -86,7 +93,7 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(config_.timeout_seconds));
   Error error;
-  std::shared_ptr<WhisperModel> model = acquire(request.model, &error);
+  ModelLease<WhisperModel> model = acquire(request.model, &error);
   if (!model) return error;
   if (!request.language.empty() && !WhisperModel::knows_language(request.language)) {
     return request_error("'" + request.language +

@@ -1,6 +1,7 @@
-// AudioManager: owns the loaded whisper models (loaded on first use, shared by every request),
-// admits a bounded number of transcriptions at once with a bounded queue behind them, and
-// enforces the per-request time limit, client cancellation and the audio duration limit.
+// AudioManager: runs the whisper models (loaded on first use through the shared model lifecycle,
+// shared by every request), admits a bounded number of transcriptions at once with a bounded
+// queue behind them, and enforces the per-request time limit, client cancellation and the audio
+// duration limit.
 #pragma once
 
 #include <atomic>
@@ -12,7 +13,7 @@
 #include "audio/whisper_runner.h"
 #include "core/error.h"
 #include "core/job_slots.h"
-#include "core/load_once.h"
+#include "core/model_lifecycle.h"
 #include "core/model_registry.h"
 
 namespace allm {
@@ -39,7 +40,7 @@ struct AudioRequest {
 
 class AudioManager {
  public:
-  AudioManager(ModelRegistry& registry, AudioManagerConfig config);
+  AudioManager(ModelRegistry& registry, ModelLifecycle& lifecycle, AudioManagerConfig config);
   ~AudioManager();
 
   Error preload(const std::string& model_id);
@@ -51,12 +52,12 @@ class AudioManager {
  private:
   using Clock = std::chrono::steady_clock;
 
-  std::shared_ptr<WhisperModel> acquire(const std::string& model_id, Error* error);
+  ModelLease<WhisperModel> acquire(const std::string& model_id, Error* error);
   int threads_per_job() const;
 
   ModelRegistry& registry_;
   AudioManagerConfig config_;
-  LoadOnce<WhisperModel> models_;
+  ModelPool<WhisperModel> models_;
   JobSlots slots_;
   std::atomic<bool> cancelling_{false};
 };

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "core/memory_estimate.h"
 #include "diffusion.h"
 
 namespace allm {
@@ -44,9 +45,11 @@ class ImageModel {
   diffusion_model* model_;
 };
 
-ImageManager::ImageManager(ModelRegistry& registry, ImageManagerConfig config)
+ImageManager::ImageManager(ModelRegistry& registry, ModelLifecycle& lifecycle,
+                           ImageManagerConfig config)
     : registry_(registry),
       config_(config),
+      models_(lifecycle, Modality::IMAGE),
       slots_(config.parallel, config.queue,
              {"image generations", "--image-parallel, --image-queue",
               std::to_string(config.timeout_seconds) + " s, --image-timeout"}) {}
@@ -64,23 +67,27 @@ Error ImageManager::preload(const std::string& model_id) {
   return error;
 }
 
-std::shared_ptr<ImageModel> ImageManager::acquire(const std::string& model_id, Error* error) {
+ModelLease<ImageModel> ImageManager::acquire(const std::string& model_id, Error* error) {
   std::optional<ModelEntry> entry = registry_.find(model_id);
   if (!entry) {
     *error =
         request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
-    return nullptr;
+    return {};
   }
   if (entry->modality != Modality::IMAGE) {
     *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
                                " model; /v1/images/generations needs an image model (a Stable "
                                "Diffusion .safetensors checkpoint)",
                            "model");
-    return nullptr;
+    return {};
   }
-  return models_.get(
+  return models_.acquire(
       model_id,
-      [&](Error* load_error) -> std::shared_ptr<ImageModel> {
+      [&](MemoryEstimate* estimate) {
+        *estimate = estimate_diffusion_model(entry->path, config_.max_side);
+        return Error{};
+      },
+      [&](Error* load_error, uint64_t*) -> std::shared_ptr<ImageModel> {
         const auto started = Clock::now();
         ALLM_LOG_INFO("loading image model '%s' from %s", model_id.c_str(), entry->path.c_str());
         diffusion_model_params params = diffusion_model_default_params();
@@ -197,7 +204,7 @@ Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>*
                          "steps");
   }
   Error error;
-  std::shared_ptr<ImageModel> model = acquire(r.model, &error);
+  ModelLease<ImageModel> model = acquire(r.model, &error);
   if (!model) return error;
   const int default_size = diffusion_model_default_size(model->get());
   if ((error = check_size(r, default_size))) return error;

@@ -1,7 +1,7 @@
-// ImageManager: owns the loaded Stable Diffusion models (loaded on first use, shared by every
-// request), runs a bounded number of generations at once with a bounded queue behind them
-// (full: 429), enforces the time limit and client cancellation, logs progress per step, and
-// keeps generated PNGs for a short while for response_format "url".
+// ImageManager: runs the Stable Diffusion models (loaded on first use through the shared model
+// lifecycle, shared by every request), a bounded number of generations at once with a bounded
+// queue behind them (full: 429), enforces the time limit and client cancellation, logs progress
+// per step, and keeps generated PNGs for a short while for response_format "url".
 #pragma once
 
 #include <chrono>
@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "core/job_slots.h"
-#include "core/load_once.h"
+#include "core/model_lifecycle.h"
 #include "core/model_registry.h"
 
 struct diffusion_model;
@@ -56,7 +56,7 @@ class ImageModel;
 
 class ImageManager {
  public:
-  ImageManager(ModelRegistry& registry, ImageManagerConfig config);
+  ImageManager(ModelRegistry& registry, ModelLifecycle& lifecycle, ImageManagerConfig config);
   ~ImageManager();
 
   static bool known_sampler(const std::string& name);
@@ -73,7 +73,7 @@ class ImageManager {
  private:
   using Clock = std::chrono::steady_clock;
 
-  std::shared_ptr<ImageModel> acquire(const std::string& model_id, Error* error);
+  ModelLease<ImageModel> acquire(const std::string& model_id, Error* error);
   Error check_size(const ImageRequest& request, int default_size) const;
   Error generate_one(ImageModel& model, const ImageRequest& request, int width, int height,
                      uint64_t seed, Clock::time_point deadline, GeneratedImage* out);
@@ -81,7 +81,7 @@ class ImageManager {
 
   ModelRegistry& registry_;
   ImageManagerConfig config_;
-  LoadOnce<ImageModel> models_;
+  ModelPool<ImageModel> models_;
   JobSlots slots_;
 
   std::mutex files_mutex_;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -71,17 +72,104 @@ uint64_t file_size_or_zero(const fs::path& path) {
   return ec ? 0 : size;
 }
 
+bool is_safetensors_file(const fs::path& path) {
+  const std::string name = path.filename().string();
+  return name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+}
+
 uint64_t safetensors_bytes(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return file_size_or_zero(path);
   uint64_t total = 0;
   for (const auto& entry : fs::directory_iterator(path, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) {
-      total += file_size_or_zero(entry.path());
-    }
+    if (is_safetensors_file(entry.path())) total += file_size_or_zero(entry.path());
   }
   return total;
+}
+
+// The JSON header of a .safetensors file (tensor name -> dtype, shape, offsets); null when it
+// cannot be read. Only the header is read.
+nlohmann::json read_safetensors_header(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  uint64_t size = 0;
+  if (file.empty() || !in.read(reinterpret_cast<char*>(&size), sizeof size) || size == 0 ||
+      size > (256u << 20)) {
+    return nullptr;
+  }
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return nullptr;
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+// A diffusers component folder's weights: its largest .safetensors file (an F32 and an F16
+// variant may lie side by side); empty when there is none.
+fs::path largest_safetensors(const fs::path& folder) {
+  fs::path best;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (is_safetensors_file(entry.path()) &&
+        (best.empty() || file_size_or_zero(entry.path()) > file_size_or_zero(best))) {
+      best = entry.path();
+    }
+  }
+  return best;
+}
+
+// A 3x3 convolution kernel [out, in, 3, 3] named in the header; nullopt otherwise.
+std::optional<ConvKernel> conv_kernel(const nlohmann::json& tensor) {
+  if (!tensor.is_object() || !tensor.contains("shape") || !tensor["shape"].is_array()) {
+    return std::nullopt;
+  }
+  const nlohmann::json& shape = tensor["shape"];
+  if (shape.size() != 4 || !shape[1].is_number_integer() || shape[2] != 3 || shape[3] != 3) {
+    return std::nullopt;
+  }
+  const bool f16 = tensor.contains("dtype") && tensor["dtype"] == "F16";
+  return ConvKernel{shape[1].get<int64_t>(), f16 ? 2 : 4};
+}
+
+// The widest 3x3 convolution among the tensors whose names start with `prefix`, or that are
+// named `exact`.
+std::optional<ConvKernel> widest_conv(const nlohmann::json& header, const std::string& prefix,
+                                      const std::string& exact = "") {
+  std::optional<ConvKernel> widest;
+  for (const auto& [name, tensor] : header.items()) {
+    if (name.compare(0, prefix.size(), prefix) != 0 && name != exact) continue;
+    const auto kernel = conv_kernel(tensor);
+    if (kernel && (!widest || kernel->in_channels > widest->in_channels)) widest = kernel;
+  }
+  return widest;
+}
+
+// How a checkpoint names the VAE decoder's levels.
+struct DecoderNames {
+  std::string levels;     // "<levels>N." prefixes level N
+  bool full_res_first;    // level 0 works at the image's resolution (LDM); else the last does
+  std::string upsampler;  // the upsampling convolution within a level
+};
+
+std::optional<DiffusionShape> diffusion_shape(const nlohmann::json& unet,
+                                              const std::string& unet_prefix,
+                                              const nlohmann::json& vae,
+                                              const DecoderNames& names) {
+  if (!unet.is_object() || !vae.is_object()) return std::nullopt;
+  int levels = 0;
+  for (const auto& [name, tensor] : vae.items()) {
+    if (name.compare(0, names.levels.size(), names.levels) != 0) continue;
+    levels = std::max(levels, std::atoi(name.c_str() + names.levels.size()) + 1);
+  }
+  if (levels < 2) return std::nullopt;
+  const int full = names.full_res_first ? 0 : levels - 1;
+  const int before = names.full_res_first ? 1 : levels - 2;  // upsamples into `full`
+  const auto vae_conv = widest_conv(vae, names.levels + std::to_string(full) + ".",
+                                    names.levels + std::to_string(before) + "." + names.upsampler);
+  const auto unet_conv = widest_conv(unet, unet_prefix);
+  if (!vae_conv || !unet_conv) return std::nullopt;
+  DiffusionShape shape;
+  shape.vae_full_resolution = *vae_conv;
+  shape.unet_widest = *unet_conv;
+  shape.vae_factor = 1 << (levels - 1);
+  return shape;
 }
 
 }  // namespace
@@ -156,6 +244,7 @@ MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int
   std::optional<ModelShape> shape;
   if (format == ModelFormat::GGUF) {
     estimate.weights = file_size_or_zero(file);
+    estimate.gpu = GpuUse::ALL_GPUS;  // llama.cpp's default: every layer on the GPUs
     shape = read_gguf_shape(file);
   } else {
     estimate.weights = safetensors_bytes(file);
@@ -166,6 +255,122 @@ MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int
     estimate.kv_cache = kv_cache_bytes(*shape, ctx_per_sequence, sequences, bytes_per_value);
     estimate.compute = compute_margin_bytes(*shape, 512);
   }
+  return estimate;
+}
+
+std::string MemoryEstimate::breakdown() const {
+  std::string out = "weights " + format_bytes(weights);
+  if (kv_cache) out += ", KV cache " + format_bytes(kv_cache);
+  if (compute) out += ", compute " + format_bytes(compute);
+  if (!note.empty()) out += ", " + note;
+  return out;
+}
+
+std::optional<WhisperShape> read_whisper_shape(const fs::path& bin_file) {
+  std::ifstream in(bin_file, std::ios::binary);
+  uint32_t magic = 0;
+  int32_t fields[11];
+  if (!in.read(reinterpret_cast<char*>(&magic), sizeof magic) || magic != 0x67676d6c ||
+      !in.read(reinterpret_cast<char*>(fields), sizeof fields)) {
+    return std::nullopt;
+  }
+  for (int32_t field : fields) {
+    if (field < 0) return std::nullopt;
+  }
+  WhisperShape s;
+  s.vocab = fields[0];
+  s.audio_ctx = fields[1];
+  s.audio_state = fields[2];
+  s.audio_head = fields[3];
+  s.audio_layers = fields[4];
+  s.text_ctx = fields[5];
+  s.text_state = fields[6];
+  s.text_head = fields[7];
+  s.text_layers = fields[8];
+  s.mels = fields[9];
+  s.ftype = fields[10];
+  return s;
+}
+
+WhisperStateBytes whisper_state_bytes(const WhisperShape& s) {
+  auto pad256 = [](uint64_t n) { return (n + 255) / 256 * 256; };
+  const uint64_t cache_value = s.ftype == 0 ? 4 : 2;  // F32 models keep F32 caches, others F16
+  // whisper_full's greedy best_of (5) decoders grow the self-attention cache to
+  // pad256(text_ctx) x (5 + 2) cells; the cross-attention cache (and kv_pad) hold the encoder's
+  // output.
+  const uint64_t self_cells = 7 * pad256(s.text_ctx);
+  const uint64_t cross_cells = pad256(s.audio_ctx);
+  WhisperStateBytes out;
+  out.caches = 2 * cache_value *
+               (uint64_t(s.text_state) * s.text_layers * (self_cells + cross_cells) +
+                uint64_t(s.audio_state) * cross_cells);
+  // Logits of a whole window (kept by the state and produced by the decoder graph), the
+  // convolution's columns over 2 x audio_ctx mel frames, an encoder layer's activations (with
+  // its 4x MLP) and a full-window decoder batch.
+  const uint64_t f32 = sizeof(float);
+  out.buffers = 2 * f32 * s.vocab * s.text_ctx +
+                f32 * 2 * s.audio_ctx * (3ull * s.mels + 2ull * s.audio_state) +
+                f32 * s.audio_ctx * 12ull * s.audio_state + f32 * s.text_ctx * 12ull * s.text_state;
+  return out;
+}
+
+MemoryEstimate estimate_whisper_model(const fs::path& bin_file, int jobs) {
+  MemoryEstimate estimate;
+  estimate.weights = file_size_or_zero(bin_file);
+  estimate.gpu = GpuUse::FIRST_GPU;  // whisper.cpp's use_gpu, gpu_device 0
+  const std::optional<WhisperShape> shape = read_whisper_shape(bin_file);
+  if (!shape) return estimate;
+  const uint64_t n = static_cast<uint64_t>(std::max(1, jobs));
+  const WhisperStateBytes state = whisper_state_bytes(*shape);
+  estimate.kv_cache = n * state.caches;
+  estimate.compute = n * state.buffers;
+  estimate.note = "for " + std::to_string(n) + " transcription" + (n == 1 ? "" : "s") +
+                  " at once (--audio-parallel)";
+  return estimate;
+}
+
+uint64_t diffusion_activation_bytes(const DiffusionShape& shape, int width, int height) {
+  // A 3x3 convolution of c input channels over P pixels holds its im2col columns (9 c values per
+  // pixel) beside its F32 input, its output and the residual a ResNet block keeps: about
+  // P x c x (9 x column bytes + 12). The VAE decoder's widest convolution at the image's
+  // resolution is the peak; the UNet runs at the latent resolution with the prompt and the
+  // negative prompt in one batch of 2.
+  auto conv = [](uint64_t pixels, const ConvKernel& k) {
+    return pixels * static_cast<uint64_t>(k.in_channels) * (9ull * k.column_bytes + 12);
+  };
+  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  const uint64_t latent = pixels / (static_cast<uint64_t>(shape.vae_factor) * shape.vae_factor);
+  return std::max(conv(pixels, shape.vae_full_resolution), 2 * conv(latent, shape.unet_widest)) +
+         (64ull << 20);  // text encoder, graph metadata, scratch
+}
+
+std::optional<DiffusionShape> read_diffusion_shape(const fs::path& checkpoint) {
+  std::error_code ec;
+  if (!fs::is_directory(checkpoint, ec)) {  // one file as published: LDM names
+    const nlohmann::json header = read_safetensors_header(checkpoint);
+    return diffusion_shape(header, "model.diffusion_model.", header,
+                           {"first_stage_model.decoder.up.", true, "upsample.conv.weight"});
+  }
+  return diffusion_shape(read_safetensors_header(largest_safetensors(checkpoint / "unet")), "",
+                         read_safetensors_header(largest_safetensors(checkpoint / "vae")),
+                         {"decoder.up_blocks.", false, "upsamplers.0.conv.weight"});
+}
+
+MemoryEstimate estimate_diffusion_model(const fs::path& checkpoint, int max_side) {
+  MemoryEstimate estimate;
+  std::error_code ec;
+  if (fs::is_directory(checkpoint, ec)) {  // diffusers: one weights file per component
+    for (const char* component : {"unet", "vae", "text_encoder"}) {
+      estimate.weights += file_size_or_zero(largest_safetensors(checkpoint / component));
+    }
+  } else {
+    estimate.weights = file_size_or_zero(checkpoint);
+  }
+  const std::optional<DiffusionShape> shape = read_diffusion_shape(checkpoint);
+  if (!shape) return estimate;
+  estimate.compute = diffusion_activation_bytes(*shape, max_side, max_side);
+  estimate.note =
+      "at " + std::to_string(max_side) + "x" + std::to_string(max_side) + " (--image-max-size)";
   return estimate;
 }
 

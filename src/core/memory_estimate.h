@@ -1,5 +1,6 @@
-// What a text model will need in memory before it is loaded, and what the machine has free, so
-// that a load that cannot fit is refused (OOM_RAM) instead of getting the process killed.
+// What a model (text, whisper or diffusion) will need in memory before it is loaded, and what the
+// machine has free, so that a load that cannot fit is refused (OOM_RAM / OOM_VRAM) instead of
+// getting the process killed.
 #pragma once
 
 #include <cstdint>
@@ -21,11 +22,20 @@ struct ModelShape {
   int vocab = 0;
 };
 
+// How an engine uses GPUs when ggml has a GPU backend: llama.cpp offloads every layer and
+// splits them over all GPUs; whisper.cpp runs on the first; diffusion.cpp and safetensors.cpp
+// run on the CPU.
+enum class GpuUse { NONE, ALL_GPUS, FIRST_GPU };
+
 struct MemoryEstimate {
   uint64_t weights = 0;   // the weight files' sizes
   uint64_t kv_cache = 0;  // layers x ctx x parallel x (K + V width) x bytes per value
-  uint64_t compute = 0;   // compute buffers, logits, scratch
+  uint64_t compute = 0;   // compute buffers, logits, scratch, activations
+  GpuUse gpu = GpuUse::NONE;
+  std::string note;  // what the estimate assumed, e.g. "for 2 transcriptions at once"
   uint64_t total() const { return weights + kv_cache + compute; }
+  // "weights 1.2 GiB, KV cache 512.0 MiB, compute 80.0 MiB, for ..." (zero parts left out).
+  std::string breakdown() const;
 };
 
 uint64_t kv_cache_bytes(const ModelShape& shape, int ctx_per_sequence, int sequences,
@@ -42,6 +52,44 @@ std::optional<ModelShape> read_hf_config_shape(const std::filesystem::path& conf
 // estimate is the weights alone (the load itself will then report what is wrong).
 MemoryEstimate estimate_text_model(ModelFormat format, const std::filesystem::path& file,
                                    int ctx_per_sequence, int sequences, int bytes_per_value);
+
+// A whisper ggml `.bin` file's hyperparameters (the header after the magic).
+struct WhisperShape {
+  int vocab = 0, audio_ctx = 0, audio_state = 0, audio_head = 0, audio_layers = 0;
+  int text_ctx = 0, text_state = 0, text_head = 0, text_layers = 0, mels = 0, ftype = 0;
+};
+std::optional<WhisperShape> read_whisper_shape(const std::filesystem::path& bin_file);
+
+// whisper.cpp: the weights plus, per transcription running at once (each in a whisper state of
+// its own), the self-attention KV cache as large as best_of decoders make it, the
+// cross-attention cache, the logits and the compute buffers (conv, encoder, decoder).
+struct WhisperStateBytes {
+  uint64_t caches = 0;   // self- and cross-attention KV caches
+  uint64_t buffers = 0;  // logits and compute buffers
+};
+WhisperStateBytes whisper_state_bytes(const WhisperShape& shape);
+MemoryEstimate estimate_whisper_model(const std::filesystem::path& bin_file, int jobs);
+
+// What sizes a Stable Diffusion checkpoint's activations, from its tensors' shapes.
+struct ConvKernel {
+  int64_t in_channels = 0;
+  int column_bytes = 4;  // im2col columns take the kernel's type: F16 or F32
+};
+struct DiffusionShape {
+  ConvKernel vae_full_resolution;  // the widest VAE decoder convolution at the image's size
+  ConvKernel unet_widest;          // the widest UNet convolution
+  int vae_factor = 8;              // image pixels per latent pixel, per side
+};
+// From a single-file checkpoint (LDM names) or a diffusers folder (unet/, vae/); only the
+// safetensors headers are read.
+std::optional<DiffusionShape> read_diffusion_shape(const std::filesystem::path& checkpoint);
+// The compute buffer's peak for one width x height image.
+uint64_t diffusion_activation_bytes(const DiffusionShape& shape, int width, int height);
+
+// diffusion.cpp: the checkpoint's weights plus the activations of a `max_side` x `max_side`
+// image (the VAE decoder at full resolution or the UNet at the latent one, read from the
+// checkpoint's header). Unreadable headers leave the weights alone, as for text models.
+MemoryEstimate estimate_diffusion_model(const std::filesystem::path& checkpoint, int max_side);
 
 // MemAvailable from /proc/meminfo (or another file in its format), in bytes.
 std::optional<uint64_t> available_memory_bytes(const std::string& meminfo = "/proc/meminfo");

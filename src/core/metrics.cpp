@@ -54,7 +54,9 @@ void define_standard_metrics(Metrics& m) {
   m.define_gauge("allm_model_loaded", "1 for each loaded model, by model and modality");
   m.define_gauge("allm_model_memory_bytes",
                  "memory charged to each loaded model (the larger of estimate and measured)");
-  m.define_gauge("allm_memory_budget_bytes", "the --max-memory budget (0: none)");
+  m.define_gauge("allm_model_vram_bytes", "the part of allm_model_memory_bytes in GPU memory");
+  m.define_gauge("allm_memory_budget_bytes", "the --max-memory RAM budget (0: none)");
+  m.define_gauge("allm_vram_budget_bytes", "the --max-memory GPU memory budget (0: none)");
   m.define_gauge("allm_queue_depth", "requests waiting for a free sequence, by model");
   m.define_gauge("allm_active_sequences", "sequences generating or reading a prompt, by model");
 }

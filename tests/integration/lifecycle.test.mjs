@@ -1,14 +1,16 @@
 // Model lifecycle: --keep-alive unloads idle models, --max-memory evicts idle models LRU-first
 // and refuses what cannot fit (507 OOM_RAM), a failed load can be retried, and SIGTERM lets
-// running requests finish within --shutdown-grace.
+// running requests finish within --shutdown-grace. Text, whisper and Stable Diffusion models
+// share one budget and one LRU.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startServer, useServer, postJSON, postSSE, show, assertError, sleep, copyFixture,
-  MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  REPO_ROOT, startServer, useServer, postJSON, postSSE, show, assertError, sleep, copyFixture,
+  runCommand, MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
+import { WHISPER_MODEL, makeWhisperFixture, speechFiles, postAudio } from '../e2e/audio_helpers.mjs';
 import { scrape, metricValue } from './metrics_helpers.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
@@ -136,6 +138,153 @@ describe('graceful shutdown', { timeout: 2 * HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_
       assert.match(srv.log, /grace period over: cancelling the requests still running/);
       assert.equal(exit.code, 0);
       assert.ok(seconds < 8, `shutdown took ${seconds.toFixed(1)} s`);
+    });
+  });
+});
+
+// --- audio and image models in the same lifecycle
+
+const SD_FIXTURE_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_SD_FIXTURE_TOOL ||
+  path.join(path.dirname(process.env.ALLM_BIN || 'build/bin/allm'), 'allm-make-sd-fixture'));
+const IMAGE_MODEL = 'sd';
+
+// models/: tiny.gguf (startServer), whisper.bin, sd/model.safetensors (+ tokenizer/).
+async function withAllModalities({ modelsDir }) {
+  await makeWhisperFixture(path.join(modelsDir, `${WHISPER_MODEL}.bin`));
+  const r = await runCommand(SD_FIXTURE_TOOL, [path.join(modelsDir, IMAGE_MODEL)]);
+  assert.equal(r.code, 0, `allm-make-sd-fixture failed: ${r.stderr}`);
+  return ['--model', `${IMAGE_MODEL}=${path.join(modelsDir, IMAGE_MODEL, 'model.safetensors')}`,
+    '--image-max-size', '128'];
+}
+
+const transcribe = async (baseURL) =>
+  postAudio(baseURL, '/v1/audio/transcriptions', { model: WHISPER_MODEL }, { path: (await speechFiles()).wav });
+const draw = (baseURL) =>
+  postJSON(baseURL, '/v1/images/generations', { model: IMAGE_MODEL, prompt: 'a cat', size: '64x64', steps: 1 });
+const loadedModels = (m) => m.filter((s) => s.name === 'allm_model_loaded' && s.value === 1).map((s) => s.labels.model).sort();
+
+// What each model is charged, read from a server without a budget.
+async function chargesOfAllModalities() {
+  const srv = await startServer({ setup: withAllModalities });
+  try {
+    assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+    assert.equal((await transcribe(srv.baseURL)).status, 200);
+    assert.equal((await draw(srv.baseURL)).status, 200);
+    const m = await scrape(srv.baseURL);
+    const charge = (model) => metricValue(m, 'allm_model_memory_bytes', { model });
+    return { text: charge(MODEL), audio: charge(WHISPER_MODEL), image: charge(IMAGE_MODEL) };
+  } finally {
+    await srv.cleanup();
+  }
+}
+
+describe('audio and image keep-alive', { timeout: HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_MS }, () => {
+  const srv = useServer({ setup: withAllModalities, extraArgs: ['--keep-alive', '2'] });
+
+  it('unloads idle whisper and diffusion models and reloads them on the next request', T, async () => {
+    const t = await transcribe(srv.baseURL);
+    assert.equal(t.status, 200, show('transcription', t));
+    let m = await scrape(srv.baseURL);
+    assert.equal(metricValue(m, 'allm_model_loaded', { model: WHISPER_MODEL, modality: 'audio' }), 1);
+    assert.ok(metricValue(m, 'allm_model_memory_bytes', { model: WHISPER_MODEL }) > 0);
+    const i = await draw(srv.baseURL);
+    assert.equal(i.status, 200, show('image', i));
+    m = await scrape(srv.baseURL);
+    assert.equal(metricValue(m, 'allm_model_loaded', { model: IMAGE_MODEL, modality: 'image' }), 1);
+    assert.ok(metricValue(m, 'allm_model_memory_bytes', { model: IMAGE_MODEL }) > 0);
+    await sleep(4000);
+    m = await scrape(srv.baseURL);
+    for (const model of [WHISPER_MODEL, IMAGE_MODEL]) {
+      assert.equal(metricValue(m, 'allm_model_loaded', { model }), 0, `${model} unloaded`);
+      assert.equal(metricValue(m, 'allm_model_unloads_total', { model, reason: 'keep_alive' }), 1);
+      assert.match(srv.server.log, new RegExp(`unloading model '${model}' \\(idle for [\\d.]+ s, --keep-alive 2\\)`));
+    }
+    assert.equal((await transcribe(srv.baseURL)).status, 200);
+    assert.equal((await draw(srv.baseURL)).status, 200);
+    m = await scrape(srv.baseURL);
+    for (const model of [WHISPER_MODEL, IMAGE_MODEL]) {
+      assert.equal(metricValue(m, 'allm_model_loads_total', { model, result: 'ok' }), 2);
+    }
+  });
+});
+
+describe('one memory budget for every modality', { timeout: 4 * HOOK_TIMEOUT_MS + 4 * TEST_TIMEOUT_MS }, () => {
+  let charges;
+
+  it('evicts an idle model of another modality to make room, both ways', T, async () => {
+    charges ??= await chargesOfAllModalities();
+    const budget = Math.floor(Math.max(charges.text, charges.audio, charges.image) * 1.2);
+    assert.ok(budget < charges.text + charges.audio, `budget ${budget}, charges ${JSON.stringify(charges)}`);
+    await withServer({ setup: withAllModalities, extraArgs: ['--max-memory', String(budget)] }, async (srv) => {
+      assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+      assert.deepEqual(loadedModels(await scrape(srv.baseURL)), [MODEL]);
+      const t = await transcribe(srv.baseURL);
+      assert.equal(t.status, 200, show('transcription', t));
+      let m = await scrape(srv.baseURL);
+      assert.deepEqual(loadedModels(m), [WHISPER_MODEL], 'the idle text model made room for whisper');
+      assert.equal(metricValue(m, 'allm_model_unloads_total', { model: MODEL, reason: 'memory' }), 1);
+      assert.match(srv.log, /unloading text model 'tiny' \(memory, idle for [\d.]+ s, [\d.]+ MiB\) to load 'whisper'/);
+      const i = await draw(srv.baseURL);
+      assert.equal(i.status, 200, show('image', i));
+      assert.deepEqual(loadedModels(await scrape(srv.baseURL)), [IMAGE_MODEL]);
+      assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+      m = await scrape(srv.baseURL);
+      assert.deepEqual(loadedModels(m), [MODEL], 'the idle image model made room for text');
+      assert.equal(metricValue(m, 'allm_model_unloads_total', { model: WHISPER_MODEL, reason: 'memory' }), 1);
+      assert.equal(metricValue(m, 'allm_model_unloads_total', { model: IMAGE_MODEL, reason: 'memory' }), 1);
+    });
+  });
+
+  it('refuses a second model that cannot fit beside a busy one: 507 OOM_RAM, then it loads', T, async () => {
+    charges ??= await chargesOfAllModalities();
+    const budget = Math.floor(Math.max(charges.text, charges.audio) * 1.2);
+    await withServer({ setup: withAllModalities, ctxSize: 16384, parallel: 1, extraArgs: ['--max-memory', String(budget)] }, async (srv) => {
+      // A long stream keeps the text model busy while whisper asks for room.
+      const abort = new AbortController();
+      let refused;
+      const stream = postSSE(srv.baseURL, '/v1/responses', { model: MODEL, input: 'Go on forever', temperature: 0, stream: true }, {
+        signal: abort.signal,
+        onEvent: (e) => {
+          if (e.event !== 'response.output_text.delta' || refused) return true;
+          refused = transcribe(srv.baseURL).finally(() => abort.abort());
+          return true;
+        },
+      }).catch(() => null);
+      await stream;
+      const r = await refused;
+      const e = assertError(r, { status: 507, code: 'OOM_RAM' });
+      assert.equal(e.type, 'engine_error', show('error type', r));
+      assert.equal(e.param, null);
+      assert.match(e.message, /^model 'whisper' needs about [\d.]+ MiB \(weights .*\) but the memory budget \([\d.]+ MiB, --max-memory\) is held by models that are busy; retry later$/);
+      assert.equal((await fetch(srv.baseURL + '/health')).status, 200);
+      // Once the stream is over the text model is idle, and whisper gets its room.
+      let t;
+      for (let i = 0; i < 50; i++) {
+        t = await transcribe(srv.baseURL);
+        if (t.status !== 507) break;
+        await sleep(100);
+      }
+      assert.equal(t.status, 200, show('transcription after the stream', t));
+      const m = await scrape(srv.baseURL);
+      assert.equal(metricValue(m, 'allm_errors_total', { code: 'OOM_RAM' }) >= 1, true);
+      assert.equal(metricValue(m, 'allm_model_loads_total', { model: WHISPER_MODEL, result: 'error' }) >= 1, true);
+      assert.deepEqual(loadedModels(m), [WHISPER_MODEL]);
+    });
+  });
+
+  it('an image model larger than the whole budget gets 507 OOM_RAM and the text model stays', T, async () => {
+    charges ??= await chargesOfAllModalities();
+    const budget = Math.floor(charges.text * 1.2);
+    assert.ok(charges.image > budget);
+    await withServer({ setup: withAllModalities, extraArgs: ['--max-memory', String(budget)] }, async (srv) => {
+      assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
+      const r = await draw(srv.baseURL);
+      const e = assertError(r, { status: 507, code: 'OOM_RAM' });
+      assert.match(e.message, /^model 'sd' needs about [\d.]+ MiB \(weights [\d.]+ MiB, compute [\d.]+ MiB, at 128x128 \(--image-max-size\)\), more than the memory budget of [\d.]+ MiB \(--max-memory\)$/);
+      const m = await scrape(srv.baseURL);
+      assert.deepEqual(loadedModels(m), [MODEL], 'nothing was unloaded for a model that cannot fit');
+      assert.equal(metricValue(m, 'allm_model_unloads_total'), 0);
+      assert.equal((await ask(srv.baseURL, MODEL)).status, 200);
     });
   });
 });

@@ -40,3 +40,19 @@ TEST(ServeOptions, RejectsBadValues) {
   EXPECT_FALSE(parse({"--model", "nopath"}, &o, &problem));
   EXPECT_FALSE(parse({"--parallel"}, &o, &problem));
 }
+
+TEST(ServeOptions, MemoryBudgetsAndKeepAliveApplyToEveryModality) {
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({"--max-memory", "ram=16G,vram=8G", "--keep-alive", "2.5"}, &o, &problem))
+      << problem;
+  EXPECT_EQ(o.lifecycle.max_memory.ram, 16ull << 30);
+  EXPECT_EQ(o.lifecycle.max_memory.vram, 8ull << 30);
+  EXPECT_EQ(o.lifecycle.keep_alive_seconds, 2.5);
+  ASSERT_TRUE(parse({"--max-memory=512M"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.lifecycle.max_memory.ram, 512ull << 20);
+  EXPECT_EQ(o.lifecycle.max_memory.vram, 0u);
+  EXPECT_FALSE(parse({"--max-memory", "gpu=8G"}, &o, &problem));
+  EXPECT_NE(problem.find("--max-memory: expected a size such as 16G"), std::string::npos);
+  EXPECT_NE(serve_help().find("ram=16G,vram=8G"), std::string::npos);
+}

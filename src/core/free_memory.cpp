@@ -1,0 +1,26 @@
+#include "core/free_memory.h"
+
+#include "core/memory_estimate.h"
+#include "ggml-backend.h"
+
+namespace allm {
+
+std::optional<uint64_t> MachineMemory::ram() {
+  return available_memory_bytes();
+}
+
+std::vector<GpuMemory> MachineMemory::gpus() {
+  std::vector<GpuMemory> discrete, integrated;
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t device = ggml_backend_dev_get(i);
+    const enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
+    if (type != GGML_BACKEND_DEVICE_TYPE_GPU && type != GGML_BACKEND_DEVICE_TYPE_IGPU) continue;
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(device, &free, &total);
+    GpuMemory gpu{ggml_backend_dev_description(device), free, total};
+    (type == GGML_BACKEND_DEVICE_TYPE_GPU ? discrete : integrated).push_back(std::move(gpu));
+  }
+  return discrete.empty() ? integrated : discrete;
+}
+
+}  // namespace allm
