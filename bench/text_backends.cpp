@@ -4,6 +4,9 @@
 // shared machine's memory bandwidth drifts from minute to minute.
 //
 //   allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] [--decode 32] [--threads N]
+//                   [--label NAME]
+// With --label, the last line is "row NAME: prefill MIN MEDIAN MAX decode MIN MEDIAN MAX" (the
+// ratios), for bench/text_backends.sh's summary table.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,7 +26,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string hf, gguf, child;
+  std::string hf, gguf, child, label;
   int pairs = 3, prompt = 128, decode = 32, threads = 0;
 };
 
@@ -93,6 +96,15 @@ void print_ratio(const char* name, std::vector<double> ratios) {
               ratios[ratios.size() / 2], ratios.back());
 }
 
+// "MIN MEDIAN MAX" of sorted ratios.
+std::string min_median_max(std::vector<double> ratios) {
+  std::sort(ratios.begin(), ratios.end());
+  char text[96];
+  std::snprintf(text, sizeof text, "%.3f %.3f %.3f", ratios.front(), ratios[ratios.size() / 2],
+                ratios.back());
+  return text;
+}
+
 bool parse(int argc, char** argv, Options* o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
@@ -110,6 +122,8 @@ bool parse(int argc, char** argv, Options* o) {
       o->decode = std::stoi(value);
     else if (key == "--threads")
       o->threads = std::stoi(value);
+    else if (key == "--label")
+      o->label = value;
     else
       return false;
   }
@@ -123,7 +137,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &o)) {
     std::fprintf(stderr,
                  "usage: allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] "
-                 "[--decode 32] [--threads N]\n");
+                 "[--decode 32] [--threads N] [--label NAME]\n");
     return 2;
   }
   if (!o.child.empty()) return run_child(o);
@@ -150,5 +164,9 @@ int main(int argc, char** argv) {
   print_ratio("decode tokens/s", decode);
   print_ratio("load time (lower=faster)", load);
   print_ratio("peak RSS", rss);
+  if (!o.label.empty()) {
+    std::printf("row %s: prefill %s decode %s\n", o.label.c_str(), min_median_max(prefill).c_str(),
+                min_median_max(decode).c_str());
+  }
   return 0;
 }
