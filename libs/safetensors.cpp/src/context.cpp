@@ -75,16 +75,16 @@ Failure Context::validate(const stcpp_batch& b, std::vector<TokenGroup>* groups)
 
 namespace {
 
-// Causal attention of one group, limited to the last `window` positions when window > 0.
-// A mask no layer reads was left out of the graph and has no buffer.
-void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window) {
+// Causal attention of one group over cells [first, pos0 + count), limited to the last `window`
+// positions when window > 0. A mask no layer reads was left out of the graph and has no buffer.
+void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window, int first) {
   if (!tensor || !tensor->buffer) return;
-  const int n_kv = g.pos0 + g.count;
+  const int n_kv = g.pos0 + g.count - first;
   std::vector<float> mask(static_cast<size_t>(n_kv) * g.count, -INFINITY);
   for (int i = 0; i < g.count; ++i) {
     const int pos = g.pos0 + i;
-    for (int j = 0; j <= pos; ++j) {
-      if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j] = 0.0f;
+    for (int j = first; j <= pos; ++j) {
+      if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j - first] = 0.0f;
     }
   }
   ggml_backend_tensor_set(tensor, mask.data(), 0, mask.size() * sizeof(float));
@@ -94,8 +94,8 @@ void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window) {
 
 void Context::fill_masks(const std::vector<TokenGroup>& groups) const {
   for (const TokenGroup& g : groups) {
-    fill_mask(g.mask, g, 0);
-    fill_mask(g.window_mask, g, model_.config.sliding_window);
+    fill_mask(g.mask, g, 0, 0);
+    fill_mask(g.window_mask, g, model_.config.sliding_window, g.window_first);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace stcpp {
@@ -19,8 +20,10 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   for (TokenGroup& g : groups_) {
     g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count, g.count);
     ggml_set_input(g.mask);
-    if (model.config.sliding_window > 0) {
-      g.window_mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count, g.count);
+    if (const int window = model.config.sliding_window; window > 0) {
+      g.window_first = std::max(0, g.pos0 - window + 1);
+      g.window_mask =
+          ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count - g.window_first, g.count);
       ggml_set_input(g.window_mask);
     }
   }
@@ -86,13 +89,16 @@ ggml_tensor* Graph::soft_cap(ggml_tensor* x, float cap) {
   return ggml_scale(ctx_, ggml_tanh(ctx_, ggml_scale(ctx_, x, 1.0f / cap)), cap);
 }
 
-// Attention of one group's queries over its sequence's cached keys and values.
+// Attention of one group's queries over its sequence's cached keys and values (on windowed
+// layers, only the cells within the window: the others would weigh exactly 0).
 ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer,
                            const AttentionOptions& options) {
   const ModelConfig& c = model_.config;
   const int64_t hd = c.head_dim, n_kv_head = c.num_key_value_heads;
-  const int64_t n_kv = g.pos0 + g.count;
-  const size_t cell0 = static_cast<size_t>(g.seq) * cache_.ctx_per_seq();
+  const bool windowed = options.windowed && g.window_mask;
+  const int first = windowed ? g.window_first : 0;
+  const int64_t n_kv = g.pos0 + g.count - first;
+  const size_t cell0 = static_cast<size_t>(g.seq) * cache_.ctx_per_seq() + first;
   ggml_tensor* qg =
       ggml_view_3d(ctx_, q, hd, q->ne[1], g.count, q->nb[1], q->nb[2], g.first * q->nb[2]);
   qg = ggml_permute(ctx_, qg, 0, 2, 1, 3);  // [hd, tokens, heads]
@@ -107,7 +113,7 @@ ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer,
     kq = soft_cap(ggml_scale(ctx_, kq, scale), options.softcap);
     scale = 1.0f;
   }
-  ggml_tensor* mask = options.windowed && g.window_mask ? g.window_mask : g.mask;
+  ggml_tensor* mask = windowed ? g.window_mask : g.mask;
   kq = ggml_soft_max_ext(ctx_, kq, mask, scale, 0.0f);
   // Learned per-head sinks (gpt-oss) join the softmax's denominator without a value.
   if (ggml_tensor* sinks = model_.weights.layers[layer].attn_sinks) {

@@ -17,7 +17,11 @@ struct TokenGroup {
   int count;
   int pos0;
   ggml_tensor* mask = nullptr;  // [kv cells, count]: 0 where visible, -inf elsewhere
-  ggml_tensor* window_mask = nullptr;  // the same within config.sliding_window; null without one
+  // Windowed layers read only cells [window_first, pos0 + count): those within
+  // config.sliding_window of some query of the group. window_mask is their mask; null without a
+  // window.
+  int window_first = 0;
+  ggml_tensor* window_mask = nullptr;
 };
 
 // How one layer attends: the score scale, tanh soft-capping of the scores (gemma2), and
