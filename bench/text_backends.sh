@@ -6,7 +6,7 @@
 #   gpt-oss  gpt-oss-20b widths (32 experts, top-4, hidden 2880, 64 heads x 64, 8 KV heads,
 #            MXFP4 experts, BF16 elsewhere) at 2 layers, 32000-row vocabulary    (~2.7 GB)
 #   gemma2   gemma-2-2b widths (hidden 2304, 8 heads x 256, 4 KV heads, intermediate 9216,
-#            256000-row vocabulary) at 6 of its 26 layers, ~1B parameters, BF16   (~4.3 GB)
+#            256000-row vocabulary) at 6 of its 26 layers, ~1B parameters, BF16   (~4 GB)
 # Each row prints per-pair numbers and min / median / max ratios (safetensors.cpp / llama.cpp,
 # from alternating runs); a summary table of the prefill and decode ratios ends the output.
 #
