@@ -56,6 +56,8 @@ void plan_openai_clip(Plan& c, const TinySdSpec& s, int vocab) {
         {vocab, d}, SdInit::EMBEDDING);
   c.add(p + "embeddings.position_embedding.weight", h + "embeddings.position_embedding.weight",
         {77, d}, SdInit::EMBEDDING);
+  c.add(p + "embeddings.position_ids", h + "embeddings.position_ids", {1, 77},
+        SdInit::POSITION_IDS);
   for (int i = 0; i < s.clip_layers; ++i) {
     const std::string l = p + "encoder.layers." + str(i) + ".";
     const std::string hl = h + "encoder.layers." + str(i) + ".";

@@ -52,7 +52,8 @@ bool write_tiny_sd(const std::string& dir, const TinySdSpec& spec, std::string* 
 
 // --- the parts (tiny_sd_files.cpp)
 
-enum class SdInit { WEIGHT, NORM, BIAS, EMBEDDING };
+// POSITION_IDS: I64 0, 1, ..., as SD 1.5's published checkpoints carry (and nothing reads).
+enum class SdInit { WEIGHT, NORM, BIAS, EMBEDDING, POSITION_IDS };
 enum class SdPart { UNET, VAE, TEXT };  // the diffusers component a tensor belongs to
 
 // One tensor of the plan under its single-file name and its diffusers name(s).

@@ -57,11 +57,16 @@ int64_t elements(const std::vector<int64_t>& shape) {
 }
 
 bool reduced(const SdTensor& t, SdWeightType type) {
-  return type != SdWeightType::F32 && t.shape.size() >= 2 && t.init != SdInit::EMBEDDING;
+  return type != SdWeightType::F32 && t.shape.size() >= 2 && t.init != SdInit::EMBEDDING &&
+         t.init != SdInit::POSITION_IDS;
 }
 
 std::vector<float> random_values(const SdTensor& t, std::mt19937_64& rng) {
   std::vector<float> v(elements(t.shape));
+  if (t.init == SdInit::POSITION_IDS) {
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+    return v;
+  }
   const int64_t fan_in = t.shape.size() >= 2 ? elements(t.shape) / t.shape[0] : 1;
   const double bound = t.init == SdInit::WEIGHT      ? std::sqrt(3.0 / fan_in)
                        : t.init == SdInit::EMBEDDING ? 0.5
@@ -86,7 +91,8 @@ std::vector<Piece> pieces(const std::vector<SdTensor>& plan, const TinySdSpec& s
   const bool diffusers = s.layout == SdLayout::DIFFUSERS;
   for (size_t i = 0; i < plan.size(); ++i) {
     const SdTensor& t = plan[i];
-    const char* dtype = !reduced(t, s.weights)           ? "F32"
+    const char* dtype = t.init == SdInit::POSITION_IDS   ? "I64"
+                        : !reduced(t, s.weights)         ? "F32"
                         : s.weights == SdWeightType::F16 ? "F16"
                                                          : "BF16";
     if (!diffusers) {
@@ -102,7 +108,7 @@ std::vector<Piece> pieces(const std::vector<SdTensor>& plan, const TinySdSpec& s
                      static_cast<int64_t>(k) * count, count, dtype, 0});
     }
   }
-  for (Piece& p : out) p.bytes = p.count * (p.dtype[1] == '3' ? 4 : 2);
+  for (Piece& p : out) p.bytes = p.count * (p.dtype[0] == 'I' ? 8 : p.dtype[1] == '3' ? 4 : 2);
   return out;
 }
 
@@ -125,6 +131,10 @@ bool write_bytes(FILE* f, const void* data, size_t n) {
 }
 
 bool write_values(FILE* f, const float* v, const Piece& p) {
+  if (p.dtype[0] == 'I') {
+    const std::vector<int64_t> ids(v, v + p.count);
+    return write_bytes(f, ids.data(), ids.size() * 8);
+  }
   if (p.dtype[1] == '3') return write_bytes(f, v, p.count * 4);
   if (p.dtype[0] == 'F') {
     std::vector<ggml_fp16_t> half(p.count);

@@ -39,7 +39,7 @@ def load_safetensors(path):
         if info["dtype"] == "BF16":  # the upper half of an F32
             v = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
         else:
-            v = np.frombuffer(raw, dtype={"F32": np.float32, "F16": np.float16}[info["dtype"]])
+            v = np.frombuffer(raw, dtype={"F32": np.float32, "F16": np.float16, "I64": np.int64}[info["dtype"]])
         out[name] = v.reshape(info["shape"]).astype(np.float64)
     return out
 

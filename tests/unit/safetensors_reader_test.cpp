@@ -114,6 +114,20 @@ TEST_F(HostileCheckpoint, BadFieldTypes) {
   }
 }
 
+// Integer and F64 tensors (I64 position_ids in CLIP text encoders, F64 schedules) are read past:
+// a checkpoint holding them still loads; the size checks hold for them as for any other.
+TEST_F(HostileCheckpoint, IntegerTensorsAreReadPast) {
+  write("model.safetensors",
+        header_file(R"({"ids":{"dtype":"I64","shape":[1,2],"data_offsets":[0,16]},
+                        "s":{"dtype":"F64","shape":[1],"data_offsets":[16,24]}})",
+                    24));
+  EXPECT_EQ(load(), STCPP_LOAD_FAILED) << message_;  // past the header: the model is missing
+  EXPECT_NE(message_.find("missing"), std::string::npos) << message_;
+  write("model.safetensors",
+        header_file(R"({"ids":{"dtype":"I64","shape":[1,3],"data_offsets":[0,16]}})", 16));
+  EXPECT_EQ(load(), STCPP_MODEL_CORRUPT) << message_;
+}
+
 TEST_F(HostileCheckpoint, IndexNamesAMissingShard) {
   write("model.safetensors.index.json",
         R"({"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors"}})");

@@ -47,10 +47,11 @@ const Weights::Entry* Weights::check(const std::string& name,
                                                  stcpp::shape_text(expected));
     return nullptr;
   }
-  if (info->dtype == stcpp::Dtype::U8 || info->dtype == stcpp::Dtype::I8) {
-    failure_ = fail(DIFFUSION_UNSUPPORTED, "tensor " + stored + " is quantized (" +
+  if (info->dtype != stcpp::Dtype::F32 && info->dtype != stcpp::Dtype::F16 &&
+      info->dtype != stcpp::Dtype::BF16) {
+    failure_ = fail(DIFFUSION_UNSUPPORTED, "tensor " + stored + " has dtype " +
                                                stcpp::dtype_name(info->dtype) +
-                                               "); F32, F16 and BF16 are supported");
+                                               "; F32, F16 and BF16 are supported");
     return nullptr;
   }
   return e;

@@ -22,11 +22,11 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // far above any real checkpoint's header
 
 bool parse_dtype(const std::string& name, Dtype* dtype) {
-  static const std::map<std::string, Dtype> names = {{"F32", Dtype::F32},
-                                                     {"F16", Dtype::F16},
-                                                     {"BF16", Dtype::BF16},
-                                                     {"U8", Dtype::U8},
-                                                     {"I8", Dtype::I8}};
+  static const std::map<std::string, Dtype> names = {
+      {"F32", Dtype::F32},  {"F16", Dtype::F16}, {"BF16", Dtype::BF16}, {"U8", Dtype::U8},
+      {"I8", Dtype::I8},    {"I16", Dtype::I16}, {"U16", Dtype::U16},   {"I32", Dtype::I32},
+      {"U32", Dtype::U32},  {"I64", Dtype::I64}, {"U64", Dtype::U64},   {"F64", Dtype::F64},
+      {"BOOL", Dtype::BOOL}};
   auto it = names.find(name);
   if (it == names.end()) return false;
   *dtype = it->second;
@@ -112,7 +112,15 @@ size_t dtype_size(Dtype dtype) {
     case Dtype::F16:
     case Dtype::BF16: return 2;
     case Dtype::U8:
-    case Dtype::I8: return 1;
+    case Dtype::I8:
+    case Dtype::BOOL: return 1;
+    case Dtype::I16:
+    case Dtype::U16: return 2;
+    case Dtype::I32:
+    case Dtype::U32: return 4;
+    case Dtype::I64:
+    case Dtype::U64:
+    case Dtype::F64: return 8;
   }
   return 1;
 }
@@ -124,6 +132,14 @@ const char* dtype_name(Dtype dtype) {
     case Dtype::BF16: return "BF16";
     case Dtype::U8: return "U8";
     case Dtype::I8: return "I8";
+    case Dtype::I16: return "I16";
+    case Dtype::U16: return "U16";
+    case Dtype::I32: return "I32";
+    case Dtype::U32: return "U32";
+    case Dtype::I64: return "I64";
+    case Dtype::U64: return "U64";
+    case Dtype::F64: return "F64";
+    case Dtype::BOOL: return "BOOL";
   }
   return "?";
 }

@@ -12,7 +12,9 @@
 
 namespace stcpp {
 
-enum class Dtype { F32, F16, BF16, U8, I8 };
+// Every safetensors dtype a checkpoint may hold; the models compute with the first five, and the
+// others (I64 position_ids in CLIP text encoders, F64 schedules, ...) are read past, not used.
+enum class Dtype { F32, F16, BF16, U8, I8, I16, U16, I32, U32, I64, U64, F64, BOOL };
 
 size_t dtype_size(Dtype dtype);
 const char* dtype_name(Dtype dtype);

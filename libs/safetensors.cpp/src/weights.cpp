@@ -20,10 +20,17 @@ ggml_type ggml_type_of(Dtype dtype) {
     case Dtype::F32: return GGML_TYPE_F32;
     case Dtype::F16: return GGML_TYPE_F16;
     case Dtype::BF16: return GGML_TYPE_BF16;
-    case Dtype::U8:
-    case Dtype::I8: return GGML_TYPE_I8;
+    default: return GGML_TYPE_I8;  // U8, I8 (raw bytes); the others are never mapped
   }
-  return GGML_TYPE_F32;
+}
+
+template <typename T>
+void convert(const TensorInfo& info, std::vector<float>* out) {
+  for (size_t i = 0; i < out->size(); ++i) {
+    T v;
+    std::memcpy(&v, info.data() + i * sizeof(T), sizeof(T));
+    (*out)[i] = static_cast<float>(v);
+  }
 }
 
 std::vector<float> to_f32(const TensorInfo& info) {
@@ -38,11 +45,15 @@ std::vector<float> to_f32(const TensorInfo& info) {
       ggml_bf16_to_fp32_row(reinterpret_cast<const ggml_bf16_t*>(info.data()), out.data(), n);
       break;
     case Dtype::U8:
-      for (int64_t i = 0; i < n; ++i) out[i] = info.data()[i];
-      break;
-    case Dtype::I8:
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(info.data()[i]);
-      break;
+    case Dtype::BOOL: convert<uint8_t>(info, &out); break;
+    case Dtype::I8: convert<int8_t>(info, &out); break;
+    case Dtype::I16: convert<int16_t>(info, &out); break;
+    case Dtype::U16: convert<uint16_t>(info, &out); break;
+    case Dtype::I32: convert<int32_t>(info, &out); break;
+    case Dtype::U32: convert<uint32_t>(info, &out); break;
+    case Dtype::I64: convert<int64_t>(info, &out); break;
+    case Dtype::U64: convert<uint64_t>(info, &out); break;
+    case Dtype::F64: convert<double>(info, &out); break;
   }
   return out;
 }
@@ -101,7 +112,7 @@ ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> s
                                  bool required) {
   const TensorInfo* info = lookup(name, shape, required);
   if (!info) return nullptr;
-  if (info->dtype == Dtype::U8 || info->dtype == Dtype::I8) {
+  if (info->dtype != Dtype::F32 && info->dtype != Dtype::F16 && info->dtype != Dtype::BF16) {
     failure_ =
         fail(STCPP_UNSUPPORTED, "tensor '" + name + "' has dtype " + dtype_name(info->dtype) +
                                     ", which this architecture does not use");
