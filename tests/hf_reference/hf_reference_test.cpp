@@ -37,7 +37,10 @@ struct Case {
   Arch arch;
   double tolerance = kF32Tolerance;
   int ctx_per_sequence = 256;  // phi3's LongRoPE takes its long factors above 256
+  fixture::Yarn yarn = fixture::Yarn::Default;
 };
+
+constexpr auto kExact = fixture::Yarn::Exact, kRounded = fixture::Yarn::Rounded;
 
 const Case kCases[] = {
     {"llama", Arch::Llama},
@@ -52,6 +55,11 @@ const Case kCases[] = {
     {"phi", Arch::Phi},
     {"phi3", Arch::Phi3},
     {"phi3-long", Arch::Phi3, kF32Tolerance, 512},
+    // YaRN with rope_scaling.truncate false (our freq factors) and true (ggml's own YaRN).
+    {"qwen2-yarn-exact", Arch::Qwen2, kF32Tolerance, 256, kExact},
+    {"qwen2-yarn-exact-long", Arch::Qwen2, kF32Tolerance, 512, kExact},
+    {"qwen2-yarn-rounded", Arch::Qwen2, kF32Tolerance, 256, kRounded},
+    {"qwen2-yarn-rounded-long", Arch::Qwen2, kF32Tolerance, 512, kRounded},
 };
 
 struct Reference {
@@ -83,6 +91,7 @@ class HfReference : public ::testing::TestWithParam<Case> {
     fs::remove_all(dir_);
     fixture::FixtureOptions options;
     options.arch = GetParam().arch;
+    options.yarn = GetParam().yarn;
     options.out_dir = dir_.string();
     std::string problem;
     ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;

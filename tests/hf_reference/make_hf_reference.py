@@ -13,7 +13,9 @@ safetensors.cpp's logits with these files, so the reference is transformers' own
 
 gpt-oss: transformers dequantises the MXFP4 experts itself (Mxfp4Config(dequantize=True)); the
 dequantised values are exact in any float type, so the model is then run in float32.
-phi3 also gets a long prompt (past original_max_position_embeddings) for the LongRoPE long factors.
+phi3 also gets a long prompt (past original_max_position_embeddings) for the LongRoPE long factors,
+and YaRN fixtures (folder names with "yarn", from --yarn exact|rounded) one where their scaled
+frequencies move the logits more than at the first positions.
 """
 import json
 import os
@@ -114,9 +116,9 @@ def main():
                     print(f"  gpt-oss layer 0 mlp.{name} {tuple(p.shape)} {p.dtype}")
             ids = token_ids(vocab, 20)
             write(out_dir, arch, ids, run(model, ids), {"first_position": 0})
-            if arch == "phi3":
+            if arch == "phi3" or "yarn" in arch:  # scaled rope shows at far positions
                 long_ids = token_ids(vocab, 300)
-                write(out_dir, "phi3-long", long_ids, run(model, long_ids, keep_last=4),
+                write(out_dir, arch + "-long", long_ids, run(model, long_ids, keep_last=4),
                       {"first_position": 296})
         except Exception:
             failures += 1

@@ -25,7 +25,7 @@ async function makeHfFixture(arch, dtype, modelsDir) {
     '--arch', arch, '--dtype', dtype, '--out', path.join(modelsDir, `${name}-hf`),
     '--gguf', path.join(modelsDir, `${name}-gguf.gguf`),
     // llama.cpp's YaRN is the rounded ("truncate": true) one; the real gpt-oss config says false.
-    ...(arch === 'gpt-oss' ? ['--yarn-truncate'] : []),
+    ...(arch === 'gpt-oss' ? ['--yarn', 'rounded'] : []),
   ]);
   assert.equal(r.code, 0, `${HF_TOOL} failed for ${name}`);
 }

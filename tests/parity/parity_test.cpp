@@ -30,6 +30,8 @@ struct Case {
   double tolerance;  // largest allowed |logprob difference| over the whole vocabulary
   // Both backends' context per sequence; phi3's LongRoPE takes its long factors above 256.
   int ctx_per_sequence = 256;
+  // YaRN: llama.cpp computes only the rounded variant (rope_scaling.truncate = true).
+  fixture::Yarn yarn = fixture::Yarn::Default;
 };
 
 // Measured: F32 weights with an F32 KV cache and no flash attention agree to ~3e-6; BF16
@@ -61,8 +63,10 @@ const Case kCases[] = {
     {"gemma2_bf16", Arch::Gemma2, DType::BF16, 1, 1e-1},
     {"nemotron_bf16", Arch::Nemotron, DType::BF16, 1, 2e-3},
     // gpt-oss: F32 (or BF16) non-expert weights, MXFP4 experts on both sides.
-    {"gpt_oss_f32", Arch::GptOss, DType::F32, 1, 1e-4},
-    {"gpt_oss_bf16", Arch::GptOss, DType::BF16, 1, 2e-3},
+    {"gpt_oss_f32", Arch::GptOss, DType::F32, 1, 1e-4, 256, fixture::Yarn::Rounded},
+    {"gpt_oss_bf16", Arch::GptOss, DType::BF16, 1, 2e-3, 256, fixture::Yarn::Rounded},
+    // YaRN on a dense architecture (Qwen2.5 configures it for long contexts).
+    {"qwen2_yarn_f32", Arch::Qwen2, DType::F32, 1, 1e-4, 256, fixture::Yarn::Rounded},
     // Phi-2 (GELU, above) and Phi-3 (measured: 2.4e-6 / 2.0e-6 long in F32; BF16 0, but
     // 1.6e-2 for phi3 with the long factors: bit-identical for 13 steps, then F32 ulp-level
     // differences flip the BF16 rounding of a matmul input at a few positions).
@@ -97,7 +101,7 @@ class Parity : public ::testing::TestWithParam<Case> {
     options.shards = c.shards;
     options.out_dir = (dir_ / "hf").string();
     options.gguf_path = (dir_ / "model.gguf").string();
-    options.yarn_truncate = true;  // gpt-oss: the YaRN variant llama.cpp computes
+    options.yarn = c.yarn;
     std::string problem;
     ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
     BackendParams params;

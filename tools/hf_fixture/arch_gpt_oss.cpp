@@ -18,8 +18,6 @@ namespace {
 constexpr int kBlockValues = 32, kHfBlockBytes = 16;
 // Small enough that the parity prompt and its decode steps cross the window.
 constexpr int kSlidingWindow = 8;
-constexpr double kYarnFactor = 32.0;
-constexpr int kYarnOriginalContext = 4096;
 
 void set_spec(ModelSpec* s, Arch) {
   s->model_type = "gpt_oss", s->hf_architecture = "GptOssForCausalLM", s->gguf_arch = "gpt-oss";
@@ -29,6 +27,7 @@ void set_spec(ModelSpec* s, Arch) {
   s->experts = 4, s->experts_used = 2;
   s->sliding_window = kSlidingWindow;
   s->rms_norm_eps = 1e-5, s->rope_theta = 150000.0, s->max_position_embeddings = 131072;
+  s->yarn_rope = YarnRopeScaling{32.0, 4096, /*truncate=*/false};
 }
 
 std::vector<TensorDesc> layer_tensors(const ModelSpec& s, int layer) {
@@ -67,11 +66,7 @@ void adjust_config(const ModelSpec& s, nlohmann::ordered_json* c) {
     types.push_back(l % 2 == 0 ? "sliding_attention" : "full_attention");
   (*c)["layer_types"] = types;
   (*c)["swiglu_limit"] = 7.0;
-  (*c)["initial_context_length"] = kYarnOriginalContext;
-  (*c)["rope_scaling"] = {
-      {"beta_fast", 32.0},     {"beta_slow", 1.0},
-      {"factor", kYarnFactor}, {"original_max_position_embeddings", kYarnOriginalContext},
-      {"rope_type", "yarn"},   {"truncate", s.yarn_truncate}};
+  (*c)["initial_context_length"] = s.yarn_rope->original_max_position_embeddings;
   (*c)["quantization_config"] = {
       {"modules_to_not_convert",
        {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"}},
@@ -84,11 +79,6 @@ void write_hparams(gguf_context* g, const ModelSpec& s) {
   gguf_set_val_u32(g, (a + "expert_used_count").c_str(), s.experts_used);
   gguf_set_val_u32(g, (a + "expert_feed_forward_length").c_str(), s.intermediate);
   gguf_set_val_u32(g, (a + "attention.sliding_window").c_str(), s.sliding_window);
-  gguf_set_val_str(g, (a + "rope.scaling.type").c_str(), "yarn");
-  gguf_set_val_f32(g, (a + "rope.scaling.factor").c_str(), kYarnFactor);
-  gguf_set_val_u32(g, (a + "rope.scaling.original_context_length").c_str(), kYarnOriginalContext);
-  gguf_set_val_f32(g, (a + "rope.scaling.yarn_beta_fast").c_str(), 32.0f);
-  gguf_set_val_f32(g, (a + "rope.scaling.yarn_beta_slow").c_str(), 1.0f);
 }
 
 // gpt-oss's post_attention_layernorm is the MoE's pre-norm, which llama.cpp's gpt-oss names

@@ -193,6 +193,14 @@ nlohmann::ordered_json hf_config(const ModelSpec& s, const ByteLevelVocabulary& 
                          {"low_freq_factor", r.low_freq_factor},
                          {"high_freq_factor", r.high_freq_factor},
                          {"original_max_position_embeddings", r.original_max_position_embeddings}};
+  } else if (s.yarn_rope) {
+    const YarnRopeScaling& r = *s.yarn_rope;
+    c["rope_scaling"] = {{"beta_fast", 32.0},
+                         {"beta_slow", 1.0},
+                         {"factor", r.factor},
+                         {"original_max_position_embeddings", r.original_max_position_embeddings},
+                         {"rope_type", "yarn"},
+                         {"truncate", r.truncate}};
   } else {
     c["rope_scaling"] = nullptr;
   }

@@ -89,6 +89,15 @@ void write_hparams(gguf_context* g, const Fixture& f) {
     gguf_set_val_u32(g, (a + "attention.value_length").c_str(), s.head_dim);
   }
   if (s.gguf_arch == "llama") gguf_set_val_u32(g, (a + "vocab_size").c_str(), s.vocab_size);
+  if (s.yarn_rope) {  // llama.cpp reads no truncate flag: it always rounds (truncate = true)
+    gguf_set_val_str(g, (a + "rope.scaling.type").c_str(), "yarn");
+    gguf_set_val_f32(g, (a + "rope.scaling.factor").c_str(),
+                     static_cast<float>(s.yarn_rope->factor));
+    gguf_set_val_u32(g, (a + "rope.scaling.original_context_length").c_str(),
+                     s.yarn_rope->original_max_position_embeddings);
+    gguf_set_val_f32(g, (a + "rope.scaling.yarn_beta_fast").c_str(), 32.0f);
+    gguf_set_val_f32(g, (a + "rope.scaling.yarn_beta_slow").c_str(), 1.0f);
+  }
 }
 
 void write_tokenizer(gguf_context* g, const Fixture& f, const char* chat_template) {

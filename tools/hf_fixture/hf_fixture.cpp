@@ -24,6 +24,14 @@ bool write_json(const std::filesystem::path& path, const nlohmann::ordered_json&
   return static_cast<bool>(out);
 }
 
+void apply_yarn(Yarn yarn, ModelSpec* spec) {
+  if (yarn == Yarn::Default) return;
+  if (!spec->yarn_rope) {
+    spec->yarn_rope = YarnRopeScaling{4.0, spec->max_position_embeddings / 4, true};
+  }
+  spec->yarn_rope->truncate = yarn == Yarn::Rounded;
+}
+
 // The fixture on a given vocabulary.
 Fixture build_on(const FixtureOptions& options, ByteLevelVocabulary vocab) {
   Fixture f;
@@ -32,7 +40,7 @@ Fixture build_on(const FixtureOptions& options, ByteLevelVocabulary vocab) {
   f.spec =
       model_spec(options.arch, static_cast<int>(f.vocab.tokens.size()), options.tie_embeddings);
   const bool gpt_oss = options.arch == Arch::GptOss;
-  f.spec.yarn_truncate = options.yarn_truncate;
+  apply_yarn(options.yarn, &f.spec);
   if (options.bench_size) {
     if (gpt_oss) {
       scale_gpt_oss_to_bench(&f.spec);

@@ -9,6 +9,8 @@
 
 namespace allm::fixture {
 
+enum class Yarn { Default, Exact, Rounded };
+
 struct FixtureOptions {
   Arch arch = Arch::Llama;
   DType dtype = DType::F32;
@@ -18,9 +20,10 @@ struct FixtureOptions {
   uint64_t seed = 42;
   bool tie_embeddings = false;
   bool bench_size = false;  // ~1B parameters instead of tiny
-  // gpt-oss: write rope_scaling.truncate = true. llama.cpp's YaRN always rounds the correction
-  // range outward, which is what truncate = true means; the real gpt-oss config says false.
-  bool yarn_truncate = false;
+  // YaRN rope scaling: Default is gpt-oss's own (truncate false) and none for the others; Exact
+  // (truncate false) and Rounded (truncate true, what llama.cpp computes) set it on any
+  // architecture (factor 4 over a quarter of max_position_embeddings where it has none).
+  Yarn yarn = Yarn::Default;
   // A folder with a real model's tokenizer.json and tokenizer_config.json: the fixture carries
   // them (vocab_size, bos and eos follow them) instead of the tiny vocabulary. No GGUF then.
   std::string tokenizer_dir;

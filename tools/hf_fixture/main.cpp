@@ -23,8 +23,8 @@ const char* const kUsage =
     "                                                tokenizer_config.json instead of the tiny\n"
     "                                                vocabulary; no --gguf)\n"
     "                            [--chat-template FILE.jinja]  (with --tokenizer: its template)\n"
-    "                            [--yarn-truncate]  (gpt-oss: rope_scaling.truncate true, the\n"
-    "                                                YaRN llama.cpp computes)\n";
+    "                            [--yarn exact|rounded]  (YaRN rope scaling, truncate false|true;\n"
+    "                                 llama.cpp computes rounded; gpt-oss defaults to exact)\n";
 
 int usage() {
   std::fputs(kUsage, stderr);
@@ -38,10 +38,6 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
     const std::string arg = argv[i];
     if (arg == "--tie") {
       options->tie_embeddings = true;
-      continue;
-    }
-    if (arg == "--yarn-truncate") {
-      options->yarn_truncate = true;
       continue;
     }
     if (i + 1 >= argc) return false;
@@ -67,6 +63,9 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
       options->tokenizer_dir = value;
     } else if (arg == "--chat-template") {
       options->chat_template_file = value;
+    } else if (arg == "--yarn") {
+      if (value != "exact" && value != "rounded") return false;
+      options->yarn = value == "exact" ? allm::fixture::Yarn::Exact : allm::fixture::Yarn::Rounded;
     } else if (arg == "--seed") {
       options->seed = std::strtoull(value.c_str(), nullptr, 10);
     } else {

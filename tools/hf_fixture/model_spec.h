@@ -22,6 +22,14 @@ struct Llama3RopeScaling {
   int original_max_position_embeddings = 8192;
 };
 
+// `rope_scaling` of type yarn. llama.cpp computes only the truncate = true variant (it rounds the
+// correction range outward); gpt-oss's real config says false.
+struct YarnRopeScaling {
+  double factor = 4.0;
+  int original_max_position_embeddings = 0;
+  bool truncate = true;
+};
+
 struct ModelSpec {
   Arch arch = Arch::Llama;
   std::string model_type;       // config.json model_type
@@ -46,7 +54,7 @@ struct ModelSpec {
   int sliding_window = 0;  // 0: none; gpt-oss and gemma2 alternate windowed and full layers
   int experts = 0;         // gpt-oss (arch_gpt_oss.cpp): mixture of experts
   int experts_used = 0;
-  bool yarn_truncate = false;  // gpt-oss rope_scaling.truncate (the real config says false)
+  std::optional<YarnRopeScaling> yarn_rope;  // gpt-oss always; llama-family fixtures on request
   // Gemma, Gemma2 and Nemotron (arch_gemma.cpp, arch_nemotron.cpp).
   bool norm_plus_one = false;  // norms applied as 1 + w: HF stores w, the GGUF 1 + w
   bool gguf_rope_keys = true;  // gemma's converters write no rope.freq_base/dimension_count
