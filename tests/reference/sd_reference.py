@@ -151,16 +151,24 @@ def attention(q, k, v, heads, mask=None):
     return (softmax(s) @ v).transpose(1, 0, 2).reshape(t, d)
 
 
+# --- text encoders: token + position embeddings, causal mask, 64 channels per head ------------
+def text_input(w, token_embedding, position_embedding, ids):
+    x = w[token_embedding][ids] + w[position_embedding][:len(ids)]
+    return x, max(1, x.shape[1] // 64), np.triu(np.full((len(ids), len(ids)), -np.inf), 1)
+
+
+def count(w, pattern):
+    n = 0
+    while pattern.format(n) in w:
+        n += 1
+    return n
+
+
 # --- CLIP text model (Hugging Face CLIPTextModel, quick_gelu) --------------------------------
 def clip_text(w, ids, skip=1):
     p = "cond_stage_model.transformer.text_model."
-    x = w[p + "embeddings.token_embedding.weight"][ids] + w[p + "embeddings.position_embedding.weight"][:len(ids)]
-    d = x.shape[1]
-    heads = max(1, d // 64)
-    mask = np.triu(np.full((len(ids), len(ids)), -np.inf), 1)
-    n = 0
-    while (p + f"encoder.layers.{n}.layer_norm1.weight") in w:
-        n += 1
+    x, heads, mask = text_input(w, p + "embeddings.token_embedding.weight", p + "embeddings.position_embedding.weight", ids)
+    n = count(w, p + "encoder.layers.{}.layer_norm1.weight")
     for i in range(n - (skip - 1)):
         l = p + f"encoder.layers.{i}."
         h = layer_norm(x, w, l + "layer_norm1")
@@ -176,13 +184,8 @@ def clip_text(w, ids, skip=1):
 # --- OpenCLIP ViT-H text model (SD 2.x): fused in_proj, GELU, penultimate layer + ln_final ----
 def openclip_text(w, ids, skip=1):
     p = "cond_stage_model.model."
-    x = w[p + "token_embedding.weight"][ids] + w[p + "positional_embedding"][:len(ids)]
-    d = x.shape[1]
-    heads = max(1, d // 64)
-    mask = np.triu(np.full((len(ids), len(ids)), -np.inf), 1)
-    n = 0
-    while (p + f"transformer.resblocks.{n}.ln_1.weight") in w:
-        n += 1
+    x, heads, mask = text_input(w, p + "token_embedding.weight", p + "positional_embedding", ids)
+    n = count(w, p + "transformer.resblocks.{}.ln_1.weight")
     for i in range(n - 1 - (skip - 1)):  # "penultimate": the last block is not run
         l = p + f"transformer.resblocks.{i}."
         h = layer_norm(x, w, l + "ln_1")
