@@ -1,6 +1,5 @@
 #include "layout.h"
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -31,9 +30,10 @@ json read_json(const fs::path& path) {
   return j.is_object() ? j : json::object();
 }
 
-// The component's weights file: diffusers' name, then transformers' name.
+// The component's weights file: diffusers' name, transformers' name, then their fp16 variants.
 std::string weights_file(const fs::path& dir) {
-  for (const char* name : {"diffusion_pytorch_model.safetensors", "model.safetensors"}) {
+  for (const char* name : {"diffusion_pytorch_model.safetensors", "model.safetensors",
+                           "diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors"}) {
     std::error_code ec;
     if (fs::exists(dir / name, ec)) return (dir / name).string();
   }
@@ -117,12 +117,9 @@ Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   int layers = 0;
   while (unet.find("down_blocks.0.resnets." + std::to_string(layers) + ".conv1.weight")) ++layers;
   std::vector<bool> up_attention;
-  for (const auto& [name, info] : unet.tensors()) {
-    int i = 0;
-    if (std::sscanf(name.c_str(), "up_blocks.%d.attentions.", &i) == 1 && i >= 0 && i < 64) {
-      if (up_attention.size() <= static_cast<size_t>(i)) up_attention.resize(i + 1);
-      up_attention[i] = true;
-    }
+  for (int i = 0; unet.find("up_blocks." + std::to_string(i) + ".resnets.0.conv1.weight"); ++i) {
+    up_attention.push_back(
+        unet.find("up_blocks." + std::to_string(i) + ".attentions.0.proj_in.weight") != nullptr);
   }
   files->weights.add(unet,
                      [&](const std::string& n) { return unet_name(n, layers, up_attention); });
