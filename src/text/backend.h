@@ -17,7 +17,8 @@ struct BackendParams {
   int ctx_per_sequence = 4096;  // context length each sequence may use
   int sequences = 4;            // sequences decoded together in one batch
   int threads = 0;              // 0: the library's default
-  // Exact-arithmetic settings for parity checks: F32 KV cache, no flash attention.
+  // Exact-arithmetic settings for parity checks: F32 KV cache (and no flash attention in
+  // llama.cpp; safetensors.cpp uses it on either cache).
   bool f32_cache = false;
 };
 

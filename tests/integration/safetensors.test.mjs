@@ -11,8 +11,12 @@ import {
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
+// F16 weights are left out: their logprobs differ from llama.cpp's by ~1e-2 (tests/parity:
+// ggml picks other F16 matmul kernels for the two graphs), and mistral-f16's chat reply met a
+// near tie under that (top-2 margin 2.9e-3) once both sides ran flash attention. The parity
+// tests cover F16 weights with that bound.
 const MODELS = [
-  ['llama', 'f32'], ['llama3', 'bf16'], ['mistral', 'f16'], ['qwen2', 'bf16'], ['qwen3', 'f32'],
+  ['llama', 'f32'], ['llama3', 'bf16'], ['mistral', 'bf16'], ['qwen2', 'bf16'], ['qwen3', 'f32'],
   ['gemma', 'bf16'], ['gemma2', 'f32'], ['nemotron', 'f32'],
   ['phi', 'bf16'], ['phi3', 'f32'],
   ['gpt-oss', 'bf16'],

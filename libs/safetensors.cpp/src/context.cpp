@@ -76,7 +76,8 @@ Failure Context::validate(const stcpp_batch& b, std::vector<TokenGroup>* groups)
 namespace {
 
 // Causal attention of one group over cells [first, pos0 + count), limited to the last `window`
-// positions when window > 0. A mask no layer reads was left out of the graph and has no buffer.
+// positions when window > 0, in F16 as ggml_flash_attn_ext takes it. A mask no layer reads was
+// left out of the graph and has no buffer.
 void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window, int first) {
   if (!tensor || !tensor->buffer) return;
   const int n_kv = g.pos0 + g.count - first;
@@ -87,7 +88,9 @@ void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window, int first) 
       if (window <= 0 || pos - j < window) mask[static_cast<size_t>(i) * n_kv + j - first] = 0.0f;
     }
   }
-  ggml_backend_tensor_set(tensor, mask.data(), 0, mask.size() * sizeof(float));
+  std::vector<ggml_fp16_t> half(mask.size());
+  ggml_fp32_to_fp16_row(mask.data(), half.data(), static_cast<int64_t>(mask.size()));
+  ggml_backend_tensor_set(tensor, half.data(), 0, half.size() * sizeof(ggml_fp16_t));
 }
 
 }  // namespace

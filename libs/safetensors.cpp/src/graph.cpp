@@ -18,12 +18,12 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   output_ids_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_outputs);
   for (ggml_tensor* t : {tokens_, positions_, output_ids_}) ggml_set_input(t);
   for (TokenGroup& g : groups_) {
-    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count, g.count);
+    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, g.pos0 + g.count, g.count);
     ggml_set_input(g.mask);
     if (const int window = model.config.sliding_window; window > 0) {
       g.window_first = std::max(0, g.pos0 - window + 1);
       g.window_mask =
-          ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, g.pos0 + g.count - g.window_first, g.count);
+          ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, g.pos0 + g.count - g.window_first, g.count);
       ggml_set_input(g.window_mask);
     }
   }
@@ -89,43 +89,53 @@ ggml_tensor* Graph::soft_cap(ggml_tensor* x, float cap) {
   return ggml_scale(ctx_, ggml_tanh(ctx_, ggml_scale(ctx_, x, 1.0f / cap)), cap);
 }
 
-// Attention of one group's queries over its sequence's cached keys and values (on windowed
-// layers, only the cells within the window: the others would weigh exactly 0).
+// Cells [first, first + n_kv) of one group's sequence in a layer's K or V cache, as
+// [head_dim, n_kv, kv heads] (a view: rows stay where they are).
+ggml_tensor* Graph::cached(ggml_tensor* cache, const TokenGroup& g, int first, int64_t n_kv) {
+  const ModelConfig& c = model_.config;
+  const size_t cell0 = static_cast<size_t>(g.seq) * cache_.ctx_per_seq() + first;
+  ggml_tensor* rows =
+      ggml_view_3d(ctx_, cache, c.head_dim, c.num_key_value_heads, n_kv,
+                   ggml_row_size(cache->type, c.head_dim), cache->nb[1], cell0 * cache->nb[1]);
+  return ggml_permute(ctx_, rows, 0, 2, 1, 3);
+}
+
+// Attention of one group's queries over its sequence's cached keys and values, in one
+// ggml_flash_attn_ext: keys and values are read in place from the cache (no copies), and scores
+// are scaled, soft-capped (gemma2), masked and softmaxed tile by tile, with the learned sinks
+// (gpt-oss) in the denominator. Windowed layers read only the cells within the window; the
+// others would weigh exactly 0. GQA: query head h reads KV head h / (heads / kv heads).
 ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer,
                            const AttentionOptions& options) {
-  const ModelConfig& c = model_.config;
-  const int64_t hd = c.head_dim, n_kv_head = c.num_key_value_heads;
+  const int64_t hd = model_.config.head_dim;
   const bool windowed = options.windowed && g.window_mask;
   const int first = windowed ? g.window_first : 0;
   const int64_t n_kv = g.pos0 + g.count - first;
-  const size_t cell0 = static_cast<size_t>(g.seq) * cache_.ctx_per_seq() + first;
   ggml_tensor* qg =
       ggml_view_3d(ctx_, q, hd, q->ne[1], g.count, q->nb[1], q->nb[2], g.first * q->nb[2]);
   qg = ggml_permute(ctx_, qg, 0, 2, 1, 3);  // [hd, tokens, heads]
-  ggml_tensor* kc = cache_.k(layer);
-  ggml_tensor* k = ggml_view_3d(ctx_, kc, hd, n_kv_head, n_kv, ggml_row_size(kc->type, hd),
-                                kc->nb[1], cell0 * kc->nb[1]);
-  k = ggml_permute(ctx_, k, 0, 2, 1, 3);        // [hd, n_kv, kv heads]
-  ggml_tensor* kq = ggml_mul_mat(ctx_, k, qg);  // [n_kv, tokens, heads]
-  ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
-  float scale = attention_scale(options);
-  if (options.softcap > 0.0f) {  // the cap applies to scaled scores, so scale first
-    kq = soft_cap(ggml_scale(ctx_, kq, scale), options.softcap);
-    scale = 1.0f;
+  ggml_tensor* k = cached(cache_.k(layer), g, first, n_kv);
+  ggml_tensor* v = cached(cache_.v(layer), g, first, n_kv);
+  ggml_tensor* out = ggml_flash_attn_ext(ctx_, qg, k, v, windowed ? g.window_mask : g.mask,
+                                         attention_scale(options), 0.0f, options.softcap);
+  ggml_flash_attn_ext_add_sinks(out, model_.weights.layers[layer].attn_sinks);
+  ggml_prec_set_acc(out, GGML_PREC_F32);
+  return ggml_reshape_2d(ctx_, out, hd * q->ne[1], g.count);  // out: [hd, heads, tokens]
+}
+
+// Per-group outputs [width, count] stacked in batch order into [width, tokens], each copied
+// once (a chain of ggml_concat would copy the rows gathered so far again for every group).
+ggml_tensor* Graph::join_rows(const std::vector<ggml_tensor*>& parts) {
+  if (parts.size() == 1) return parts[0];
+  int64_t rows = 0;
+  for (ggml_tensor* p : parts) rows += p->ne[1];
+  ggml_tensor* out = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, parts[0]->ne[0], rows);
+  size_t offset = 0;
+  for (ggml_tensor* p : parts) {
+    out = ggml_set_2d_inplace(ctx_, out, p, out->nb[1], offset);
+    offset += p->ne[1] * out->nb[1];
   }
-  ggml_tensor* mask = windowed ? g.window_mask : g.mask;
-  kq = ggml_soft_max_ext(ctx_, kq, mask, scale, 0.0f);
-  // Learned per-head sinks (gpt-oss) join the softmax's denominator without a value.
-  if (ggml_tensor* sinks = model_.weights.layers[layer].attn_sinks) {
-    ggml_soft_max_add_sinks(kq, sinks);
-  }
-  ggml_tensor* vc = cache_.v(layer);
-  ggml_tensor* v = ggml_view_3d(ctx_, vc, hd, n_kv_head, n_kv, ggml_row_size(vc->type, hd),
-                                vc->nb[1], cell0 * vc->nb[1]);
-  v = ggml_cont(ctx_, ggml_permute(ctx_, v, 1, 2, 0, 3));  // [n_kv, hd, kv heads]
-  ggml_tensor* kqv = ggml_mul_mat(ctx_, v, kq);            // [hd, tokens, heads]
-  kqv = ggml_permute(ctx_, kqv, 0, 2, 1, 3);               // [hd, heads, tokens]
-  return ggml_cont_2d(ctx_, kqv, hd * q->ne[1], g.count);
+  return out;
 }
 
 // q, k and v as views of a fused projection's rows [q; k; v], each [head_dim, heads, tokens].
@@ -164,12 +174,11 @@ ggml_tensor* Graph::self_attention(ggml_tensor* x, const LayerWeights& w, int la
     q = ggml_scale(ctx_, q, attention_scale(options));
     scores.scale = 1.0f;
   }
-  ggml_tensor* out = nullptr;
+  std::vector<ggml_tensor*> parts;
   for (const TokenGroup& g : groups_) {
-    ggml_tensor* part = attend(q, g, layer, scores);
-    out = out ? ggml_concat(ctx_, out, part, 1) : part;
+    parts.push_back(attend(q, g, layer, scores));
   }
-  return linear(out, w.wo, w.bo);
+  return linear(join_rows(parts), w.wo, w.bo);
 }
 
 ggml_tensor* Graph::swiglu_mlp(ggml_tensor* x, const LayerWeights& w) {

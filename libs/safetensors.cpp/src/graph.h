@@ -16,7 +16,7 @@ struct TokenGroup {
   int first;  // index of the first token in the batch
   int count;
   int pos0;
-  ggml_tensor* mask = nullptr;  // [kv cells, count]: 0 where visible, -inf elsewhere
+  ggml_tensor* mask = nullptr;  // F16 [kv cells, count]: 0 where visible, -inf elsewhere
   // Windowed layers read only cells [window_first, pos0 + count): those within
   // config.sliding_window of some query of the group. window_mask is their mask; null without a
   // window.
@@ -77,8 +77,10 @@ class Graph {
   void store_kv(ggml_tensor* k, ggml_tensor* v, int layer);
   void split_qkv(ggml_tensor* qkv, ggml_tensor** q, ggml_tensor** k, ggml_tensor** v);
   ggml_tensor* rope_factors() const;
+  ggml_tensor* cached(ggml_tensor* cache, const TokenGroup& g, int first, int64_t n_kv);
   ggml_tensor* attend(ggml_tensor* q, const TokenGroup& group, int layer,
                       const AttentionOptions& options);
+  ggml_tensor* join_rows(const std::vector<ggml_tensor*>& parts);
   ggml_tensor* soft_cap(ggml_tensor* x, float cap);
   float attention_scale(const AttentionOptions& options) const;
 
