@@ -9,6 +9,8 @@ namespace allm {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::chrono::milliseconds kBurstWindow{20};
+
 struct Scheduler::Slot {
   int sequence = 0;
   std::shared_ptr<GenerationJob> job;  // null while free
@@ -18,6 +20,7 @@ struct Scheduler::Slot {
   int position = 0;                    // where the next token goes
   Token last_token = 0;
   int generated = 0;
+  uint64_t last_used = 0;  // admission counter when a job last took this slot
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
 
@@ -84,6 +87,14 @@ void Scheduler::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !waiting_.empty() || active_ > 0; });
       if (stopping_) return;
+      // Requests sent together reach us a few milliseconds apart (parsing, chat template,
+      // tokenizing: 8 at once on 2 busy cores spread over ~10 ms). Starting from idle, the rest
+      // of such a burst gets this long to arrive so that their prompts share one batch instead
+      // of the first prompt being read alone while the others wait.
+      if (active_ == 0) {
+        wake_.wait_for(lock, kBurstWindow, [this] { return stopping_; });
+        if (stopping_) return;
+      }
     }
     expire_waiting_jobs();
     admit_waiting_jobs();
@@ -128,44 +139,75 @@ void Scheduler::expire_waiting_jobs() {
   for (auto& job : cancelled) job->sink.on_finish(FinishReason::CANCELLED, gone, 0, 0);
 }
 
-// The free slot whose cache shares the longest prefix with the prompt; `*reusable` is how many
-// prompt tokens need no decoding (at least the last one is always decoded, for its logits).
-Scheduler::Slot* Scheduler::best_free_slot(const std::vector<Token>& prompt, size_t* reusable) {
+static size_t common_prefix(const std::vector<Token>& prompt, const std::vector<Token>& cached) {
+  const size_t limit = std::min(cached.size(), prompt.size());
+  const auto end = std::mismatch(prompt.begin(), prompt.begin() + limit, cached.begin()).first;
+  return static_cast<size_t>(end - prompt.begin());
+}
+
+// The free slot whose cache shares the longest prefix with the prompt.
+Scheduler::Slot* Scheduler::best_free_slot(const std::vector<Token>& prompt, size_t* shared) {
   Slot* best = nullptr;
-  size_t best_len = 0;
+  *shared = 0;
   for (auto& slot : slots_) {
     if (slot->job) continue;
-    const size_t limit = std::min(slot->cached.size(), prompt.size());
-    const size_t len = static_cast<size_t>(
-        std::mismatch(prompt.begin(), prompt.begin() + limit, slot->cached.begin()).first -
-        prompt.begin());
-    if (!best || len > best_len) {
-      best = slot.get();
-      best_len = len;
-    }
+    const size_t len = common_prefix(prompt, slot->cached);
+    if (!best || len > *shared) best = slot.get(), *shared = len;
   }
-  *reusable = prompt.empty() ? 0 : std::min(best_len, prompt.size() - 1);
   return best;
 }
 
+Scheduler::Slot* Scheduler::least_recently_used_free_slot() {
+  Slot* oldest = nullptr;
+  for (auto& slot : slots_) {
+    if (!slot->job && (!oldest || slot->last_used < oldest->last_used)) oldest = slot.get();
+  }
+  return oldest;
+}
+
+// Jobs are admitted in arrival order, as many as there are free slots. Those that find at least
+// half of their prompt cached in a free slot take that slot first; the others then take the
+// least recently used free slots, so that a job with no real match (a shared system prompt at
+// most) does not overwrite a cache that a job admitted with it could reuse whole.
 void Scheduler::admit_waiting_jobs() {
   std::lock_guard<std::mutex> lock(mutex_);
-  while (!waiting_.empty()) {
-    size_t reusable = 0;
-    Slot* slot = best_free_slot(waiting_.front()->prompt, &reusable);
-    if (!slot) break;
-    slot->job = std::move(waiting_.front());
+  size_t free = 0;
+  for (auto& slot : slots_) free += slot->job ? 0 : 1;
+  const size_t count = std::min(free, waiting_.size());
+  std::vector<std::shared_ptr<GenerationJob>> unplaced;
+  for (size_t i = 0; i < count; ++i) {
+    std::shared_ptr<GenerationJob> job = std::move(waiting_.front());
     waiting_.pop_front();
-    backend_->trim_sequence(slot->sequence, static_cast<int>(reusable));
-    slot->cached.resize(reusable);
-    slot->prompt_done = reusable;
-    slot->reused = static_cast<int>(reusable);
-    slot->position = static_cast<int>(reusable);
-    slot->generated = 0;
-    slot->sampler = std::make_unique<Sampler>(slot->job->sampling, backend_->vocab_size());
-    slot->streamer = std::make_unique<TextStreamer>(slot->job->stop);
-    ++active_;
+    size_t shared = 0;
+    Slot* slot = best_free_slot(job->prompt, &shared);
+    if (2 * shared >= job->prompt.size() && shared > 0) {
+      place(*slot, std::move(job), shared);
+    } else {
+      unplaced.push_back(std::move(job));
+    }
   }
+  for (auto& job : unplaced) {
+    Slot* slot = least_recently_used_free_slot();
+    const size_t shared = common_prefix(job->prompt, slot->cached);
+    place(*slot, std::move(job), shared);
+  }
+}
+
+// `shared` prompt tokens are in the slot's cache already; all but the last need no decoding
+// (the last is decoded again for its logits).
+void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared) {
+  const size_t reusable = job->prompt.empty() ? 0 : std::min(shared, job->prompt.size() - 1);
+  slot.job = std::move(job);
+  slot.last_used = ++admissions_;
+  backend_->trim_sequence(slot.sequence, static_cast<int>(reusable));
+  slot.cached.resize(reusable);
+  slot.prompt_done = reusable;
+  slot.reused = static_cast<int>(reusable);
+  slot.position = static_cast<int>(reusable);
+  slot.generated = 0;
+  slot.sampler = std::make_unique<Sampler>(slot.job->sampling, backend_->vocab_size());
+  slot.streamer = std::make_unique<TextStreamer>(slot.job->stop);
+  ++active_;
 }
 
 void Scheduler::drop_cancelled_and_expired() {

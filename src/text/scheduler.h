@@ -37,7 +37,9 @@ class Scheduler {
   void run();
   void expire_waiting_jobs();
   void admit_waiting_jobs();
-  Slot* best_free_slot(const std::vector<Token>& prompt, size_t* reusable);
+  Slot* best_free_slot(const std::vector<Token>& prompt, size_t* shared);
+  Slot* least_recently_used_free_slot();
+  void place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared);  // mutex_ held
   void drop_cancelled_and_expired();
   std::vector<BatchToken> build_batch(std::vector<Slot*>* wants_sample);
   void sample_and_emit(Slot& slot, int batch_index);
@@ -46,6 +48,7 @@ class Scheduler {
   std::unique_ptr<TextBackend> backend_;
   const int queue_limit_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  uint64_t admissions_ = 0;  // jobs given a slot so far (orders the slots' last use)
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<GenerationJob>> waiting_;

@@ -125,6 +125,35 @@ TEST(Scheduler, LongPromptIsReadInChunksWithoutStallingARunningStream) {
   EXPECT_GE(prompt_steps, 400 / 15) << "the long prompt must be read over many steps";
 }
 
+// Requests sent together reach an idle scheduler a little apart; their prompts go into one batch.
+TEST(Scheduler, ABurstOfRequestsSharesTheFirstBatch) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 256, 4, 4096), 8);
+  std::future<Outcome> done[4];
+  for (int i = 0; i < 4; ++i) scheduler.submit(make_job(tokens(10, i), 2, &done[i]));
+  for (auto& d : done) ASSERT_EQ(d.get().reason, FinishReason::LENGTH);
+  std::lock_guard<std::mutex> lock(log->mutex);
+  ASSERT_FALSE(log->batches.empty());
+  EXPECT_EQ(log->batches.front().size(), 40u) << "all four prompts in the first batch";
+}
+
+// A job with no real match takes the least recently used free slot, leaving the slot whose
+// cache holds a whole prompt to the job admitted with it that repeats that prompt.
+TEST(Scheduler, AJobWithoutAMatchLeavesAWholeCachedPromptToTheJobThatRepeatsIt) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 256, 2, 4096), 8);
+  const std::vector<Token> repeated = tokens(20, 1), other = tokens(20, 2), fresh = tokens(20, 4);
+  std::future<Outcome> a, b, c, d;
+  scheduler.submit(make_job(repeated, 2, &a));
+  ASSERT_EQ(a.get().cached, 0);
+  scheduler.submit(make_job(other, 2, &b));  // takes the unused slot: its match is no match
+  ASSERT_EQ(b.get().cached, 0);
+  scheduler.submit(make_job(fresh, 2, &c));  // first in line, matches nothing
+  scheduler.submit(make_job(repeated, 2, &d));
+  EXPECT_EQ(d.get().cached, 19) << "the repeated prompt must find its cache intact";
+  EXPECT_EQ(c.get().reason, FinishReason::LENGTH);
+}
+
 TEST(Scheduler, SharedPrefixIsReusedAndOnlyTheTailIsTrimmed) {
   auto log = std::make_shared<FakeBackend::Log>();
   Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 2, 4096), 8);
