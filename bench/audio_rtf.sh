@@ -2,7 +2,11 @@
 # Real-time factor of POST /v1/audio/transcriptions against whisper.cpp's own whisper-cli, built
 # here from the same whisper.cpp tree (its own build dir; the main build keeps examples off).
 # Same model (random weights, whisper "tiny" dimensions), same audio, same threads, greedy
-# decoding with whisper's default temperature fallback, language fixed to English.
+# decoding at temperature 0 without the temperature fallback (whisper-cli -nf, the server's
+# temperature_inc=0), language fixed to English. Without that the work is not the same on both
+# sides: random weights fail whisper's checks in nearly every window, and the sampled retries
+# draw from a random generator that a fresh whisper-cli starts anew while the server's pooled
+# state continues it, so the two decode different token counts.
 #   bench/audio_rtf.sh            (uses $ALLM_BUILD_DIR, default build/; builds what is missing)
 #   BENCH_THREADS=N BENCH_RUNS=N BENCH_MODEL_ARGS="" (small test model) bench/audio_rtf.sh
 # Run it on an otherwise idle machine: ggml's worker threads spin while waiting, so a loaded
@@ -48,7 +52,7 @@ duration=$(soxi -D "$tmp/speech.wav")
 # whisper-cli: the compute time it reports (total minus model load), best of $RUNS.
 cli_best=""
 for _ in $(seq "$RUNS"); do
-  "$CLI" -m "$tmp/models/bench.bin" -f "$tmp/speech.wav" -t "$THREADS" -l en -bs 1 >/dev/null 2>"$tmp/cli.log" || true
+  "$CLI" -m "$tmp/models/bench.bin" -f "$tmp/speech.wav" -t "$THREADS" -l en -bs 1 -nf >/dev/null 2>"$tmp/cli.log" || true
   grep -q "total time" "$tmp/cli.log" || { cat "$tmp/cli.log" >&2; exit 1; }
   total=$(grep "total time" "$tmp/cli.log" | sed 's/.*= *\([0-9.]*\) ms.*/\1/')
   load=$(grep "load time" "$tmp/cli.log" | sed 's/.*= *\([0-9.]*\) ms.*/\1/')
@@ -64,7 +68,7 @@ server_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 request() {
   curl -sf -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/v1/audio/transcriptions" \
-    -F file=@"$tmp/speech.wav" -F model=bench -F language=en
+    -F file=@"$tmp/speech.wav" -F model=bench -F language=en -F temperature_inc=0
 }
 request >/dev/null
 server_best=""

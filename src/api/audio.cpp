@@ -126,6 +126,7 @@ Error read_call(const httplib::Request& req, AudioTask task, AudioCall* call) {
   auto prompt = form.text("prompt");
   auto format = form.text("response_format");
   auto temperature = form.number("temperature", 0.0, 1.0);
+  auto temperature_inc = form.number("temperature_inc", 0.0, 1.0);
   auto stream = form.text("stream");
   if (language && (language->size() < 2 || language->size() > 3)) {
     form.fail("'language' must be an ISO-639-1 code such as 'en', got '" + *language + "'",
@@ -151,6 +152,7 @@ Error read_call(const httplib::Request& req, AudioTask task, AudioCall* call) {
   request.language = language.value_or("");
   request.prompt = prompt.value_or("");
   request.temperature = static_cast<float>(temperature.value_or(0.0));
+  if (temperature_inc) request.temperature_increment = static_cast<float>(*temperature_inc);
   request.word_timestamps = call->words;
   return {};
 }

@@ -135,6 +135,7 @@ WhisperRunStatus WhisperModel::transcribe(const std::vector<float>& samples,
   params.language = options.language.empty() ? "auto" : options.language.c_str();
   params.initial_prompt = options.prompt.empty() ? nullptr : options.prompt.c_str();
   params.temperature = options.temperature;
+  params.temperature_inc = options.temperature_increment;
   params.token_timestamps = options.word_timestamps;
   params.no_context = true;  // a pooled state must not carry text over from an earlier job
   params.print_progress = false;

@@ -13,11 +13,15 @@ struct whisper_state;
 
 namespace allm {
 
+// whisper's own step between fallback temperatures (whisper_full_default_params).
+constexpr float kWhisperTemperatureIncrement = 0.2f;
+
 struct TranscribeOptions {
   bool translate = false;  // whisper's translate task: speech in any language to English text
   std::string language;    // ISO-639-1; empty: detected
   std::string prompt;
   float temperature = 0.0f;  // the first temperature; whisper falls back to higher ones
+  float temperature_increment = kWhisperTemperatureIncrement;  // 0: no fallback
   bool word_timestamps = false;
   int threads = 1;
 };

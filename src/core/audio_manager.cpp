@@ -116,6 +116,7 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
   options.language = request.language;
   options.prompt = request.prompt;
   options.temperature = request.temperature;
+  options.temperature_increment = request.temperature_increment;
   options.word_timestamps = request.word_timestamps;
   options.threads = threads_per_job();
   bool timed_out = false, cancelled = false;

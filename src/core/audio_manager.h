@@ -34,6 +34,7 @@ struct AudioRequest {
   std::string language;  // ISO-639-1; empty: detected
   std::string prompt;
   float temperature = 0.0f;
+  float temperature_increment = kWhisperTemperatureIncrement;
   bool word_timestamps = false;
   std::function<bool()> client_gone;  // polled while waiting and running; may be empty
 };

@@ -16,10 +16,10 @@ async function run(cmd, args) {
   return r;
 }
 
-/** Writes the tiny random whisper model to `dest` (a .bin file). */
-export async function makeWhisperFixture(dest) {
+/** Writes the tiny random whisper model to `dest` (a .bin file); `seed` picks other weights. */
+export async function makeWhisperFixture(dest, { seed } = {}) {
   await fsp.mkdir(path.dirname(dest), { recursive: true });
-  await run(WHISPER_FIXTURE_TOOL, ['--out', dest]);
+  await run(WHISPER_FIXTURE_TOOL, ['--out', dest, ...(seed === undefined ? [] : ['--seed', String(seed)])]);
   return dest;
 }
 

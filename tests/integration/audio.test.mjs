@@ -14,7 +14,11 @@ import {
 const T = { timeout: TEST_TIMEOUT_MS };
 const TRANSCRIBE = '/v1/audio/transcriptions';
 const TRANSLATE = '/v1/audio/translations';
-const withWhisper = async ({ modelsDir }) => { await makeWhisperFixture(path.join(modelsDir, `${WHISPER_MODEL}.bin`)); };
+const FALLBACK_MODEL = 'whisper-fallback';
+const withWhisper = async ({ modelsDir }) => {
+  await makeWhisperFixture(path.join(modelsDir, `${WHISPER_MODEL}.bin`));
+  await makeWhisperFixture(path.join(modelsDir, `${FALLBACK_MODEL}.bin`), { seed: 3 });
+};
 
 describe('audio endpoints', { timeout: HOOK_TIMEOUT_MS + 30 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({ setup: withWhisper });
@@ -83,6 +87,22 @@ describe('audio endpoints', { timeout: HOOK_TIMEOUT_MS + 30 * TEST_TIMEOUT_MS },
     assert.ok(body.segments.every((s) => Math.abs(s.temperature - 0.2) < 1e-6), show('temperature', r));
   });
 
+  // With seed 3 the greedy transcript of the test sentence fails whisper's checks (found by trying
+  // seeds), so by default whisper retries it at higher, sampled temperatures.
+  it('temperature_inc 0 turns the temperature fallback off', T, async () => {
+    const { wav, mp3 } = await speechFiles();
+    const transcript = async (fields, file = wav) => {
+      const r = await postAudio(srv.baseURL, TRANSCRIBE, { model: FALLBACK_MODEL, response_format: 'text', ...fields }, { path: file });
+      assert.equal(r.status, 200, show(JSON.stringify(fields), r));
+      return r.text;
+    };
+    const greedy = await transcript({ temperature_inc: '0' });
+    await transcript({ temperature: '0.8' }, mp3);
+    // Greedy decoding alone depends on nothing but the audio: no sampling history carries over.
+    assert.equal(await transcript({ temperature_inc: '0' }), greedy);
+    for (let i = 0; i < 3; i++) assert.notEqual(await transcript({}), greedy, 'by default the failed greedy result is retried');
+  });
+
   it('translates (task translate, language english)', T, async () => {
     const files = await speechFiles();
     for (const key of ['wav', 'mp3', 'flac']) {
@@ -118,6 +138,7 @@ describe('audio endpoints', { timeout: HOOK_TIMEOUT_MS + 30 * TEST_TIMEOUT_MS },
       [{ model: WHISPER_MODEL, response_format: 'xml' }, { path: wav }, 'response_format'],
       [{ model: WHISPER_MODEL, temperature: 'hot' }, { path: wav }, 'temperature'],
       [{ model: WHISPER_MODEL, temperature: '3' }, { path: wav }, 'temperature'],
+      [{ model: WHISPER_MODEL, temperature_inc: '-0.1' }, { path: wav }, 'temperature_inc'],
       [{ model: WHISPER_MODEL, language: 'xx' }, { path: wav }, 'language'],
       [{ model: WHISPER_MODEL, language: 'english' }, { path: wav }, 'language'],
       [{ model: WHISPER_MODEL, 'timestamp_granularities[]': 'word' }, { path: wav }, 'timestamp_granularities'],
