@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "audio/audio_decoder.h"
+#include "core/compute_thread.h"
 #include "core/ggml_log.h"
 #include "whisper.h"
 
@@ -146,8 +147,11 @@ WhisperRunStatus WhisperModel::transcribe(const std::vector<float>& samples,
   params.abort_callback_user_data = &probe;
   params.encoder_begin_callback = AbortProbe::encoder_hook;
   params.encoder_begin_callback_user_data = &probe;
-  const int rc = whisper_full_with_state(ctx_, state, params, samples.data(),
-                                         static_cast<int>(samples.size()));
+  int rc = -1;
+  run_on_compute_thread([&] {
+    rc = whisper_full_with_state(ctx_, state, params, samples.data(),
+                                 static_cast<int>(samples.size()));
+  });
   if (rc == 0 && !probe.aborted) {
     out->duration = static_cast<double>(samples.size()) / kWhisperSampleRate;
     collect(state, options, out);

@@ -4,6 +4,7 @@
 #include <random>
 #include <thread>
 
+#include "core/compute_thread.h"
 #include "core/log.h"
 #include "core/memory_estimate.h"
 #include "diffusion.h"
@@ -173,8 +174,9 @@ Error ImageManager::generate_one(ImageModel& model, const ImageRequest& r, int w
   };
   std::vector<uint8_t> rgb(static_cast<size_t>(width) * height * 3);
   char message[512] = "";
-  const diffusion_status status =
-      diffusion_generate(model.get(), &p, rgb.data(), message, sizeof message);
+  diffusion_status status = DIFFUSION_OK;
+  run_on_compute_thread(
+      [&] { status = diffusion_generate(model.get(), &p, rgb.data(), message, sizeof message); });
   if (watch.timed_out) {
     return make_error(ErrorCode::TIMEOUT, "the generation ran past the time limit (" +
                                               std::to_string(config_.timeout_seconds) +
