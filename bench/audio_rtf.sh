@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real-time factor of POST /v1/audio/transcriptions against whisper.cpp's own whisper-cli, built
 # here from the same whisper.cpp tree (its own build dir; the main build keeps examples off).
+# whisper-cli links the ggml bundled with whisper.cpp, as whisper.cpp's users get it; the server
+# links the one ggml of its process, llama.cpp's, so the ratio includes the ggml versions' gap.
 # Same model (random weights, whisper "tiny" dimensions), same audio, same threads, greedy
 # decoding at temperature 0 without the temperature fallback (whisper-cli -nf, the server's
 # temperature_inc=0), language fixed to English. Without that the work is not the same on both
