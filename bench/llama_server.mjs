@@ -1,5 +1,5 @@
-// Driver of bench/llama_server.sh: starts one server at a time (allm, then llama-server, for
-// each pair), measures it through /v1/chat/completions (streaming) and prints the ratios.
+// Driver of bench/llama_server.sh: starts both servers, measures them in turn through
+// /v1/chat/completions (streaming), pair by pair, and prints the ratios.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -54,7 +54,7 @@ async function startServer(kind) {
     if (child.exitCode !== null) throw new Error(`${kind} exited:\n${log}`);
     try {
       const r = await fetch(`${base}/health`);
-      if (r.status === 200) return { child, base };
+      if (r.status === 200) return { kind, child, base, log: () => log };
     } catch { /* not listening yet */ }
     await sleep(250);
   }
@@ -70,8 +70,11 @@ async function stopServer({ child }) {
 }
 
 const WORDS = 'the quiet harbor holds seven boats painted blue and red while gulls circle'.split(' ');
+// Every request's prompt differs from its first word on (the number), so neither server can
+// answer one from a cache of earlier prompts: the bench measures prompt reading, not caching.
 function prompt(i) {
-  return Array.from({ length: 12 }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]).join(' ');
+  const words = Array.from({ length: 12 }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]);
+  return `${i} ${words.join(' ')}`;
 }
 
 // One streamed completion: time to first token, then decode rate over the rest.
@@ -112,12 +115,13 @@ function quantile(values, q) {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-async function measure(kind) {
-  const server = await startServer(kind);
+// One pair's measurements on a running, warmed-up server: single-stream decode rate over three
+// sequential requests, then two rounds of STREAMS concurrent ones (aggregate rate, TTFTs). The
+// prompts differ from pair to pair so that no prefix cache answers them.
+async function measure(server, pair) {
   try {
-    await completion(server.base, 999);  // warm-up
     const singles = [];
-    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, i));
+    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, pair * 1000 + i));
     const single = singles.reduce((a, r) => a + r.tokens - 1, 0) /
       singles.reduce((a, r) => a + r.decodeMs / 1000, 0);
     const ttfts = [];
@@ -125,30 +129,48 @@ async function measure(kind) {
     for (let round = 0; round < 2; round++) {
       const start = performance.now();
       const runs = await Promise.all(Array.from({ length: STREAMS }, (_, i) =>
-        completion(server.base, 100 + round * STREAMS + i)));
+        completion(server.base, pair * 1000 + 100 + round * STREAMS + i)));
       const seconds = (Math.max(...runs.map((r) => r.end)) - start) / 1000;
       aggregate += runs.reduce((a, r) => a + r.tokens, 0) / seconds / 2;
       ttfts.push(...runs.map((r) => r.ttft));
     }
     return { single, aggregate, p50: quantile(ttfts, 0.5), p99: quantile(ttfts, 0.99) };
-  } finally {
-    await stopServer(server);
+  } catch (e) {
+    // Say which server failed and how it ended, not only what the client saw.
+    await sleep(500);
+    const ended = server.child.exitCode ?? server.child.signalCode ?? 'still running';
+    throw new Error(`${server.kind} (${ended}) failed: ${e.message} (${e.cause?.message ?? ''})\n${server.log()}`);
   }
 }
 
+// Both servers stay up (the idle one sleeps) so that the two halves of a pair run a minute
+// apart, not a server restart apart; the order flips every pair (A B, B A, ...) so that a drift
+// in the machine's speed does not favour either side.
+const servers = { allm: await startServer('allm'), llama: await startServer('llama-server') };
 const ratios = { single: [], aggregate: [], p50: [], p99: [] };
-for (let pair = 1; pair <= Number(opt.pairs); pair++) {
-  const a = await measure('allm');
-  const b = await measure('llama-server');
-  ratios.single.push(a.single / b.single);
-  ratios.aggregate.push(a.aggregate / b.aggregate);
-  ratios.p50.push(b.p50 / a.p50);  // lower is better: llama-server/allm
-  ratios.p99.push(b.p99 / a.p99);
-  const f = (x) => x.toFixed(2);
-  console.log(`pair ${pair}: single tok/s allm ${f(a.single)} llama-server ${f(b.single)} | ` +
-    `aggregate(${STREAMS}) tok/s allm ${f(a.aggregate)} llama-server ${f(b.aggregate)} | ` +
-    `TTFT p50 ms allm ${a.p50.toFixed(0)} llama-server ${b.p50.toFixed(0)} | ` +
-    `p99 ms allm ${a.p99.toFixed(0)} llama-server ${b.p99.toFixed(0)}`);
+try {
+  for (const server of Object.values(servers)) await completion(server.base, 999);  // warm-up
+  for (let pair = 1; pair <= Number(opt.pairs); pair++) {
+    let a, b;
+    if (pair % 2) {
+      a = await measure(servers.allm, pair);
+      b = await measure(servers.llama, pair);
+    } else {
+      b = await measure(servers.llama, pair);
+      a = await measure(servers.allm, pair);
+    }
+    ratios.single.push(a.single / b.single);
+    ratios.aggregate.push(a.aggregate / b.aggregate);
+    ratios.p50.push(b.p50 / a.p50);  // lower is better: llama-server/allm
+    ratios.p99.push(b.p99 / a.p99);
+    const f = (x) => x.toFixed(2);
+    console.log(`pair ${pair}: single tok/s allm ${f(a.single)} llama-server ${f(b.single)} | ` +
+      `aggregate(${STREAMS}) tok/s allm ${f(a.aggregate)} llama-server ${f(b.aggregate)} | ` +
+      `TTFT p50 ms allm ${a.p50.toFixed(0)} llama-server ${b.p50.toFixed(0)} | ` +
+      `p99 ms allm ${a.p99.toFixed(0)} llama-server ${b.p99.toFixed(0)}`);
+  }
+} finally {
+  await Promise.all(Object.values(servers).map(stopServer));
 }
 console.log('ratios allm/llama-server (above 1: allm better; TTFT as llama-server/allm): min / median / max');
 for (const [name, list] of Object.entries(ratios)) {

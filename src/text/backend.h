@@ -55,6 +55,10 @@ class TextBackend {
   // Keeps positions [0, from_position) of the sequence's cache and drops the rest, so that a new
   // prompt sharing that prefix continues at from_position (prefix reuse).
   virtual void trim_sequence(int sequence, int from_position) = 0;
+  // Positions [0, length) of `to` become a copy of `from`'s cache and `to` holds nothing after
+  // them (a prefix another sequence computed, such as a shared system prompt). False, with `to`
+  // untouched, where the model's memory cannot be copied so (recurrent state).
+  virtual bool copy_prefix(int from, int to, int length) = 0;
   // Approximate bytes the loaded model holds (weights + cache), for metrics and budgets.
   virtual size_t memory_bytes() const = 0;
 };

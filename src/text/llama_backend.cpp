@@ -99,6 +99,16 @@ class LlamaBackend : public TextBackend {
     llama_memory_seq_rm(llama_get_memory(ctx_), sequence, from_position, -1);
   }
 
+  // With a KV stream per sequence (kv_unified off) llama.cpp copies the source's whole stream,
+  // at the start of the next decode; the positions past the prefix are then dropped.
+  bool copy_prefix(int from, int to, int length) override {
+    if (llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_)) return false;
+    llama_memory_t memory = llama_get_memory(ctx_);
+    llama_memory_seq_cp(memory, from, to, -1, -1);
+    llama_memory_seq_rm(memory, to, length, -1);
+    return true;
+  }
+
   size_t memory_bytes() const override {
     return llama_model_size(model_) + llama_state_get_size(ctx_);
   }

@@ -86,6 +86,10 @@ class SafetensorsBackend : public TextBackend {
   void trim_sequence(int sequence, int from_position) override {
     stcpp_seq_trim(ctx_, sequence, from_position);
   }
+  bool copy_prefix(int from, int to, int length) override {
+    stcpp_seq_copy_prefix(ctx_, from, to, length);
+    return true;
+  }
   size_t memory_bytes() const override {
     return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_);
   }

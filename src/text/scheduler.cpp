@@ -10,6 +10,9 @@ namespace allm {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kBurstWindow{20};
+// The shortest prefix worth copying from another sequence's cache rather than decoding: a copy
+// moves a whole sequence's cache, decoding a few tokens costs about as much.
+constexpr size_t kMinCopiedPrefix = 16;
 
 struct Scheduler::Slot {
   int sequence = 0;
@@ -193,14 +196,39 @@ void Scheduler::admit_waiting_jobs() {
   }
 }
 
+// The other slot, busy or free, whose cache shares the longest prefix with the prompt.
+Scheduler::Slot* Scheduler::longest_prefix_elsewhere(const Slot& slot,
+                                                     const std::vector<Token>& prompt,
+                                                     size_t* shared) {
+  Slot* best = nullptr;
+  *shared = 0;
+  for (auto& other : slots_) {
+    if (other.get() == &slot) continue;
+    const size_t len = common_prefix(prompt, other->cached);
+    if (len > *shared) best = other.get(), *shared = len;
+  }
+  return best;
+}
+
 // `shared` prompt tokens are in the slot's cache already; all but the last need no decoding
-// (the last is decoded again for its logits).
+// (the last is decoded again for its logits). Where another slot holds a longer prefix (a system
+// prompt that concurrent conversations share), the slot gets a copy of it instead.
 void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared) {
-  const size_t reusable = job->prompt.empty() ? 0 : std::min(shared, job->prompt.size() - 1);
+  const size_t limit = job->prompt.empty() ? 0 : job->prompt.size() - 1;
+  size_t reusable = std::min(shared, limit);
+  size_t elsewhere = 0;
+  const Slot* donor = longest_prefix_elsewhere(slot, job->prompt, &elsewhere);
+  elsewhere = std::min(elsewhere, limit);
+  if (donor && elsewhere >= reusable + kMinCopiedPrefix &&
+      backend_->copy_prefix(donor->sequence, slot.sequence, static_cast<int>(elsewhere))) {
+    reusable = elsewhere;
+    slot.cached.assign(donor->cached.begin(), donor->cached.begin() + reusable);
+  } else {
+    backend_->trim_sequence(slot.sequence, static_cast<int>(reusable));
+    slot.cached.resize(reusable);
+  }
   slot.job = std::move(job);
   slot.last_used = ++admissions_;
-  backend_->trim_sequence(slot.sequence, static_cast<int>(reusable));
-  slot.cached.resize(reusable);
   slot.prompt_done = reusable;
   slot.reused = static_cast<int>(reusable);
   slot.position = static_cast<int>(reusable);

@@ -39,6 +39,8 @@ class Scheduler {
   void admit_waiting_jobs();
   Slot* best_free_slot(const std::vector<Token>& prompt, size_t* shared);
   Slot* least_recently_used_free_slot();
+  Slot* longest_prefix_elsewhere(const Slot& slot, const std::vector<Token>& prompt,
+                                 size_t* shared);
   void place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared);  // mutex_ held
   void drop_cancelled_and_expired();
   std::vector<BatchToken> build_batch(std::vector<Slot*>* wants_sample);

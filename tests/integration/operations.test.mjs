@@ -7,12 +7,13 @@ import {
   MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { scrape, metricValue } from './metrics_helpers.mjs';
+import { checkPrefixCopiedFromRunningSequence } from './prefix_copy.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 
 const SYSTEM = 'You are a meticulous assistant. ' + 'Always answer with care and cite the rules. '.repeat(20);
 
-describe('metrics, access log and prefix reuse', { timeout: HOOK_TIMEOUT_MS + 6 * TEST_TIMEOUT_MS }, () => {
+describe('metrics, access log and prefix reuse', { timeout: HOOK_TIMEOUT_MS + 7 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({ ctxSize: 8192, parallel: 2 });
 
   it('GET /metrics counts requests, tokens and latencies; one access line per request', T, async () => {
@@ -63,6 +64,10 @@ describe('metrics, access log and prefix reuse', { timeout: HOOK_TIMEOUT_MS + 6 
     assert.equal(c2.json.choices[0].message.content, c1.json.choices[0].message.content);
     const m = await scrape(srv.baseURL);
     assert.ok(metricValue(m, 'allm_tokens_cached_total', { model: MODEL }) > 300);
+  });
+
+  it('a new conversation copies the system prompt that a running one holds', T, async () => {
+    await checkPrefixCopiedFromRunningSequence(srv.baseURL, MODEL, { streamTokens: 2000 });
   });
 
   it('a long prompt arriving is read in chunks: a running stream keeps getting tokens', T, async () => {

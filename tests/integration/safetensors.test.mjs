@@ -8,6 +8,7 @@ import {
   useServer, postJSON, postSSE, show, responseText, checkResponseStream, checkChatStream,
   runCommand, REPO_ROOT, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
+import { checkPrefixCopiedFromRunningSequence } from './prefix_copy.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
@@ -34,7 +35,7 @@ async function makeHfFixture(arch, dtype, modelsDir) {
   assert.equal(r.code, 0, `${HF_TOOL} failed for ${name}`);
 }
 
-describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_MS }, () => {
+describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 13 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({
     fixture: false,
     setup: async ({ modelsDir }) => {
@@ -70,6 +71,10 @@ describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_MS
       assert.equal(cs.content, chat.json.choices[0].message.content);
     });
   }
+
+  it('a new conversation copies the system prompt that a running one holds', T, async () => {
+    await checkPrefixCopiedFromRunningSequence(srv.baseURL, 'qwen3-f32-hf');
+  });
 
   it('concurrent requests to one safetensors model all match their solo runs', T, async () => {
     const model = 'qwen3-f32-hf';

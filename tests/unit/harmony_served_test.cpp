@@ -70,6 +70,7 @@ class ScriptedBackend : public TextBackend {
   const float* logits(int batch_index) override { return rows_[batch_index].data(); }
   void clear_sequence(int) override {}
   void trim_sequence(int, int) override {}
+  bool copy_prefix(int, int, int) override { return false; }
   size_t memory_bytes() const override { return 0; }
 
  private:

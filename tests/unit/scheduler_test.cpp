@@ -1,5 +1,5 @@
 // The scheduler on a scripted backend: prompts read in chunks beside running streams, prefix
-// reuse with trim_sequence, the bounded queue and the per-request deadline.
+// reuse with trim_sequence and copy_prefix, the bounded queue and the per-request deadline.
 #include "text/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <tuple>
 
 namespace allm {
 namespace {
@@ -20,7 +21,8 @@ class FakeBackend : public TextBackend {
   struct Log {
     std::mutex mutex;
     std::vector<std::vector<BatchToken>> batches;
-    std::vector<std::pair<int, int>> trims;  // (sequence, from_position)
+    std::vector<std::pair<int, int>> trims;         // (sequence, from_position)
+    std::vector<std::tuple<int, int, int>> copies;  // (from, to, length)
   };
   FakeBackend(std::shared_ptr<Log> log, int max_batch, int sequences, int ctx)
       : log_(std::move(log)), max_batch_(max_batch), sequences_(sequences), ctx_(ctx) {}
@@ -55,6 +57,11 @@ class FakeBackend : public TextBackend {
   void trim_sequence(int sequence, int from) override {
     std::lock_guard<std::mutex> lock(log_->mutex);
     log_->trims.emplace_back(sequence, from);
+  }
+  bool copy_prefix(int from, int to, int length) override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->copies.emplace_back(from, to, length);
+    return true;
   }
   size_t memory_bytes() const override { return 0; }
 
@@ -183,6 +190,46 @@ TEST(Scheduler, SharedPrefixIsReusedAndOnlyTheTailIsTrimmed) {
     }
   }
   EXPECT_EQ(decoded_for_second, 1u);
+}
+
+// A system prompt that a running conversation holds is copied into the new job's slot, not
+// decoded again; a short common prefix is not worth a copy.
+TEST(Scheduler, APrefixHeldByARunningSequenceIsCopiedIntoTheNewSlot) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 256, 3, 4096), 8);
+  std::vector<Token> system = tokens(40, 3), running = system, joining = system;
+  running.push_back(2);
+  joining.insert(joining.end(), {5, 6, 5});
+  std::future<Outcome> a, b, c;
+  auto stream = make_job(running, 0, &a);  // generates until cancelled
+  scheduler.submit(stream);
+  while (true) {
+    std::lock_guard<std::mutex> lock(log->mutex);
+    if (log->batches.size() >= 2) break;
+  }
+  scheduler.submit(make_job(joining, 4, &b));
+  EXPECT_EQ(b.get().cached, 40) << "the 40 system prompt tokens come from the running sequence";
+  std::vector<Token> short_match = tokens(10, 3);
+  short_match.insert(short_match.end(), 30, 6);  // less than half shared: a fresh slot
+  scheduler.submit(make_job(short_match, 2, &c));
+  EXPECT_EQ(c.get().cached, 0) << "10 shared tokens are decoded, not copied";
+  stream->cancelled->store(true);
+  ASSERT_EQ(a.get().reason, FinishReason::CANCELLED);
+
+  std::lock_guard<std::mutex> lock(log->mutex);
+  ASSERT_EQ(log->copies.size(), 1u);
+  EXPECT_EQ(log->copies[0], std::make_tuple(0, 1, 40));
+  // The joining job decoded only its own three tokens, from position 40 on.
+  int joined_positions = 0;
+  for (const auto& batch : log->batches) {
+    for (const BatchToken& t : batch) {
+      if (t.sequence == 1 && t.position < 43) {
+        EXPECT_GE(t.position, 40);
+        ++joined_positions;
+      }
+    }
+  }
+  EXPECT_EQ(joined_positions, 3);
 }
 
 TEST(Scheduler, PicksTheFreeSlotWithTheLongestCommonPrefix) {

@@ -90,6 +90,10 @@ void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id);
 // Keeps positions [0, from_pos) of a sequence and forgets the rest (prefix reuse: the next
 // decode for this sequence continues at from_pos).
 void stcpp_seq_trim(stcpp_context* ctx, int32_t seq_id, int32_t from_pos);
+// Positions [0, length) of to_seq become a copy of from_seq's (at most what from_seq holds) and
+// to_seq holds nothing after them: a prefix one sequence computed, such as a system prompt, given
+// to another without decoding it again.
+void stcpp_seq_copy_prefix(stcpp_context* ctx, int32_t from_seq, int32_t to_seq, int32_t length);
 size_t stcpp_context_size_bytes(const stcpp_context* ctx);
 const char* stcpp_last_error(const stcpp_context* ctx);
 

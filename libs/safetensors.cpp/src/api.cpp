@@ -215,6 +215,10 @@ void stcpp_seq_trim(stcpp_context* ctx, int32_t seq_id, int32_t from_pos) {
   ctx->impl->trim(seq_id, from_pos);
 }
 
+void stcpp_seq_copy_prefix(stcpp_context* ctx, int32_t from_seq, int32_t to_seq, int32_t length) {
+  ctx->impl->copy_prefix(from_seq, to_seq, length);
+}
+
 size_t stcpp_context_size_bytes(const stcpp_context* ctx) {
   return ctx->impl->bytes();
 }

@@ -1,6 +1,7 @@
 // The inference state behind stcpp_context: KV cache, compute buffers, last logits.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,12 @@ class Context {
   // Forgets positions >= from_pos; the cells stay allocated and are overwritten later.
   void trim(int seq, int from_pos) {
     if (from_pos < cache_.length(seq)) cache_.set_length(seq, from_pos < 0 ? 0 : from_pos);
+  }
+  // Makes positions [0, length) of `to` a copy of `from`'s (at most what `from` holds).
+  void copy_prefix(int from, int to, int length) {
+    const int n = cache_.n_seq();
+    if (from == to || from < 0 || to < 0 || from >= n || to >= n || length < 0) return;
+    cache_.copy_prefix(from, to, std::min(length, cache_.length(from)));
   }
   size_t bytes() const;
 

@@ -1,5 +1,7 @@
 #include "kv_cache.h"
 
+#include <cstring>
+
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
 
@@ -28,6 +30,19 @@ Failure KvCache::init(int n_layer, int64_t k_row, int64_t v_row, int ctx_per_seq
   length_.assign(n_seq, 0);
   ctx_per_seq_ = ctx_per_seq;
   return {};
+}
+
+void KvCache::copy_prefix(int from, int to, int length) {
+  // Each sequence owns ctx_per_seq_ consecutive rows of every layer's K and V; the buffer is in
+  // host memory (the CPU buffer type), so rows are copied directly.
+  for (const std::vector<ggml_tensor*>* tensors : {&k_, &v_}) {
+    for (ggml_tensor* t : *tensors) {
+      char* base = static_cast<char*>(t->data);
+      std::memcpy(base + t->nb[1] * to * ctx_per_seq_, base + t->nb[1] * from * ctx_per_seq_,
+                  t->nb[1] * length);
+    }
+  }
+  length_[to] = length;
 }
 
 }  // namespace stcpp

@@ -23,6 +23,8 @@ class KvCache {
   int n_seq() const { return static_cast<int>(length_.size()); }
   int length(int seq) const { return length_[seq]; }
   void set_length(int seq, int length) { length_[seq] = length; }
+  // Positions [0, length) of `to` become those of `from`, and `to` holds nothing after them.
+  void copy_prefix(int from, int to, int length);
   size_t bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
 
  private:
