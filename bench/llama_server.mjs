@@ -77,16 +77,26 @@ function prompt(i) {
   return `${i} ${words.join(' ')}`;
 }
 
+// A server may close a kept-alive connection just as the client reuses it (llama-server's idle
+// timeout while the other server is measured); the request never reached it, so it is sent again.
+async function post(url, body) {
+  const send = () => fetch(url, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  try {
+    return await send();
+  } catch (e) {
+    if (e.cause?.code !== 'UND_ERR_SOCKET') throw e;
+    return send();
+  }
+}
+
 // One streamed completion: time to first token, then decode rate over the rest.
-async function completion(base, i) {
+async function completion(base, i, maxTokens = MAX_TOKENS) {
   const start = performance.now();
-  const res = await fetch(`${base}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'bench', messages: [{ role: 'user', content: prompt(i) }], max_tokens: MAX_TOKENS,
-      temperature: 0, stream: true, stream_options: { include_usage: true },
-    }),
+  const res = await post(`${base}/v1/chat/completions`, {
+    model: 'bench', messages: [{ role: 'user', content: prompt(i) }], max_tokens: maxTokens,
+    temperature: 0, stream: true, stream_options: { include_usage: true },
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first = null, tokens = 0, chunks = 0, buf = '';
@@ -121,7 +131,8 @@ function quantile(values, q) {
 async function measure(server, pair) {
   try {
     const singles = [];
-    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, pair * 1000 + i));
+    // Longer than the concurrent requests: a single stream's rate swings with the machine.
+    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, pair * 1000 + i, 4 * MAX_TOKENS));
     const single = singles.reduce((a, r) => a + r.tokens - 1, 0) /
       singles.reduce((a, r) => a + r.decodeMs / 1000, 0);
     const ttfts = [];

@@ -76,13 +76,21 @@ function prompt() {
   return Array.from({ length: n }, () => pick(words)).join(' ');
 }
 
+// Half the conversations share a system prompt, so that prefixes are reused and copied between
+// sequences while others start, stop and disconnect.
+const SYSTEM = 'You answer in one short paragraph and never repeat the question back. '.repeat(3);
+const shared = () => random() < 0.5;
+
 function responsesBody(stream) {
-  return { model: MODEL, input: prompt(), max_output_tokens: 1 + Math.floor(random() * MAX_TOKENS), stream };
+  return {
+    model: MODEL, input: prompt(), max_output_tokens: 1 + Math.floor(random() * MAX_TOKENS), stream,
+    ...(shared() ? { instructions: SYSTEM } : {}),
+  };
 }
 function chatBody(stream) {
   return {
     model: MODEL,
-    messages: [{ role: 'user', content: prompt() }],
+    messages: [...(shared() ? [{ role: 'system', content: SYSTEM }] : []), { role: 'user', content: prompt() }],
     max_tokens: 1 + Math.floor(random() * MAX_TOKENS),
     stream,
     ...(stream ? { stream_options: { include_usage: true } } : {}),
