@@ -125,16 +125,34 @@ function quantile(values, q) {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-// One pair's measurements on a running, warmed-up server: single-stream decode rate over three
-// sequential requests, then two rounds of STREAMS concurrent ones (aggregate rate, TTFTs). The
-// prompts differ from pair to pair so that no prefix cache answers them.
-async function measure(server, pair) {
+// Says which server failed and how it ended, not only what the client saw.
+async function blame(server, work) {
   try {
-    const singles = [];
-    // Longer than the concurrent requests: a single stream's rate swings with the machine.
-    for (let i = 0; i < 3; i++) singles.push(await completion(server.base, pair * 1000 + i, 4 * MAX_TOKENS));
-    const single = singles.reduce((a, r) => a + r.tokens - 1, 0) /
-      singles.reduce((a, r) => a + r.decodeMs / 1000, 0);
+    return await work();
+  } catch (e) {
+    await sleep(500);
+    const ended = server.child.exitCode ?? server.child.signalCode ?? 'still running';
+    throw new Error(`${server.kind} (${ended}) failed: ${e.message} (${e.cause?.message ?? ''})\n${server.log()}`);
+  }
+}
+
+// Single-stream decode rate of both servers: three sequential requests each, taken in turn
+// (request by request, `first` going first), since a single stream's rate follows the machine's
+// swings within seconds. Longer than the concurrent requests, for the same reason.
+async function singles(first, second, pair) {
+  const runs = new Map([[first, []], [second, []]]);
+  for (let i = 0; i < 3; i++) {
+    for (const server of [first, second]) {
+      runs.get(server).push(await blame(server, () => completion(server.base, pair * 1000 + i, 4 * MAX_TOKENS)));
+    }
+  }
+  const rate = (list) => list.reduce((a, r) => a + r.tokens - 1, 0) / list.reduce((a, r) => a + r.decodeMs / 1000, 0);
+  return new Map([...runs].map(([server, list]) => [server, rate(list)]));
+}
+
+// Two rounds of STREAMS concurrent requests on one server: aggregate rate and TTFTs.
+async function concurrent(server, pair) {
+  return blame(server, async () => {
     const ttfts = [];
     let aggregate = 0;
     for (let round = 0; round < 2; round++) {
@@ -145,31 +163,24 @@ async function measure(server, pair) {
       aggregate += runs.reduce((a, r) => a + r.tokens, 0) / seconds / 2;
       ttfts.push(...runs.map((r) => r.ttft));
     }
-    return { single, aggregate, p50: quantile(ttfts, 0.5), p99: quantile(ttfts, 0.99) };
-  } catch (e) {
-    // Say which server failed and how it ended, not only what the client saw.
-    await sleep(500);
-    const ended = server.child.exitCode ?? server.child.signalCode ?? 'still running';
-    throw new Error(`${server.kind} (${ended}) failed: ${e.message} (${e.cause?.message ?? ''})\n${server.log()}`);
-  }
+    return { aggregate, p50: quantile(ttfts, 0.5), p99: quantile(ttfts, 0.99) };
+  });
 }
 
-// Both servers stay up (the idle one sleeps) so that the two halves of a pair run a minute
-// apart, not a server restart apart; the order flips every pair (A B, B A, ...) so that a drift
-// in the machine's speed does not favour either side.
+// Both servers stay up (the idle one sleeps) so that they can be measured in turn; the order
+// flips every pair (A B, B A, ...) so that a drift in the machine's speed favours neither. The
+// prompts differ from pair to pair and request to request, so no prompt cache answers them.
 const servers = { allm: await startServer('allm'), llama: await startServer('llama-server') };
 const ratios = { single: [], aggregate: [], p50: [], p99: [] };
 try {
   for (const server of Object.values(servers)) await completion(server.base, 999);  // warm-up
   for (let pair = 1; pair <= Number(opt.pairs); pair++) {
-    let a, b;
-    if (pair % 2) {
-      a = await measure(servers.allm, pair);
-      b = await measure(servers.llama, pair);
-    } else {
-      b = await measure(servers.llama, pair);
-      a = await measure(servers.allm, pair);
-    }
+    const order = pair % 2 ? [servers.allm, servers.llama] : [servers.llama, servers.allm];
+    const rates = await singles(order[0], order[1], pair);
+    const results = new Map();
+    for (const server of order) results.set(server, await concurrent(server, pair));
+    const a = { single: rates.get(servers.allm), ...results.get(servers.allm) };
+    const b = { single: rates.get(servers.llama), ...results.get(servers.llama) };
     ratios.single.push(a.single / b.single);
     ratios.aggregate.push(a.aggregate / b.aggregate);
     ratios.p50.push(b.p50 / a.p50);  // lower is better: llama-server/allm

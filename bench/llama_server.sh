@@ -6,9 +6,9 @@
 #   bench/llama_server.sh                    (uses $ALLM_BUILD_DIR, default build/)
 #   BENCH_PAIRS=N BENCH_THREADS=N BENCH_DTYPE=f16|bf16 bench/llama_server.sh
 # Measures single-stream decode tokens/s, aggregate tokens/s of 8 concurrent streams and p50/p99
-# time to first token, in pairs (both servers up, measured one at a time, the order flipping
-# every pair: A B, B A, ...), and prints the allm/llama-server ratio of each pair as
-# min / median / max. Above 1 means allm is better (for TTFT the ratio is llama-server/allm, so
+# time to first token, in pairs (both servers up and measured in turn, single streams request by
+# request, the order flipping every pair: A B, B A, ...), and prints the allm/llama-server ratio
+# of each pair as min / median / max. Above 1 means allm is better (for TTFT the ratio is llama-server/allm, so
 # above 1 also means allm is better).
 # A loaded machine makes single pairs noisy (±15 % here); compare medians.
 set -euo pipefail
