@@ -152,7 +152,8 @@ Error read_call(const httplib::Request& req, AudioTask task, AudioCall* call) {
   request.language = language.value_or("");
   request.prompt = prompt.value_or("");
   request.temperature = static_cast<float>(temperature.value_or(0.0));
-  if (temperature_inc) request.temperature_increment = static_cast<float>(*temperature_inc);
+  request.temperature_increment =
+      static_cast<float>(temperature_inc.value_or(kWhisperTemperatureIncrement));
   request.word_timestamps = call->words;
   return {};
 }

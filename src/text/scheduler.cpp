@@ -148,14 +148,16 @@ static size_t common_prefix(const std::vector<Token>& prompt, const std::vector<
   return static_cast<size_t>(end - prompt.begin());
 }
 
-// The free slot whose cache shares the longest prefix with the prompt.
-Scheduler::Slot* Scheduler::best_free_slot(const std::vector<Token>& prompt, size_t* shared) {
+// Of the slots `eligible` accepts, the one whose cache shares the longest prefix with the
+// prompt; null when none shares a token.
+Scheduler::Slot* Scheduler::longest_prefix(const std::vector<Token>& prompt, size_t* shared,
+                                           const std::function<bool(const Slot&)>& eligible) {
   Slot* best = nullptr;
   *shared = 0;
   for (auto& slot : slots_) {
-    if (slot->job) continue;
+    if (!eligible(*slot)) continue;
     const size_t len = common_prefix(prompt, slot->cached);
-    if (!best || len > *shared) best = slot.get(), *shared = len;
+    if (len > *shared) best = slot.get(), *shared = len;
   }
   return best;
 }
@@ -182,8 +184,8 @@ void Scheduler::admit_waiting_jobs() {
     std::shared_ptr<GenerationJob> job = std::move(waiting_.front());
     waiting_.pop_front();
     size_t shared = 0;
-    Slot* slot = best_free_slot(job->prompt, &shared);
-    if (2 * shared >= job->prompt.size() && shared > 0) {
+    Slot* slot = longest_prefix(job->prompt, &shared, [](const Slot& s) { return !s.job; });
+    if (slot && 2 * shared >= job->prompt.size()) {
       place(*slot, std::move(job), shared);
     } else {
       unplaced.push_back(std::move(job));
@@ -196,20 +198,6 @@ void Scheduler::admit_waiting_jobs() {
   }
 }
 
-// The other slot, busy or free, whose cache shares the longest prefix with the prompt.
-Scheduler::Slot* Scheduler::longest_prefix_elsewhere(const Slot& slot,
-                                                     const std::vector<Token>& prompt,
-                                                     size_t* shared) {
-  Slot* best = nullptr;
-  *shared = 0;
-  for (auto& other : slots_) {
-    if (other.get() == &slot) continue;
-    const size_t len = common_prefix(prompt, other->cached);
-    if (len > *shared) best = other.get(), *shared = len;
-  }
-  return best;
-}
-
 // `shared` prompt tokens are in the slot's cache already; all but the last need no decoding
 // (the last is decoded again for its logits). Where another slot holds a longer prefix (a system
 // prompt that concurrent conversations share), the slot gets a copy of it instead.
@@ -217,7 +205,9 @@ void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t sha
   const size_t limit = job->prompt.empty() ? 0 : job->prompt.size() - 1;
   size_t reusable = std::min(shared, limit);
   size_t elsewhere = 0;
-  const Slot* donor = longest_prefix_elsewhere(slot, job->prompt, &elsewhere);
+  // Any other slot, busy or free, may hold it.
+  const Slot* donor =
+      longest_prefix(job->prompt, &elsewhere, [&](const Slot& s) { return &s != &slot; });
   elsewhere = std::min(elsewhere, limit);
   if (donor && elsewhere >= reusable + kMinCopiedPrefix &&
       backend_->copy_prefix(donor->sequence, slot.sequence, static_cast<int>(elsewhere))) {

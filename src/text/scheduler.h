@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -37,10 +38,9 @@ class Scheduler {
   void run();
   void expire_waiting_jobs();
   void admit_waiting_jobs();
-  Slot* best_free_slot(const std::vector<Token>& prompt, size_t* shared);
+  Slot* longest_prefix(const std::vector<Token>& prompt, size_t* shared,
+                       const std::function<bool(const Slot&)>& eligible);
   Slot* least_recently_used_free_slot();
-  Slot* longest_prefix_elsewhere(const Slot& slot, const std::vector<Token>& prompt,
-                                 size_t* shared);
   void place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared);  // mutex_ held
   void drop_cancelled_and_expired();
   std::vector<BatchToken> build_batch(std::vector<Slot*>* wants_sample);
