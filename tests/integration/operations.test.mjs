@@ -21,7 +21,7 @@ describe('metrics, access log and prefix reuse', { timeout: HOOK_TIMEOUT_MS + 7 
     assert.equal(r.status, 200, show('responses', r));
     const id = r.headers.get('x-request-id');
     assert.match(id, /^req_[0-9a-f]{32}$/);
-    const s = await postSSE(srv.baseURL, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, stream: true });
+    const s = await postSSE(srv.baseURL, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, temperature: 0, stream: true });
     assert.equal(s.status, 200);
     await postJSON(srv.baseURL, '/v1/responses', { model: 'no-such-model', input: 'x' });
     const m = await scrape(srv.baseURL);
