@@ -76,26 +76,67 @@ std::vector<float> read_all_frames(ma_decoder& decoder, int channels, uint64_t m
   return pcm;
 }
 
-uint32_t read_u32le(const std::string& bytes, size_t offset) {
+// A RIFF/RIFX/RF64 field; RIFX stores its numbers big-endian.
+uint32_t read_uint(const std::string& bytes, size_t offset, int width, bool big_endian) {
   uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes[offset + i]);
+  for (int i = 0; i < width; ++i) {
+    const int byte = big_endian ? i : width - 1 - i;
+    v = (v << 8) | static_cast<unsigned char>(bytes[offset + byte]);
+  }
   return v;
 }
 
-// Whether a RIFF/WAVE file's data chunk claims more bytes than the file holds: an upload cut
-// off in transfer. (0 and 0xFFFFFFFF are what streaming writers put there; they claim nothing.)
-bool wav_data_truncated(const std::string& bytes) {
-  if (!starts_with(bytes, 0, "RIFF") || !starts_with(bytes, 8, "WAVE")) return false;
-  size_t offset = 12;
-  while (offset + 8 <= bytes.size()) {
-    const uint32_t size = read_u32le(bytes, offset + 4);
+// Whether a fmt chunk's own sizes agree. miniaudio seeks past the rest of the chunk by
+// (int)(chunk size - bytes it read): a chunk shorter than its fields, or one that claims over
+// 2 GiB, turns that into a backwards seek and its chunk loop never ends (found by fuzzing).
+bool fmt_chunk_consistent(const std::string& bytes, size_t body, uint32_t size, bool big_endian) {
+  if (size == 16) return true;
+  if (size < 18) return false;
+  return 18u + read_uint(bytes, body + 16, 2, big_endian) <= size;
+}
+
+// Walks a WAVE file's chunks up to its data chunk and says what is wrong with them, if anything,
+// before miniaudio parses them. An empty answer means: let the decoder judge.
+std::string wav_chunk_problem(const std::string& bytes) {
+  const bool big_endian = starts_with(bytes, 0, "RIFX");
+  if (bytes.size() < 12 || !starts_with(bytes, 8, "WAVE")) return "";
+  for (size_t offset = 12; offset + 8 <= bytes.size();) {
+    const uint32_t size = read_uint(bytes, offset + 4, 4, big_endian);
     const size_t available = bytes.size() - offset - 8;
-    if (bytes.compare(offset, 4, "data") == 0) {
-      return size != 0 && size != 0xFFFFFFFFu && size > available;
+    std::string id = bytes.substr(offset, 4);
+    if (id == "data") {
+      // 0 and 0xFFFFFFFF are what streaming writers (and RF64) put there; they claim nothing.
+      const bool cut_off = size != 0 && size != 0xFFFFFFFFu && size > available;
+      return cut_off ? "the WAV file is truncated: its data chunk is larger than the file" : "";
     }
-    if (size > available) return false;  // a broken header; the decoder reports it
-    offset += 8 + size + (size & 1);     // chunks are padded to even sizes
+    std::replace_if(
+        id.begin(), id.end(), [](char c) { return c < 0x20 || c > 0x7E; }, '?');
+    if (size > available ||
+        (id == "fmt " && !fmt_chunk_consistent(bytes, offset + 8, size, big_endian))) {
+      return "the WAV header is corrupt: its '" + id + "' chunk claims " + std::to_string(size) +
+             " bytes";
+    }
+    offset += 8 + size + (size & 1);  // chunks are padded to even sizes
   }
+  return "";
+}
+
+// The WAV sample encoding miniaudio found in the fmt chunk (an extensible header's sub-format
+// already resolved). Only PCM and float are let through: miniaudio's ADPCM decoders overflow
+// signed integers on crafted blocks (found by fuzzing), and no other encoding is tested here.
+bool wav_encoding_accepted(const ma_decoder& decoder, std::string* problem) {
+  const auto* wav = static_cast<const ma_wav*>(decoder.pBackend);
+  const ma_uint16 tag = wav->dr.translatedFormatTag;
+  if (tag == MA_DR_WAVE_FORMAT_PCM || tag == MA_DR_WAVE_FORMAT_IEEE_FLOAT) return true;
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%04X", tag);
+  const char* name = tag == MA_DR_WAVE_FORMAT_ADPCM       ? " (MS ADPCM)"
+                     : tag == MA_DR_WAVE_FORMAT_DVI_ADPCM ? " (IMA ADPCM)"
+                     : tag == MA_DR_WAVE_FORMAT_ALAW      ? " (A-law)"
+                     : tag == MA_DR_WAVE_FORMAT_MULAW     ? " (mu-law)"
+                                                          : "";
+  *problem = std::string("WAV sample encoding ") + hex + name + " is not supported (" +
+             kAcceptedFormats + ")";
   return false;
 }
 
@@ -206,9 +247,9 @@ AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, Dec
                        kAcceptedFormats + ")");
   }
   const std::string kind = audio_container_name(container);
-  if (wav_data_truncated(bytes)) {
-    return failure(AudioDecodeStatus::INVALID,
-                   "the WAV file is truncated: its data chunk is larger than the file");
+  if (container == AudioContainer::WAV) {
+    std::string problem = wav_chunk_problem(bytes);
+    if (!problem.empty()) return failure(AudioDecodeStatus::INVALID, std::move(problem));
   }
   ma_decoder_config config = ma_decoder_config_init(ma_format_f32, 0, 0);
   config.encodingFormat = miniaudio_format(container);
@@ -216,6 +257,11 @@ AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, Dec
   if (ma_decoder_init_memory(bytes.data(), bytes.size(), &config, &decoder) != MA_SUCCESS) {
     return failure(AudioDecodeStatus::INVALID, "the file starts like " + kind +
                                                    " but cannot be decoded (corrupt or truncated)");
+  }
+  std::string encoding_problem;
+  if (container == AudioContainer::WAV && !wav_encoding_accepted(decoder, &encoding_problem)) {
+    ma_decoder_uninit(&decoder);
+    return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT, encoding_problem);
   }
   ma_format format;
   ma_uint32 channels = 0, rate = 0;

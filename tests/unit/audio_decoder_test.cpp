@@ -134,6 +134,26 @@ TEST(AudioDecode, RefusesWhatIsNotSupportedAudio) {
   EXPECT_NE(r.problem.find("OGG"), std::string::npos);
 }
 
+// Compressed WAV encodings are refused before any sample is decoded: miniaudio's ADPCM decoders
+// overflow signed integers on crafted blocks (the fuzzer's finding is in the audio_decode corpus).
+TEST(AudioDecode, RefusesAdpcmWav) {
+  DecodedAudio audio;
+  for (uint16_t tag : {uint16_t{0x0002}, uint16_t{0x0011}}) {
+    std::string wav = make_wav(16000, 1, 16, Encoding::PCM, 4096);
+    std::string field;
+    put_u16(field, tag);
+    wav.replace(20, 2, field);  // the fmt chunk's format tag
+    put_u16(field = "", 256);
+    wav.replace(32, 2, field);  // block align: one ADPCM block per 256 bytes
+    put_u16(field = "", 4);
+    wav.replace(34, 2, field);  // 4 bits per sample
+    const auto r = decode_audio(wav, 60, &audio);
+    EXPECT_EQ(r.status, AudioDecodeStatus::UNSUPPORTED_FORMAT) << r.problem;
+    EXPECT_NE(r.problem.find("ADPCM"), std::string::npos) << r.problem;
+    EXPECT_NE(r.problem.find("PCM or float"), std::string::npos) << r.problem;
+  }
+}
+
 TEST(AudioDecode, TruncatedFilesAreInvalid) {
   const std::string wav = make_wav(16000, 1, 16, Encoding::PCM, 16000);
   DecodedAudio audio;
@@ -163,6 +183,35 @@ TEST(AudioDecode, OversizedHeaderFieldsDoNotCrash) {
     EXPECT_NE(r.status, AudioDecodeStatus::OK);
     EXPECT_FALSE(r.problem.empty());
   }
+}
+
+// fmt chunk sizes that disagree with the fields: miniaudio would seek backwards and loop forever
+// on them (a fuzzer finding, kept in the audio_decode corpus), so they are refused beforehand.
+TEST(AudioDecode, InconsistentFmtChunkSizesAreCorrupt) {
+  const std::string wav = make_wav(16000, 1, 16, Encoding::PCM, 1600);
+  DecodedAudio audio;
+  for (uint32_t fmt_size : {0xFFFFFFF7u, 0x80000010u, 17u, 8u}) {
+    std::string bad = wav;
+    std::string v;
+    put_u32(v, fmt_size);
+    bad.replace(16, 4, v);
+    const auto r = decode_audio(bad, 60, &audio);
+    EXPECT_EQ(r.status, AudioDecodeStatus::INVALID) << fmt_size;
+    EXPECT_NE(r.problem.find("'fmt ' chunk"), std::string::npos) << r.problem;
+  }
+  // An 18-byte fmt chunk whose extension size claims more than the chunk holds.
+  std::string extended = wav.substr(0, 16);
+  put_u32(extended, 18);
+  extended += wav.substr(20, 16);
+  put_u16(extended, 200);
+  extended += wav.substr(36);
+  const auto r = decode_audio(extended, 60, &audio);
+  EXPECT_EQ(r.status, AudioDecodeStatus::INVALID);
+  EXPECT_NE(r.problem.find("'fmt ' chunk"), std::string::npos) << r.problem;
+  // The same chunk with a consistent extension size still decodes.
+  std::string consistent = extended;
+  consistent.replace(36, 2, std::string("\0\0", 2));
+  EXPECT_EQ(decode_audio(consistent, 60, &audio).status, AudioDecodeStatus::OK);
 }
 
 TEST(AudioDecode, RefusesAudioOverTheDurationLimit) {
