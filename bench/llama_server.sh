@@ -8,8 +8,8 @@
 # Measures single-stream decode tokens/s, aggregate tokens/s of 8 concurrent streams and p50/p99
 # time to first token, in pairs (both servers up and measured in turn, single streams request by
 # request, the order flipping every pair: A B, B A, ...), and prints the allm/llama-server ratio
-# of each pair as min / median / max. Above 1 means allm is better (for TTFT the ratio is llama-server/allm, so
-# above 1 also means allm is better).
+# of each pair as min / median / max. Above 1 means allm is better (for TTFT the ratio is
+# llama-server/allm, so above 1 also means allm is better).
 # A loaded machine makes single pairs noisy (±15 % here); compare medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."

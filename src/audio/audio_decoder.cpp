@@ -121,13 +121,13 @@ std::string wav_chunk_problem(const std::string& bytes) {
   return "";
 }
 
-// The WAV sample encoding miniaudio found in the fmt chunk (an extensible header's sub-format
-// already resolved). Only PCM and float are let through: miniaudio's ADPCM decoders overflow
-// signed integers on crafted blocks (found by fuzzing), and no other encoding is tested here.
-bool wav_encoding_accepted(const ma_decoder& decoder, std::string* problem) {
-  const auto* wav = static_cast<const ma_wav*>(decoder.pBackend);
-  const ma_uint16 tag = wav->dr.translatedFormatTag;
-  if (tag == MA_DR_WAVE_FORMAT_PCM || tag == MA_DR_WAVE_FORMAT_IEEE_FLOAT) return true;
+// What is wrong with the WAV sample encoding miniaudio found in the fmt chunk (an extensible
+// header's sub-format already resolved), if anything. Only PCM and float are let through:
+// miniaudio's ADPCM decoders overflow signed integers on crafted blocks (found by fuzzing), and no
+// other encoding is tested here.
+std::string wav_encoding_problem(const ma_decoder& decoder) {
+  const ma_uint16 tag = static_cast<const ma_wav*>(decoder.pBackend)->dr.translatedFormatTag;
+  if (tag == MA_DR_WAVE_FORMAT_PCM || tag == MA_DR_WAVE_FORMAT_IEEE_FLOAT) return "";
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%04X", tag);
   const char* name = tag == MA_DR_WAVE_FORMAT_ADPCM       ? " (MS ADPCM)"
@@ -135,9 +135,8 @@ bool wav_encoding_accepted(const ma_decoder& decoder, std::string* problem) {
                      : tag == MA_DR_WAVE_FORMAT_ALAW      ? " (A-law)"
                      : tag == MA_DR_WAVE_FORMAT_MULAW     ? " (mu-law)"
                                                           : "";
-  *problem = std::string("WAV sample encoding ") + hex + name + " is not supported (" +
-             kAcceptedFormats + ")";
-  return false;
+  return std::string("WAV sample encoding ") + hex + name + " is not supported (" +
+         kAcceptedFormats + ")";
 }
 
 // Blackman-windowed sinc, tabulated: the kernel is evaluated at arbitrary fractional offsets for
@@ -258,10 +257,12 @@ AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, Dec
     return failure(AudioDecodeStatus::INVALID, "the file starts like " + kind +
                                                    " but cannot be decoded (corrupt or truncated)");
   }
-  std::string encoding_problem;
-  if (container == AudioContainer::WAV && !wav_encoding_accepted(decoder, &encoding_problem)) {
-    ma_decoder_uninit(&decoder);
-    return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT, encoding_problem);
+  if (container == AudioContainer::WAV) {
+    std::string problem = wav_encoding_problem(decoder);
+    if (!problem.empty()) {
+      ma_decoder_uninit(&decoder);
+      return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT, std::move(problem));
+    }
   }
   ma_format format;
   ma_uint32 channels = 0, rate = 0;
