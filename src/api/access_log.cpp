@@ -1,6 +1,7 @@
 #include "api/access_log.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "api/http_util.h"
 #include "core/log.h"
@@ -11,6 +12,7 @@ namespace allm {
 namespace {
 
 thread_local AccessRecord t_record;
+thread_local std::optional<std::chrono::steady_clock::time_point> t_connection_accepted;
 
 std::string logfmt_value(const std::string& value) {
   if (!value.empty() && value.find_first_of(" \"=\\\n") == std::string::npos) return value;
@@ -24,6 +26,10 @@ std::string logfmt_value(const std::string& value) {
 
 }  // namespace
 
+void note_connection_accepted(std::chrono::steady_clock::time_point accepted) {
+  t_connection_accepted = accepted;
+}
+
 AccessRecord& current_access() {
   return t_record;
 }
@@ -32,7 +38,8 @@ void begin_access(const httplib::Request&, httplib::Response& res) {
   end_streamed_access();  // a stream whose body was never written (server stopping)
   t_record = AccessRecord{};
   t_record.id = random_id("req_");
-  t_record.started = std::chrono::steady_clock::now();
+  t_record.started = t_connection_accepted.value_or(std::chrono::steady_clock::now());
+  t_connection_accepted.reset();
   res.set_header("X-Request-Id", t_record.id);
 }
 

@@ -13,8 +13,8 @@
 namespace allm {
 
 struct AccessRecord {
-  std::string id;  // also sent as the X-Request-Id response header
-  std::chrono::steady_clock::time_point started;
+  std::string id;                                 // also sent as the X-Request-Id response header
+  std::chrono::steady_clock::time_point started;  // accepted (see note_connection_accepted)
   std::string model;
   int input_tokens = -1;  // -1: not a generation
   int output_tokens = -1;
@@ -27,6 +27,10 @@ struct AccessRecord {
   std::string method, path;
   int status = 0;
 };
+
+// When the connection this thread now serves was accepted; its first request's clock starts
+// there (later requests on a kept-alive connection start when their headers are read).
+void note_connection_accepted(std::chrono::steady_clock::time_point accepted);
 
 // The record of the request this thread is serving.
 AccessRecord& current_access();

@@ -1,4 +1,5 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
+#include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
@@ -280,6 +281,7 @@ void create_chat_completion(ApiContext& ctx, const httplib::Request& req, httpli
   if (!parse_json_body(req, &body, &error)) return send_error(res, error);
   auto call = std::make_shared<ChatCall>();
   if ((error = read_call(body, call.get()))) return send_error(res, error);
+  call->request.received = current_access().started;
   std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
   if (!stream) return send_error(res, error);
   if (call->stream) return respond_streaming(req, res, call, stream);

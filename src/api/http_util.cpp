@@ -65,9 +65,37 @@ void send_error(httplib::Response& res, const Error& error) {
   send_json(res, error_body(error), status);
 }
 
-bool parse_json_body(const httplib::Request& req, json* body, Error* error) {
+bool json_nesting_exceeds(const std::string& text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+bool parse_json_object(const std::string& text, json* body, Error* error) {
+  if (json_nesting_exceeds(text, kMaxJsonDepth)) {
+    *error = request_error("the request body nests arrays and objects deeper than " +
+                               std::to_string(kMaxJsonDepth) + " levels",
+                           "", "invalid_json");
+    return false;
+  }
   try {
-    *body = json::parse(req.body);
+    *body = json::parse(text);
   } catch (const std::exception& e) {
     *error = request_error(std::string("the request body is not valid JSON: ") + e.what(), "",
                            "invalid_json");
@@ -78,6 +106,10 @@ bool parse_json_body(const httplib::Request& req, json* body, Error* error) {
     return false;
   }
   return true;
+}
+
+bool parse_json_body(const httplib::Request& req, json* body, Error* error) {
+  return parse_json_object(req.body, body, error);
 }
 
 std::string sse_event(const std::string& event, const json& data) {
@@ -101,7 +133,18 @@ std::string text_member(const json& object, const char* key, const std::string& 
   if (!object.is_object()) return fallback;
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  return it->is_string() ? it->get<std::string>() : json_excerpt(*it);
+}
+
+std::string quote_excerpt(const std::string& text) {
+  if (text.size() <= kMaxQuoteBytes) return text;
+  return text.substr(0, kMaxQuoteBytes) + "...";
+}
+
+std::string json_excerpt(const json& value) {
+  if (value.is_array()) return "[...]";
+  if (value.is_object()) return "{...}";
+  return quote_excerpt(value.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 int64_t unix_time() {

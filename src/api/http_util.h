@@ -24,7 +24,17 @@ json error_body(const Error& error);
 void send_error(httplib::Response& res, const Error& error);
 void send_json(httplib::Response& res, const json& body, int status = 200);
 
-// Parses the request body as a JSON object; a 400 error when it is not one.
+// Deepest nesting of arrays and objects a request body may have. Client JSON is walked and
+// printed by recursive code (nlohmann's dump, our readers), so the depth bounds the stack.
+constexpr int kMaxJsonDepth = 64;
+
+// Whether `text` nests arrays/objects deeper than `limit`: one pass over the bytes, counting
+// brackets outside strings (no recursion; malformed text is left to the parser).
+bool json_nesting_exceeds(const std::string& text, int limit);
+
+// Parses `text` as a JSON object no deeper than kMaxJsonDepth; a 400 error when it is not one.
+bool parse_json_object(const std::string& text, json* body, Error* error);
+// The same for the request body.
 bool parse_json_body(const httplib::Request& req, json* body, Error* error);
 
 std::string sse_event(const std::string& event, const json& data);  // event: + data: lines
@@ -34,9 +44,16 @@ std::string random_id(const std::string& prefix);
 int64_t unix_time();
 
 // `object[key]` when it is a string; `fallback` when `object` is not an object or the key is
-// absent or null; any other value as its JSON text, so that an error message can quote it
-// (json::value() would throw on a type mismatch, and a throw is a 500).
+// absent or null; any other value as a short excerpt (json_excerpt), so that an error message
+// can quote it (json::value() would throw on a type mismatch, and a throw is a 500).
 std::string text_member(const json& object, const char* key, const std::string& fallback);
+
+// What an error message may quote of a client's value: a scalar's JSON text, `[...]` or `{...}`
+// for a container (never walked), cut to kMaxQuoteBytes.
+std::string json_excerpt(const json& value);
+// `text` cut to kMaxQuoteBytes, marked with "..." when cut.
+std::string quote_excerpt(const std::string& text);
+constexpr size_t kMaxQuoteBytes = 64;
 
 // Reads a request's parameters, checking type and range; keeps the first problem in `error`.
 class ParamReader {

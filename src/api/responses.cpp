@@ -1,4 +1,5 @@
 // POST /v1/responses (the recommended text API), GET and DELETE /v1/responses/{id}.
+#include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
@@ -32,7 +33,7 @@ Error read_content(const json& content, const std::string& param, std::string* t
     const std::string type = text_member(part, "type", "");
     if (type != "input_text" && type != "output_text") {
       return request_error(
-          "content part type '" + type + "' is not supported; use input_text parts",
+          "content part type '" + quote_excerpt(type) + "' is not supported; use input_text parts",
           part_param + ".type");
     }
     if (!part.contains("text") || !part["text"].is_string()) {
@@ -57,7 +58,8 @@ Error read_input(const json& input, std::vector<ChatMessage>* messages) {
     if (!item.is_object()) return request_error(param + " must be an object", param);
     const std::string type = text_member(item, "type", "message");
     if (type != "message") {
-      return request_error("input item type '" + type + "' is not supported", param + ".type");
+      return request_error("input item type '" + quote_excerpt(type) + "' is not supported",
+                           param + ".type");
     }
     const std::string role =
         item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
@@ -118,8 +120,8 @@ Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
   if (previous) {
     auto stored = store.get(*previous);
     if (!stored) {
-      return request_error("no stored response with id '" + *previous + "'", "previous_response_id",
-                           "not_found");
+      return request_error("no stored response with id '" + quote_excerpt(*previous) + "'",
+                           "previous_response_id", "not_found");
     }
     call->conversation = messages_from_json(stored->conversation_json);
     call->previous_response_id = *previous;
@@ -425,6 +427,7 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   if (!parse_json_body(req, &body, &error)) return send_error(res, error);
   auto call = std::make_shared<ResponsesCall>();
   if ((error = read_call(body, ctx.responses, call.get()))) return send_error(res, error);
+  call->request.received = current_access().started;
   std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
   if (!stream) return send_error(res, error);
   if (call->stream) return respond_streaming(ctx, req, res, call, stream);

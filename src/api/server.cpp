@@ -1,7 +1,10 @@
 #include "api/server.h"
 
+#include <algorithm>
+
 #include "api/access_log.h"
 #include "api/auth.h"
+#include "api/connection_pool.h"
 #include "api/http_util.h"
 #include "core/log.h"
 
@@ -35,11 +38,18 @@ static void fill_error_body(const httplib::Request& req, httplib::Response& res,
   send_json(res, error_body(error), status);
 }
 
+int connection_limit_for(int queued_capacity) {
+  return std::max(256, queued_capacity + 64);
+}
+
 ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
     : ctx_(ctx), config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
   httplib::Server& server = *server_;
-  const int threads = config_.http_threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const size_t max_connections = static_cast<size_t>(
+      config_.max_connections > 0 ? config_.max_connections : connection_limit_for(0));
+  server.new_task_queue = [max_connections] {
+    return new ConnectionPool(max_connections, note_connection_accepted);
+  };
   server.set_payload_max_length(config_.max_body_bytes);
   const size_t limit = config_.max_body_bytes;
   server.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {

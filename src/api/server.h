@@ -13,10 +13,17 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
   size_t max_body_bytes = 32u << 20;
-  int http_threads = 32;
+  // Connections served at once: httplib gives each open connection a thread, started on demand
+  // up to this many (0: connection_limit_for() decides at start-up).
+  int max_connections = 0;
   std::vector<std::string> api_keys;      // when set, /v1/* and /metrics need one (Bearer)
   std::vector<std::string> cors_origins;  // origins allowed to call from a browser ("*": any)
 };
+
+// Enough connections for every request the managers may hold (running or queued, so that the
+// one past a queue gets its 429 from the manager at once), plus room for /health, /metrics and
+// idle keep-alive connections: `queued_capacity` + 64, at least 256.
+int connection_limit_for(int queued_capacity);
 
 class ApiServer {
  public:

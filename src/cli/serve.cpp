@@ -11,6 +11,7 @@
 #include "api/server.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "core/cpu_threads.h"
 #include "core/log.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
@@ -123,6 +124,27 @@ Error preload_model(ModelRegistry& registry, TextManager& text, AudioManager& au
   return text.preload(id);
 }
 
+// Threads per engine: --threads, or what the machine's cores allow (core/cpu_threads.h).
+void apply_thread_plan(ServeOptions* options) {
+  const CpuCount cpus = count_cpus();
+  const ThreadPlan plan =
+      plan_threads(cpus, options->text.threads, options->audio.parallel, options->images.parallel);
+  options->text.threads = plan.text;
+  options->audio.threads = plan.audio_per_job;
+  options->images.threads = plan.image_per_job;
+  ALLM_LOG_INFO("CPU threads: %s (%d physical cores, %d logical CPUs available; --threads)",
+                plan.describe().c_str(), cpus.physical, cpus.logical);
+}
+
+// Requests the managers may hold at once, running or waiting, for the models registered now.
+int queued_capacity(const ServeOptions& options, ModelRegistry& registry) {
+  int text_models = 0;
+  for (const ModelEntry& entry : registry.list()) text_models += entry.modality == Modality::TEXT;
+  return std::max(1, text_models) * (options.text.parallel + options.text.queue_size) +
+         options.audio.parallel + options.audio.queue + options.images.parallel +
+         options.images.queue;
+}
+
 }  // namespace
 
 int run_serve(int argc, char** argv) {
@@ -137,6 +159,7 @@ int run_serve(int argc, char** argv) {
     std::fputs(serve_help().c_str(), stdout);
     return 0;
   }
+  apply_thread_plan(&options);
   std::signal(SIGPIPE, SIG_IGN);
   const sigset_t signals = block_shutdown_signals();
   std::error_code ec;
@@ -172,9 +195,11 @@ int run_serve(int argc, char** argv) {
       return 1;
     }
   }
-  options.server.http_threads =
-      std::max(32, options.text.parallel * 4 + 8 + options.audio.parallel + options.audio.queue +
-                       options.images.parallel + options.images.queue);
+  if (options.server.max_connections == 0) {
+    options.server.max_connections = connection_limit_for(queued_capacity(options, registry));
+  }
+  ALLM_LOG_INFO("serving up to %d connections at once (--max-connections)",
+                options.server.max_connections);
   ApiServer server(ApiContext{registry, lifecycle, text, *store, audio, images}, options.server);
   std::atomic<bool> running{true};
   bool ok = false;

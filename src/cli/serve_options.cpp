@@ -4,6 +4,7 @@
 #include <functional>
 #include <sstream>
 
+#include "core/cpu_threads.h"
 #include "core/memory_plan.h"
 
 namespace allm {
@@ -52,8 +53,8 @@ std::function<std::string(ServeOptions&, const std::string&)> seconds_setter(
     char* end = nullptr;
     const double v = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !(v >= lo && v <= hi)) {
-      return "expected seconds in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-             "], got '" + value + "'";
+      return "expected seconds in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
+             value + "'";
     }
     set(o, v);
     return "";
@@ -95,8 +96,9 @@ const std::vector<Option>& options_table() {
       {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",
        int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
       {"--threads", "ALLM_THREADS", "N",
-       "CPU threads for inference (default: all cores; for audio, per transcription: cores / "
-       "--audio-parallel)",
+       "CPU threads for inference, for every engine (default: one per physical core for text; "
+       "audio and image jobs split the physical cores between their --audio-parallel / "
+       "--image-parallel slots; the numbers chosen are logged at start-up)",
        int_setter(0, 1024,
                   [](ServeOptions& o, long v) {
                     o.text.threads = static_cast<int>(v);
@@ -142,6 +144,12 @@ const std::vector<Option>& options_table() {
        int_setter(
            1024, 1L << 34,
            [](ServeOptions& o, long v) { o.server.max_body_bytes = static_cast<size_t>(v); })},
+      {"--max-connections", "ALLM_MAX_CONNECTIONS", "N",
+       "connections served at once, each on its own thread while open; more wait to be read "
+       "(default 0: every registered model's --parallel + --queue-size, audio and image slots "
+       "and queues, plus 64; at least 256)",
+       int_setter(0, 1 << 16,
+                  [](ServeOptions& o, long v) { o.server.max_connections = static_cast<int>(v); })},
       {"--queue-size", "ALLM_QUEUE_SIZE", "N",
        "requests per text model waiting for a free sequence; more get 429 with Retry-After "
        "(default 64)",
@@ -284,6 +292,12 @@ std::string serve_help() {
     if (*option.value_name) left += std::string(" ") + option.value_name;
     out += left + "\n      " + option.help + "  [" + option.env + "]\n";
   }
+  const CpuCount cpus = count_cpus();
+  out += "\nDefault threads here (" + std::to_string(cpus.physical) + " physical cores, " +
+         std::to_string(cpus.logical) + " logical CPUs): " +
+         plan_threads(cpus, 0, AudioManagerConfig{}.parallel, ImageManagerConfig{}.parallel)
+             .describe() +
+         "\n";
   return out;
 }
 

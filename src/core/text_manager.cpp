@@ -153,6 +153,7 @@ Error apply_output_cap(const TextRequest& request, int cap, int* max_tokens) {
 
 std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error* error) {
   const auto clock = std::make_shared<TokenClock>();
+  if (request.received) clock->started = *request.received;
   int max_tokens = 0;
   if ((*error = apply_output_cap(request, config_.max_output_tokens, &max_tokens))) return nullptr;
   ModelLease<LoadedModel> model = acquire(request.model, error);

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct TextRequest {
   int top_logprobs = -1;                        // -1: no logprobs
   std::string prompt_param = "messages";        // the request field a too-long prompt is blamed on
   std::string max_tokens_param = "max_tokens";  // the field an over-the-cap limit is blamed on
+  // When the server accepted the request: --request-timeout and the time to first token count
+  // from here. Unset: when start() is called.
+  std::optional<std::chrono::steady_clock::time_point> received;
 };
 
 struct TextUsage {

@@ -4,8 +4,15 @@
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const allm::json body = allm::json::parse(data, data + size, nullptr, false);
-  if (!body.is_object()) return 0;  // parse_json_body answers these before the parser runs
+  // What the endpoint does with the body first (parse_json_body): JSON objects only, nested no
+  // deeper than kMaxJsonDepth.
+  allm::json body;
+  allm::Error parse_error;
+  if (!allm::parse_json_object(std::string(reinterpret_cast<const char*>(data), size), &body,
+                               &parse_error)) {
+    if (allm::http_status(parse_error) != 400) fuzz::fail("a body refusal that is not a 400");
+    return 0;
+  }
   const allm::Error error = allm::check_chat_completions_request(body);
   if (error && allm::http_status(error) != 400) fuzz::fail("a request problem that is not a 400");
   return 0;

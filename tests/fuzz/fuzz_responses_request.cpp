@@ -17,8 +17,13 @@ static allm::ResponseStore& store() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const allm::json body = allm::json::parse(data, data + size, nullptr, false);
-  if (!body.is_object()) return 0;
+  allm::json body;  // as parse_json_body reads it: objects only, at most kMaxJsonDepth deep
+  allm::Error parse_error;
+  if (!allm::parse_json_object(std::string(reinterpret_cast<const char*>(data), size), &body,
+                               &parse_error)) {
+    if (allm::http_status(parse_error) != 400) fuzz::fail("a body refusal that is not a 400");
+    return 0;
+  }
   const allm::Error error = allm::check_responses_request(body, store());
   if (error) {
     const int status = allm::http_status(error);

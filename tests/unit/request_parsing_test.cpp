@@ -37,6 +37,63 @@ TEST(RequestParsing, ResponsesItemsWithNumericTypes) {
   EXPECT_EQ(error.param, "input[0].content[0].type");
 }
 
+// `depth` arrays around `leaf`, built without recursion.
+json nested_array(int depth, json leaf) {
+  json value = std::move(leaf);
+  for (int i = 0; i < depth; ++i) value = json::array({std::move(value)});
+  return value;
+}
+
+// A deep non-string `type` was printed into the error message with a recursive dump, which
+// overflowed the stack (the server died on a 200 KB body).
+TEST(RequestParsing, DeepTypeIsQuotedAsAFlatExcerpt) {
+  Error open_error;
+  auto store = ResponseStore::open(":memory:", &open_error);
+  ASSERT_TRUE(store);
+  json body = {{"model", "m"}, {"input", json::array({{{"type", nested_array(200000, 1)}}})}};
+  Error error = check_responses_request(body, *store);
+  EXPECT_EQ(status_of(error), 400);
+  EXPECT_EQ(error.param, "input[0].type");
+  EXPECT_LT(error.message.size(), 120u) << error.message;
+  EXPECT_NE(error.message.find("[...]"), std::string::npos) << error.message;
+}
+
+TEST(RequestParsing, LongStringsAreQuotedShort) {
+  Error open_error;
+  auto store = ResponseStore::open(":memory:", &open_error);
+  ASSERT_TRUE(store);
+  const json body = {{"model", "m"},
+                     {"input", json::array({{{"type", std::string(100000, 'x')}}})}};
+  const Error error = check_responses_request(body, *store);
+  EXPECT_EQ(status_of(error), 400);
+  EXPECT_LT(error.message.size(), 160u);
+}
+
+TEST(JsonNesting, CountsBracketsOutsideStrings) {
+  EXPECT_FALSE(json_nesting_exceeds("{}", 1));
+  EXPECT_TRUE(json_nesting_exceeds("{\"a\":[]}", 1));
+  EXPECT_FALSE(json_nesting_exceeds("{\"a\":[]}", 2));
+  // Brackets inside strings, and escaped quotes that do not end them, do not count.
+  EXPECT_FALSE(json_nesting_exceeds(R"({"a":"[[[{{{"})", 1));
+  EXPECT_FALSE(json_nesting_exceeds(R"({"a":"\"[[[\\"})", 1));
+  EXPECT_TRUE(json_nesting_exceeds(R"({"a":"\\",  "b":[[1]]})", 2));
+  const std::string deep = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_FALSE(json_nesting_exceeds(deep, kMaxJsonDepth));
+  EXPECT_TRUE(json_nesting_exceeds("[" + deep + "]", kMaxJsonDepth));
+}
+
+TEST(JsonNesting, DeepBodiesAreRefusedBeforeParsing) {
+  const std::string deep = R"({"model":"m","input":[{"type":)" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}]}";
+  json body;
+  Error error;
+  EXPECT_FALSE(parse_json_object(deep, &body, &error));
+  EXPECT_EQ(status_of(error), 400);
+  EXPECT_EQ(error.request_code, "invalid_json");
+  EXPECT_TRUE(body.is_null());
+  EXPECT_TRUE(parse_json_object(R"({"model":"m","x":[[[1]]]})", &body, &error));
+}
+
 TEST(RequestParsing, ValidBodiesPass) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);

@@ -56,3 +56,20 @@ TEST(ServeOptions, MemoryBudgetsAndKeepAliveApplyToEveryModality) {
   EXPECT_NE(problem.find("--max-memory: expected a size such as 16G"), std::string::npos);
   EXPECT_NE(serve_help().find("ram=16G,vram=8G"), std::string::npos);
 }
+
+// With the defaults, every request a model's queue may hold reaches its handler: the HTTP layer
+// serves at least --parallel + --queue-size connections per model (the 429 comes from the queue).
+TEST(ServeOptions, ConnectionLimitCoversTheQueues) {
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({}, &o, &problem)) << problem;
+  EXPECT_EQ(o.server.max_connections, 0);  // decided at start-up
+  const int one_model = o.text.parallel + o.text.queue_size + o.audio.parallel + o.audio.queue +
+                        o.images.parallel + o.images.queue;
+  EXPECT_GE(connection_limit_for(one_model), one_model + 64);
+  EXPECT_EQ(connection_limit_for(10 * one_model), 10 * one_model + 64);
+  ASSERT_TRUE(parse({"--max-connections", "12"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.server.max_connections, 12);
+  EXPECT_FALSE(parse({"--max-connections", "-1"}, &o, &problem));
+  EXPECT_NE(serve_help().find("Default threads here"), std::string::npos);
+}
