@@ -133,7 +133,8 @@ Error read_call(const json& body, ChatCall* call) {
   request.sampling.min_p = static_cast<float>(min_p.value_or(0.0));
   request.sampling.presence_penalty = static_cast<float>(presence.value_or(0.0));
   request.sampling.frequency_penalty = static_cast<float>(frequency.value_or(0.0));
-  request.sampling.seed = seed.value_or(-1);
+  // Every signed 64-bit seed is its own random stream; negative ones are not special.
+  if (seed) request.sampling.seed = static_cast<uint64_t>(*seed);
   call->logprobs = logprobs.value_or(false);
   request.top_logprobs = call->logprobs ? static_cast<int>(top_logprobs.value_or(0)) : -1;
   call->stream = stream.value_or(false);

@@ -203,10 +203,10 @@ std::optional<int64_t> ParamReader::integer(const char* key, int64_t lo, int64_t
     fail(std::string("'") + key + "' must be an integer, got " + type_name(value), key);
     return std::nullopt;
   }
-  const int64_t v = value.is_number_unsigned() && value.get<uint64_t>() > INT64_MAX
-                        ? INT64_MAX
-                        : value.get<int64_t>();
-  if (v < lo || v > hi) {
+  // Past INT64_MAX is past every range (it used to be read as INT64_MAX, within some).
+  const bool too_large = value.is_number_unsigned() && value.get<uint64_t>() > INT64_MAX;
+  const int64_t v = too_large ? 0 : value.get<int64_t>();
+  if (too_large || v < lo || v > hi) {
     fail(std::string("'") + key + "' must be between " + std::to_string(lo) + " and " +
              std::to_string(hi) + ", got " + value.dump(),
          key);

@@ -1,4 +1,6 @@
 // POST /v1/responses (the recommended text API), GET and DELETE /v1/responses/{id}.
+#include <algorithm>
+
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/request_parsing.h"
@@ -10,6 +12,9 @@
 namespace allm {
 
 namespace {
+
+// On a response that could not be stored: why (its object says `store: false`).
+constexpr const char* kStoreErrorHeader = "X-Allm-Store-Error";
 
 const char* const kRoles[] = {"system", "developer", "user", "assistant"};
 
@@ -92,12 +97,51 @@ std::vector<ChatMessage> messages_from_json(const std::string& text) {
   return out;
 }
 
+// OpenAI's limits on `metadata`.
+constexpr size_t kMaxMetadataPairs = 16;
+constexpr size_t kMaxMetadataKeyChars = 64;
+constexpr size_t kMaxMetadataValueChars = 512;
+
+// Characters (code points) of valid UTF-8 text, as the JSON parser leaves it.
+size_t utf8_chars(const std::string& text) {
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+// `metadata`: an object of at most 16 pairs, string keys up to 64 characters and string values
+// up to 512. Absent or null: an empty object.
+Error read_metadata(const json& body, json* metadata) {
+  *metadata = json::object();
+  if (!body.contains("metadata") || body["metadata"].is_null()) return {};
+  const json& value = body["metadata"];
+  if (!value.is_object()) return request_error("'metadata' must be an object", "metadata");
+  if (value.size() > kMaxMetadataPairs) {
+    return request_error(
+        "'metadata' may hold at most 16 key-value pairs, got " + std::to_string(value.size()),
+        "metadata");
+  }
+  for (const auto& [key, item] : value.items()) {
+    if (utf8_chars(key) > kMaxMetadataKeyChars) {
+      return request_error("'metadata' keys may be at most 64 characters long, got one of " +
+                               std::to_string(utf8_chars(key)),
+                           "metadata");
+    }
+    if (!item.is_string()) return request_error("'metadata' values must be strings", "metadata");
+    if (utf8_chars(item.get_ref<const std::string&>()) > kMaxMetadataValueChars) {
+      return request_error("'metadata' values may be at most 512 characters long", "metadata");
+    }
+  }
+  *metadata = value;
+  return {};
+}
+
 struct ResponsesCall {
   TextRequest request;
   std::vector<ChatMessage> conversation;  // stored history + this input, no instructions
   json instructions = nullptr;
   json max_output_tokens = nullptr;
   json previous_response_id = nullptr;
+  json metadata = json::object();
   double temperature = 1.0;
   double top_p = 1.0;
   bool stream = false;
@@ -117,8 +161,11 @@ Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
   if (!params.has("input")) params.fail("missing required parameter 'input'", "input");
   if (params.error) return params.error;
 
+  if (Error e = read_metadata(body, &call->metadata)) return e;
+
   if (previous) {
-    auto stored = store.get(*previous);
+    std::optional<StoredResponse> stored;
+    if (Error e = store.get(*previous, &stored)) return e;
     if (!stored) {
       return request_error("no stored response with id '" + quote_excerpt(*previous) + "'",
                            "previous_response_id", "not_found");
@@ -180,6 +227,8 @@ class ResponseObject {
     }
   }
   const std::string& status() const { return status_; }
+  // The response could not be saved after all: the object says `store: false`.
+  void mark_not_stored() { stored_ = false; }
 
   json reasoning_item(const std::string& status) const {
     return {{"id", reasoning_id_},
@@ -225,7 +274,7 @@ class ResponseObject {
     o["parallel_tool_calls"] = true;
     o["previous_response_id"] = call_.previous_response_id;
     o["reasoning"] = {{"effort", nullptr}, {"summary", nullptr}};
-    o["store"] = call_.store;
+    o["store"] = stored_;
     o["temperature"] = call_.temperature;
     o["text"] = {{"format", {{"type", "text"}}}};
     o["tool_choice"] = "auto";
@@ -234,7 +283,7 @@ class ResponseObject {
     o["truncation"] = "disabled";
     o["usage"] = done ? usage_json() : json(nullptr);
     o["user"] = nullptr;
-    o["metadata"] = json::object();
+    o["metadata"] = call_.metadata;
     return o;
   }
 
@@ -250,22 +299,31 @@ class ResponseObject {
   const ResponsesCall& call_;
   std::string id_, message_id_, reasoning_id_;
   int64_t created_at_;
+  bool stored_ = call_.store;
   std::string status_ = "in_progress";
   Error error_;
   TextUsage usage_;
 };
 
-// Saves a finished response (when store is on) before the client hears it is complete.
-void store_response(ResponseStore& store, const ResponsesCall& call, const ResponseObject& r,
-                    const json& object) {
-  if (!call.store || r.status() == "failed") return;
+// The finished response's object, saved first (when store is on) so that it is stored before
+// the client hears it is complete. When saving fails, the object the client gets says
+// `store: false` and the failure is returned (plain responses carry it in a header).
+json saved_object(ResponseStore& store, const ResponsesCall& call, ResponseObject& r,
+                  Error* store_error) {
+  json object = r.object();
+  if (!call.store || r.status() == "failed") return object;
   std::vector<ChatMessage> conversation = call.conversation;
   conversation.push_back({"assistant", r.text, ""});
-  if (Error e = store.put(
-          {r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
-           messages_to_json(conversation).dump(-1, ' ', false, json::error_handler_t::replace)})) {
-    ALLM_LOG_ERROR("response %s not stored: %s", r.id().c_str(), e.message.c_str());
+  *store_error = store.put(
+      {r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
+       messages_to_json(conversation).dump(-1, ' ', false, json::error_handler_t::replace)});
+  if (*store_error) {
+    ALLM_LOG_ERROR("response %s not stored (answered with store: false): %s", r.id().c_str(),
+                   store_error->message.c_str());
+    r.mark_not_stored();
+    object = r.object();
   }
+  return object;
 }
 
 // The streaming event sequence of the Responses API; items open as their first text arrives.
@@ -391,9 +449,8 @@ void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Re
           if (!writer.delta(event.delta)) return false;
           if (!event.done) return true;
           response.finish(event);
-          const json object = response.object();
-          store_response(ctx.responses, *call, response, object);
-          return writer.finish(object);
+          Error not_stored;
+          return writer.finish(saved_object(ctx.responses, *call, response, &not_stored));
         });
         if (finished) sink.done();
         return finished;
@@ -412,12 +469,13 @@ void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Respon
   });
   if (!finished) return;  // the client is gone
   response.finish(last);
-  const json object = response.object();
-  store_response(ctx.responses, call, response, object);
+  Error not_stored;
+  const json object = saved_object(ctx.responses, call, response, &not_stored);
   if (response.status() == "failed") {
     send_error(res, last.error);
     return;
   }
+  if (not_stored) res.set_header(kStoreErrorHeader, not_stored.message);
   send_json(res, object);
 }
 
@@ -446,7 +504,8 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
     create_response(ctx, req, res);
   });
   server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto stored = ctx.responses.get(req.matches[1]);
+    std::optional<StoredResponse> stored;
+    if (Error e = ctx.responses.get(req.matches[1], &stored)) return send_error(res, e);
     if (!stored) {
       return send_error(
           res, request_error("no stored response with id '" + std::string(req.matches[1]) + "'",
@@ -457,7 +516,9 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
   server.Delete("/v1/responses/([^/]+)",
                 [&ctx](const httplib::Request& req, httplib::Response& res) {
                   const std::string id = req.matches[1];
-                  if (!ctx.responses.remove(id)) {
+                  bool removed = false;
+                  if (Error e = ctx.responses.remove(id, &removed)) return send_error(res, e);
+                  if (!removed) {
                     return send_error(res, request_error("no stored response with id '" + id + "'",
                                                          "response_id", "not_found"));
                   }

@@ -161,6 +161,9 @@ int run_serve(int argc, char** argv) {
   }
   apply_thread_plan(&options);
   std::signal(SIGPIPE, SIG_IGN);
+  // A file-size limit (ulimit -f) fails the write that passes it, which the response store
+  // reports, instead of killing the server.
+  std::signal(SIGXFSZ, SIG_IGN);
   const sigset_t signals = block_shutdown_signals();
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
@@ -178,11 +181,13 @@ int run_serve(int argc, char** argv) {
                 options.models_dir.c_str());
 
   Error error;
-  auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error);
+  auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error,
+                                   options.store);
   if (!store) {
     ALLM_LOG_ERROR("%s", error.message.c_str());
     return 1;
   }
+  store->start_pruning();
   // Declared before the managers, so that it outlives them: it holds their loaded models.
   MachineMemory machine_memory;
   ModelLifecycle lifecycle(options.lifecycle, machine_memory);

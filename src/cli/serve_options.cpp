@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/cpu_threads.h"
+#include "core/memory_estimate.h"
 #include "core/memory_plan.h"
 
 namespace allm {
@@ -23,6 +24,9 @@ bool parse_int(const std::string& text, long lo, long hi, long* out) {
   *out = v;
   return true;
 }
+
+// Below this the schema alone takes a good part of --store-max-bytes.
+constexpr uint64_t kMinStoreBytes = 64 * 1024;
 
 struct Option {
   const char* flag;
@@ -137,6 +141,21 @@ const std::vector<Option>& options_table() {
        "where stored responses and demo models live (default ~/.allm)",
        [](ServeOptions& o, const std::string& v) {
          o.data_dir = v;
+         return std::string();
+       }},
+      {"--store-max-age", "ALLM_STORE_MAX_AGE", "SECONDS",
+       "delete stored responses older than this, checked at start and then every tenth of it "
+       "(at least every second, at most every minute) (default 0: keep them)",
+       seconds_setter(0, 1e10, [](ServeOptions& o, double v) { o.store.max_age_seconds = v; })},
+      {"--store-max-bytes", "ALLM_STORE_MAX_BYTES", "SIZE",
+       "keep the stored responses within SIZE (e.g. 2G, at least 64K): past it the oldest are "
+       "deleted, in the background (default 0: no limit)",
+       [](ServeOptions& o, const std::string& v) {
+         uint64_t bytes = 0;
+         if (!parse_byte_size(v, &bytes) || (bytes != 0 && bytes < kMinStoreBytes)) {
+           return "expected 0 or a size of at least 64K such as 512M, got '" + v + "'";
+         }
+         o.store.max_bytes = bytes;
          return std::string();
        }},
       {"--max-body-bytes", "ALLM_MAX_BODY_BYTES", "N",

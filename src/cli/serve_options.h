@@ -9,6 +9,7 @@
 #include "core/image_manager.h"
 #include "core/model_lifecycle.h"
 #include "core/model_registry.h"
+#include "core/response_store.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -19,6 +20,7 @@ struct ServeOptions {
   AudioManagerConfig audio;
   ImageManagerConfig images;
   LifecycleConfig lifecycle;
+  StoreRetention store;
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;

@@ -59,6 +59,10 @@ void define_standard_metrics(Metrics& m) {
   m.define_gauge("allm_vram_budget_bytes", "the --max-memory GPU memory budget (0: none)");
   m.define_gauge("allm_queue_depth", "requests waiting for a free sequence, by model");
   m.define_gauge("allm_active_sequences", "sequences generating or reading a prompt, by model");
+  m.define_counter("allm_store_errors_total",
+                   "failed response store operations by op (put, get, delete, prune)");
+  m.define_counter("allm_store_pruned_total",
+                   "stored responses deleted by --store-max-age or --store-max-bytes");
 }
 
 }  // namespace

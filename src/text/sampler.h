@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "text/backend.h"
@@ -17,9 +20,10 @@ struct SamplingParams {
   float top_p = 1.0f;
   int top_k = 0;  // 0: off
   float min_p = 0.0f;
+  // OpenAI's penalties over the tokens generated so far in this request (not the prompt).
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
-  int64_t seed = -1;  // -1: random
+  std::optional<uint64_t> seed;  // absent: a random one
 };
 
 struct TokenChoice {
@@ -34,16 +38,27 @@ class Sampler {
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
 
-  Token sample(const float* logits);
-  // Log-probabilities under the model's distribution (softmax of the raw logits): the chosen
-  // token's, and the `top_n` most likely tokens.
-  static TokenChoice logprob_of(const float* logits, int vocab_size, Token token);
-  static std::vector<TokenChoice> top_logprobs(const float* logits, int vocab_size, int top_n);
+  // The scores the next token is chosen from: `logits` less, for every token sampled so far,
+  // count × frequency_penalty + presence_penalty (OpenAI's definition). `logits` itself when
+  // there is nothing to subtract; otherwise valid until the next call.
+  const float* scores(const float* logits);
+  // Chooses a token from `scores` and counts it for the penalties.
+  Token sample(const float* scores);
+  // Log-probabilities under the distribution `scores` gives (its softmax): the chosen token's,
+  // and the `top_n` most likely tokens.
+  static TokenChoice logprob_of(const float* scores, int vocab_size, Token token);
+  static std::vector<TokenChoice> top_logprobs(const float* scores, int vocab_size, int top_n);
 
  private:
-  llama_sampler* chain_;
+  Token draw(const llama_token_data* candidates, size_t count);
+
+  SamplingParams params_;
+  llama_sampler* chain_;  // greedy, or the truncations and temperature before the draw
   int vocab_size_;
   std::vector<llama_token_data> candidates_;
+  std::vector<float> penalized_;
+  std::unordered_map<Token, int> generated_;  // token → times sampled
+  std::mt19937_64 rng_;
 };
 
 }  // namespace allm

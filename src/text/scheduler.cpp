@@ -271,12 +271,14 @@ std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample)
   return batch;
 }
 
-static TokenLogprob describe_token(const TextBackend& backend, const float* logits, Token token,
+// Logprobs of the distribution the token was chosen from: penalties applied, before temperature
+// and truncation.
+static TokenLogprob describe_token(const TextBackend& backend, const float* scores, Token token,
                                    int top_n) {
   TokenLogprob out;
   out.bytes = backend.token_bytes(token);
-  out.logprob = Sampler::logprob_of(logits, backend.vocab_size(), token).logprob;
-  for (const TokenChoice& choice : Sampler::top_logprobs(logits, backend.vocab_size(), top_n)) {
+  out.logprob = Sampler::logprob_of(scores, backend.vocab_size(), token).logprob;
+  for (const TokenChoice& choice : Sampler::top_logprobs(scores, backend.vocab_size(), top_n)) {
     out.top.emplace_back(backend.token_bytes(choice.token), choice.logprob);
   }
   return out;
@@ -284,8 +286,8 @@ static TokenLogprob describe_token(const TextBackend& backend, const float* logi
 
 void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
   GenerationJob& job = *slot.job;
-  const float* logits = backend_->logits(batch_index);
-  const Token token = slot.sampler->sample(logits);
+  const float* scores = slot.sampler->scores(backend_->logits(batch_index));
+  const Token token = slot.sampler->sample(scores);
   if (backend_->is_end_of_generation(token)) {
     const std::string rest = slot.streamer->finish();
     if (!rest.empty()) job.sink.on_text(rest, {});
@@ -296,7 +298,7 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
   if (job.sink.on_token) job.sink.on_token();
   std::vector<TokenLogprob> logprobs;
   if (job.top_logprobs >= 0) {
-    logprobs.push_back(describe_token(*backend_, logits, token, job.top_logprobs));
+    logprobs.push_back(describe_token(*backend_, scores, token, job.top_logprobs));
   }
   std::string text = slot.streamer->push(backend_->token_bytes(token));
   const bool stopped = slot.streamer->stopped();

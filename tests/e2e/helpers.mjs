@@ -131,8 +131,10 @@ export async function copyFixture(dest) {
 // server process
 
 export class AllmServer {
-  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512 }) {
+  // `launcher`: a command that execs the server, e.g. ['prlimit', '--fsize=262144', '--'].
+  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512, launcher = [] }) {
     this.tmp = tmp;
+    this.launcher = launcher;
     this.modelsDir = path.join(tmp, 'models');
     this.dataDir = path.join(tmp, 'data');
     this.extraArgs = extraArgs;
@@ -170,8 +172,9 @@ export class AllmServer {
     this.port = await freePort();
     this.generation += 1;
     const args = this.args();
-    this.appendLog(`\n===== [test] starting (#${this.generation}): ${ALLM_BIN} ${args.join(' ')}\n`);
-    const child = spawn(ALLM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.tmp });
+    const command = [...this.launcher, ALLM_BIN, ...args];
+    this.appendLog(`\n===== [test] starting (#${this.generation}): ${command.join(' ')}\n`);
+    const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.tmp });
     this.child = child;
     liveChildren.add(child);
     child.stdout.setEncoding('utf8');
@@ -261,9 +264,9 @@ export class AllmServer {
  * Create a temp dir with models/tiny.gguf (unless fixture:false), let `setup({tmp, modelsDir})`
  * add more files and return extra args, and start the server.
  */
-export async function startServer({ extraArgs = [], setup, fixture = true, parallel, ctxSize } = {}) {
+export async function startServer({ extraArgs = [], setup, fixture = true, parallel, ctxSize, launcher } = {}) {
   const tmp = await makeTempDir();
-  const srv = new AllmServer({ tmp, extraArgs, parallel, ctxSize });
+  const srv = new AllmServer({ tmp, extraArgs, parallel, ctxSize, launcher });
   try {
     if (fixture) await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
     await fsp.mkdir(srv.modelsDir, { recursive: true });

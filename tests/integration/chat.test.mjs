@@ -2,9 +2,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useServer, checkValidationCases, postJSON, postSSE, assertError, show, checkChatStream, assertChatUsage, pseudoWords,
+  useServer, checkValidationCases, postJSON, request, postSSE, assertError, show, checkChatStream, assertChatUsage, pseudoWords,
   MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
+import { checkPenaltyStopsRepetition, checkPenaltyShiftsLogprobs } from './penalties.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const PATH = '/v1/chat/completions';
@@ -65,7 +66,7 @@ function pickStop(text) {
   return null;
 }
 
-describe('/v1/chat/completions', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }, () => {
+describe('/v1/chat/completions', { timeout: HOOK_TIMEOUT_MS + 22 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer();
 
   it('non-stream: completion shape and usage', T, async () => {
@@ -100,8 +101,29 @@ describe('/v1/chat/completions', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_
     assert.equal(b.choices[0].message.content, a.choices[0].message.content);
   });
 
-  it('penalties are accepted', T, async () => {
-    await chat(srv.baseURL, { model: MODEL, messages: msgs('Penalise repeats'), max_tokens: 10, temperature: 0, presence_penalty: 1.0, frequency_penalty: 0.5 });
+  it('seeds are 64-bit: negative ones and 2^32 - 1 reproduce, the high bits count', T, async () => {
+    const req = { model: MODEL, messages: msgs('Random but seeded'), max_tokens: 24, temperature: 1.5 };
+    const text = async (seed) => (await chat(srv.baseURL, { ...req, seed })).choices[0].message.content;
+    // -1 and 4294967295 (llama.cpp's "random seed") are ordinary seeds.
+    for (const seed of [-1, -9007199254740991, 4294967295]) {
+      assert.equal(await text(seed), await text(seed), `seed ${seed} must reproduce`);
+    }
+    assert.notEqual(await text(7), await text(7 + 2 ** 32), 'seeds 7 and 2^32 + 7 gave the same text: the seed was cut to 32 bits');
+    // Beyond the signed 64-bit range (written as raw JSON: a JS number cannot hold it exactly).
+    for (const seed of ['9223372036854775808', '-9223372036854775809', '1.5']) {
+      const r = await request(srv.baseURL, 'POST', PATH, {
+        rawBody: `{"model":"${MODEL}","messages":[{"role":"user","content":"hi"}],"seed":${seed}}`,
+      });
+      assertError(r, { status: 400, type: 'invalid_request_error', param: 'seed', what: `seed ${seed}` });
+    }
+  });
+
+  it('a large frequency_penalty stops greedy decoding from repeating tokens', T, async () => {
+    await checkPenaltyStopsRepetition(srv.baseURL, MODEL);
+  });
+
+  it('penalties lower the logprobs of generated tokens by count × frequency + presence', T, async () => {
+    await checkPenaltyShiftsLogprobs(srv.baseURL, MODEL);
   });
 
   it('content parts in messages are accepted', T, async () => {

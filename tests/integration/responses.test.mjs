@@ -53,7 +53,7 @@ async function create(base, req) {
   return r.json;
 }
 
-describe('/v1/responses', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }, () => {
+describe('/v1/responses', { timeout: HOOK_TIMEOUT_MS + 22 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer();
 
   it('non-stream: Response object shape, incomplete at max_output_tokens 5', T, async () => {
@@ -207,6 +207,38 @@ describe('/v1/responses', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }, (
     const r2 = await postJSON(srv.baseURL, '/v1/responses', { model: MODEL, input: 'y', max_output_tokens: 2, previous_response_id: ns.id });
     assert.ok([400, 404].includes(r2.status), show('previous_response_id of a store:false response', r2));
     assertError(r2, { what: 'previous_response_id of a store:false response' });
+  });
+
+  it('metadata: stored with the response and echoed by POST, the stream and GET', T, async () => {
+    const longest = { ['k'.repeat(64)]: 'v'.repeat(512), ['ключ'.repeat(16)]: 'é'.repeat(512) };  // limits are characters
+    const metadata = { ...Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`key${i}`, `value ${i}`])), ...longest };
+    const resp = await create(srv.baseURL, { model: MODEL, input: 'tag me', max_output_tokens: 2, temperature: 0, metadata });
+    assert.deepEqual(resp.metadata, metadata);
+    const g = await getJSON(srv.baseURL, `/v1/responses/${resp.id}`);
+    assert.equal(g.status, 200, show('GET with metadata', g));
+    assert.deepEqual(g.json.metadata, metadata);
+    const r = await postSSE(srv.baseURL, '/v1/responses', { model: MODEL, input: 'tag me', max_output_tokens: 2, temperature: 0, stream: true, metadata: { a: 'b' } });
+    const s = checkResponseStream(r.events);
+    assert.deepEqual(s.final.metadata, { a: 'b' });
+    for (const absent of [{}, { metadata: null }]) {
+      const plain = await create(srv.baseURL, { model: MODEL, input: 'no tags', max_output_tokens: 2, temperature: 0, ...absent });
+      assert.deepEqual(plain.metadata, {}, 'absent or null metadata is an empty object');
+    }
+  });
+
+  it('metadata past OpenAI\'s limits is a 400 naming metadata', T, async () => {
+    const ok = { model: MODEL, input: 'hi', max_output_tokens: 2 };
+    const pairs = (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
+    await checkValidationCases(srv.baseURL, '/v1/responses', [
+      [{ ...ok, metadata: 'tag' }, 'metadata'],
+      [{ ...ok, metadata: ['a', 'b'] }, 'metadata'],
+      [{ ...ok, metadata: pairs(17) }, 'metadata'],
+      [{ ...ok, metadata: { ['k'.repeat(65)]: 'v' } }, 'metadata'],
+      [{ ...ok, metadata: { k: 'v'.repeat(513) } }, 'metadata'],
+      [{ ...ok, metadata: { k: 7 } }, 'metadata'],
+      [{ ...ok, metadata: { k: { nested: 'v' } } }, 'metadata'],
+      [{ ...ok, metadata: { k: null } }, 'metadata'],
+    ]);
   });
 
   it('request validation: 400 invalid_request_error naming the param', T, async () => {

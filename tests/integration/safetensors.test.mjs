@@ -9,6 +9,7 @@ import {
   runCommand, REPO_ROOT, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { checkPrefixCopiedFromRunningSequence } from './prefix_copy.mjs';
+import { checkPenaltyStopsRepetition, checkPenaltyShiftsLogprobs } from './penalties.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
@@ -35,7 +36,7 @@ async function makeHfFixture(arch, dtype, modelsDir) {
   assert.equal(r.code, 0, `${HF_TOOL} failed for ${name}`);
 }
 
-describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 13 * TEST_TIMEOUT_MS }, () => {
+describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 14 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({
     fixture: false,
     setup: async ({ modelsDir }) => {
@@ -74,6 +75,11 @@ describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 13 * TEST_TIMEOUT_MS
 
   it('a new conversation copies the system prompt that a running one holds', T, async () => {
     await checkPrefixCopiedFromRunningSequence(srv.baseURL, 'qwen3-f32-hf');
+  });
+
+  it('presence and frequency penalties act on safetensors models too', T, async () => {
+    await checkPenaltyStopsRepetition(srv.baseURL, 'llama-f32-hf');
+    await checkPenaltyShiftsLogprobs(srv.baseURL, 'llama-f32-hf');
   });
 
   it('concurrent requests to one safetensors model all match their solo runs', T, async () => {

@@ -55,3 +55,13 @@ TEST(ParamReader, RangeAndTypeProblems) {
     EXPECT_NE(p.error.message.find("missing"), std::string::npos);
   }
 }
+
+TEST(ParamReader, IntegersPastTheSigned64BitRangeAreOutOfRange) {
+  const json body = json::parse(R"({"big":9223372036854775808,"max":9223372036854775807})");
+  ParamReader p(body);
+  EXPECT_EQ(p.integer("max", INT64_MIN, INT64_MAX), INT64_MAX);
+  EXPECT_TRUE(p.error.ok());
+  EXPECT_FALSE(p.integer("big", INT64_MIN, INT64_MAX).has_value());
+  EXPECT_EQ(p.error.param, "big");
+  EXPECT_NE(p.error.message.find("9223372036854775808"), std::string::npos) << p.error.message;
+}

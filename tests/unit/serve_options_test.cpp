@@ -73,3 +73,26 @@ TEST(ServeOptions, ConnectionLimitCoversTheQueues) {
   EXPECT_FALSE(parse({"--max-connections", "-1"}, &o, &problem));
   EXPECT_NE(serve_help().find("Default threads here"), std::string::npos);
 }
+
+TEST(ServeOptions, StoreRetention) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_EQ(o.store.max_age_seconds, 0);
+  EXPECT_EQ(o.store.max_bytes, 0u);
+  setenv("ALLM_STORE_MAX_BYTES", "1G", 1);
+  ASSERT_TRUE(parse({"--store-max-age", "86400"}, &o, &problem)) << problem;
+  unsetenv("ALLM_STORE_MAX_BYTES");
+  EXPECT_EQ(o.store.max_age_seconds, 86400);
+  EXPECT_EQ(o.store.max_bytes, 1ull << 30);
+  ASSERT_TRUE(parse({"--store-max-bytes=64K", "--store-max-age", "0.5"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.store.max_bytes, 64u << 10);
+  EXPECT_EQ(o.store.max_age_seconds, 0.5);
+  ASSERT_TRUE(parse({"--store-max-bytes", "0"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.store.max_bytes, 0u);
+  EXPECT_FALSE(parse({"--store-max-bytes", "1000"}, &o, &problem));
+  EXPECT_NE(problem.find("--store-max-bytes: expected 0 or a size of at least 64K"),
+            std::string::npos);
+  EXPECT_FALSE(parse({"--store-max-age", "-1"}, &o, &problem));
+  EXPECT_NE(problem.find("--store-max-age"), std::string::npos);
+  EXPECT_NE(serve_help().find("ALLM_STORE_MAX_AGE"), std::string::npos);
+}

@@ -163,7 +163,13 @@ async function disconnectingRequest(base) {
   }
 }
 
+// Hostile bodies (README "Limits"): nesting far past the limit in fields each endpoint reads.
+const deep = (n) => '['.repeat(n) + ']'.repeat(n);
 const MALFORMED = [
+  ['/v1/responses', () => `{"model":"${MODEL}","input":[{"type":${deep(100000)}}]}`],
+  ['/v1/responses', () => `{"model":"${MODEL}","input":"x","metadata":{"k":${'{"a":'.repeat(20000)}1${'}'.repeat(20000)}}}`],
+  ['/v1/chat/completions', () => `{"model":"${MODEL}","messages":[{"role":"user","content":[{"type":${deep(100000)}}]}]}`],
+  ['/v1/chat/completions', () => `{"model":"${MODEL}","messages":[{"role":${deep(65)},"content":"x"}]}`],
   ['/v1/responses', '{"model":'],
   ['/v1/responses', '[1,2,3]'],
   ['/v1/responses', ''],
