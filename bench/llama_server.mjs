@@ -29,14 +29,18 @@ async function freePort() {
 }
 
 // The same settings on both: threads, context per sequence, STREAMS sequences, flash attention
-// left to llama.cpp's default (auto) on both, one KV slice per sequence.
+// left to llama.cpp's default (auto) on both, one KV slice per sequence. With --threads default
+// each server runs at its own defaults: only the model, port and parallel sequences are given.
 function command(kind, port) {
-  const common = ['--host', '127.0.0.1', '--port', String(port), '--threads', opt.threads];
+  const defaults = opt.threads === 'default';
+  const common = ['--host', '127.0.0.1', '--port', String(port)];
+  if (!defaults) common.push('--threads', opt.threads);
   if (kind === 'allm') {
     return [opt.allm, ['serve', ...common, '--model', `bench=${opt.model}`, '--preload', 'bench',
-      '--parallel', String(STREAMS), '--ctx-size', opt.ctx, '--no-demo',
+      '--parallel', String(STREAMS), ...(defaults ? [] : ['--ctx-size', opt.ctx]), '--no-demo',
       '--data-dir', `/tmp/allm-bench-${process.pid}`]];
   }
+  if (defaults) return [opt['llama-server'], [...common, '-m', opt.model, '--alias', 'bench', '-np', String(STREAMS)]];
   return [opt['llama-server'], [...common, '-m', opt.model, '--alias', 'bench', '-np', String(STREAMS),
     '-c', String(Number(opt.ctx) * STREAMS), '--no-kv-unified', '-fa', 'auto', '--no-webui',
     '--threads-batch', opt.threads]];

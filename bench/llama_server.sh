@@ -4,7 +4,11 @@
 # GGUF model with the same settings: threads, context per sequence, 8 parallel sequences, flash
 # attention off on both, greedy sampling, the same prompts through /v1/chat/completions.
 #   bench/llama_server.sh                    (uses $ALLM_BUILD_DIR, default build/)
-#   BENCH_PAIRS=N BENCH_THREADS=N BENCH_DTYPE=f16|bf16 bench/llama_server.sh
+#   BENCH_PAIRS=N BENCH_THREADS=N BENCH_DTYPE=f16|bf16|q4_0|q8_0|q4_k_m bench/llama_server.sh
+#   BENCH_THREADS=default: each server at its own defaults (only model, port and 8 sequences:
+#   what a user who passes no flags gets)
+# Quantized types are the f16 model quantized by llama.cpp's own llama-quantize (built beside
+# llama-server), so both servers run the CPU's quantized kernels and repacked weights.
 # Measures single-stream decode tokens/s, aggregate tokens/s of 8 concurrent streams and p50/p99
 # time to first token, in pairs (both servers up and measured in turn, single streams request by
 # request, the order flipping every pair: A B, B A, ...), and prints the allm/llama-server ratio
@@ -31,13 +35,24 @@ cmake -S "$DEPS_DIR/llama.cpp" -B "$SERVER_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Re
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
   -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-ninja -C "$SERVER_BUILD" -j "${ALLM_JOBS:-2}" llama-server >/dev/null
+ninja -C "$SERVER_BUILD" -j "${ALLM_JOBS:-2}" llama-server llama-quantize >/dev/null
 
+# The random-weight model in a float type the fixture tool writes.
+float_model() {
+  local dtype="$1" out="$MODEL_DIR/llama-1b-$1.gguf"
+  if [ ! -f "$out" ]; then
+    mkdir -p "$MODEL_DIR"
+    "$BUILD_DIR/bin/allm-make-hf-fixture" --arch llama --dtype "$dtype" --size 1b \
+      --out "$MODEL_DIR/hf-llama-1b-$dtype" --gguf "$out"
+    rm -rf "$MODEL_DIR/hf-llama-1b-$dtype"  # only the GGUF is served
+  fi
+  echo "$out"
+}
 if [ ! -f "$MODEL" ]; then
-  mkdir -p "$MODEL_DIR"
-  "$BUILD_DIR/bin/allm-make-hf-fixture" --arch llama --dtype "$DTYPE" --size 1b \
-    --out "$MODEL_DIR/hf-llama-1b-$DTYPE" --gguf "$MODEL"
-  rm -rf "$MODEL_DIR/hf-llama-1b-$DTYPE"  # only the GGUF is served
+  case "$DTYPE" in
+    f16|bf16) float_model "$DTYPE" >/dev/null ;;
+    *) "$SERVER_BUILD/bin/llama-quantize" "$(float_model f16)" "$MODEL" "${DTYPE^^}" >/dev/null ;;
+  esac
 fi
 
 node bench/llama_server.mjs --allm "$BUILD_DIR/bin/allm" \
