@@ -12,6 +12,7 @@ namespace allm {
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
+  std::string public_url;  // the base URL clients reach the server at; empty: http://host:port
   size_t max_body_bytes = 32u << 20;
   int http_threads = 32;
   std::vector<std::string> api_keys;      // when set, /v1/* and /metrics need one (Bearer)
