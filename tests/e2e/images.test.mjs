@@ -126,20 +126,9 @@ describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
     await checkValidationCases(srv.baseURL, '/v1/images/generations', [
       [{ ...ok, prompt: '' }, 'prompt'],
       [{ model: 'sd-tiny' }, 'prompt'],
-      [{ ...ok, size: '65x64' }, 'size'],
-      [{ ...ok, size: '64' }, 'size'],
-      [{ ...ok, size: '8192x64' }, 'size'],
-      // Numbers past int: '4294967360' wrapped to 64 through sscanf's %d.
-      [{ ...ok, size: '4294967360x64' }, 'size'],
-      [{ ...ok, size: '64x4294967360' }, 'size'],
-      [{ ...ok, size: '99999999999999999999x512' }, 'size'],
-      [{ ...ok, size: ' 64x64' }, 'size'],
-      [{ ...ok, size: '+64x64' }, 'size'],
-      [{ ...ok, size: '64x64 ' }, 'size'],
-      [{ ...ok, size: '64x-64' }, 'size'],
-      [{ ...ok, size: '0x64' }, 'size'],
-      [{ ...ok, size: '64X64' }, 'size'],
-      [{ ...ok, size: 'x64' }, 'size'],
+      // Numbers past int ('4294967360' wrapped to 64 through sscanf's %d), signs, spaces.
+      ...['65x64', '64', '8192x64', '4294967360x64', '64x4294967360', '99999999999999999999x512',
+        ' 64x64', '+64x64', '64x64 ', '64x-64', '0x64', '64X64', 'x64'].map((size) => [{ ...ok, size }, 'size']),
       [{ ...ok, n: 0 }, 'n'],
       [{ ...ok, n: 11 }, 'n'],
       [{ ...ok, sampler: 'plms' }, 'sampler'],
