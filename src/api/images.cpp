@@ -1,6 +1,8 @@
 // POST /v1/images/generations (OpenAI's Images API, JSON) and GET /v1/images/files/{id} (the
 // short-lived files behind response_format "url").
-#include <cstdio>
+#include <algorithm>
+#include <charconv>
+#include <string_view>
 
 #include "api/http_util.h"
 #include "api/routes.h"
@@ -29,11 +31,19 @@ std::string base64(const std::string& in) {
   return out;
 }
 
+// One side of a size: decimal digits only (no sign, no spaces) that fit an int and are not 0.
+bool parse_side(std::string_view digits, int* side) {
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), is_digit)) return false;
+  const auto result = std::from_chars(digits.data(), digits.data() + digits.size(), *side);
+  return result.ec == std::errc() && *side > 0;  // out of range: not a size
+}
+
 // "WIDTHxHEIGHT"; false when it is not that shape (the manager checks the bounds).
-bool parse_size(const std::string& size, int* width, int* height) {
-  char tail = 0;
-  return size.size() < 16 && std::sscanf(size.c_str(), "%dx%d%c", width, height, &tail) == 2 &&
-         *width > 0 && *height > 0;
+bool parse_size(std::string_view size, int* width, int* height) {
+  const size_t x = size.find('x');
+  return x != std::string_view::npos && parse_side(size.substr(0, x), width) &&
+         parse_side(size.substr(x + 1), height);
 }
 
 struct ImageCall {
@@ -84,7 +94,8 @@ Error read_call(const json& body, const ImageManagerConfig& config, ImageCall* c
   return {};
 }
 
-void handle_generations(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void handle_generations(ApiContext& ctx, const std::string& public_url, const httplib::Request& req,
+                        httplib::Response& res) {
   json body;
   Error error;
   ImageCall call;
@@ -103,9 +114,7 @@ void handle_generations(ApiContext& ctx, const httplib::Request& req, httplib::R
   for (GeneratedImage& image : images) {
     json item = json::object();
     if (call.url) {
-      const std::string host = req.get_header_value("Host");
-      item["url"] =
-          "http://" + host + "/v1/images/files/" + ctx.images.store_file(std::move(image.png));
+      item["url"] = public_url + "/v1/images/files/" + ctx.images.store_file(std::move(image.png));
     } else {
       item["b64_json"] = base64(image.png);
     }
@@ -118,10 +127,11 @@ void handle_generations(ApiContext& ctx, const httplib::Request& req, httplib::R
 
 }  // namespace
 
-void register_image_routes(httplib::Server& server, ApiContext& ctx) {
+void register_image_routes(httplib::Server& server, ApiContext& ctx,
+                           const std::string& public_url) {
   server.Post("/v1/images/generations",
-              [&ctx](const httplib::Request& req, httplib::Response& res) {
-                handle_generations(ctx, req, res);
+              [&ctx, public_url](const httplib::Request& req, httplib::Response& res) {
+                handle_generations(ctx, public_url, req, res);
               });
   server.Get(R"(/v1/images/files/([A-Za-z0-9_]+))",
              [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -1,6 +1,8 @@
 // The HTTP routes, one file per endpoint family; each only parses, calls a manager, serialises.
 #pragma once
 
+#include <string>
+
 #include "httplib.h"
 
 namespace allm {
@@ -25,7 +27,8 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
-void register_image_routes(httplib::Server& server, ApiContext& ctx);
+// `public_url`: where clients reach the server (no trailing '/'), for image urls.
+void register_image_routes(httplib::Server& server, ApiContext& ctx, const std::string& public_url);
 void register_metrics_routes(httplib::Server& server, ApiContext& ctx);
 
 }  // namespace allm

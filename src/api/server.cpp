@@ -42,6 +42,14 @@ int connection_limit_for(int queued_capacity) {
   return std::max(256, queued_capacity + 64);
 }
 
+// --public-url, else the listening address: never the client's Host header, which anyone sets.
+static std::string public_base_url(const ServerConfig& config) {
+  if (!config.public_url.empty()) return config.public_url;
+  const bool ipv6 = config.host.find(':') != std::string::npos;
+  return "http://" + (ipv6 ? "[" + config.host + "]" : config.host) + ":" +
+         std::to_string(config.port);
+}
+
 ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
     : ctx_(ctx), config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
   httplib::Server& server = *server_;
@@ -77,7 +85,7 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
   register_audio_routes(server, ctx_);
-  register_image_routes(server, ctx_);
+  register_image_routes(server, ctx_, public_base_url(config_));
   register_metrics_routes(server, ctx_);
 }
 

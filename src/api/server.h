@@ -12,6 +12,7 @@ namespace allm {
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
+  std::string public_url;  // the base URL clients reach the server at; empty: http://host:port
   size_t max_body_bytes = 32u << 20;
   // Connections served at once: httplib gives each open connection a thread, started on demand
   // up to this many (0: connection_limit_for() decides at start-up).

@@ -58,24 +58,6 @@ std::string seconds_text(double seconds) {
   return buf;
 }
 
-// Reads every frame as interleaved float, stopping early once more than `max_frames` arrived.
-std::vector<float> read_all_frames(ma_decoder& decoder, int channels, uint64_t max_frames,
-                                   uint64_t* frames_read) {
-  constexpr ma_uint64 kChunkFrames = 16384;
-  std::vector<float> pcm;
-  *frames_read = 0;
-  for (;;) {
-    pcm.resize((*frames_read + kChunkFrames) * channels);
-    ma_uint64 got = 0;
-    const ma_result result = ma_decoder_read_pcm_frames(
-        &decoder, pcm.data() + *frames_read * channels, kChunkFrames, &got);
-    *frames_read += got;
-    if (result != MA_SUCCESS || got == 0 || *frames_read > max_frames) break;
-  }
-  pcm.resize(*frames_read * channels);
-  return pcm;
-}
-
 // A RIFF/RIFX/RF64 field; RIFX stores its numbers big-endian.
 uint32_t read_uint(const std::string& bytes, size_t offset, int width, bool big_endian) {
   uint32_t v = 0;
@@ -196,41 +178,105 @@ const char* audio_container_name(AudioContainer container) {
   return "unknown";
 }
 
-std::vector<float> downmix_to_mono(const std::vector<float>& interleaved, int channels) {
-  if (channels <= 1) return interleaved;
-  std::vector<float> mono(interleaved.size() / channels);
-  for (size_t i = 0; i < mono.size(); ++i) {
+void downmix_to_mono(const float* interleaved, size_t frames, int channels,
+                     std::vector<float>* mono) {
+  mono->resize(frames);
+  for (size_t i = 0; i < frames; ++i) {
     float sum = 0.0f;
     for (int c = 0; c < channels; ++c) sum += interleaved[i * channels + c];
-    mono[i] = sum / static_cast<float>(channels);
+    (*mono)[i] = sum / static_cast<float>(channels);
   }
-  return mono;
+}
+
+Resampler::Resampler(int from_rate, int to_rate)
+    : from_rate_(from_rate),
+      to_rate_(to_rate),
+      step_(static_cast<double>(from_rate) / to_rate),
+      // Cutoff relative to the input's Nyquist; slightly below the target's Nyquist when
+      // downsampling so the window's transition band does not fold back.
+      cutoff_(std::min(1.0, static_cast<double>(to_rate) / from_rate) * 0.96),
+      half_width_(kZeroCrossings / cutoff_) {}
+
+void Resampler::push(const float* input, size_t n, std::vector<float>* out) {
+  if (from_rate_ == to_rate_) {
+    out->insert(out->end(), input, input + n);
+    return;
+  }
+  window_.insert(window_.end(), input, input + n);
+  received_ += n;
+  emit(false, out);
+  // Drop the input no later output sample reaches back to.
+  const double first_needed = std::ceil(static_cast<double>(produced_) * step_ - half_width_);
+  const uint64_t keep_from = static_cast<uint64_t>(std::max(0.0, first_needed));
+  if (keep_from > window_start_) {
+    const size_t drop =
+        static_cast<size_t>(std::min<uint64_t>(keep_from - window_start_, window_.size()));
+    window_.erase(window_.begin(), window_.begin() + static_cast<long>(drop));
+    window_start_ += drop;
+  }
+}
+
+void Resampler::finish(std::vector<float>* out) {
+  if (from_rate_ != to_rate_) emit(true, out);
+}
+
+// Output sample n is centred on input position n * step; it is computed once every input sample
+// its window reaches has arrived, or (at the end) from what there is.
+void Resampler::emit(bool final, std::vector<float>* out) {
+  if (received_ == 0) return;
+  const std::vector<float>& table = sinc_table();
+  const uint64_t total_out = (received_ * to_rate_ + from_rate_ - 1) / from_rate_;
+  const long last = static_cast<long>(received_) - 1;
+  for (; produced_ < total_out; ++produced_) {
+    const double center = static_cast<double>(produced_) * step_;
+    const long window_end = static_cast<long>(std::floor(center + half_width_));
+    if (!final && window_end > last) break;
+    const long first = std::max(0L, static_cast<long>(std::ceil(center - half_width_)));
+    const long end = std::min(last, window_end);
+    const long offset = static_cast<long>(window_start_);
+    double sum = 0.0;
+    for (long k = first; k <= end; ++k) {
+      sum += window_[k - offset] * kernel_at(table, (center - k) * cutoff_);
+    }
+    out->push_back(static_cast<float>(sum * cutoff_));
+  }
 }
 
 std::vector<float> resample(const std::vector<float>& input, int from_rate, int to_rate) {
-  if (from_rate == to_rate || input.empty()) return input;
-  const std::vector<float>& table = sinc_table();
-  const double step = static_cast<double>(from_rate) / to_rate;  // input samples per output
-  // Cutoff relative to the input's Nyquist; slightly below the target's Nyquist when
-  // downsampling so the window's transition band does not fold back.
-  const double cutoff = std::min(1.0, static_cast<double>(to_rate) / from_rate) * 0.96;
-  const double half_width = kZeroCrossings / cutoff;
-  const size_t out_size = static_cast<size_t>(
-      (static_cast<uint64_t>(input.size()) * to_rate + from_rate - 1) / from_rate);
-  const long last = static_cast<long>(input.size()) - 1;
-  std::vector<float> out(out_size);
-  for (size_t n = 0; n < out_size; ++n) {
-    const double center = n * step;
-    const long first = std::max(0L, static_cast<long>(std::ceil(center - half_width)));
-    const long end = std::min(last, static_cast<long>(std::floor(center + half_width)));
-    double sum = 0.0;
-    for (long k = first; k <= end; ++k) sum += input[k] * kernel_at(table, (center - k) * cutoff);
-    out[n] = static_cast<float>(sum * cutoff);
-  }
+  std::vector<float> out;
+  Resampler resampler(from_rate, to_rate);
+  resampler.push(input.data(), input.size(), &out);
+  resampler.finish(&out);
   return out;
 }
 
-AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, DecodedAudio* out) {
+namespace {
+
+// An upload opened by miniaudio, with what its header says. Not movable: miniaudio's backends
+// point back at the decoder.
+struct OpenedAudio {
+  OpenedAudio() = default;
+  OpenedAudio(const OpenedAudio&) = delete;
+  OpenedAudio& operator=(const OpenedAudio&) = delete;
+  ~OpenedAudio() {
+    if (open) ma_decoder_uninit(&decoder);
+  }
+
+  ma_decoder decoder;
+  bool open = false;
+  std::string kind;  // "WAV", "MP3", "FLAC"
+  int channels = 0, rate = 0;
+  uint64_t declared_frames = 0;  // the length the header declares; 0: none
+};
+
+std::string too_long(double max_seconds) {
+  return "the audio is longer than the limit of " + seconds_text(max_seconds) +
+         " (--max-audio-seconds)";
+}
+
+// Everything that needs no decoding: the container, the header, and the declared length (a
+// header that declares more than the limit means a file that is too long or truncated).
+AudioDecodeResult open_audio(const std::string& bytes, double max_seconds, OpenedAudio* audio) {
   const AudioContainer container = sniff_audio_container(bytes);
   if (container == AudioContainer::EMPTY) {
     return failure(AudioDecodeStatus::INVALID, "the audio file is empty");
@@ -245,64 +291,108 @@ AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, Dec
                    std::string(audio_container_name(container)) + " files are not supported (" +
                        kAcceptedFormats + ")");
   }
-  const std::string kind = audio_container_name(container);
+  audio->kind = audio_container_name(container);
   if (container == AudioContainer::WAV) {
     std::string problem = wav_chunk_problem(bytes);
     if (!problem.empty()) return failure(AudioDecodeStatus::INVALID, std::move(problem));
   }
   ma_decoder_config config = ma_decoder_config_init(ma_format_f32, 0, 0);
   config.encodingFormat = miniaudio_format(container);
-  ma_decoder decoder;
-  if (ma_decoder_init_memory(bytes.data(), bytes.size(), &config, &decoder) != MA_SUCCESS) {
-    return failure(AudioDecodeStatus::INVALID, "the file starts like " + kind +
+  if (ma_decoder_init_memory(bytes.data(), bytes.size(), &config, &audio->decoder) != MA_SUCCESS) {
+    return failure(AudioDecodeStatus::INVALID, "the file starts like " + audio->kind +
                                                    " but cannot be decoded (corrupt or truncated)");
   }
+  audio->open = true;
   if (container == AudioContainer::WAV) {
-    std::string problem = wav_encoding_problem(decoder);
-    if (!problem.empty()) {
-      ma_decoder_uninit(&decoder);
-      return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT, std::move(problem));
-    }
+    std::string problem = wav_encoding_problem(audio->decoder);
+    if (!problem.empty()) return failure(AudioDecodeStatus::UNSUPPORTED_FORMAT, std::move(problem));
   }
   ma_format format;
   ma_uint32 channels = 0, rate = 0;
-  ma_decoder_get_data_format(&decoder, &format, &channels, &rate, nullptr, 0);
+  ma_decoder_get_data_format(&audio->decoder, &format, &channels, &rate, nullptr, 0);
   if (channels == 0 || channels > 32 || rate < 1000 || rate > 768000) {
-    ma_decoder_uninit(&decoder);
-    return failure(AudioDecodeStatus::INVALID, "the " + kind + " header is invalid (" +
+    return failure(AudioDecodeStatus::INVALID, "the " + audio->kind + " header is invalid (" +
                                                    std::to_string(channels) + " channels at " +
                                                    std::to_string(rate) + " Hz)");
   }
+  audio->channels = static_cast<int>(channels);
+  audio->rate = static_cast<int>(rate);
   ma_uint64 declared = 0;
-  if (ma_decoder_get_length_in_pcm_frames(&decoder, &declared) != MA_SUCCESS) declared = 0;
-  const uint64_t max_frames = static_cast<uint64_t>(max_seconds * rate);
-  uint64_t frames = 0;
-  std::vector<float> pcm =
-      read_all_frames(decoder, static_cast<int>(channels), max_frames, &frames);
-  ma_decoder_uninit(&decoder);
+  if (ma_decoder_get_length_in_pcm_frames(&audio->decoder, &declared) != MA_SUCCESS) declared = 0;
+  audio->declared_frames = declared;
+  const double declared_seconds = static_cast<double>(declared) / rate;
+  if (declared_seconds > max_seconds) {
+    return failure(AudioDecodeStatus::TOO_LONG, too_long(max_seconds) + ": its header declares " +
+                                                    seconds_text(declared_seconds));
+  }
+  return {};
+}
 
-  if (frames > max_frames) {
-    return failure(AudioDecodeStatus::TOO_LONG, "the audio is longer than the limit of " +
-                                                    seconds_text(max_seconds) +
-                                                    " (--max-audio-seconds)");
+// Reads the decoder chunk by chunk into 16 kHz mono. The only buffer that grows is the output,
+// and only as decoded frames arrive: at most `max_frames` source frames are taken.
+AudioDecodeStatus decode_to_16k_mono(OpenedAudio& audio, uint64_t max_frames,
+                                     const std::function<bool()>& should_stop,
+                                     std::vector<float>* out, uint64_t* frames) {
+  constexpr ma_uint64 kChunkFrames = 16384;  // at most 2 MiB of interleaved float (32 channels)
+  std::vector<float> chunk(kChunkFrames * audio.channels);
+  std::vector<float> mono;
+  Resampler resampler(audio.rate, kWhisperSampleRate);
+  *frames = 0;
+  for (;;) {
+    if (should_stop && should_stop()) return AudioDecodeStatus::STOPPED;
+    ma_uint64 got = 0;
+    const ma_result result =
+        ma_decoder_read_pcm_frames(&audio.decoder, chunk.data(), kChunkFrames, &got);
+    *frames += got;
+    if (*frames > max_frames) return AudioDecodeStatus::TOO_LONG;
+    downmix_to_mono(chunk.data(), got, audio.channels, &mono);
+    resampler.push(mono.data(), mono.size(), out);
+    if (result != MA_SUCCESS || got == 0) break;
+  }
+  resampler.finish(out);
+  return AudioDecodeStatus::OK;
+}
+
+}  // namespace
+
+AudioDecodeResult check_audio_header(const std::string& bytes, double max_seconds) {
+  OpenedAudio audio;
+  return open_audio(bytes, max_seconds, &audio);
+}
+
+AudioDecodeResult decode_audio(const std::string& bytes, double max_seconds, DecodedAudio* out,
+                               const std::function<bool()>& should_stop) {
+  OpenedAudio audio;
+  if (AudioDecodeResult opened = open_audio(bytes, max_seconds, &audio);
+      opened.status != AudioDecodeStatus::OK) {
+    return opened;
+  }
+  const uint64_t max_frames = static_cast<uint64_t>(max_seconds * audio.rate);
+  uint64_t frames = 0;
+  std::vector<float> samples;
+  switch (decode_to_16k_mono(audio, max_frames, should_stop, &samples, &frames)) {
+    case AudioDecodeStatus::TOO_LONG:
+      return failure(AudioDecodeStatus::TOO_LONG, too_long(max_seconds));
+    case AudioDecodeStatus::STOPPED: return failure(AudioDecodeStatus::STOPPED, "decoding stopped");
+    default: break;
   }
   if (frames == 0) {
     return failure(AudioDecodeStatus::INVALID,
-                   "the " + kind + " file holds no audio samples (empty or corrupt)");
+                   "the " + audio.kind + " file holds no audio samples (empty or corrupt)");
   }
   // A header that promises more than the data delivers means the upload was cut off.
-  if (declared > frames && declared - frames > rate / 100) {
+  const uint64_t declared = audio.declared_frames;
+  if (declared > frames && declared - frames > static_cast<uint64_t>(audio.rate) / 100) {
     return failure(AudioDecodeStatus::INVALID,
-                   "the " + kind + " file is truncated: its header declares " +
-                       seconds_text(static_cast<double>(declared) / rate) +
+                   "the " + audio.kind + " file is truncated: its header declares " +
+                       seconds_text(static_cast<double>(declared) / audio.rate) +
                        " of audio but it holds " +
-                       seconds_text(static_cast<double>(frames) / rate));
+                       seconds_text(static_cast<double>(frames) / audio.rate));
   }
-  out->source_rate = static_cast<int>(rate);
-  out->source_channels = static_cast<int>(channels);
-  out->samples = resample(downmix_to_mono(pcm, static_cast<int>(channels)), static_cast<int>(rate),
-                          kWhisperSampleRate);
-  out->duration_seconds = static_cast<double>(frames) / rate;
+  out->source_rate = audio.rate;
+  out->source_channels = audio.channels;
+  out->samples = std::move(samples);
+  out->duration_seconds = static_cast<double>(frames) / audio.rate;
   return {};
 }
 

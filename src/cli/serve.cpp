@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -47,21 +48,34 @@ int wait_for_signal(const sigset_t& set, const std::atomic<bool>& running,
   return 0;
 }
 
-// Stop accepting, let running requests finish within the grace period, then cancel them.
-void shut_down(ApiServer& server, TextManager& text, AudioManager& audio, const sigset_t& signals,
-               const std::atomic<bool>& running, int signal_number, int grace_seconds) {
+// A second signal: exit now, without waiting for anything (a cancelled job may still be unwinding
+// a long step or a model load). The status is the shell's for death by that signal.
+[[noreturn]] void exit_now(int signal_number) {
+  ALLM_LOG_WARN("second signal (%s): exiting now", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  std::_Exit(128 + signal_number);
+}
+
+// Stop accepting, let running requests finish within the grace period, then cancel them; a second
+// signal at any point exits at once.
+void shut_down(ApiServer& server, TextManager& text, AudioManager& audio, ImageManager& images,
+               const sigset_t& signals, const std::atomic<bool>& running, int signal_number,
+               int grace_seconds) {
   ALLM_LOG_INFO(
       "%s received: no new connections; running requests may finish within %d s "
-      "(--shutdown-grace; a second signal cancels them now)",
+      "(--shutdown-grace; a second signal exits at once)",
       signal_number == SIGINT ? "SIGINT" : "SIGTERM", grace_seconds);
   server.stop();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace_seconds);
-  const int again = wait_for_signal(signals, running, deadline);
+  if (const int again = wait_for_signal(signals, running, deadline)) exit_now(again);
   if (!running) return;
-  ALLM_LOG_WARN("%s: cancelling the requests still running",
-                again ? "second signal" : "grace period over");
+  ALLM_LOG_WARN("grace period over: cancelling the requests still running");
   text.cancel_all();
   audio.cancel_all();
+  images.cancel_all();
+  if (const int again =
+          wait_for_signal(signals, running, std::chrono::steady_clock::time_point::max())) {
+    exit_now(again);
+  }
 }
 
 // Writes a demo model once; later starts reuse the file.
@@ -215,7 +229,8 @@ int run_serve(int argc, char** argv) {
   const int signal_number =
       wait_for_signal(signals, running, std::chrono::steady_clock::time_point::max());
   if (signal_number) {
-    shut_down(server, text, audio, signals, running, signal_number, options.shutdown_grace_seconds);
+    shut_down(server, text, audio, images, signals, running, signal_number,
+              options.shutdown_grace_seconds);
   }
   http.join();
   ALLM_LOG_INFO("server stopped");

@@ -1,5 +1,6 @@
 #include "cli/serve_options.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <sstream>
@@ -27,6 +28,23 @@ bool parse_int(const std::string& text, long lo, long hi, long* out) {
 
 // Below this the schema alone takes a good part of --store-max-bytes.
 constexpr uint64_t kMinStoreBytes = 64 * 1024;
+
+// An http(s) URL with a host, kept without its trailing '/' (paths are appended to it).
+std::string parse_public_url(std::string url, std::string* problem) {
+  const size_t scheme_end = url.find("://");
+  const std::string scheme = url.substr(0, scheme_end);
+  const bool has_host =
+      scheme_end != std::string::npos && url.size() > scheme_end + 3 && url[scheme_end + 3] != '/';
+  const bool printable =
+      std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7F; });
+  if ((scheme != "http" && scheme != "https") || !has_host || !printable) {
+    *problem =
+        "expected an http:// or https:// URL such as https://ai.example.com, got '" + url + "'";
+    return "";
+  }
+  while (url.back() == '/') url.pop_back();
+  return url;
+}
 
 struct Option {
   const char* flag;
@@ -74,6 +92,15 @@ const std::vector<Option>& options_table() {
        }},
       {"--port", "ALLM_PORT", "N", "port to listen on (default 8080)",
        int_setter(1, 65535, [](ServeOptions& o, long v) { o.server.port = static_cast<int>(v); })},
+      {"--public-url", "ALLM_PUBLIC_URL", "URL",
+       "the base URL clients reach this server at, e.g. https://ai.example.com behind a proxy; "
+       "image responses with response_format 'url' point there (default: the listening address, "
+       "http://HOST:PORT)",
+       [](ServeOptions& o, const std::string& v) {
+         std::string problem;
+         o.server.public_url = parse_public_url(v, &problem);
+         return problem;
+       }},
       {"--models-dir", "ALLM_MODELS_DIR", "DIR",
        "every .gguf file, whisper .bin file and folder in DIR is a model (default ~/.allm/models)",
        [](ServeOptions& o, const std::string& v) {
@@ -218,7 +245,7 @@ const std::vector<Option>& options_table() {
        }},
       {"--shutdown-grace", "ALLM_SHUTDOWN_GRACE", "SECONDS",
        "on SIGTERM/SIGINT stop accepting connections and let running requests finish for this "
-       "long, then cancel them (default 30)",
+       "long, then cancel them; a second signal exits at once (default 30)",
        int_setter(0, 86400,
                   [](ServeOptions& o, long v) { o.shutdown_grace_seconds = static_cast<int>(v); })},
       {"--no-demo", "ALLM_NO_DEMO", "", "do not create demo models when none are configured",

@@ -82,6 +82,22 @@ ModelLease<WhisperModel> AudioManager::acquire(const std::string& model_id, Erro
       error);
 }
 
+// A job stopped by its should_abort: past the deadline, the client gone, or the server shutting
+// down.
+Error AudioManager::aborted(const AudioRequest& request, bool timed_out) const {
+  const bool client_gone = request.client_gone && request.client_gone();
+  // A client that left before the deadline but was not polled in time (a slow first encoder
+  // step) is a cancellation: nobody is waiting for the 504.
+  if (timed_out && !client_gone) {
+    return make_error(ErrorCode::TIMEOUT, "the transcription ran past the time limit (" +
+                                              seconds_text(config_.timeout_seconds) +
+                                              ", --audio-timeout)");
+  }
+  const char* why = client_gone ? "the client disconnected" : "the server is shutting down";
+  ALLM_LOG_INFO("model '%s': transcription cancelled (%s)", request.model.c_str(), why);
+  return make_error(ErrorCode::CANCELLED, why);
+}
+
 int AudioManager::threads_per_job() const {
   if (config_.threads > 0) return config_.threads;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -101,9 +117,10 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
                              "an ISO-639-1 code such as en, de, ja)",
                          "language");
   }
-  DecodedAudio audio;
-  const AudioDecodeResult decoded = decode_audio(file, config_.max_audio_seconds, &audio);
-  if (decoded.status != AudioDecodeStatus::OK) return audio_problem(decoded);
+  // A file whose header is already wrong is refused before it waits for a slot; decoding and
+  // resampling (CPU and memory that grow with the audio) run in the admitted job, on its clock.
+  const AudioDecodeResult header = check_audio_header(file, config_.max_audio_seconds);
+  if (header.status != AudioDecodeStatus::OK) return audio_problem(header);
 
   const auto gone_or_cancelling = [&] {
     return (request.client_gone && request.client_gone()) || cancelling_;
@@ -111,18 +128,10 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
   if ((error = slots_.acquire(deadline, gone_or_cancelling))) return error;
   JobSlotHold slot(slots_);
 
-  TranscribeOptions options;
-  options.translate = request.task == AudioTask::TRANSLATE;
-  options.language = request.language;
-  options.prompt = request.prompt;
-  options.temperature = request.temperature;
-  options.temperature_increment = request.temperature_increment;
-  options.word_timestamps = request.word_timestamps;
-  options.threads = threads_per_job();
   bool timed_out = false, cancelled = false;
   auto last_poll = Clock::now();
-  // Polled from inside ggml's compute loop: the deadline is cheap to check, the socket is
-  // looked at only every kPollInterval.
+  // Polled between decoded chunks and from inside ggml's compute loop: the deadline is cheap to
+  // check, the socket is looked at only every kPollInterval.
   auto should_abort = [&] {
     const auto now = Clock::now();
     if (now >= deadline) timed_out = true;
@@ -133,6 +142,20 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
     if (cancelling_) cancelled = true;
     return timed_out || cancelled;
   };
+  DecodedAudio audio;
+  const AudioDecodeResult decoded =
+      decode_audio(file, config_.max_audio_seconds, &audio, should_abort);
+  if (decoded.status == AudioDecodeStatus::STOPPED) return aborted(request, timed_out);
+  if (decoded.status != AudioDecodeStatus::OK) return audio_problem(decoded);
+
+  TranscribeOptions options;
+  options.translate = request.task == AudioTask::TRANSLATE;
+  options.language = request.language;
+  options.prompt = request.prompt;
+  options.temperature = request.temperature;
+  options.temperature_increment = request.temperature_increment;
+  options.word_timestamps = request.word_timestamps;
+  options.threads = threads_per_job();
   const auto started = Clock::now();
   const WhisperRunStatus status = model->transcribe(audio.samples, options, should_abort, out);
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -143,17 +166,7 @@ Error AudioManager::transcribe(const AudioRequest& request, const std::string& f
                     request.model.c_str(), audio.duration_seconds, seconds,
                     seconds / std::max(1e-9, audio.duration_seconds));
       return {};
-    case WhisperRunStatus::ABORTED:
-      // A client that left before the deadline but was not polled in time (a slow first
-      // encoder step) is a cancellation: nobody is waiting for the 504.
-      if (timed_out && !(request.client_gone && request.client_gone())) {
-        return make_error(ErrorCode::TIMEOUT, "the transcription ran past the time limit (" +
-                                                  seconds_text(config_.timeout_seconds) +
-                                                  ", --audio-timeout)");
-      }
-      ALLM_LOG_INFO("model '%s': transcription cancelled (the client disconnected)",
-                    request.model.c_str());
-      return make_error(ErrorCode::CANCELLED, "the client disconnected");
+    case WhisperRunStatus::ABORTED: return aborted(request, timed_out);
     case WhisperRunStatus::FAILED: break;
   }
   return make_error(ErrorCode::INTERNAL, "whisper.cpp failed to transcribe the audio");

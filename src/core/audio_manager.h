@@ -45,7 +45,8 @@ class AudioManager {
   ~AudioManager();
 
   Error preload(const std::string& model_id);
-  // Decodes the uploaded `file`, waits for a slot and transcribes it; blocks until done.
+  // Checks the uploaded `file`'s header, waits for a slot, then decodes and transcribes it (both
+  // within the time limit); blocks until done.
   Error transcribe(const AudioRequest& request, const std::string& file, Transcript* out);
   // Aborts running and waiting transcriptions with CANCELLED (shutdown past its grace period).
   void cancel_all() { cancelling_ = true; }
@@ -54,6 +55,7 @@ class AudioManager {
   using Clock = std::chrono::steady_clock;
 
   ModelLease<WhisperModel> acquire(const std::string& model_id, Error* error);
+  Error aborted(const AudioRequest& request, bool timed_out) const;
   int threads_per_job() const;
 
   ModelRegistry& registry_;

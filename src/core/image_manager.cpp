@@ -130,13 +130,13 @@ int ImageManager::threads_per_job() const {
 
 namespace {
 
-// What the library's callbacks see: the deadline, the client, the step count for the log.
+// What the library's callbacks see: the deadline, the client, shutdown, the model for the log.
 struct RunWatch {
   std::chrono::steady_clock::time_point deadline;
   const std::function<bool()>* client_gone;
+  const std::atomic<bool>* cancelling;
   std::chrono::steady_clock::time_point last_poll;
   std::string model;
-  int image = 0, images = 1;
   bool timed_out = false, cancelled = false;
 
   bool should_stop() {
@@ -146,6 +146,7 @@ struct RunWatch {
       last_poll = now;
       cancelled = (*client_gone)();
     }
+    if (*cancelling) cancelled = true;
     return timed_out || cancelled;
   }
 };
@@ -164,7 +165,7 @@ Error ImageManager::generate_one(ImageModel& model, const ImageRequest& r, int w
   p.seed = seed;
   diffusion_sampler_from_name(r.sampler.c_str(), &p.sampler);
   p.n_threads = threads_per_job();
-  RunWatch watch{deadline, &r.client_gone, Clock::now(), r.model};
+  RunWatch watch{deadline, &r.client_gone, &cancelling_, Clock::now(), r.model};
   p.user_data = &watch;
   p.should_abort = [](void* user) { return static_cast<RunWatch*>(user)->should_stop(); };
   p.progress = [](int32_t step, int32_t steps, void* user) {
@@ -182,8 +183,10 @@ Error ImageManager::generate_one(ImageModel& model, const ImageRequest& r, int w
                                               std::to_string(config_.timeout_seconds) +
                                               " s, --image-timeout)");
   }
-  if (status == DIFFUSION_CANCELLED)
-    return make_error(ErrorCode::CANCELLED, "the client disconnected");
+  if (status == DIFFUSION_CANCELLED) {
+    return make_error(ErrorCode::CANCELLED,
+                      cancelling_ ? "the server is shutting down" : "the client disconnected");
+  }
   if (status != DIFFUSION_OK) return make_error(error_code_of(status), message);
   size_t size = 0;
   uint8_t* png = diffusion_png_encode(rgb.data(), width, height, &size);
@@ -210,7 +213,8 @@ Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>*
   if (!model) return error;
   const int default_size = diffusion_model_default_size(model->get());
   if ((error = check_size(r, default_size))) return error;
-  if ((error = slots_.acquire(deadline, r.client_gone))) return error;
+  const auto gone_or_cancelling = [&] { return (r.client_gone && r.client_gone()) || cancelling_; };
+  if ((error = slots_.acquire(deadline, gone_or_cancelling))) return error;
   JobSlotHold slot(slots_);
   const int width = r.width ? r.width : default_size, height = r.height ? r.height : default_size;
   const uint64_t seed = r.seed ? *r.seed : random_seed();
@@ -219,8 +223,8 @@ Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>*
     GeneratedImage image;
     if ((error = generate_one(*model, r, width, height, seed + i, deadline, &image))) {
       if (error.code == ErrorCode::CANCELLED) {
-        ALLM_LOG_INFO("model '%s': generation cancelled (the client disconnected)",
-                      r.model.c_str());
+        ALLM_LOG_INFO("model '%s': generation cancelled (%s)", r.model.c_str(),
+                      error.message.c_str());
       }
       return error;
     }

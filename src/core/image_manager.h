@@ -4,6 +4,7 @@
 // per step, and keeps generated PNGs for a short while for response_format "url".
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -65,6 +66,8 @@ class ImageManager {
   Error preload(const std::string& model_id);
   // Validates, waits for a slot, generates request.n images; blocks until done.
   Error generate(const ImageRequest& request, std::vector<GeneratedImage>* out);
+  // Aborts running and waiting generations with CANCELLED (shutdown past its grace period).
+  void cancel_all() { cancelling_ = true; }
 
   // Short-lived image files for response_format "url".
   std::string store_file(std::string png);
@@ -83,6 +86,7 @@ class ImageManager {
   ImageManagerConfig config_;
   ModelPool<ImageModel> models_;
   JobSlots slots_;
+  std::atomic<bool> cancelling_{false};
 
   std::mutex files_mutex_;
   std::map<std::string, std::pair<Clock::time_point, std::string>> files_;

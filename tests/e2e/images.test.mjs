@@ -1,10 +1,12 @@
 // /v1/images/generations through the official OpenAI SDK on a tiny random Stable Diffusion 1.x
 // checkpoint (allm-make-sd-fixture), as a single file and as a diffusers folder with the same
 // weights: PNGs of the asked size, deterministic by seed and the same from both layouts, every
-// sampler, response_format url, 400s naming the parameter, 429 when the queue is full, and
-// cancellation when the client goes away.
+// sampler, response_format url (built from the listening address or --public-url, never the
+// Host header), 400s naming the parameter, 429 when the queue is full, and cancellation when the
+// client goes away.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
 import OpenAI from 'openai';
 import {
@@ -28,6 +30,21 @@ function pngSize(buf) {
   assert.equal(buf.subarray(0, 8).toString('latin1'), '\x89PNG\r\n\x1a\n');
   assert.equal(buf.subarray(12, 16).toString('latin1'), 'IHDR');
   return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
+}
+
+// POSTs JSON with a Host header of the client's choosing (fetch does not let one set it).
+function postWithHost(baseURL, route, body, host) {
+  const { hostname, port } = new URL(baseURL);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ hostname, port, path: route, method: 'POST', headers: { Host: host, 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, json: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
@@ -88,6 +105,7 @@ describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
 
   it('serves response_format url from /v1/images/files', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await client().images.generate({ model: 'sd-tiny', prompt: 'cat', size: '64x64', steps: 1, response_format: 'url' });
+    assert.ok(r.data[0].url.startsWith(`${srv.baseURL}/v1/images/files/img_`), r.data[0].url);
     const res = await fetch(r.data[0].url);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'image/png');
@@ -96,14 +114,21 @@ describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
     assert.equal(missing.status, 404);
   });
 
+  it('builds image urls from the listening address, not the client\'s Host header', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await postWithHost(srv.baseURL, '/v1/images/generations',
+      { model: 'sd-tiny', prompt: 'cat', size: '64x64', steps: 1, response_format: 'url' }, 'evil.example:666');
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.ok(r.json.data[0].url.startsWith(`${srv.baseURL}/v1/images/files/img_`), r.json.data[0].url);
+  });
+
   it('answers bad input with 400 naming the parameter', { timeout: TEST_TIMEOUT_MS }, async () => {
     const ok = { model: 'sd-tiny', prompt: 'cat', size: '64x64', steps: 1 };
     await checkValidationCases(srv.baseURL, '/v1/images/generations', [
       [{ ...ok, prompt: '' }, 'prompt'],
       [{ model: 'sd-tiny' }, 'prompt'],
-      [{ ...ok, size: '65x64' }, 'size'],
-      [{ ...ok, size: '64' }, 'size'],
-      [{ ...ok, size: '8192x64' }, 'size'],
+      // Numbers past int ('4294967360' wrapped to 64 through sscanf's %d), signs, spaces.
+      ...['65x64', '64', '8192x64', '4294967360x64', '64x4294967360', '99999999999999999999x512',
+        ' 64x64', '+64x64', '64x64 ', '64x-64', '0x64', '64X64', 'x64'].map((size) => [{ ...ok, size }, 'size']),
       [{ ...ok, n: 0 }, 'n'],
       [{ ...ok, n: 11 }, 'n'],
       [{ ...ok, sampler: 'plms' }, 'sampler'],
@@ -142,5 +167,25 @@ describe('images', { timeout: HOOK_TIMEOUT_MS + 8 * TEST_TIMEOUT_MS }, () => {
       await sleep(200);
     }
     assert.match(srv.server.log, /generation cancelled/);
+  });
+});
+
+describe('image urls with --public-url', { timeout: HOOK_TIMEOUT_MS + TEST_TIMEOUT_MS }, () => {
+  const srv = useServer({
+    extraArgs: ['--public-url', 'https://images.example.com/allm/'],
+    setup: async ({ tmp }) => ['--model', `sd-tiny=${await writeSdFixture(tmp)}`],
+  });
+
+  it('points image urls at --public-url, whatever the Host header says', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await postWithHost(srv.baseURL, '/v1/images/generations',
+      { model: 'sd-tiny', prompt: 'cat', size: '64x64', steps: 1, response_format: 'url' }, 'evil.example:666');
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const url = r.json.data[0].url;
+    const prefix = 'https://images.example.com/allm/v1/images/files/';
+    assert.ok(url.startsWith(prefix), url);
+    // Behind the proxy that URL reaches this server at /v1/images/files/{id}.
+    const res = await fetch(`${srv.baseURL}/v1/images/files/${url.slice(prefix.length)}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(pngSize(Buffer.from(await res.arrayBuffer())), { width: 64, height: 64 });
   });
 });

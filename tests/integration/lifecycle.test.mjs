@@ -1,7 +1,8 @@
 // Model lifecycle: --keep-alive unloads idle models, --max-memory evicts idle models LRU-first
-// and refuses what cannot fit (507 OOM_RAM), a failed load can be retried, and SIGTERM lets
-// running requests finish within --shutdown-grace. Text, whisper and Stable Diffusion models
-// share one budget and one LRU.
+// and refuses what cannot fit (507 OOM_RAM), a failed load can be retried, SIGTERM lets running
+// requests finish within --shutdown-grace and then cancels them (image generations too), and a
+// second signal exits at once. Text, whisper and Stable Diffusion models share one budget and
+// one LRU.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
@@ -177,6 +178,54 @@ async function chargesOfAllModalities() {
     await srv.cleanup();
   }
 }
+
+describe('shutdown during an image generation', { timeout: 2 * HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_MS }, () => {
+  // Starts a generation that runs for a while (150 steps) and resolves once its
+  // first step is done; `response` settles when the request ends.
+  async function longGeneration(srv) {
+    const mark = srv.log.length;
+    const response = postJSON(srv.baseURL, '/v1/images/generations', { model: IMAGE_MODEL, prompt: 'a cat', size: '128x128', steps: 150 })
+      .catch((e) => ({ failed: e }));
+    for (let i = 0; i < 600 && !/step 1\/150/.test(srv.log.slice(mark)); i++) await sleep(100);
+    assert.match(srv.log.slice(mark), /step 1\/150/, 'the generation started');
+    return { response };
+  }
+
+  it('past --shutdown-grace a running generation is cancelled and the server exits 0', T, async () => {
+    await withServer({ setup: withAllModalities, extraArgs: ['--shutdown-grace', '1'] }, async (srv) => {
+      const { response } = await longGeneration(srv);
+      const t0 = performance.now();
+      const exit = await srv.stop();
+      const seconds = (performance.now() - t0) / 1000;
+      const r = await response;
+      assertError(r, { status: 499, code: 'CANCELLED' });
+      assert.match(r.json.error.message, /shutting down/);
+      assert.match(srv.log, /generation cancelled \(the server is shutting down\)/);
+      assert.equal(exit.forced, false, 'the server needed SIGKILL');
+      assert.equal(exit.code, 0);
+      assert.ok(seconds < 8, `shutdown took ${seconds.toFixed(1)} s`);
+    });
+  });
+
+  it('a second signal exits at once, whatever is running', T, async () => {
+    await withServer({ setup: withAllModalities, extraArgs: ['--shutdown-grace', '600'] }, async (srv) => {
+      const { response } = await longGeneration(srv);
+      const child = srv.child;
+      const t0 = performance.now();
+      child.kill('SIGTERM');
+      await sleep(300);
+      child.kill('SIGTERM');
+      const timer = sleep(5000).then(() => 'still running');
+      const exit = await Promise.race([child.exited, timer]);
+      const seconds = (performance.now() - t0) / 1000;
+      assert.notEqual(exit, 'still running', 'the second SIGTERM did not end the process within 5 s');
+      assert.equal(exit.code, 128 + 15, `exit ${JSON.stringify(exit)}`);
+      assert.ok(seconds < 5, `exit took ${seconds.toFixed(1)} s`);
+      assert.match(srv.log, /second signal \(SIGTERM\): exiting now/);
+      assert.ok((await response).failed, 'the generation\'s connection was dropped');
+    });
+  });
+});
 
 describe('audio and image keep-alive', { timeout: HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({ setup: withAllModalities, extraArgs: ['--keep-alive', '2'] });

@@ -96,3 +96,22 @@ TEST(ServeOptions, StoreRetention) {
   EXPECT_NE(problem.find("--store-max-age"), std::string::npos);
   EXPECT_NE(serve_help().find("ALLM_STORE_MAX_AGE"), std::string::npos);
 }
+
+TEST(ServeOptions, PublicUrlIsAnHttpUrlKeptWithoutItsTrailingSlash) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_TRUE(o.server.public_url.empty());  // default: the listening address
+  ASSERT_TRUE(parse({"--public-url", "https://ai.example.com/allm/"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.server.public_url, "https://ai.example.com/allm");
+  setenv("ALLM_PUBLIC_URL", "http://10.0.0.5:8080", 1);
+  ServeOptions from_env;
+  ASSERT_TRUE(parse({}, &from_env, &problem)) << problem;
+  unsetenv("ALLM_PUBLIC_URL");
+  EXPECT_EQ(from_env.server.public_url, "http://10.0.0.5:8080");
+  for (const char* bad :
+       {"ai.example.com", "ftp://ai.example.com", "https://", "https:///x", "http://a b", ""}) {
+    EXPECT_FALSE(parse({"--public-url", bad}, &o, &problem)) << bad;
+    EXPECT_NE(problem.find("--public-url"), std::string::npos) << problem;
+  }
+  EXPECT_NE(serve_help().find("--public-url URL"), std::string::npos);
+}
