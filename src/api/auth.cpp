@@ -1,24 +1,28 @@
 #include "api/auth.h"
 
-#include <algorithm>
 #include <cctype>
+
+extern "C" {
+#include "hash/sha256/sha256.h"  // llama.cpp's vendored SHA-256
+}
 
 namespace allm {
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  const size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
+KeyDigest key_digest(std::string_view key) {
+  KeyDigest digest;
+  sha256_hash(digest.data(), reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  return digest;
+}
+
+bool digests_equal(const KeyDigest& a, const KeyDigest& b) {
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   // Read through a volatile so that the compiler cannot turn the loop into an early exit.
   volatile unsigned char result = diff;
   return result == 0;
 }
 
-bool bearer_matches(const std::vector<std::string>& keys, const std::string& authorization) {
+bool bearer_matches(const std::vector<KeyDigest>& keys, const std::string& authorization) {
   static const std::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size()) return false;
   for (size_t i = 0; i < kScheme.size(); ++i) {
@@ -28,8 +32,9 @@ bool bearer_matches(const std::vector<std::string>& keys, const std::string& aut
   token.remove_prefix(kScheme.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+  const KeyDigest presented = key_digest(token);
   bool matched = false;
-  for (const std::string& key : keys) matched |= constant_time_equal(token, key);
+  for (const KeyDigest& key : keys) matched |= digests_equal(presented, key);
   return matched;
 }
 

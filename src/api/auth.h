@@ -1,19 +1,24 @@
 // API keys (--api-key) and CORS (--cors-origin): checks that run before any route.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace allm {
 
-// Compares in time that depends only on the lengths, not on where the strings differ, so that
-// response timing does not reveal how much of a guessed key was right.
-bool constant_time_equal(std::string_view a, std::string_view b);
+// API keys are compared by their SHA-256 digests, which all have the same size: the comparison
+// takes the same time whatever the keys' lengths and wherever they differ, so that response
+// timing reveals neither how long a key is nor how much of a guessed key was right.
+using KeyDigest = std::array<unsigned char, 32>;
+KeyDigest key_digest(std::string_view key);
+// Compares every byte, match or not.
+bool digests_equal(const KeyDigest& a, const KeyDigest& b);
 
-// Whether an `Authorization` header value carries one of the keys (`Bearer KEY`). Every key is
-// compared, match or not.
-bool bearer_matches(const std::vector<std::string>& keys, const std::string& authorization);
+// Whether an `Authorization` header value carries one of the keys (`Bearer KEY`), given by their
+// digests. Every key is compared, match or not.
+bool bearer_matches(const std::vector<KeyDigest>& keys, const std::string& authorization);
 
 // Whether a path needs a key when keys are configured: every /v1/* route and /metrics;
 // /health stays open for load balancers and liveness probes.

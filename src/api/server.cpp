@@ -52,6 +52,7 @@ static std::string public_base_url(const ServerConfig& config) {
 
 ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
     : ctx_(ctx), config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+  for (const std::string& key : config_.api_keys) api_key_digests_.push_back(key_digest(key));
   httplib::Server& server = *server_;
   const size_t max_connections = static_cast<size_t>(
       config_.max_connections > 0 ? config_.max_connections : connection_limit_for(0));
@@ -113,8 +114,8 @@ httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Reques
       return httplib::Server::HandlerResponse::Handled;
     }
   }
-  if (!config_.api_keys.empty() && path_requires_key(req.path) &&
-      !bearer_matches(config_.api_keys, req.get_header_value("Authorization"))) {
+  if (!api_key_digests_.empty() && path_requires_key(req.path) &&
+      !bearer_matches(api_key_digests_, req.get_header_value("Authorization"))) {
     const bool missing = !req.has_header("Authorization");
     send_error(res, request_error(missing ? "missing API key: send it as 'Authorization: Bearer "
                                             "KEY' (this server was started with --api-key)"

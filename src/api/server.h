@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "api/auth.h"
 #include "api/routes.h"
 
 namespace allm {
@@ -41,6 +42,8 @@ class ApiServer {
 
   ApiContext ctx_;
   ServerConfig config_;
+  // config_.api_keys as the request checks compare them.
+  std::vector<KeyDigest> api_key_digests_;
   std::unique_ptr<httplib::Server> server_;
 };
 

@@ -37,6 +37,39 @@ ModelLifecycle::~ModelLifecycle() {
   if (keep_alive_thread_.joinable()) keep_alive_thread_.join();
 }
 
+// The load one request runs, registered in loading_ for as long as it runs. It ends however the
+// load ends, an exception from an estimate or a loader included: the requests waiting on it get an
+// outcome, and a later request can load the model again. `lock` is the request's lock on mutex_.
+class ModelLifecycle::LoadInProgress {
+ public:
+  LoadInProgress(ModelLifecycle& lifecycle, std::unique_lock<std::mutex>& lock, Key key)
+      : lifecycle_(lifecycle), lock_(lock), key_(std::move(key)) {
+    lifecycle_.loading_[key_] = outcome_.get_future().share();
+  }
+  LoadInProgress(const LoadInProgress&) = delete;
+  LoadInProgress& operator=(const LoadInProgress&) = delete;
+  ~LoadInProgress() {
+    if (ended_) return;
+    if (!lock_.owns_lock()) lock_.lock();
+    end(make_error(ErrorCode::LOAD_FAILED,
+                   "model '" + key_.second + "' failed to load (see the server log)"));
+  }
+
+  // With the lock held.
+  void end(const Error& outcome) {
+    lifecycle_.loading_.erase(key_);
+    outcome_.set_value(outcome);
+    ended_ = true;
+  }
+
+ private:
+  ModelLifecycle& lifecycle_;
+  std::unique_lock<std::mutex>& lock_;
+  const Key key_;
+  std::promise<Error> outcome_;
+  bool ended_ = false;
+};
+
 ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::string& id,
                                              const Loader& loader, Error* error) {
   const Key key{modality, id};
@@ -61,14 +94,12 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
     }
     // Loaded by another request; look again (it may have been unloaded in between).
   }
-  std::promise<Error> promise;
-  loading_[key] = promise.get_future().share();
+  LoadInProgress pending(*this, lock, key);
   lock.unlock();
   std::shared_ptr<Resident> resident = load(modality, id, loader, error);
   lock.lock();
   if (resident) residents_[key] = resident;
-  loading_.erase(key);
-  promise.set_value(resident ? Error{} : *error);
+  pending.end(resident ? Error{} : *error);
   if (!resident) return {};
   return lease(resident);
 }

@@ -128,6 +128,7 @@ class ModelLifecycle {
     MemoryCharge charge;
   };
   using Key = std::pair<Modality, std::string>;
+  class LoadInProgress;
 
   std::shared_ptr<Resident> load(Modality modality, const std::string& id, const Loader& loader,
                                  Error* error);

@@ -192,17 +192,20 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   stream->model_ = request.model;
   job->cancelled = stream->cancelled_;
   std::shared_ptr<ChatOutputParser> parser = std::move(chat.parser);
-  job->sink.on_text = [stream, parser](const std::string& text, std::vector<TokenLogprob>&& lp) {
+  const std::weak_ptr<TextStream> reader = stream;
+  job->sink.on_text = [reader, parser](const std::string& text, std::vector<TokenLogprob>&& lp) {
+    const std::shared_ptr<TextStream> live = reader.lock();
+    if (!live) return;  // nobody reads it: the job is cancelled
     TextEvent event;
     event.delta = parser->push(text);
     event.logprobs = std::move(lp);
-    if (!event.delta.empty() || !event.logprobs.empty()) stream->push(std::move(event));
+    if (!event.delta.empty() || !event.logprobs.empty()) live->push(std::move(event));
   };
   const std::string model_id = request.model;
   job->sink.on_token = [clock, model_id] { clock->on_token(model_id); };
   // The job's end ends the request; until it is queued, the lease does.
   std::shared_ptr<ModelActivity> activity = model.release();
-  job->sink.on_finish = [stream, parser, prompt_tokens, model_id, activity, clock](
+  job->sink.on_finish = [reader, parser, prompt_tokens, model_id, activity, clock](
                             FinishReason reason, const Error& err, int completion_tokens,
                             int cached_tokens) {
     TextEvent event;
@@ -222,7 +225,7 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
     metrics.add("allm_tokens_cached_total", {{"model", model_id}}, cached_tokens);
     metrics.add("allm_tokens_output_total", {{"model", model_id}}, completion_tokens);
     activity->end();
-    stream->push(std::move(event));
+    if (const std::shared_ptr<TextStream> live = reader.lock()) live->push(std::move(event));
   };
   if (!model->scheduler->submit(job)) {
     activity->end();

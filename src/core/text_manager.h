@@ -63,9 +63,15 @@ struct TextEvent {
   double time_to_first_token = -1;  // seconds from start() to the first token; -1: none
 };
 
-// The events of one running request, in order; the consumer may cancel it at any time.
+// The events of one running request, in order; the consumer may cancel it at any time. The job
+// holds its stream only weakly: a stream nobody holds any more (an HTTP response never written)
+// cancels its job, which frees the sequence.
 class TextStream {
  public:
+  TextStream() = default;
+  TextStream(const TextStream&) = delete;
+  TextStream& operator=(const TextStream&) = delete;
+  ~TextStream() { cancel(); }
   // Waits up to `timeout` for the next event; false on timeout.
   bool next(TextEvent* event, std::chrono::milliseconds timeout);
   void cancel() { cancelled_->store(true); }

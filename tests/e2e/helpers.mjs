@@ -38,6 +38,8 @@ export const TEST_TIMEOUT_MS = 60_000;
 export const HOOK_TIMEOUT_MS = 120_000;
 
 const LOG_CAP = 4 * 1024 * 1024;
+// A line of a sanitizer's report (ASan, LeakSanitizer at exit, UBSan) in the server's stderr.
+const SANITIZER_REPORT = /==\d+==ERROR: (AddressSanitizer|LeakSanitizer)|: runtime error: /;
 const liveChildren = new Set();
 const tempDirs = new Set();
 process.on('exit', () => {
@@ -143,7 +145,8 @@ export class AllmServer {
     this.port = null;
     this.child = null;
     this.log = '';          // combined stdout+stderr of all processes of this server, capped
-    this.exitInfo = null;   // {code, signal, forced} of the last stopped process
+    this.exitInfo = null;   // {code, signal, forced, deliberate} of the last stopped process
+    this.sanitizerReport = null;  // the first sanitizer report line of the running process
     this.generation = 0;
   }
 
@@ -179,10 +182,22 @@ export class AllmServer {
     liveChildren.add(child);
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
+    this.sanitizerReport = null;
     child.stdout.on('data', (d) => this.appendLog(d));
-    child.stderr.on('data', (d) => this.appendLog(d));
+    let partialLine = '';
+    child.stderr.on('data', (d) => {
+      this.appendLog(d);
+      const lines = (partialLine + d).split('\n');
+      partialLine = lines.pop();
+      this.sanitizerReport ??= lines.find((line) => SANITIZER_REPORT.test(line)) ?? null;
+    });
+    child.stderr.on('end', () => {
+      if (SANITIZER_REPORT.test(partialLine)) this.sanitizerReport ??= partialLine;
+    });
     const exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      // 'close': the process has exited and its output is read to the end (a report written
+      // just before exit is in the log).
+      child.on('close', (code, signal) => {
         liveChildren.delete(child);
         this.appendLog(`\n===== [test] process exited: code=${code} signal=${signal}\n`);
         resolve({ code, signal });
@@ -218,7 +233,12 @@ export class AllmServer {
       `--- server log ---\n${this.logTail()}`);
   }
 
-  /** SIGTERM, wait (SIGKILL after STOP_TIMEOUT_MS). Resolves {code, signal, forced}. */
+  /**
+   * SIGTERM, wait (SIGKILL after STOP_TIMEOUT_MS). Resolves {code, signal, forced}, and throws
+   * when the server did not end cleanly: it must have exited with status 0 by itself (not crashed
+   * earlier, not needed the SIGKILL) and reported nothing from a sanitizer (LeakSanitizer reports
+   * at exit). Calling it again after the process ended resolves the same without checking again.
+   */
   async stop() {
     const child = this.child;
     if (!child) return this.exitInfo;
@@ -237,8 +257,37 @@ export class AllmServer {
       child.kill('SIGKILL');
     }
     const info = await child.exited;
-    this.exitInfo = { ...info, forced };
+    this.exitInfo = { ...info, forced, deliberate: false };
+    const problem = this.exitProblem();
+    if (problem) throw new Error(`allm did not shut down cleanly: ${problem}\n--- server log ---\n${this.logTail()}`);
     return this.exitInfo;
+  }
+
+  /**
+   * Kills the server with `signal` on purpose (a test of what survives a crash): its exit is not
+   * checked. Resolves {code, signal, forced: false, deliberate: true}.
+   */
+  async kill(signal = 'SIGKILL') {
+    const child = this.child;
+    if (!child) return this.exitInfo;
+    this.child = null;
+    this.appendLog(`\n===== [test] killing the server with ${signal} on purpose\n`);
+    child.kill(signal);
+    const info = await child.exited;
+    this.exitInfo = { ...info, forced: false, deliberate: true };
+    return this.exitInfo;
+  }
+
+  /** Why the last process's end fails the test, or null. */
+  exitProblem() {
+    const info = this.exitInfo;
+    if (!info || info.deliberate) return null;
+    if (info.forced) return `it ignored SIGTERM for ${STOP_TIMEOUT_MS} ms and was killed`;
+    if (info.error) return `it could not be run: ${info.error.message}`;
+    if (info.signal) return `it was killed by ${info.signal}`;
+    if (info.code !== 0) return `it exited with status ${info.code}`;
+    if (this.sanitizerReport) return `a sanitizer reported: ${this.sanitizerReport}`;
+    return null;
   }
 
   /** Stop and start a new process with the same models/data dirs (new port). */
@@ -253,9 +302,12 @@ export class AllmServer {
   }
 
   async cleanup() {
-    await this.stop();
-    if (!process.env.ALLM_TEST_KEEP_TMP) {
-      await fsp.rm(this.tmp, { recursive: true, force: true });
+    try {
+      await this.stop();
+    } finally {
+      if (!process.env.ALLM_TEST_KEEP_TMP) {
+        await fsp.rm(this.tmp, { recursive: true, force: true });
+      }
     }
   }
 }

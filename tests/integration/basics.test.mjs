@@ -1,4 +1,5 @@
-// GET /health, GET /v1/models, unknown routes, malformed JSON, body limit, SIGTERM.
+// GET /health, GET /v1/models, unknown routes, malformed JSON, body limit, SIGTERM, and the
+// harness's check of how each test server ended.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -91,17 +92,36 @@ describe('body size limit (--max-body-bytes 4096)', { timeout: HOOK_TIMEOUT_MS +
   });
 });
 
-describe('shutdown', { timeout: HOOK_TIMEOUT_MS + TEST_TIMEOUT_MS }, () => {
+describe('shutdown', { timeout: 3 * HOOK_TIMEOUT_MS }, () => {
   it('SIGTERM stops the server promptly (no SIGKILL needed)', { timeout: HOOK_TIMEOUT_MS }, async () => {
     const s = await startServer();
     try {
       const r = await postJSON(s.baseURL, '/v1/responses', { model: MODEL, input: 'hi', max_output_tokens: 3, temperature: 0 });
       assert.equal(r.status, 200, show('POST /v1/responses', r));
-      const info = await s.stop();
-      assert.equal(info.forced, false, `server ignored SIGTERM; log:\n${s.logTail()}`);
-      assert.ok(info.code === 0 || info.signal === 'SIGTERM', `unexpected exit ${JSON.stringify(info)}; log:\n${s.logTail()}`);
+      const info = await s.stop();  // throws unless the server exited 0 by itself
+      assert.deepEqual(info, { code: 0, signal: null, forced: false, deliberate: false });
     } finally {
       await s.cleanup();
+    }
+  });
+
+  // Every test server's end is checked (AllmServer.stop): a crash fails the test that stops it,
+  // a kill on purpose (AllmServer.kill) does not.
+  it('a server that dies is a failure unless it was killed on purpose', { timeout: HOOK_TIMEOUT_MS }, async () => {
+    const crashed = await startServer();
+    try {
+      process.kill(crashed.child.pid, 'SIGKILL');
+      await assert.rejects(crashed.stop(), /allm did not shut down cleanly: it was killed by SIGKILL/);
+    } finally {
+      await crashed.cleanup();
+    }
+    const killed = await startServer();
+    try {
+      const info = await killed.kill('SIGKILL');
+      assert.equal(info.signal, 'SIGKILL');
+      assert.equal(info.deliberate, true);
+    } finally {
+      await killed.cleanup();
     }
   });
 });

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <thread>
 
 #include "core/metrics.h"
@@ -19,7 +20,11 @@ class FakeMemory : public FreeMemory {
  public:
   std::optional<uint64_t> free_ram = 64 * GiB;
   std::vector<GpuMemory> gpu_list;  // empty: no GPU backend
-  std::optional<uint64_t> ram() override { return free_ram; }
+  bool unreadable = false;          // reading free RAM throws
+  std::optional<uint64_t> ram() override {
+    if (unreadable) throw std::runtime_error("/proc/meminfo: unreadable");
+    return free_ram;
+  }
   std::vector<GpuMemory> gpus() override { return gpu_list; }
 };
 
@@ -234,6 +239,31 @@ TEST_F(LifecycleTest, AFailedLoadLeavesNothingBehindAndCanBeRetried) {
       [](Error*, uint64_t*) -> std::shared_ptr<FakeModel> { return nullptr; }, &error);
   EXPECT_FALSE(mismatch);
   EXPECT_EQ(error.code, ErrorCode::FORMAT_MISMATCH);
+}
+
+// An exception from the estimate or from making room ends the load too: the model is not left
+// "loading" for every later request.
+TEST_F(LifecycleTest, AnExceptionBeforeTheLoadLeavesNothingBehind) {
+  LifecycleConfig config;
+  config.max_memory.ram = 100;
+  start(config);
+  Error error;
+  auto estimate_throws = [](MemoryEstimate*) -> Error { throw std::runtime_error("estimate"); };
+  auto never_loads = [](Error*, uint64_t*) -> std::shared_ptr<FakeModel> {
+    ADD_FAILURE() << "loaded after a failed estimate";
+    return nullptr;
+  };
+  EXPECT_THROW(text->acquire("estimate-throws", estimate_throws, never_loads, &error),
+               std::runtime_error);
+  EXPECT_TRUE(get(*text, "estimate-throws", bytes(100), &error)) << error.message;
+
+  memory.unreadable = true;
+  EXPECT_THROW(get(*text, "room-throws", bytes(100), &error), std::runtime_error);
+  memory.unreadable = false;
+  EXPECT_TRUE(get(*text, "room-throws", bytes(100), &error)) << error.message;
+  EXPECT_EQ(loads, 2);
+  // Nothing stayed reserved: the second model took the first one's room, the whole budget.
+  EXPECT_FALSE(loaded("estimate-throws", "text"));
 }
 
 TEST_F(LifecycleTest, KeepAliveUnloadsIdleModelsOfEveryModality) {

@@ -1,6 +1,7 @@
 // Metrics formatting, memory estimates and sizes, API key checks, CORS, access-log lines.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -120,20 +121,44 @@ TEST(MemoryEstimate, ReadsMemAvailable) {
   fs::remove(file);
 }
 
-TEST(Auth, ConstantTimeEqual) {
-  EXPECT_TRUE(constant_time_equal("sk-abc", "sk-abc"));
-  EXPECT_FALSE(constant_time_equal("sk-abc", "sk-abd"));
-  EXPECT_FALSE(constant_time_equal("sk-abc", "sk-ab"));
-  EXPECT_FALSE(constant_time_equal("", "x"));
-  EXPECT_TRUE(constant_time_equal("", ""));
-  EXPECT_FALSE(constant_time_equal(std::string("a\0b", 3), "a"));
+std::string hex(const KeyDigest& digest) {
+  std::string out;
+  char byte[3];
+  for (unsigned char b : digest) {
+    std::snprintf(byte, sizeof byte, "%02x", b);
+    out += byte;
+  }
+  return out;
+}
+
+// Keys are compared by their SHA-256 digests (FIPS 180-4's examples), never by their bytes, so
+// a key of any length is compared in the same 32 steps.
+TEST(Auth, KeysAreComparedByFixedSizeDigests) {
+  EXPECT_EQ(hex(key_digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hex(key_digest("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_TRUE(digests_equal(key_digest("sk-abc"), key_digest("sk-abc")));
+  EXPECT_FALSE(digests_equal(key_digest("sk-abc"), key_digest("sk-abd")));
+  // A prefix, an extension and a key with a NUL inside are different keys.
+  EXPECT_FALSE(digests_equal(key_digest("sk-abc"), key_digest("sk-ab")));
+  EXPECT_FALSE(digests_equal(key_digest("sk-abc"), key_digest("sk-abcd")));
+  EXPECT_FALSE(digests_equal(key_digest(std::string("a\0b", 3)), key_digest("a")));
+  EXPECT_FALSE(digests_equal(key_digest(""), key_digest("x")));
+  // Digests differing only in the last byte are told apart: every byte is compared.
+  KeyDigest last = key_digest("sk-abc");
+  last.back() ^= 1;
+  EXPECT_FALSE(digests_equal(key_digest("sk-abc"), last));
 }
 
 TEST(Auth, BearerHeader) {
-  const std::vector<std::string> keys = {"sk-one", "sk-two"};
+  const std::vector<KeyDigest> keys = {key_digest("sk-one"), key_digest("sk-two")};
   EXPECT_TRUE(bearer_matches(keys, "Bearer sk-one"));
   EXPECT_TRUE(bearer_matches(keys, "bearer sk-two"));
+  EXPECT_TRUE(bearer_matches(keys, "Bearer  sk-one \t"));
   EXPECT_FALSE(bearer_matches(keys, "Bearer sk-three"));
+  EXPECT_FALSE(bearer_matches(keys, "Bearer sk-on"));
+  EXPECT_FALSE(bearer_matches(keys, "Bearer sk-one1"));
   EXPECT_FALSE(bearer_matches(keys, "sk-one"));
   EXPECT_FALSE(bearer_matches(keys, "Basic sk-one"));
   EXPECT_FALSE(bearer_matches(keys, "Bearer "));

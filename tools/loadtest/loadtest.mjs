@@ -281,15 +281,14 @@ async function runLoad(base) {
   return sent;
 }
 
-// A server we started must shut down cleanly, and a sanitized one must not have reported
-// anything (LeakSanitizer reports at exit).
+// A server we started must shut down cleanly: exit 0, no sanitizer report (AllmServer.stop).
 async function stopServer(server) {
-  const exit = await server.stop();
-  const report = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.exec(server.log);
-  if (report) fail('sanitizer', server.log.slice(report.index, report.index + 3000));
-  if (exit && (exit.code !== 0 || exit.forced)) fail('shutdown', `allm exited with ${JSON.stringify(exit)}`);
+  try {
+    await server.cleanup();
+  } catch (e) {
+    fail('shutdown', e.message.split('\n--- server log ---')[0]);
+  }
   if (stats.failures.length > 0) console.error(server.logTail(8000));
-  await server.cleanup();
 }
 
 async function main() {
