@@ -1,6 +1,7 @@
 // GET /health and GET /v1/models.
 #include "api/http_util.h"
 #include "api/routes.h"
+#include "core/memory_estimate.h"
 #include "core/model_registry.h"
 
 namespace allm {
@@ -23,7 +24,18 @@ static json model_object(const ModelEntry& entry, int64_t created) {
   const ResolvedFormat resolved =
       resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
   model["format"] = resolved.error ? json(nullptr) : json(model_format_name(resolved.format));
-  if (resolved.error) model["format_error"] = error_code_name(resolved.error.code);
+  if (resolved.error) {
+    model["format_error"] = error_code_name(resolved.error.code);
+    return model;
+  }
+  // What loading will hold in memory for the weights: quantized ones at their quantized size.
+  const Quantization quantization = resolved.format == ModelFormat::SAFETENSORS
+                                        ? entry.quantization.value_or(Quantization::NONE)
+                                        : Quantization::NONE;
+  if (resolved.format == ModelFormat::SAFETENSORS) {
+    model["quantization"] = quantization_name(quantization);
+  }
+  model["weights_bytes"] = text_weights_bytes(resolved.format, resolved.file, quantization);
   return model;
 }
 

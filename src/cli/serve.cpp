@@ -190,7 +190,7 @@ int run_serve(int argc, char** argv) {
       !add_demo_models(options)) {
     return 1;
   }
-  ModelRegistry registry(options.models_dir, options.models);
+  ModelRegistry registry(options.models_dir, options.models, options.quantization);
   ALLM_LOG_INFO("%zu model(s) registered from %s and --model", registry.list().size(),
                 options.models_dir.c_str());
 

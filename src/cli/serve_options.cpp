@@ -107,14 +107,24 @@ const std::vector<Option>& options_table() {
          o.models_dir = v;
          return std::string();
        }},
-      {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|safetensors]",
-       "register a model; the suffix picks the format when PATH holds both (repeatable; the "
-       "environment variable takes a comma-separated list)",
+      {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|:safetensors[:QUANT]]",
+       "register a model; the suffix picks the format when PATH holds both, and QUANT (none, "
+       "q8_0, q4_0, q4_k) quantizes a safetensors model on load (repeatable; the environment "
+       "variable takes a comma-separated list)",
        [](ServeOptions& o, const std::string& v) {
          std::string problem;
          auto entry = parse_model_spec(v, &problem);
          if (entry) o.models.push_back(*entry);
          return problem;
+       }},
+      {"--quantize", "ALLM_QUANTIZE", "TYPE",
+       "quantize safetensors models whose --model names no QUANT on load: none, q8_0, q4_0 or "
+       "q4_k (default none: as stored)",
+       [](ServeOptions& o, const std::string& v) {
+         const std::optional<Quantization> q = parse_quantization(v);
+         if (q) o.quantization = *q;
+         return q ? std::string()
+                  : "expected " + std::string(kQuantizationNames) + ", got '" + v + "'";
        }},
       {"--preload", "ALLM_PRELOAD", "NAME", "load this model at start-up (repeatable)",
        [](ServeOptions& o, const std::string& v) {

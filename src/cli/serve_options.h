@@ -24,6 +24,7 @@ struct ServeOptions {
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;
+  Quantization quantization = Quantization::NONE;  // safetensors models without a suffix
   std::vector<std::string> preload;
   bool demo = true;                 // generate demo models when none are configured
   int shutdown_grace_seconds = 30;  // running requests may finish this long after SIGTERM

@@ -10,6 +10,7 @@
 
 #include "gguf.h"
 #include "nlohmann/json.hpp"
+#include "text/backend.h"
 
 namespace allm {
 
@@ -238,16 +239,20 @@ std::optional<ModelShape> read_hf_config_shape(const fs::path& config_json) {
   return shape;
 }
 
+uint64_t text_weights_bytes(ModelFormat format, const fs::path& file, Quantization quantization) {
+  if (format == ModelFormat::GGUF) return file_size_or_zero(file);
+  return safetensors_weights_bytes(file.string(), quantization).value_or(safetensors_bytes(file));
+}
+
 MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int ctx_per_sequence,
-                                   int sequences, int bytes_per_value) {
+                                   int sequences, int bytes_per_value, Quantization quantization) {
   MemoryEstimate estimate;
+  estimate.weights = text_weights_bytes(format, file, quantization);
   std::optional<ModelShape> shape;
   if (format == ModelFormat::GGUF) {
-    estimate.weights = file_size_or_zero(file);
     estimate.gpu = GpuUse::ALL_GPUS;  // llama.cpp's default: every layer on the GPUs
     shape = read_gguf_shape(file);
   } else {
-    estimate.weights = safetensors_bytes(file);
     const fs::path folder = fs::is_directory(file) ? file : file.parent_path();
     shape = read_hf_config_shape(folder / "config.json");
   }

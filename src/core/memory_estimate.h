@@ -48,10 +48,16 @@ uint64_t compute_margin_bytes(const ModelShape& shape, int n_batch);
 std::optional<ModelShape> read_gguf_shape(const std::filesystem::path& gguf_file);
 std::optional<ModelShape> read_hf_config_shape(const std::filesystem::path& config_json);
 
-// Weights from file sizes plus KV and compute from the shape; when the shape is unreadable the
-// estimate is the weights alone (the load itself will then report what is wrong).
+// What a text model's weights take in memory: a GGUF's file size; for safetensors what
+// safetensors.cpp will hold, with the matrices quantized on load at their quantized size (the
+// files' sizes when safetensors.cpp cannot read the model).
+uint64_t text_weights_bytes(ModelFormat format, const std::filesystem::path& file,
+                            Quantization quantization);
+// Weights as text_weights_bytes plus KV and compute from the shape; when the shape is
+// unreadable the estimate is the weights alone (the load itself will then report what is wrong).
 MemoryEstimate estimate_text_model(ModelFormat format, const std::filesystem::path& file,
-                                   int ctx_per_sequence, int sequences, int bytes_per_value);
+                                   int ctx_per_sequence, int sequences, int bytes_per_value,
+                                   Quantization quantization = Quantization::NONE);
 
 // A whisper ggml `.bin` file's hyperparameters (the header after the magic).
 struct WhisperShape {

@@ -105,12 +105,25 @@ ResolvedFormat resolve_format(const FormatProbe& probe, std::optional<ModelForma
 std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string* problem) {
   const size_t eq = spec.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-    *problem = "expected NAME=PATH[:gguf|safetensors], got '" + spec + "'";
+    *problem = "expected NAME=PATH[:gguf|:safetensors[:QUANT]], got '" + spec + "'";
     return std::nullopt;
   }
   ModelEntry entry;
   entry.id = spec.substr(0, eq);
   std::string path = spec.substr(eq + 1);
+  // `PATH:safetensors:QUANT`: the last part (no '/' in it) is a quantization.
+  const size_t quant_colon = path.rfind(':');
+  const std::string quant = path.substr(quant_colon == std::string::npos ? 0 : quant_colon + 1);
+  if (quant_colon != std::string::npos && quant.find('/') == std::string::npos &&
+      ends_with(path.substr(0, quant_colon), ":safetensors")) {
+    entry.quantization = parse_quantization(quant);
+    if (!entry.quantization) {
+      *problem = "unknown quantization '" + quant + "' in '" + spec + "' (expected " +
+                 kQuantizationNames + ")";
+      return std::nullopt;
+    }
+    path.resize(quant_colon);
+  }
   const size_t colon = path.rfind(':');
   if (colon != std::string::npos) {
     if (auto format = parse_model_format(path.substr(colon + 1))) {
@@ -119,7 +132,7 @@ std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string*
     }
   }
   if (path.empty()) {  // `NAME=:gguf`
-    *problem = "no model path in '" + spec + "' (expected NAME=PATH[:gguf|safetensors])";
+    *problem = "no model path in '" + spec + "' (expected NAME=PATH[:gguf|:safetensors[:QUANT]])";
     return std::nullopt;
   }
   entry.path = path;
@@ -127,8 +140,11 @@ std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string*
   return entry;
 }
 
-ModelRegistry::ModelRegistry(fs::path models_dir, std::vector<ModelEntry> explicit_models)
-    : models_dir_(std::move(models_dir)), explicit_models_(std::move(explicit_models)) {
+ModelRegistry::ModelRegistry(fs::path models_dir, std::vector<ModelEntry> explicit_models,
+                             Quantization quantization)
+    : models_dir_(std::move(models_dir)),
+      explicit_models_(std::move(explicit_models)),
+      quantization_(quantization) {
   refresh();
 }
 
@@ -155,6 +171,9 @@ void ModelRegistry::refresh() {
     }
   }
   for (const auto& entry : explicit_models_) entries[entry.id] = entry;  // flags win
+  for (auto& [id, entry] : entries) {
+    if (!entry.quantization) entry.quantization = quantization_;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   entries_ = std::move(entries);
 }

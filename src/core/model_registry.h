@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "text/quantization.h"
 
 namespace allm {
 
@@ -49,14 +50,20 @@ struct ModelEntry {
   std::filesystem::path path;
   std::optional<ModelFormat> registered_format;
   Modality modality = Modality::TEXT;
+  // Quantize on load when the model loads as safetensors: the registration suffix, else (once in
+  // the registry) the server's --quantize.
+  std::optional<Quantization> quantization;
 };
 
-// Parses `NAME=PATH[:gguf|safetensors]` (the --model flag).
+// Parses `NAME=PATH[:gguf|:safetensors[:QUANT]]` (the --model flag); QUANT is none, q8_0, q4_0
+// or q4_k, anything else after `:safetensors:` is a problem.
 std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string* problem);
 
 class ModelRegistry {
  public:
-  ModelRegistry(std::filesystem::path models_dir, std::vector<ModelEntry> explicit_models);
+  // `quantization` applies to the models that name none.
+  ModelRegistry(std::filesystem::path models_dir, std::vector<ModelEntry> explicit_models,
+                Quantization quantization = Quantization::NONE);
 
   // Re-reads the models dir so that models dropped in while running are found.
   void refresh();
@@ -67,6 +74,7 @@ class ModelRegistry {
  private:
   std::filesystem::path models_dir_;
   std::vector<ModelEntry> explicit_models_;
+  Quantization quantization_;
   std::mutex mutex_;
   std::map<std::string, ModelEntry> entries_;
 };

@@ -64,7 +64,8 @@ ModelLease<TextManager::LoadedModel> TextManager::acquire(const std::string& mod
             resolve_format(probe_model_path(entry->path), entry->registered_format, entry->id);
         if (!resolved.error) {
           *estimate = estimate_text_model(resolved.format, resolved.file, config_.ctx_size,
-                                          config_.parallel, 2);
+                                          config_.parallel, 2,
+                                          entry->quantization.value_or(Quantization::NONE));
         }
         return resolved.error;
       },
@@ -85,6 +86,7 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   params.ctx_per_sequence = config_.ctx_size;
   params.sequences = config_.parallel;
   params.threads = config_.threads;
+  params.quantization = entry.quantization.value_or(Quantization::NONE);
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "text/quantization.h"
 
 namespace allm {
 
@@ -20,6 +22,7 @@ struct BackendParams {
   // Exact-arithmetic settings for parity checks: F32 KV cache (and no flash attention in
   // llama.cpp; safetensors.cpp uses it on either cache).
   bool f32_cache = false;
+  Quantization quantization = Quantization::NONE;  // safetensors.cpp: quantize on load
 };
 
 // One entry of a decode batch.
@@ -69,5 +72,9 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
 // Opens a Hugging Face folder with safetensors.cpp.
 std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
                                                       const BackendParams& params, Error* error);
+// What a Hugging Face folder's weights take in memory once loaded with `quantization`, from its
+// config.json and safetensors headers; nullopt when safetensors.cpp cannot load it.
+std::optional<uint64_t> safetensors_weights_bytes(const std::string& path,
+                                                  Quantization quantization);
 
 }  // namespace allm

@@ -104,7 +104,25 @@ class SafetensorsBackend : public TextBackend {
   std::vector<int8_t> want_;
 };
 
+stcpp_quantize_type stcpp_quantize_type_of(Quantization quantization) {
+  switch (quantization) {
+    case Quantization::Q8_0: return STCPP_QUANTIZE_Q8_0;
+    case Quantization::Q4_0: return STCPP_QUANTIZE_Q4_0;
+    case Quantization::Q4_K: return STCPP_QUANTIZE_Q4_K;
+    default: return STCPP_QUANTIZE_NONE;
+  }
+}
+
 }  // namespace
+
+std::optional<uint64_t> safetensors_weights_bytes(const std::string& path,
+                                                  Quantization quantization) {
+  stcpp_model_params model_params = stcpp_model_default_params();
+  model_params.quantize_type = stcpp_quantize_type_of(quantization);
+  const int64_t bytes = stcpp_model_weights_bytes(path.c_str(), model_params, nullptr, nullptr, 0);
+  if (bytes < 0) return std::nullopt;
+  return static_cast<uint64_t>(bytes);
+}
 
 std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
                                                       const BackendParams& params, Error* error) {
@@ -112,11 +130,15 @@ std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
   stcpp_status status = STCPP_OK;
   stcpp_model_params model_params = stcpp_model_default_params();
   model_params.n_threads = params.threads;
+  model_params.quantize_type = stcpp_quantize_type_of(params.quantization);
   stcpp_model* model =
       stcpp_model_load(path.c_str(), model_params, &status, message, sizeof message);
   if (!model) {
     *error = make_error(to_error_code(status), message);
     return nullptr;
+  }
+  if (*stcpp_model_quantization(model)) {
+    ALLM_LOG_INFO("%s: %s", path.c_str(), stcpp_model_quantization(model));
   }
   stcpp_context_params ctx_params = stcpp_context_default_params();
   ctx_params.n_ctx_per_seq = params.ctx_per_sequence;

@@ -25,8 +25,21 @@ typedef enum {
   STCPP_LOAD_FAILED = 9,
 } stcpp_status;
 
+// Quantize on load: the attention and MLP projection matrices become this ggml type, quantized
+// in memory by ggml's own quantizer as llama.cpp's quantizer does (each row converted to F32,
+// no importance matrix); the output head (and embeddings tied to it) gets the type llama.cpp
+// gives it (Q8_0 for Q8_0, else Q6_K), untied embeddings, norms and biases stay as stored, and so
+// do matrices whose row width is not a multiple of the type's block size.
+typedef enum {
+  STCPP_QUANTIZE_NONE = 0,
+  STCPP_QUANTIZE_Q8_0 = 1,
+  STCPP_QUANTIZE_Q4_0 = 2,
+  STCPP_QUANTIZE_Q4_K = 3,
+} stcpp_quantize_type;
+
 typedef struct {
   int32_t n_threads;  // compute threads; <= 0: all cores
+  stcpp_quantize_type quantize_type;
 } stcpp_model_params;
 
 typedef enum {
@@ -59,11 +72,18 @@ stcpp_context_params stcpp_context_default_params(void);
 stcpp_model* stcpp_model_load(const char* path, stcpp_model_params params, stcpp_status* status,
                               char* message, size_t message_size);
 void stcpp_model_free(stcpp_model* model);
+// What the weights of the model at `path` will take in memory once loaded with `params` (the
+// files, with quantized matrices at their quantized size), read from config.json and the
+// safetensors headers only. Returns -1 on failure, with *status and `message` as for a load.
+int64_t stcpp_model_weights_bytes(const char* path, stcpp_model_params params, stcpp_status* status,
+                                  char* message, size_t message_size);
 
 // The architectures this build runs, comma-separated.
 const char* stcpp_supported_architectures(void);
 const char* stcpp_model_architecture(const stcpp_model* model);
 size_t stcpp_model_size_bytes(const stcpp_model* model);
+// What quantize on load did ("quantized 154 matrices to q8_0 (...)"); "" when not asked for.
+const char* stcpp_model_quantization(const stcpp_model* model);
 
 // Vocabulary and tokenizer.
 int32_t stcpp_vocab_size(const stcpp_model* model);  // rows of the logits

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "context.h"
 #include "model.h"
@@ -10,6 +11,7 @@
 struct stcpp_model {
   stcpp::Model model;
   std::set<int32_t> eog;
+  std::string quantization;  // the store's summary
 };
 
 struct stcpp_context {
@@ -64,28 +66,58 @@ std::set<int32_t> end_of_generation_ids(const stcpp::Model& m) {
   return ids;
 }
 
-Failure load_model(const std::string& path, const stcpp_model_params& params, stcpp_model* out) {
+ggml_type quantize_ggml_type(stcpp_quantize_type type) {
+  switch (type) {
+    case STCPP_QUANTIZE_Q8_0: return GGML_TYPE_Q8_0;
+    case STCPP_QUANTIZE_Q4_0: return GGML_TYPE_Q4_0;
+    case STCPP_QUANTIZE_Q4_K: return GGML_TYPE_Q4_K;
+    default: return GGML_TYPE_COUNT;
+  }
+}
+
+Failure read_model_config(const std::string& path, const stcpp_model_params& params,
+                          stcpp::Model* m) {
   namespace fs = std::filesystem;
-  stcpp::Model& m = out->model;
   std::error_code ec;
-  m.folder = fs::is_directory(path, ec) ? path : fs::path(path).parent_path().string();
-  m.n_threads = params.n_threads;
-  if (Failure f = stcpp::read_config(m.folder, &m.config)) return f;
-  m.architecture = stcpp::make_architecture(m.config.model_type);
-  if (!m.architecture) return unsupported_architecture(m.config.model_type);
-  if (Failure f = stcpp::check_dimensions(m.config)) return f;
+  m->folder = fs::is_directory(path, ec) ? path : fs::path(path).parent_path().string();
+  m->n_threads = params.n_threads;
+  if (params.quantize_type < STCPP_QUANTIZE_NONE || params.quantize_type > STCPP_QUANTIZE_Q4_K) {
+    return stcpp::fail(
+        STCPP_UNSUPPORTED,
+        "unknown quantize_type " + std::to_string(static_cast<int>(params.quantize_type)));
+  }
+  if (Failure f = stcpp::read_config(m->folder, &m->config)) return f;
+  m->architecture = stcpp::make_architecture(m->config.model_type);
+  if (!m->architecture) return unsupported_architecture(m->config.model_type);
+  return stcpp::check_dimensions(m->config);
+}
+
+// Finds every weight and plans its tensor; nothing is read but headers and small vectors.
+Failure plan_weights(const std::string& path, const stcpp_model_params& params, stcpp::Model* m) {
+  Failure failure;
+  m->checkpoint = stcpp::Checkpoint::open(path, &failure);
+  if (!m->checkpoint) return failure;
+  stcpp::QuantizeOptions quantize;
+  quantize.type = quantize_ggml_type(params.quantize_type);
+  quantize.n_threads = params.n_threads > 0 ? params.n_threads
+                                            : static_cast<int>(std::thread::hardware_concurrency());
+  m->store = std::make_unique<stcpp::WeightStore>(*m->checkpoint,
+                                                  m->checkpoint->tensors().size() + 16, quantize);
+  if (Failure f = m->architecture->load(*m->store, m->config, &m->weights)) return f;
+  m->rope = stcpp::rope_params_for(m->config, *m->store, &m->weights);
+  return m->store->failure();
+}
+
+Failure load_model(const std::string& path, const stcpp_model_params& params, stcpp_model* out) {
+  stcpp::Model& m = out->model;
+  if (Failure f = read_model_config(path, params, &m)) return f;
   std::string tokenizer_error;
   m.tokenizer = stcpp::Tokenizer::load(m.folder, &tokenizer_error);
   if (!m.tokenizer) return stcpp::fail(STCPP_LOAD_FAILED, "tokenizer: " + tokenizer_error);
-  Failure failure;
-  m.checkpoint = stcpp::Checkpoint::open(path, &failure);
-  if (!m.checkpoint) return failure;
-  m.store =
-      std::make_unique<stcpp::WeightStore>(*m.checkpoint, m.checkpoint->tensors().size() + 16);
-  if (Failure f = m.architecture->load(*m.store, m.config, &m.weights)) return f;
-  m.rope = stcpp::rope_params_for(m.config, *m.store, &m.weights);
+  if (Failure f = plan_weights(path, params, &m)) return f;
   if (Failure f = m.store->finish()) return f;
   out->eog = end_of_generation_ids(m);
+  out->quantization = m.store->quantization_summary();
   return {};
 }
 
@@ -94,7 +126,7 @@ Failure load_model(const std::string& path, const stcpp_model_params& params, st
 extern "C" {
 
 stcpp_model_params stcpp_model_default_params(void) {
-  return stcpp_model_params{0};
+  return stcpp_model_params{0, STCPP_QUANTIZE_NONE};
 }
 
 stcpp_context_params stcpp_context_default_params(void) {
@@ -118,6 +150,20 @@ void stcpp_model_free(stcpp_model* model) {
   delete model;
 }
 
+int64_t stcpp_model_weights_bytes(const char* path, stcpp_model_params params, stcpp_status* status,
+                                  char* message, size_t message_size) {
+  stcpp::Model m;
+  Failure failure;
+  try {
+    failure = read_model_config(path, params, &m);
+    if (!failure) failure = plan_weights(path, params, &m);
+  } catch (const std::exception& e) {
+    failure = stcpp::fail(STCPP_INTERNAL, std::string("reading the model failed: ") + e.what());
+  }
+  report(failure, status, message, message_size);
+  return failure ? -1 : static_cast<int64_t>(m.store->bytes());
+}
+
 const char* stcpp_supported_architectures(void) {
   return stcpp::supported_architectures();
 }
@@ -128,6 +174,10 @@ const char* stcpp_model_architecture(const stcpp_model* model) {
 
 size_t stcpp_model_size_bytes(const stcpp_model* model) {
   return model->model.store->bytes();
+}
+
+const char* stcpp_model_quantization(const stcpp_model* model) {
+  return model->quantization.c_str();
 }
 
 int32_t stcpp_vocab_size(const stcpp_model* model) {

@@ -64,7 +64,9 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
   return factors;
 }
 
-float yarn_default_attention_factor(float factor) { return 1.0f + 0.1f * std::log(factor); }
+float yarn_default_attention_factor(float factor) {
+  return 1.0f + 0.1f * std::log(factor);
+}
 
 // YaRN with an unrounded correction range ("truncate": false, as gpt-oss is configured) as
 // per-frequency divisors of theta. ggml's own YaRN rounds the range outward (floor/ceil), which
@@ -105,13 +107,21 @@ float longrope_attention_factor(const ModelConfig& c) {
 
 }  // namespace
 
+void load_embeddings_and_output(WeightStore& s, const ModelConfig& c, bool tied, ModelWeights* w) {
+  const std::vector<int64_t> shape = {c.vocab_size, c.hidden_size};
+  if (tied) {
+    w->tok_embd = s.output_head("model.embed_tokens.weight", shape);
+    w->output = w->tok_embd;
+  } else {
+    w->tok_embd = s.embeddings("model.embed_tokens.weight", shape);
+    w->output = s.output_head("lm_head.weight", shape);
+  }
+}
+
 void load_embeddings_and_head(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
-  const int64_t h = c.hidden_size, vocab = c.vocab_size;
-  w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
-  w->output_norm = s.vector_f32("model.norm.weight", {h});
   // Some checkpoints tie the head without saying so: no lm_head means the embeddings.
-  w->output = c.tie_word_embeddings ? nullptr : s.matrix("lm_head.weight", {vocab, h}, false);
-  if (!w->output) w->output = w->tok_embd;
+  load_embeddings_and_output(s, c, c.tie_word_embeddings || !s.has("lm_head.weight"), w);
+  w->output_norm = s.vector_f32("model.norm.weight", {c.hidden_size});
   w->layers.resize(c.num_hidden_layers);
 }
 

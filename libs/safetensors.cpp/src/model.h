@@ -30,7 +30,7 @@ struct LayerWeights {
   ggml_tensor *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
   ggml_tensor* w_gate_up = nullptr;  // fused, rows [gate; up] (phi3); replaces w_gate, w_up
   ggml_tensor *b_up = nullptr, *b_down = nullptr;  // MLP biases (config mlp_bias)
-  ggml_tensor* attn_sinks = nullptr;  // per-head logits joining each softmax (gpt-oss)
+  ggml_tensor* attn_sinks = nullptr;               // per-head logits joining each softmax (gpt-oss)
   // Mixture of experts (gpt-oss): router, then per-expert matrices [in, out, expert] with biases.
   ggml_tensor *router = nullptr, *router_bias = nullptr;
   // The gate and up matrices are one, rows [gate; up] per expert.
@@ -42,8 +42,8 @@ struct ModelWeights {
   ggml_tensor* tok_embd = nullptr;
   ggml_tensor* output_norm = nullptr;
   ggml_tensor* output_norm_b = nullptr;  // LayerNorm bias (nemotron)
-  ggml_tensor* output = nullptr;        // lm_head (the embeddings when tied)
-  ggml_tensor* rope_factors = nullptr;  // per-frequency divisors (llama3 scaling)
+  ggml_tensor* output = nullptr;         // lm_head (the embeddings when tied)
+  ggml_tensor* rope_factors = nullptr;   // per-frequency divisors (llama3 scaling)
   // LongRoPE (phi3): the divisors used instead of rope_factors when the context per sequence
   // exceeds rope.n_ctx_orig (as llama.cpp chooses them).
   ggml_tensor* rope_factors_long = nullptr;
@@ -90,10 +90,13 @@ class LlamaFamily : public Architecture {
   bool qk_norm_;
 };
 
+// model.embed_tokens and the output head: lm_head, or the embeddings when `tied` (then quantized
+// as the head is, as llama.cpp's quantizer does).
+void load_embeddings_and_output(WeightStore& store, const ModelConfig& config, bool tied,
+                                ModelWeights* weights);
 // model.embed_tokens, model.norm and lm_head (the embeddings when tied or absent), and room
 // for config.num_hidden_layers layers.
-void load_embeddings_and_head(WeightStore& store, const ModelConfig& config,
-                              ModelWeights* weights);
+void load_embeddings_and_head(WeightStore& store, const ModelConfig& config, ModelWeights* weights);
 // The llama-style projections of the layer under prefix `p` ("model.layers.N."), shared by the
 // architectures that keep Hugging Face llama's names for them.
 void load_attention(WeightStore& store, const ModelConfig& config, const std::string& p,

@@ -27,6 +27,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages of [offset, offset + size) from memory (they are read again from the
+  // file if touched): the source of a matrix quantized at load is not needed afterwards.
+  void release(size_t offset, size_t size) const;
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)

@@ -1,6 +1,9 @@
 #include "weights.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <thread>
 
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
@@ -33,17 +36,26 @@ void convert(const TensorInfo& info, std::vector<float>* out) {
   }
 }
 
+// `n` float values (F32, F16 or BF16) from `src` as F32.
+void float_row_to_f32(Dtype dtype, const uint8_t* src, int64_t n, float* out) {
+  switch (dtype) {
+    case Dtype::F16:
+      ggml_fp16_to_fp32_row(reinterpret_cast<const ggml_fp16_t*>(src), out, n);
+      break;
+    case Dtype::BF16:
+      ggml_bf16_to_fp32_row(reinterpret_cast<const ggml_bf16_t*>(src), out, n);
+      break;
+    default: std::memcpy(out, src, n * sizeof(float)); break;
+  }
+}
+
 std::vector<float> to_f32(const TensorInfo& info) {
   std::vector<float> out(info.elements());
   const int64_t n = static_cast<int64_t>(out.size());
   switch (info.dtype) {
-    case Dtype::F32: std::memcpy(out.data(), info.data(), info.nbytes); break;
+    case Dtype::F32:
     case Dtype::F16:
-      ggml_fp16_to_fp32_row(reinterpret_cast<const ggml_fp16_t*>(info.data()), out.data(), n);
-      break;
-    case Dtype::BF16:
-      ggml_bf16_to_fp32_row(reinterpret_cast<const ggml_bf16_t*>(info.data()), out.data(), n);
-      break;
+    case Dtype::BF16: float_row_to_f32(info.dtype, info.data(), n, out.data()); break;
     case Dtype::U8:
     case Dtype::BOOL: convert<uint8_t>(info, &out); break;
     case Dtype::I8: convert<int8_t>(info, &out); break;
@@ -58,6 +70,29 @@ std::vector<float> to_f32(const TensorInfo& info) {
   return out;
 }
 
+// Quantizes a float matrix's rows as llama.cpp's quantizer does: each row converted to F32, then
+// ggml_quantize_chunk (no importance matrix). Threads take alternate chunks of rows.
+void quantize_rows(const TensorInfo& info, ggml_type type, int n_threads, uint8_t* dst) {
+  const int64_t width = info.shape.back(), rows = info.elements() / width;
+  const size_t src_row = width * dtype_size(info.dtype), dst_row = ggml_row_size(type, width);
+  constexpr int64_t kChunkRows = 16;
+  const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
+  ggml_quantize_init(type);
+  auto work = [&](int64_t first_chunk, int64_t step) {
+    std::vector<float> f32(kChunkRows * width);
+    for (int64_t c = first_chunk; c < chunks; c += step) {
+      const int64_t row = c * kChunkRows, n = std::min(kChunkRows, rows - row);
+      float_row_to_f32(info.dtype, info.data() + row * src_row, n * width, f32.data());
+      ggml_quantize_chunk(type, f32.data(), dst + row * dst_row, 0, n, width, nullptr);
+    }
+  };
+  const int64_t threads = std::clamp<int64_t>(n_threads, 1, chunks);
+  std::vector<std::thread> workers;
+  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(work, t, threads);
+  work(0, threads);
+  for (std::thread& worker : workers) worker.join();
+}
+
 ggml_context* new_meta_context(size_t max_tensors) {
   ggml_init_params params{ggml_tensor_overhead() * (max_tensors + 8), nullptr, true};
   return ggml_init(params);
@@ -65,10 +100,16 @@ ggml_context* new_meta_context(size_t max_tensors) {
 
 }  // namespace
 
-WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors)
+ggml_type output_head_type(ggml_type type, int64_t row_width) {
+  if (type == GGML_TYPE_Q8_0 || row_width % ggml_blck_size(type) != 0) return GGML_TYPE_Q8_0;
+  return row_width % ggml_blck_size(GGML_TYPE_Q6_K) == 0 ? GGML_TYPE_Q6_K : GGML_TYPE_Q8_0;
+}
+
+WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize)
     : checkpoint_(checkpoint),
       mapped_ctx_(new_meta_context(max_tensors)),
-      owned_ctx_(new_meta_context(max_tensors)) {
+      owned_ctx_(new_meta_context(max_tensors)),
+      quantize_(quantize) {
   for (const auto& file : checkpoint.files()) {
     file_buffers_.push_back(
         ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t*>(file->data()), file->size()));
@@ -108,8 +149,8 @@ ggml_tensor* WeightStore::new_tensor(ggml_context* ctx, ggml_type type,
   return t;
 }
 
-ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> shape,
-                                 bool required) {
+const TensorInfo* WeightStore::float_matrix(const std::string& name,
+                                            const std::vector<int64_t>& shape, bool required) {
   const TensorInfo* info = lookup(name, shape, required);
   if (!info) return nullptr;
   if (info->dtype != Dtype::F32 && info->dtype != Dtype::F16 && info->dtype != Dtype::BF16) {
@@ -118,16 +159,59 @@ ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> s
                                     ", which this architecture does not use");
     return nullptr;
   }
-  ggml_tensor* t = new_tensor(mapped_ctx_, ggml_type_of(info->dtype), shape, name);
+  return info;
+}
+
+ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name) {
+  ggml_tensor* t = new_tensor(mapped_ctx_, ggml_type_of(info.dtype), info.shape, name);
   size_t file_index = 0;
-  while (checkpoint_.files()[file_index].get() != info->file) ++file_index;
+  while (checkpoint_.files()[file_index].get() != info.file) ++file_index;
   const ggml_status status =
-      ggml_backend_tensor_alloc(file_buffers_[file_index], t, const_cast<uint8_t*>(info->data()));
+      ggml_backend_tensor_alloc(file_buffers_[file_index], t, const_cast<uint8_t*>(info.data()));
   if (status != GGML_STATUS_SUCCESS) {
     failure_ = fail(STCPP_INTERNAL, "cannot map tensor '" + name + "'");
     return nullptr;
   }
   return t;
+}
+
+ggml_tensor* WeightStore::quantized(const TensorInfo& info, const std::string& name,
+                                    ggml_type type) {
+  if (info.shape.back() % ggml_blck_size(type) != 0) {
+    unquantized_.push_back(name);
+    return mapped(info, name);
+  }
+  const TensorInfo* source = &info;  // lives in the checkpoint, as long as the store
+  const int n_threads = quantize_.n_threads;
+  ggml_tensor* t =
+      new_computed(name, type, std::vector<int64_t>(info.shape.rbegin(), info.shape.rend()),
+                   [source, type, n_threads](uint8_t* data) {
+                     quantize_rows(*source, type, n_threads, data);
+                     source->file->release(source->offset, source->nbytes);
+                   });
+  quantized_.push_back(t);
+  quantized_source_bytes_ += info.nbytes;
+  return t;
+}
+
+ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> shape,
+                                 bool required) {
+  const TensorInfo* info = float_matrix(name, shape, required);
+  if (!info) return nullptr;
+  if (quantize_.type == GGML_TYPE_COUNT) return mapped(*info, name);
+  return quantized(*info, name, quantize_.type);
+}
+
+ggml_tensor* WeightStore::embeddings(const std::string& name, std::vector<int64_t> shape) {
+  const TensorInfo* info = float_matrix(name, shape, true);
+  return info ? mapped(*info, name) : nullptr;
+}
+
+ggml_tensor* WeightStore::output_head(const std::string& name, std::vector<int64_t> shape) {
+  const TensorInfo* info = float_matrix(name, shape, true);
+  if (!info) return nullptr;
+  if (quantize_.type == GGML_TYPE_COUNT) return mapped(*info, name);
+  return quantized(*info, name, output_head_type(quantize_.type, info->shape.back()));
 }
 
 ggml_tensor* WeightStore::vector_f32(const std::string& name, std::vector<int64_t> shape,
@@ -198,9 +282,38 @@ Failure WeightStore::finish() {
 }
 
 size_t WeightStore::bytes() const {
-  size_t total = owned_buffer_ ? ggml_backend_buffer_get_size(owned_buffer_) : 0;
+  size_t total = 0;
+  if (owned_buffer_) {
+    total = ggml_backend_buffer_get_size(owned_buffer_);
+  } else {
+    for (ggml_tensor* t = ggml_get_first_tensor(owned_ctx_); t;
+         t = ggml_get_next_tensor(owned_ctx_, t))
+      total += ggml_nbytes(t);
+  }
   for (const auto& file : checkpoint_.files()) total += file->size();
-  return total;
+  return total - quantized_source_bytes_;
+}
+
+std::string WeightStore::quantization_summary() const {
+  if (quantize_.type == GGML_TYPE_COUNT) return "";
+  std::map<std::string, int> per_type;
+  size_t bytes = 0;
+  for (const ggml_tensor* t : quantized_) {
+    ++per_type[ggml_type_name(t->type)];
+    bytes += ggml_nbytes(t);
+  }
+  std::string out = "quantized";
+  for (const auto& [type, count] : per_type) {
+    out += (out.size() > 9 ? ", " : " ") + std::to_string(count) + " matrices to " + type;
+  }
+  if (per_type.empty()) out += " no matrices";
+  out += " (" + std::to_string(quantized_source_bytes_ >> 20) + " MiB -> " +
+         std::to_string(bytes >> 20) + " MiB)";
+  if (!unquantized_.empty()) {
+    out += "; kept as stored, their row width not a multiple of the block size:";
+    for (const std::string& name : unquantized_) out += " " + name;
+  }
+  return out;
 }
 
 }  // namespace stcpp

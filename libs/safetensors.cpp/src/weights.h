@@ -1,6 +1,7 @@
 // Model weights as ggml tensors. Matrices point straight into the memory-mapped checkpoint
 // (a Hugging Face Linear weight [out, in] is already ggml's [in, out] layout); small vectors
-// (norms, biases) are converted to F32 once, since ggml's element-wise ops want F32.
+// (norms, biases) are converted to F32 once, since ggml's element-wise ops want F32. With quantize
+// on load, the projection matrices and the output head are quantized into owned memory instead.
 #pragma once
 
 #include <functional>
@@ -18,14 +19,31 @@ namespace stcpp {
 // A tensor shape for messages: "[4096, 11008]".
 std::string shape_text(const std::vector<int64_t>& shape);
 
+// Quantize on load: the ggml type of the projection matrices (GGML_TYPE_COUNT: as stored) and
+// the threads that quantize them.
+struct QuantizeOptions {
+  ggml_type type = GGML_TYPE_COUNT;
+  int n_threads = 1;
+};
+
+// The type llama.cpp's quantizer gives the output head (and embeddings tied to it) when the
+// matrices get `type`: Q8_0 when they are Q8_0 or the row width does not fit `type`'s blocks,
+// else Q6_K, or Q8_0 when the width does not fit Q6_K's 256-value blocks.
+ggml_type output_head_type(ggml_type type, int64_t row_width);
+
 class WeightStore {
  public:
-  WeightStore(const Checkpoint& checkpoint, size_t max_tensors);
+  WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {});
   ~WeightStore();
 
-  // A tensor with the expected Hugging Face shape (outermost first); null and a failure when
-  // it is absent or shaped otherwise. Optional tensors that are absent give null, no failure.
+  // A projection matrix with the expected Hugging Face shape (outermost first), quantized when
+  // the store quantizes; null and a failure when it is absent or shaped otherwise. Optional
+  // tensors that are absent give null, no failure.
   ggml_tensor* matrix(const std::string& name, std::vector<int64_t> shape, bool required = true);
+  // The token embeddings, only looked up by row: kept as stored.
+  ggml_tensor* embeddings(const std::string& name, std::vector<int64_t> shape);
+  // The output head (or embeddings tied to it), quantized to output_head_type.
+  ggml_tensor* output_head(const std::string& name, std::vector<int64_t> shape);
   ggml_tensor* vector_f32(const std::string& name, std::vector<int64_t> shape,
                           bool required = true);
   // A norm weight stored as w and applied as 1 + w (gemma's RMSNorm, nemotron's LayerNorm1P).
@@ -46,13 +64,22 @@ class WeightStore {
   // Allocates the converted tensors; call once after every lookup.
   Failure finish();
   const Failure& failure() const { return failure_; }
+  // The weights' size in memory: the files, less the quantized matrices' sources, plus the owned
+  // tensors. Known before finish() (nothing is read to compute it).
   size_t bytes() const;
+  // What quantize on load did, for the log: "" when the store does not quantize.
+  std::string quantization_summary() const;
 
  private:
   const TensorInfo* lookup(const std::string& name, const std::vector<int64_t>& shape,
                            bool required);
   ggml_tensor* new_tensor(ggml_context* ctx, ggml_type type, const std::vector<int64_t>& shape,
                           const std::string& name);
+  ggml_tensor* mapped(const TensorInfo& info, const std::string& name);
+  // `info` quantized to `type`, or as stored when its rows do not fit `type`'s blocks.
+  ggml_tensor* quantized(const TensorInfo& info, const std::string& name, ggml_type type);
+  const TensorInfo* float_matrix(const std::string& name, const std::vector<int64_t>& shape,
+                                 bool required);
 
   const Checkpoint& checkpoint_;
   ggml_context* mapped_ctx_;  // tensors whose data is the mapping
@@ -63,6 +90,10 @@ class WeightStore {
   std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
   std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;
   Failure failure_;
+  QuantizeOptions quantize_;
+  size_t quantized_source_bytes_ = 0;  // the stored data of the quantized matrices
+  std::vector<ggml_tensor*> quantized_;
+  std::vector<std::string> unquantized_;  // matrices whose rows fit no block
 };
 
 }  // namespace stcpp

@@ -10,8 +10,8 @@ namespace stcpp {
 
 Failure Gemma::load(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
   const int64_t h = c.hidden_size;
-  w->tok_embd = s.matrix("model.embed_tokens.weight", {c.vocab_size, h});
-  w->output = w->tok_embd;  // Gemma always ties; a stray lm_head (some exports) goes unused
+  // Gemma always ties; a stray lm_head (some exports) goes unused.
+  load_embeddings_and_output(s, c, /*tied=*/true, w);
   w->output_norm = s.norm_plus_one("model.norm.weight", {h});
   w->layers.resize(c.num_hidden_layers);
   for (int l = 0; l < c.num_hidden_layers; ++l) {

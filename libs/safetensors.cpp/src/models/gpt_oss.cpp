@@ -119,10 +119,9 @@ class GptOss : public Architecture {
  public:
   Failure load(WeightStore& s, const ModelConfig& c, ModelWeights* w) override {
     if (Failure f = check_moe_config(c)) return f;
-    const int64_t h = c.hidden_size, vocab = c.vocab_size;
-    w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
+    const int64_t h = c.hidden_size;
+    load_embeddings_and_output(s, c, c.tie_word_embeddings, w);
     w->output_norm = s.vector_f32("model.norm.weight", {h});
-    w->output = c.tie_word_embeddings ? w->tok_embd : s.matrix("lm_head.weight", {vocab, h});
     w->layers.resize(c.num_hidden_layers);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";

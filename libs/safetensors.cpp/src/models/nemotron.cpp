@@ -32,10 +32,9 @@ void load_relu2_mlp(WeightStore& s, const ModelConfig& c, const std::string& p, 
 }
 
 Failure Nemotron::load(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
-  const int64_t h = c.hidden_size, vocab = c.vocab_size;
-  w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
+  const int64_t h = c.hidden_size;
+  load_embeddings_and_output(s, c, c.tie_word_embeddings, w);
   load_norm(s, "model.norm", h, &w->output_norm, &w->output_norm_b);
-  w->output = c.tie_word_embeddings ? w->tok_embd : s.matrix("lm_head.weight", {vocab, h});
   w->layers.resize(c.num_hidden_layers);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";

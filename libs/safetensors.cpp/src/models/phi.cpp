@@ -36,10 +36,10 @@ void load_layer(WeightStore& s, const ModelConfig& c, const std::string& p, Laye
 
 Failure Phi::load(WeightStore& s, const ModelConfig& c, ModelWeights* w) {
   const int64_t h = c.hidden_size, vocab = c.vocab_size;
-  w->tok_embd = s.matrix("model.embed_tokens.weight", {vocab, h});
+  load_embeddings_and_output(s, c, /*tied=*/false, w);
+  w->output_b = s.vector_f32("lm_head.bias", {vocab});
   w->output_norm = s.vector_f32("model.final_layernorm.weight", {h});
   w->output_norm_b = s.vector_f32("model.final_layernorm.bias", {h});
-  load_projection(s, "lm_head", vocab, h, &w->output, &w->output_b);
   w->layers.resize(c.num_hidden_layers);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     load_layer(s, c, "model.layers." + std::to_string(l) + ".", &w->layers[l]);
