@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "hf_fixture/hf_fixture.h"
+#include "parity/feed.h"
 #include "parity/logprobs.h"
 #include "text/backend.h"
 
@@ -16,6 +17,7 @@ using namespace allm;
 using fixture::Arch;
 using fixture::DType;
 using testing_util::argmax;
+using testing_util::feed;
 using testing_util::max_logprob_diff;
 
 namespace {
@@ -77,17 +79,6 @@ const Case kCases[] = {
     {"phi3_bf16", Arch::Phi3, DType::BF16, 1, 2e-3},
     {"phi3_long_context_bf16", Arch::Phi3, DType::BF16, 1, 2e-2, 512},
 };
-
-// Decodes `tokens` for one sequence at positions from `pos`, asking for the last logits.
-const float* feed(TextBackend& backend, const std::vector<Token>& tokens, int pos, int seq = 0) {
-  std::vector<BatchToken> batch;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    batch.push_back({tokens[i], pos + static_cast<int>(i), seq, i + 1 == tokens.size()});
-  }
-  const Error error = backend.decode(batch);
-  EXPECT_TRUE(error.ok()) << error.message;
-  return error.ok() ? backend.logits(static_cast<int>(tokens.size()) - 1) : nullptr;
-}
 
 class Parity : public ::testing::TestWithParam<Case> {
  protected:
