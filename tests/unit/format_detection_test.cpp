@@ -136,3 +136,32 @@ TEST(ModelSpec, ParsesNamePathAndFormat) {
   EXPECT_FALSE(parse_model_spec("name=", &problem));
   EXPECT_FALSE(parse_model_spec("name=:gguf", &problem));  // found by fuzzing
 }
+
+TEST(ModelSpec, QuantizationFollowsTheSafetensorsSuffix) {
+  std::string problem;
+  auto q8 = parse_model_spec("m=C:/x:safetensors:q8_0", &problem);
+  ASSERT_TRUE(q8) << problem;
+  EXPECT_EQ(q8->path, "C:/x");
+  EXPECT_EQ(q8->registered_format, ModelFormat::SAFETENSORS);
+  EXPECT_EQ(q8->quantization, Quantization::Q8_0);
+  EXPECT_EQ(parse_model_spec("m=/x:safetensors:q4_k", &problem)->quantization, Quantization::Q4_K);
+  EXPECT_EQ(parse_model_spec("m=/x:safetensors:none", &problem)->quantization, Quantization::NONE);
+  EXPECT_FALSE(parse_model_spec("m=/x:safetensors", &problem)->quantization);
+  EXPECT_FALSE(parse_model_spec("m=/x:safetensors:q3_k", &problem));
+  EXPECT_NE(problem.find("unknown quantization 'q3_k'"), std::string::npos) << problem;
+  // Only after :safetensors, and only as the last part of the path.
+  auto folder = parse_model_spec("m=/a:safetensors:q8_0/b", &problem);
+  ASSERT_TRUE(folder);
+  EXPECT_EQ(folder->path, "/a:safetensors:q8_0/b");
+  EXPECT_FALSE(folder->quantization);
+}
+
+TEST(ModelSpec, RegistryAppliesTheServerQuantizationToModelsWithoutOne) {
+  std::string problem;
+  ModelRegistry registry("/nonexistent-models-dir",
+                         {*parse_model_spec("a=/x:safetensors", &problem),
+                          *parse_model_spec("b=/y:safetensors:none", &problem)},
+                         Quantization::Q4_0);
+  EXPECT_EQ(registry.find("a")->quantization, Quantization::Q4_0);
+  EXPECT_EQ(registry.find("b")->quantization, Quantization::NONE);
+}

@@ -41,6 +41,23 @@ TEST(ServeOptions, RejectsBadValues) {
   EXPECT_FALSE(parse({"--parallel"}, &o, &problem));
 }
 
+TEST(ServeOptions, QuantizeOnLoad) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_EQ(o.quantization, Quantization::NONE);
+  setenv("ALLM_QUANTIZE", "q4_0", 1);
+  ASSERT_TRUE(parse({"--model", "m=/x:safetensors:q8_0"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.quantization, Quantization::Q4_0);
+  EXPECT_EQ(o.models.at(0).quantization, Quantization::Q8_0);
+  ASSERT_TRUE(parse({"--quantize", "q4_k"}, &o, &problem)) << problem;
+  unsetenv("ALLM_QUANTIZE");
+  EXPECT_EQ(o.quantization, Quantization::Q4_K);  // the flag wins over the environment
+  EXPECT_FALSE(parse({"--quantize", "q5_1"}, &o, &problem));
+  EXPECT_NE(problem.find("q5_1"), std::string::npos);
+  EXPECT_FALSE(parse({"--model", "m=/x:safetensors:int8"}, &o, &problem));
+  EXPECT_NE(problem.find("unknown quantization 'int8'"), std::string::npos);
+}
+
 TEST(ServeOptions, MemoryBudgetsAndKeepAliveApplyToEveryModality) {
   ServeOptions o;
   std::string problem;
