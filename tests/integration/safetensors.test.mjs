@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   useServer, postJSON, postSSE, show, responseText, checkResponseStream, checkChatStream,
-  runCommand, REPO_ROOT, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  runCommand, request, REPO_ROOT, ALLM_BIN, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { checkPrefixCopiedFromRunningSequence } from './prefix_copy.mjs';
 import { checkPenaltyStopsRepetition, checkPenaltyShiftsLogprobs } from './penalties.mjs';
@@ -95,5 +95,50 @@ describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 14 * TEST_TIMEOUT_MS
       assert.equal(r.status, 200, show(`concurrent ${i}`, r));
       assert.equal(r.json.choices[0].message.content, solo[i], `prompt ${i} differs when batched`);
     });
+  });
+});
+
+// Quantize on load: the registration suffix, the server-wide --quantize for the rest, what
+// /v1/models reports, and a quantized model answering.
+describe('safetensors models quantized on load', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () => {
+  const srv = useServer({
+    fixture: false,
+    setup: async ({ modelsDir }) => {
+      await makeHfFixture('llama', 'bf16', modelsDir);  // llama-bf16-hf: --quantize applies
+      const folder = path.join(modelsDir, 'llama-bf16-hf');
+      return ['--quantize', 'q4_0', '--model', `q8=${folder}:safetensors:q8_0`,
+        '--model', `stored=${folder}:safetensors:none`];
+    },
+  });
+
+  it('/v1/models reports each model\'s quantization and its size in memory', T, async () => {
+    const r = await request(srv.baseURL, 'GET', '/v1/models');
+    assert.equal(r.status, 200, show('models', r));
+    const byId = Object.fromEntries(r.json.data.map((m) => [m.id, m]));
+    assert.equal(byId.q8.quantization, 'q8_0');
+    assert.equal(byId.stored.quantization, 'none');
+    assert.equal(byId['llama-bf16-hf'].quantization, 'q4_0', 'the server-wide --quantize');
+    assert.equal(byId['llama-bf16-gguf'].quantization, undefined, 'GGUF files are not quantized on load');
+    assert.ok(byId.q8.weights_bytes < byId.stored.weights_bytes, show('sizes', r));
+    assert.ok(byId['llama-bf16-hf'].weights_bytes < byId.q8.weights_bytes, show('sizes', r));
+  });
+
+  it('a model quantized on load answers, and the log says what was quantized', T, async () => {
+    const messages = [{ role: 'user', content: 'Tell me about the model of the world' }];
+    for (const model of ['q8', 'llama-bf16-hf']) {
+      const chat = await postJSON(srv.baseURL, '/v1/chat/completions', { model, messages, max_tokens: 8, temperature: 0 });
+      assert.equal(chat.status, 200, show(`chat ${model}`, chat));
+      assert.equal(chat.json.usage.completion_tokens, 8);
+    }
+    assert.match(srv.server.log, /quantized \d+ matrices to q8_0/);
+    assert.match(srv.server.log, /quantized \d+ matrices to q4_0/);
+  });
+
+  it('an unknown quantization is a start-up error', T, async () => {
+    for (const args of [['--quantize', 'q5_1'], ['--model', 'm=/x:safetensors:int8']]) {
+      const r = await runCommand(ALLM_BIN, ['serve', ...args]);
+      assert.notEqual(r.code, 0, `allm serve ${args.join(' ')} started`);
+      assert.match(r.stderr + r.stdout, /q5_1|unknown quantization 'int8'/);
+    }
   });
 });
