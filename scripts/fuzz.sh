@@ -50,7 +50,7 @@ for target in "${TARGETS[@]}"; do
     chat_request|responses_request) extra=(-dict=tests/fuzz/json.dict) ;;
     # The server's threads allocate while an input runs, which libFuzzer's per-input leak check
     # would take for leaks; LeakSanitizer still checks at exit.
-    http) extra=(-dict=tests/fuzz/json.dict -detect_leaks=0 -rss_limit_mb=4096 -timeout=30) ;;
+    http) extra=(-dict=tests/fuzz/json.dict -detect_leaks=0 -rss_limit_mb=4096 -timeout=150) ;;
   esac
   echo "== fuzz $target (${SECONDS_PER_TARGET}s)"
   "$BUILD_DIR/bin/fuzz_$target" "$work" "$seeds" -max_total_time="$SECONDS_PER_TARGET" \

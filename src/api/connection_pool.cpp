@@ -18,7 +18,6 @@ bool ConnectionPool::enqueue(std::function<void()> serve_connection) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) return false;
   jobs_.push_back({std::move(serve_connection), Clock::now()});
-  join_finished();
   // Every queued connection not matched by an idle thread gets a new one, up to the limit.
   if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
     const Threads::iterator self = threads_.emplace(threads_.end());
@@ -38,7 +37,7 @@ void ConnectionPool::work(Threads::iterator self) {
     if (jobs_.empty()) {
       if (stopping_) return;
       if (!woken && threads_.size() > kKeptThreads) {
-        finished_.splice(finished_.end(), threads_, self);
+        end_idle_thread(self, lock);
         return;
       }
       continue;
@@ -52,9 +51,14 @@ void ConnectionPool::work(Threads::iterator self) {
   }
 }
 
-void ConnectionPool::join_finished() {
-  for (std::thread& t : finished_) t.join();
-  finished_.clear();
+void ConnectionPool::end_idle_thread(Threads::iterator self, std::unique_lock<std::mutex>& lock) {
+  // The thread that ended before this one is joined here, outside the lock, so that neither the
+  // accepting thread nor the lock ever waits for a thread to finish exiting.
+  Threads previous;
+  previous.splice(previous.end(), finished_);
+  finished_.splice(finished_.end(), threads_, self);
+  lock.unlock();
+  for (std::thread& t : previous) t.join();
 }
 
 void ConnectionPool::shutdown() {

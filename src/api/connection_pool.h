@@ -42,7 +42,8 @@ class ConnectionPool final : public httplib::TaskQueue {
   static constexpr size_t kKeptThreads = 8;
 
   void work(Threads::iterator self);
-  void join_finished();  // with mutex_ held
+  // Moves the calling thread to finished_ and joins the one there before it.
+  void end_idle_thread(Threads::iterator self, std::unique_lock<std::mutex>& lock);
 
   const size_t max_threads_;
   const std::function<void(Clock::time_point)> on_accept_;
@@ -51,7 +52,7 @@ class ConnectionPool final : public httplib::TaskQueue {
   std::condition_variable ready_;
   std::deque<Job> jobs_;
   Threads threads_;   // running
-  Threads finished_;  // ended after idling, to be joined
+  Threads finished_;  // ended after idling, joined by the next one to end or by shutdown()
   size_t idle_ = 0;
   bool stopping_ = false;
 };
