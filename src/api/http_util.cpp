@@ -136,11 +136,6 @@ std::string text_member(const json& object, const char* key, const std::string& 
   return it->is_string() ? it->get<std::string>() : json_excerpt(*it);
 }
 
-std::string quote_excerpt(const std::string& text) {
-  if (text.size() <= kMaxQuoteBytes) return text;
-  return text.substr(0, kMaxQuoteBytes) + "...";
-}
-
 std::string json_excerpt(const json& value) {
   if (value.is_array()) return "[...]";
   if (value.is_object()) return "{...}";

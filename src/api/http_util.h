@@ -49,11 +49,8 @@ int64_t unix_time();
 std::string text_member(const json& object, const char* key, const std::string& fallback);
 
 // What an error message may quote of a client's value: a scalar's JSON text, `[...]` or `{...}`
-// for a container (never walked), cut to kMaxQuoteBytes.
+// for a container (never walked), cut by quote_excerpt (core/error.h).
 std::string json_excerpt(const json& value);
-// `text` cut to kMaxQuoteBytes, marked with "..." when cut.
-std::string quote_excerpt(const std::string& text);
-constexpr size_t kMaxQuoteBytes = 64;
 
 // Reads a request's parameters, checking type and range; keeps the first problem in `error`.
 class ParamReader {

@@ -50,17 +50,17 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx) {
       data.push_back(model_object(entry, started));
     send_json(res, json{{"object", "list"}, {"data", data}});
   });
-  server.Get("/v1/models/(.+)",
-             [&ctx, started](const httplib::Request& req, httplib::Response& res) {
-               const std::string id = req.matches[1];
-               auto entry = ctx.registry.find(id);
-               if (!entry) {
-                 send_error(res, request_error("The model '" + id + "' does not exist", "model",
-                                               "model_not_found"));
-                 return;
-               }
-               send_json(res, model_object(*entry, started));
-             });
+  server.Get(
+      "/v1/models/(.+)", [&ctx, started](const httplib::Request& req, httplib::Response& res) {
+        const std::string id = req.matches[1];
+        auto entry = ctx.registry.find(id);
+        if (!entry) {
+          send_error(res, request_error("The model '" + quote_excerpt(id) + "' does not exist",
+                                        "model", "model_not_found"));
+          return;
+        }
+        send_json(res, model_object(*entry, started));
+      });
 }
 
 }  // namespace allm

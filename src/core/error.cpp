@@ -18,4 +18,9 @@ const char* error_code_name(ErrorCode code) {
   return "INTERNAL";
 }
 
+std::string quote_excerpt(const std::string& text) {
+  if (text.size() <= kMaxQuoteBytes) return text;
+  return text.substr(0, kMaxQuoteBytes) + "...";
+}
+
 }  // namespace allm

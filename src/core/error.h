@@ -1,6 +1,7 @@
 // The spec's ten error codes, one type carried from the libraries to the HTTP body.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace allm {
@@ -41,5 +42,10 @@ inline Error request_error(std::string message, std::string param,
                            std::string request_code = "invalid_value") {
   return Error{ErrorCode::OK, std::move(message), std::move(param), std::move(request_code)};
 }
+
+// What an error message may quote of a client's text: at most kMaxQuoteBytes, marked with "..."
+// when cut (a message is no place for a 30 MB model name).
+constexpr size_t kMaxQuoteBytes = 64;
+std::string quote_excerpt(const std::string& text);
 
 }  // namespace allm

@@ -71,8 +71,8 @@ Error ImageManager::preload(const std::string& model_id) {
 ModelLease<ImageModel> ImageManager::acquire(const std::string& model_id, Error* error) {
   std::optional<ModelEntry> entry = registry_.find(model_id);
   if (!entry) {
-    *error =
-        request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
+    *error = request_error("The model '" + quote_excerpt(model_id) + "' does not exist", "model",
+                           "model_not_found");
     return {};
   }
   if (entry->modality != Modality::IMAGE) {

@@ -46,8 +46,8 @@ ModelLease<TextManager::LoadedModel> TextManager::acquire(const std::string& mod
                                                           Error* error) {
   std::optional<ModelEntry> entry = registry_.find(model_id);
   if (!entry) {
-    *error =
-        request_error("The model '" + model_id + "' does not exist", "model", "model_not_found");
+    *error = request_error("The model '" + quote_excerpt(model_id) + "' does not exist", "model",
+                           "model_not_found");
     return {};
   }
   if (entry->modality != Modality::TEXT) {

@@ -8,6 +8,8 @@ import {
   MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { scrape, metricValue } from './metrics_helpers.mjs';
+import { WHISPER_MODEL, postAudio } from '../e2e/audio_helpers.mjs';
+import { IMAGE_MODEL, withAllModalities } from './modalities.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const DEPTH_LIMIT = 64;  // kMaxJsonDepth, README "Limits"
@@ -41,8 +43,44 @@ const deepBodies = {
   ],
 };
 
+// A 1 KB WAV whose header claims 32 channels of 48 kHz and a 4 GiB data chunk.
+function wavClaimingGigabytes() {
+  const head = Buffer.alloc(44);
+  head.write('RIFF', 0, 'latin1');
+  head.writeUInt32LE(0xFFFFFFFF, 4);
+  head.write('WAVEfmt ', 8, 'latin1');
+  head.writeUInt32LE(16, 16);
+  head.writeUInt16LE(1, 20);  // PCM
+  head.writeUInt16LE(32, 22);  // channels
+  head.writeUInt32LE(48000, 24);
+  head.writeUInt32LE(48000 * 64, 28);
+  head.writeUInt16LE(64, 32);
+  head.writeUInt16LE(16, 34);
+  head.write('data', 36, 'latin1');
+  head.writeUInt32LE(0xFFFFFFF0, 40);
+  return Buffer.concat([head, Buffer.alloc(1024)]);
+}
+
+const chat = (extra) => ({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1, ...extra });
+const respond = (extra) => ({ model: MODEL, input: 'x', max_output_tokens: 1, ...extra });
+
+// Values each endpoint must refuse with a 400 naming the field (README: Errors, Limits).
+const BAD_VALUES = [
+  ['/v1/images/generations', { model: IMAGE_MODEL, prompt: 'x', size: '99999999999999999999x64' }, 'size'],
+  ['/v1/images/generations', { model: IMAGE_MODEL, prompt: 'x', size: '4294967360x64' }, 'size'],
+  ['/v1/images/generations', { model: IMAGE_MODEL, prompt: 'x', size: '-64x64' }, 'size'],
+  ['/v1/responses', respond({ metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }), 'metadata'],
+  ['/v1/responses', respond({ metadata: { ['k'.repeat(65)]: 'v' } }), 'metadata'],
+  ['/v1/responses', respond({ metadata: { k: 'v'.repeat(513) } }), 'metadata'],
+  ['/v1/responses', respond({ metadata: { k: { nested: 'v' } } }), 'metadata'],
+  ['/v1/responses', respond({ metadata: ['k'] }), 'metadata'],
+  ['/v1/chat/completions', chat({ seed: 1.5 }), 'seed'],
+  ['/v1/chat/completions', chat({ presence_penalty: 3 }), 'presence_penalty'],
+  ['/v1/chat/completions', chat({ frequency_penalty: -2.5 }), 'frequency_penalty'],
+];
+
 describe('hostile requests', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }, () => {
-  const srv = useServer();
+  const srv = useServer({ setup: withAllModalities });
   let pid = null;
 
   it('records the server process', T, () => {
@@ -79,6 +117,32 @@ describe('hostile requests', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }
     const r2 = await request(srv.baseURL, 'POST', '/v1/responses', { rawBody: long });
     assertError(r2, { status: 400, param: 'input[0].type', what: 'long type' });
     assert.ok(r2.json.error.message.length < 200, r2.json.error.message.slice(0, 300));
+  });
+
+  it('out-of-range values are 400s naming their field', T, async () => {
+    for (const [p, body, param] of BAD_VALUES) {
+      const r = await request(srv.baseURL, 'POST', p, { body });
+      assertError(r, { status: 400, param, what: `POST ${p} ${JSON.stringify(body).slice(0, 120)}` });
+    }
+    // A seed past 64 bits cannot be written by JSON.stringify.
+    const raw = `{"model":"${MODEL}","messages":[{"role":"user","content":"x"}],"max_tokens":1,"seed":18446744073709551616}`;
+    assertError(await request(srv.baseURL, 'POST', '/v1/chat/completions', { rawBody: raw }), { status: 400, param: 'seed', what: 'seed 2^64' });
+  });
+
+  it('a 100 000-byte model name is quoted short in its 404', T, async () => {
+    for (const [p, body] of [['/v1/responses', respond({ model: 'm'.repeat(100_000) })],
+      ['/v1/chat/completions', chat({ model: 'm'.repeat(100_000) })],
+      ['/v1/images/generations', { model: 'm'.repeat(100_000), prompt: 'x' }]]) {
+      const r = await request(srv.baseURL, 'POST', p, { body });
+      assertError(r, { status: 404, code: 'model_not_found', what: p });
+      assert.ok(r.json.error.message.length < 200, `${p}: a message of ${r.json.error.message.length} bytes`);
+    }
+  });
+
+  it('a 1 KB WAV claiming a 4 GiB data chunk on 32 channels is a 400 naming file', T, async () => {
+    const r = await postAudio(srv.baseURL, '/v1/audio/transcriptions', { model: WHISPER_MODEL },
+      { bytes: wavClaimingGigabytes(), name: 'huge.wav' });
+    assertError(r, { status: 400, param: 'file', what: 'a WAV claiming 4 GiB' });
   });
 
   // Last: the same process, still healthy, after every case above.

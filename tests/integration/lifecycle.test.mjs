@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import {
-  REPO_ROOT, startServer, useServer, postJSON, postSSE, show, assertError, sleep, copyFixture,
-  runCommand, MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  startServer, useServer, postJSON, postSSE, show, assertError, sleep, copyFixture,
+  MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
-import { WHISPER_MODEL, makeWhisperFixture, speechFiles, postAudio } from '../e2e/audio_helpers.mjs';
+import { WHISPER_MODEL, speechFiles, postAudio } from '../e2e/audio_helpers.mjs';
 import { scrape, metricValue } from './metrics_helpers.mjs';
+import { IMAGE_MODEL, withAllModalities } from './modalities.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const ask = (baseURL, model) => postJSON(baseURL, '/v1/responses', { model, input: 'hello', max_output_tokens: 4, temperature: 0 });
@@ -144,19 +145,6 @@ describe('graceful shutdown', { timeout: 2 * HOOK_TIMEOUT_MS + 2 * TEST_TIMEOUT_
 });
 
 // --- audio and image models in the same lifecycle
-
-const SD_FIXTURE_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_SD_FIXTURE_TOOL ||
-  path.join(path.dirname(process.env.ALLM_BIN || 'build/bin/allm'), 'allm-make-sd-fixture'));
-const IMAGE_MODEL = 'sd';
-
-// models/: tiny.gguf (startServer), whisper.bin, sd/model.safetensors (+ tokenizer/).
-async function withAllModalities({ modelsDir }) {
-  await makeWhisperFixture(path.join(modelsDir, `${WHISPER_MODEL}.bin`));
-  const r = await runCommand(SD_FIXTURE_TOOL, [path.join(modelsDir, IMAGE_MODEL)]);
-  assert.equal(r.code, 0, `allm-make-sd-fixture failed: ${r.stderr}`);
-  return ['--model', `${IMAGE_MODEL}=${path.join(modelsDir, IMAGE_MODEL, 'model.safetensors')}`,
-    '--image-max-size', '128'];
-}
 
 const transcribe = async (baseURL) =>
   postAudio(baseURL, '/v1/audio/transcriptions', { model: WHISPER_MODEL }, { path: (await speechFiles()).wav });
