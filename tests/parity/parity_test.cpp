@@ -117,22 +117,7 @@ TEST_P(Parity, GreedyTokensAndLogitsMatchLlamaCpp) {
   const std::vector<Token> tokens = llama_->tokenize(prompt, false);
   ASSERT_EQ(ours_->tokenize(prompt, false), tokens) << "the two tokenizers disagree";
   ASSERT_EQ(ours_->vocab_size(), llama_->vocab_size());
-  const int n_vocab = llama_->vocab_size();
-
-  const float* expected = feed(*llama_, tokens, 0);
-  const float* actual = feed(*ours_, tokens, 0);
-  ASSERT_TRUE(expected && actual);
-  double worst = 0;
-  int pos = static_cast<int>(tokens.size());
-  for (int step = 0; step < kDecodeSteps; ++step) {
-    worst = std::max(worst, max_logprob_diff(expected, actual, n_vocab));
-    const int next = argmax(expected, n_vocab);
-    ASSERT_EQ(argmax(actual, n_vocab), next) << "greedy tokens differ at step " << step;
-    expected = feed(*llama_, {next}, pos);
-    actual = feed(*ours_, {next}, pos);
-    ASSERT_TRUE(expected && actual);
-    ++pos;
-  }
+  const double worst = testing_util::compare_greedy(*llama_, *ours_, tokens, kDecodeSteps);
   RecordProperty("max_logprob_diff", std::to_string(worst));
   EXPECT_LE(worst, GetParam().tolerance)
       << "max |logprob difference| over " << kDecodeSteps << " steps";

@@ -11,7 +11,6 @@
 #include "hf_fixture/hf_fixture.h"
 #include "llama.h"
 #include "parity/feed.h"
-#include "parity/logprobs.h"
 #include "reader.h"
 #include "safetensors.h"
 #include "text/backend.h"
@@ -19,9 +18,6 @@
 
 namespace fs = std::filesystem;
 using namespace allm;
-using testing_util::argmax;
-using testing_util::feed;
-using testing_util::max_logprob_diff;
 
 namespace {
 
@@ -143,21 +139,7 @@ TEST_P(QuantizeOnLoad, GreedyTokensMatchLlamaCppOnTheQuantizedGguf) {
 
   const std::string prompt = "<|im_start|>user\nHello world, the model is a test<|im_end|>\n";
   const std::vector<Token> tokens = llama->tokenize(prompt, false);
-  const int n_vocab = llama->vocab_size();
-  const float* expected = feed(*llama, tokens, 0);
-  const float* actual = feed(*ours, tokens, 0);
-  ASSERT_TRUE(expected && actual);
-  double worst = 0;
-  int pos = static_cast<int>(tokens.size());
-  for (int step = 0; step < kDecodeSteps; ++step) {
-    worst = std::max(worst, max_logprob_diff(expected, actual, n_vocab));
-    const int next = argmax(expected, n_vocab);
-    ASSERT_EQ(argmax(actual, n_vocab), next) << "greedy tokens differ at step " << step;
-    expected = feed(*llama, {next}, pos);
-    actual = feed(*ours, {next}, pos);
-    ASSERT_TRUE(expected && actual);
-    ++pos;
-  }
+  const double worst = testing_util::compare_greedy(*llama, *ours, tokens, kDecodeSteps);
   EXPECT_LE(worst, GetParam().tolerance);
   std::printf("[ quantize ] %s: max |logprob diff| %.3g over %d steps\n", GetParam().name, worst,
               kDecodeSteps);
