@@ -419,3 +419,27 @@ TEST_F(TinyTokenizer, MalformedFilesAreErrorsNamingTheComponent) {
 }
 
 }  // namespace
+
+namespace {
+
+// A vocabulary entry shaped like a byte-fallback token but not hex ("<0xZZ>") is an ordinary
+// token: token_bytes used std::stoi on it, whose exception ended the process (found by the
+// tokenizer_load fuzz target).
+TEST(TokenizerLoad, ByteFallbackLookalikeIsAnOrdinaryToken) {
+  const fs::path dir = fs::temp_directory_path() / "allm-tokenizer-byte-fallback";
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << R"({"version":"1.0","added_tokens":[],
+    "normalizer":null,"pre_tokenizer":null,"post_processor":null,
+    "decoder":{"type":"ByteFallback"},
+    "model":{"type":"BPE","byte_fallback":true,"unk_token":"<unk>",
+             "vocab":{"<unk>":0,"<0xZZ>":1,"<0x41>":2,"a":3},"merges":[]}})";
+  std::string error;
+  const std::unique_ptr<stcpp::Tokenizer> tokenizer = stcpp::Tokenizer::load(dir.string(), &error);
+  ASSERT_TRUE(tokenizer) << error;
+  EXPECT_EQ(tokenizer->token_bytes(1), "<0xZZ>");
+  EXPECT_EQ(tokenizer->token_bytes(2), "A");
+  EXPECT_EQ(tokenizer->decode({1, 2}, false), "<0xZZ>A");
+  fs::remove_all(dir);
+}
+
+}  // namespace

@@ -153,8 +153,9 @@ class HfTokenizer : public Tokenizer {
     const std::string* token = model_->token_of(id);
     if (!token) return "";
     if (byte_level_) return unmap_byte_level(*token);
-    if (model_->byte_fallback() && token->size() == 6 && token->compare(0, 3, "<0x") == 0) {
-      const int byte = std::stoi(token->substr(3, 2), nullptr, 16);
+    // (std::stoi threw on a vocabulary's "<0xZZ>", which ended the process.)
+    if (const int byte = model_->byte_fallback() ? unicode::byte_fallback_value(*token) : -1;
+        byte >= 0) {
       return std::string(1, static_cast<char>(byte));
     }
     return spm_spaces_ ? replace_all(*token, kSpm, " ") : *token;

@@ -87,9 +87,7 @@ class ByteFallbackDec : public Decoder {
       bytes.clear();
     };
     for (std::string& token : tokens) {
-      int byte = -1;
-      if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>')
-        byte = parse_hex(token.substr(3, 2));
+      const int byte = unicode::byte_fallback_value(token);
       if (byte >= 0) {
         bytes.push_back(static_cast<char>(byte));
         continue;
@@ -99,20 +97,6 @@ class ByteFallbackDec : public Decoder {
     }
     flush();
     return out;
-  }
-
- private:
-  static int parse_hex(const std::string& two) {
-    int value = 0;
-    for (char c : two) {
-      int digit = c >= '0' && c <= '9'   ? c - '0'
-                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                         : -1;
-      if (digit < 0) return -1;
-      value = value * 16 + digit;
-    }
-    return value;
   }
 };
 

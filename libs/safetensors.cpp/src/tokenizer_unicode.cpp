@@ -106,6 +106,21 @@ std::string to_valid_utf8(const std::string& bytes) {
   return out;
 }
 
+int byte_fallback_value(const std::string& token) {
+  if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return -1;
+  int value = 0;
+  for (size_t i = 3; i < 5; ++i) {
+    const char c = token[i];
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
 bool is_valid_utf8(const std::string& bytes) {
   for (size_t i = 0; i < bytes.size();) {
     size_t bad = 0;

@@ -18,6 +18,10 @@ std::string encode_utf8(const std::vector<uint32_t>& cps);
 std::string to_valid_utf8(const std::string& bytes);
 bool is_valid_utf8(const std::string& bytes);
 
+// The byte a SentencePiece byte-fallback token "<0xNN>" stands for; -1 for any other token
+// (a vocabulary may hold "<0xZZ>": it is an ordinary token then).
+int byte_fallback_value(const std::string& token);
+
 bool is_whitespace(uint32_t cp);  // Unicode White_Space, like Rust's char::is_whitespace
 
 enum class Form { NFC, NFD, NFKC, NFKD };
