@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include "audio/audio_decoder.h"
+#include "core/cpu_threads.h"
 #include "core/log.h"
 #include "core/memory_estimate.h"
 
@@ -99,9 +99,8 @@ Error AudioManager::aborted(const AudioRequest& request, bool timed_out) const {
 }
 
 int AudioManager::threads_per_job() const {
-  if (config_.threads > 0) return config_.threads;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, config_.parallel));
+  // The server's rule (core/cpu_threads.h); `allm serve` passes its result in config_.threads.
+  return plan_threads(count_cpus(), config_.threads, config_.parallel, 1).audio_per_job;
 }
 
 Error AudioManager::transcribe(const AudioRequest& request, const std::string& file,

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <random>
-#include <thread>
 
 #include "core/compute_thread.h"
+#include "core/cpu_threads.h"
 #include "core/log.h"
 #include "core/memory_estimate.h"
 #include "diffusion.h"
@@ -123,9 +123,8 @@ Error ImageManager::check_size(const ImageRequest& r, int default_size) const {
 }
 
 int ImageManager::threads_per_job() const {
-  if (config_.threads > 0) return config_.threads;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, config_.parallel));
+  // The server's rule (core/cpu_threads.h); `allm serve` passes its result in config_.threads.
+  return plan_threads(count_cpus(), config_.threads, 1, config_.parallel).image_per_job;
 }
 
 namespace {

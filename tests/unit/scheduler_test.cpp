@@ -196,7 +196,9 @@ TEST(Scheduler, SharedPrefixIsReusedAndOnlyTheTailIsTrimmed) {
 // decoded again; a short common prefix is not worth a copy.
 TEST(Scheduler, APrefixHeldByARunningSequenceIsCopiedIntoTheNewSlot) {
   auto log = std::make_shared<FakeBackend::Log>();
-  Scheduler scheduler(std::make_unique<FakeBackend>(log, 256, 3, 4096), 8);
+  // A context the endless stream cannot fill before it is cancelled: with 4096 the instant fake
+  // decoder sometimes reached it first on a busy machine, ending the stream with LENGTH.
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 256, 3, 1 << 20), 8);
   std::vector<Token> system = tokens(40, 3), running = system, joining = system;
   running.push_back(2);
   joining.insert(joining.end(), {5, 6, 5});
