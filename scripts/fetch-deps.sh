@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches the pinned dependency sources (see DESIGN.md) into a cache outside the repo.
+# Fetches the pinned dependency sources (the packages and checksums below) into a cache outside
+# the repo.
 # Idempotent; once the cache is complete it works offline.
 set -euo pipefail
 

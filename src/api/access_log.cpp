@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "api/http_util.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/metrics.h"
 
 namespace allm {

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "httplib.h"
 
 namespace allm {

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 
@@ -49,7 +49,7 @@ int64_t unix_time();
 std::string text_member(const json& object, const char* key, const std::string& fallback);
 
 // What an error message may quote of a client's value: a scalar's JSON text, `[...]` or `{...}`
-// for a container (never walked), cut by quote_excerpt (core/error.h).
+// for a container (never walked), cut by quote_excerpt (base/error.h).
 std::string json_excerpt(const json& value);
 
 // Reads a request's parameters, checking type and range; keeps the first problem in `error`.

@@ -5,7 +5,7 @@
 #include "api/http_util.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/response_store.h"
 #include "core/text_manager.h"
 

@@ -6,7 +6,7 @@
 #include "api/auth.h"
 #include "api/connection_pool.h"
 #include "api/http_util.h"
-#include "core/log.h"
+#include "base/log.h"
 
 namespace allm {
 

@@ -7,8 +7,8 @@
 #include <mutex>
 
 #include "audio/audio_decoder.h"
-#include "core/compute_thread.h"
-#include "core/ggml_log.h"
+#include "base/compute_thread.h"
+#include "base/ggml_log.h"
 #include "whisper.h"
 
 namespace allm {

@@ -13,7 +13,7 @@
 #include "cli/commands.h"
 #include "cli/serve_options.h"
 #include "core/cpu_threads.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"

@@ -5,7 +5,7 @@
 
 #include "audio/audio_decoder.h"
 #include "core/cpu_threads.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/memory_estimate.h"
 
 namespace allm {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "audio/whisper_runner.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/job_slots.h"
 #include "core/model_lifecycle.h"
 #include "core/model_registry.h"

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <random>
 
-#include "core/compute_thread.h"
+#include "base/compute_thread.h"
 #include "core/cpu_threads.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/memory_estimate.h"
 #include "diffusion.h"
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/job_slots.h"
 #include "core/model_lifecycle.h"
 #include "core/model_registry.h"

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <string>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace allm {
 

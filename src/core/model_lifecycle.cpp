@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <new>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/metrics.h"
 
 namespace allm {

@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/free_memory.h"
 #include "core/memory_estimate.h"
 #include "core/memory_plan.h"

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/metrics.h"
 
 namespace allm {

@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "core/error.h"
+#include "base/error.h"
 
 struct sqlite3;
 

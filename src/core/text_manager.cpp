@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/memory_estimate.h"
 #include "core/metrics.h"
 #include "text/scheduler.h"

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/model_lifecycle.h"
 #include "core/model_registry.h"
 #include "text/chat_format.h"

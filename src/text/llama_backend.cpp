@@ -1,7 +1,7 @@
 // TextBackend on llama.cpp: one llama_context holds every sequence of a loaded GGUF model.
 #include <mutex>
 
-#include "core/ggml_log.h"
+#include "base/ggml_log.h"
 #include "gguf.h"
 #include "llama.h"
 #include "text/backend.h"

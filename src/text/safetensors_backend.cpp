@@ -1,5 +1,5 @@
 // TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
-#include "core/log.h"
+#include "base/log.h"
 #include "safetensors.h"
 #include "text/backend.h"
 

@@ -1,9 +1,9 @@
 // Kept apart from log.cpp so that code built without ggml (the fuzz targets) can use the logger.
-#include "core/ggml_log.h"
+#include "base/ggml_log.h"
 
 #include <string>
 
-#include "core/log.h"
+#include "base/log.h"
 
 namespace allm {
 
