@@ -34,12 +34,28 @@ struct GenerationSink {
   std::function<void()> on_token;
 };
 
+// Constrained decoding: the sampled text must follow a grammar (GBNF, llama.cpp's grammar format).
+struct GrammarTrigger {
+  enum class Kind { WORD, PATTERN, PATTERN_FULL, TOKEN };
+  Kind kind = Kind::WORD;
+  std::string value;  // the word or regular expression; for TOKEN the token's text
+  Token token = -1;   // for TOKEN
+};
+
+struct GrammarConstraint {
+  std::string gbnf;   // empty: unconstrained
+  bool lazy = false;  // constrain only from the first trigger on (tool_choice auto)
+  std::vector<GrammarTrigger> triggers;
+  bool empty() const { return gbnf.empty(); }
+};
+
 struct GenerationJob {
   std::vector<Token> prompt;
   SamplingParams sampling;
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: no logprobs
+  GrammarConstraint grammar;
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
   // Past it the job ends with TIMEOUT, waiting or running (max(): no limit).
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
