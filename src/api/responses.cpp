@@ -3,6 +3,7 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/model_advice.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "base/log.h"
@@ -460,7 +461,10 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   if ((error = read_call(body, ctx.conversations, call.get()))) return send_error(res, error);
   call->request.received = current_access().started;
   std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
-  if (!stream) return send_error(res, error);
+  if (!stream) {
+    return send_error(
+        res, with_endpoint_advice(error, ctx.registry, call->request.model, Modality::TEXT));
+  }
   if (call->stream) return respond_streaming(ctx, req, res, call, stream);
   respond_plain(ctx, req, res, *call, *stream);
 }
