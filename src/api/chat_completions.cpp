@@ -1,6 +1,7 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/ids.h"
 #include "api/model_advice.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"

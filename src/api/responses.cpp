@@ -3,6 +3,7 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/ids.h"
 #include "api/model_advice.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
