@@ -5,6 +5,7 @@
 #include "api/http_util.h"
 #include "api/ids.h"
 #include "api/model_advice.h"
+#include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "base/log.h"
@@ -135,6 +136,7 @@ struct ResponsesCall {
 };
 
 Error read_call(const json& body, ConversationService& conversations, ResponsesCall* call) {
+  if (Error e = check_responses_fields(body)) return e;
   ParamReader params(body);
   auto model = params.string("model", true);
   auto instructions = params.string("instructions");
