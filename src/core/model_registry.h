@@ -9,15 +9,13 @@
 #include <vector>
 
 #include "base/error.h"
+#include "text/model_format.h"
 #include "text/quantization.h"
 
 namespace allm {
 
-enum class ModelFormat { GGUF, SAFETENSORS };
 enum class Modality { TEXT, AUDIO, IMAGE };
 
-const char* model_format_name(ModelFormat format);
-std::optional<ModelFormat> parse_model_format(const std::string& name);
 const char* modality_name(Modality modality);
 // A whisper ggml `.bin` file is an audio model; a `.safetensors` file with no config.json beside
 // it (a Stable Diffusion checkpoint) and a folder with model_index.json (a diffusers pipeline) are
