@@ -8,6 +8,7 @@
 #include "api/model_advice.h"
 #include "api/routes.h"
 #include "core/image_manager.h"
+#include "image/diffusion_runner.h"
 
 namespace allm {
 
@@ -78,10 +79,10 @@ Error read_call(const json& body, const ImageManagerConfig& config, ImageCall* c
   if (format && *format != "b64_json" && *format != "url") {
     return request_error("'response_format' must be 'b64_json' or 'url'", "response_format");
   }
-  if (sampler && !ImageManager::known_sampler(*sampler)) {
-    return request_error("'sampler' must be one of euler_a, euler, dpm++2m, ddim; got '" +
-                             sampler->substr(0, 32) + "'",
-                         "sampler");
+  if (sampler && !known_sampler(*sampler)) {
+    return request_error(
+        "'sampler' must be one of " + sampler_names() + "; got '" + sampler->substr(0, 32) + "'",
+        "sampler");
   }
   r.model = *model;
   r.prompt = *prompt;
@@ -115,7 +116,7 @@ void handle_generations(ApiContext& ctx, const std::string& public_url, const ht
   for (GeneratedImage& image : images) {
     json item = json::object();
     if (call.url) {
-      item["url"] = public_url + "/v1/images/files/" + ctx.images.store_file(std::move(image.png));
+      item["url"] = public_url + "/v1/images/files/" + ctx.images.files().put(std::move(image.png));
     } else {
       item["b64_json"] = base64(image.png);
     }
@@ -136,7 +137,7 @@ void register_image_routes(httplib::Server& server, ApiContext& ctx,
               });
   server.Get(R"(/v1/images/files/([A-Za-z0-9_]+))",
              [&ctx](const httplib::Request& req, httplib::Response& res) {
-               std::optional<std::string> png = ctx.images.find_file(req.matches[1]);
+               std::optional<std::string> png = ctx.images.files().find(req.matches[1]);
                if (!png) {
                  send_error(res, request_error("no image '" + std::string(req.matches[1]) +
                                                    "' (image files are kept for a short while)",

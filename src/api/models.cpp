@@ -1,8 +1,8 @@
 // GET /health and GET /v1/models.
 #include "api/http_util.h"
 #include "api/routes.h"
-#include "core/memory_estimate.h"
 #include "core/model_registry.h"
+#include "text/text_memory.h"
 
 namespace allm {
 

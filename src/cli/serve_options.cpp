@@ -5,8 +5,8 @@
 #include <functional>
 #include <sstream>
 
+#include "base/byte_size.h"
 #include "core/cpu_threads.h"
-#include "core/memory_estimate.h"
 #include "core/memory_plan.h"
 
 namespace allm {

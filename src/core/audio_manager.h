@@ -13,8 +13,7 @@
 #include "audio/whisper_runner.h"
 #include "base/error.h"
 #include "core/job_slots.h"
-#include "core/model_lifecycle.h"
-#include "core/model_registry.h"
+#include "core/manager_models.h"
 
 namespace allm {
 
@@ -44,7 +43,7 @@ class AudioManager {
   AudioManager(ModelRegistry& registry, ModelLifecycle& lifecycle, AudioManagerConfig config);
   ~AudioManager();
 
-  Error preload(const std::string& model_id);
+  Error preload(const std::string& model_id) { return models_.preload(model_id); }
   // Checks the uploaded `file`'s header, waits for a slot, then decodes and transcribes it (both
   // within the time limit); blocks until done.
   Error transcribe(const AudioRequest& request, const std::string& file, Transcript* out);
@@ -54,13 +53,11 @@ class AudioManager {
  private:
   using Clock = std::chrono::steady_clock;
 
-  ModelLease<WhisperModel> acquire(const std::string& model_id, Error* error);
+  ModelLoader<WhisperModel> loader_for(const ModelEntry& entry);
   Error aborted(const AudioRequest& request, bool timed_out) const;
-  int threads_per_job() const;
 
-  ModelRegistry& registry_;
   AudioManagerConfig config_;
-  ModelPool<WhisperModel> models_;
+  ManagerModels<WhisperModel> models_;
   JobSlots slots_;
   std::atomic<bool> cancelling_{false};
 };

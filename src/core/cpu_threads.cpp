@@ -69,6 +69,15 @@ CpuCount count_cpus(const std::vector<int>& allowed, const std::string& sysfs_cp
   return count;
 }
 
+namespace {
+
+// The physical cores shared between `parallel` jobs that run at once.
+int cores_per_job(const CpuCount& cpus, int parallel) {
+  return std::max(1, std::max(1, cpus.physical) / std::max(1, parallel));
+}
+
+}  // namespace
+
 ThreadPlan plan_threads(const CpuCount& cpus, int requested, int audio_parallel,
                         int image_parallel) {
   ThreadPlan plan;
@@ -76,11 +85,14 @@ ThreadPlan plan_threads(const CpuCount& cpus, int requested, int audio_parallel,
     plan.text = plan.audio_per_job = plan.image_per_job = requested;
     return plan;
   }
-  const int cores = std::max(1, cpus.physical);
-  plan.text = cores;
-  plan.audio_per_job = std::max(1, cores / std::max(1, audio_parallel));
-  plan.image_per_job = std::max(1, cores / std::max(1, image_parallel));
+  plan.text = cores_per_job(cpus, 1);
+  plan.audio_per_job = cores_per_job(cpus, audio_parallel);
+  plan.image_per_job = cores_per_job(cpus, image_parallel);
   return plan;
+}
+
+int threads_per_job(int configured, int parallel) {
+  return configured > 0 ? configured : cores_per_job(count_cpus(), parallel);
 }
 
 std::string ThreadPlan::describe() const {

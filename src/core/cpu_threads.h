@@ -36,4 +36,9 @@ struct ThreadPlan {
 ThreadPlan plan_threads(const CpuCount& cpus, int requested, int audio_parallel,
                         int image_parallel);
 
+// The threads each of a manager's `parallel` jobs computes with: `configured` (what `allm serve`
+// set from plan_threads) when > 0, else plan_threads' rule on this machine's cores (text: one job
+// at a time, its sequences batched together).
+int threads_per_job(int configured, int parallel);
+
 }  // namespace allm

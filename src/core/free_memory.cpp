@@ -1,9 +1,22 @@
 #include "core/free_memory.h"
 
-#include "core/memory_estimate.h"
+#include <fstream>
+#include <sstream>
+
 #include "ggml-backend.h"
 
 namespace allm {
+
+std::optional<uint64_t> available_memory_bytes(const std::string& meminfo) {
+  std::ifstream in(meminfo);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream fields(line.substr(13));
+    uint64_t kib = 0;
+    if (fields >> kib) return kib * 1024;
+  }
+  return std::nullopt;
+}
 
 std::optional<uint64_t> MachineMemory::ram() {
   return available_memory_bytes();

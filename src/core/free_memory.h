@@ -10,6 +10,9 @@
 
 namespace allm {
 
+// MemAvailable from /proc/meminfo (or another file in its format), in bytes.
+std::optional<uint64_t> available_memory_bytes(const std::string& meminfo = "/proc/meminfo");
+
 struct GpuMemory {
   std::string name;  // the device's description, for messages
   uint64_t free = 0;

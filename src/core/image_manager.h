@@ -8,19 +8,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "core/image_file_store.h"
 #include "core/job_slots.h"
-#include "core/model_lifecycle.h"
-#include "core/model_registry.h"
-
-struct diffusion_model;
+#include "core/manager_models.h"
+#include "image/diffusion_runner.h"
 
 namespace allm {
 
@@ -53,43 +49,35 @@ struct GeneratedImage {
   uint64_t seed = 0;
 };
 
-class ImageModel;
-
 class ImageManager {
  public:
   ImageManager(ModelRegistry& registry, ModelLifecycle& lifecycle, ImageManagerConfig config);
   ~ImageManager();
 
-  static bool known_sampler(const std::string& name);
   const ImageManagerConfig& config() const { return config_; }
 
-  Error preload(const std::string& model_id);
+  Error preload(const std::string& model_id) { return models_.preload(model_id); }
   // Validates, waits for a slot, generates request.n images; blocks until done.
   Error generate(const ImageRequest& request, std::vector<GeneratedImage>* out);
   // Aborts running and waiting generations with CANCELLED (shutdown past its grace period).
   void cancel_all() { cancelling_ = true; }
 
   // Short-lived image files for response_format "url".
-  std::string store_file(std::string png);
-  std::optional<std::string> find_file(const std::string& id);
+  ImageFileStore& files() { return files_; }
 
  private:
   using Clock = std::chrono::steady_clock;
 
-  ModelLease<ImageModel> acquire(const std::string& model_id, Error* error);
+  ModelLoader<DiffusionModel> loader_for(const ModelEntry& entry);
   Error check_size(const ImageRequest& request, int default_size) const;
-  Error generate_one(ImageModel& model, const ImageRequest& request, int width, int height,
+  Error generate_one(DiffusionModel& model, const ImageRequest& request, int width, int height,
                      uint64_t seed, Clock::time_point deadline, GeneratedImage* out);
-  int threads_per_job() const;
 
-  ModelRegistry& registry_;
   ImageManagerConfig config_;
-  ModelPool<ImageModel> models_;
+  ManagerModels<DiffusionModel> models_;
   JobSlots slots_;
   std::atomic<bool> cancelling_{false};
-
-  std::mutex files_mutex_;
-  std::map<std::string, std::pair<Clock::time_point, std::string>> files_;
+  ImageFileStore files_;
 };
 
 }  // namespace allm

@@ -68,4 +68,15 @@ int JobSlots::waiting() {
   return static_cast<int>(waiting_.size());
 }
 
+bool JobStopCheck::operator()() {
+  const auto now = Clock::now();
+  if (now >= deadline_) timed_out_ = true;
+  if (!timed_out_ && client_gone_ && now - last_poll_ >= kPollInterval) {
+    last_poll_ = now;
+    cancelled_ = client_gone_();
+  }
+  if (cancelling_) cancelled_ = true;
+  return timed_out_ || cancelled_;
+}
+
 }  // namespace allm

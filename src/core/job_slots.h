@@ -4,6 +4,7 @@
 // when its client is gone (CANCELLED).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -60,6 +61,28 @@ class JobSlotHold {
 
  private:
   JobSlots& slots_;
+};
+
+// Whether an admitted job should stop, asked from inside the engine's compute loop: past its
+// deadline, its client gone, or the server cancelling every job. The deadline is cheap to check;
+// the client's socket is looked at only every 100 ms.
+class JobStopCheck {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  JobStopCheck(Clock::time_point deadline, const std::function<bool()>& client_gone,
+               const std::atomic<bool>& cancelling)
+      : deadline_(deadline), client_gone_(client_gone), cancelling_(cancelling) {}
+
+  bool operator()();
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  const Clock::time_point deadline_;
+  const std::function<bool()>& client_gone_;  // may be empty
+  const std::atomic<bool>& cancelling_;
+  Clock::time_point last_poll_ = Clock::now();
+  bool timed_out_ = false, cancelled_ = false;
 };
 
 }  // namespace allm

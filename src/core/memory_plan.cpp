@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/byte_size.h"
+
 namespace allm {
 
 MemoryCharge& MemoryCharge::operator+=(const MemoryCharge& other) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <new>
 
+#include "base/byte_size.h"
 #include "base/log.h"
 #include "core/metrics.h"
 

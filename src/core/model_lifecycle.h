@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/memory_estimate.h"
 #include "core/free_memory.h"
-#include "core/memory_estimate.h"
 #include "core/memory_plan.h"
 #include "core/model_registry.h"
 

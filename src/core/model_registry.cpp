@@ -6,16 +6,6 @@ namespace allm {
 
 namespace fs = std::filesystem;
 
-const char* model_format_name(ModelFormat format) {
-  return format == ModelFormat::GGUF ? "gguf" : "safetensors";
-}
-
-std::optional<ModelFormat> parse_model_format(const std::string& name) {
-  if (name == "gguf") return ModelFormat::GGUF;
-  if (name == "safetensors") return ModelFormat::SAFETENSORS;
-  return std::nullopt;
-}
-
 const char* modality_name(Modality modality) {
   switch (modality) {
     case Modality::AUDIO: return "audio";

@@ -9,15 +9,13 @@
 #include <vector>
 
 #include "base/error.h"
+#include "text/model_format.h"
 #include "text/quantization.h"
 
 namespace allm {
 
-enum class ModelFormat { GGUF, SAFETENSORS };
 enum class Modality { TEXT, AUDIO, IMAGE };
 
-const char* model_format_name(ModelFormat format);
-std::optional<ModelFormat> parse_model_format(const std::string& name);
 const char* modality_name(Modality modality);
 // A manager's refusal of a model of another modality than it serves: a 400 on `model` that says
 // what the model is and what is needed. Which endpoints serve the model is the API layer's to add.

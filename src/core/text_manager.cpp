@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "base/byte_size.h"
 #include "base/log.h"
-#include "core/memory_estimate.h"
+#include "core/cpu_threads.h"
 #include "core/metrics.h"
 #include "text/scheduler.h"
+#include "text/text_memory.h"
 
 namespace allm {
 
@@ -32,45 +34,28 @@ struct TextManager::LoadedModel {
 
 TextManager::TextManager(ModelRegistry& registry, ModelLifecycle& lifecycle,
                          TextManagerConfig config)
-    : registry_(registry), config_(config), models_(lifecycle, Modality::TEXT) {}
+    : config_(config),
+      models_(registry, lifecycle, Modality::TEXT,
+              [this](const ModelEntry& entry) { return loader_for(entry); }) {}
 
 TextManager::~TextManager() = default;
 
-Error TextManager::preload(const std::string& model_id) {
-  Error error;
-  acquire(model_id, &error);
-  return error;
-}
-
-ModelLease<TextManager::LoadedModel> TextManager::acquire(const std::string& model_id,
-                                                          Error* error) {
-  std::optional<ModelEntry> entry = registry_.find(model_id);
-  if (!entry) {
-    *error = request_error("The model '" + quote_excerpt(model_id) + "' does not exist", "model",
-                           "model_not_found");
-    return {};
-  }
-  if (entry->modality != Modality::TEXT) {
-    *error = wrong_modality_error(model_id, entry->modality, Modality::TEXT);
-    return {};
-  }
-  ResolvedFormat resolved;
-  return models_.acquire(
-      model_id,
-      [&](MemoryEstimate* estimate) {
-        resolved =
-            resolve_format(probe_model_path(entry->path), entry->registered_format, entry->id);
-        if (!resolved.error) {
-          *estimate = estimate_text_model(resolved.format, resolved.file, config_.ctx_size,
-                                          config_.parallel, 2,
-                                          entry->quantization.value_or(Quantization::NONE));
-        }
-        return resolved.error;
-      },
-      [&](Error* load_error, uint64_t* measured) {
-        return load(*entry, resolved, load_error, measured);
-      },
-      error);
+ModelLoader<TextManager::LoadedModel> TextManager::loader_for(const ModelEntry& entry) {
+  // What the estimate found out about the model's files is what the load opens.
+  auto resolved = std::make_shared<ResolvedFormat>();
+  return {[this, entry, resolved](MemoryEstimate* estimate) {
+            *resolved =
+                resolve_format(probe_model_path(entry.path), entry.registered_format, entry.id);
+            if (!resolved->error) {
+              *estimate = estimate_text_model(resolved->format, resolved->file, config_.ctx_size,
+                                              config_.parallel, 2,
+                                              entry.quantization.value_or(Quantization::NONE));
+            }
+            return resolved->error;
+          },
+          [this, entry, resolved](Error* load_error, uint64_t* measured) {
+            return load(entry, *resolved, load_error, measured);
+          }};
 }
 
 std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& entry,
@@ -83,7 +68,7 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   BackendParams params;
   params.ctx_per_sequence = config_.ctx_size;
   params.sequences = config_.parallel;
-  params.threads = config_.threads;
+  params.threads = threads_per_job(config_.threads, 1);
   params.quantization = entry.quantization.value_or(Quantization::NONE);
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
@@ -156,7 +141,7 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   if (request.received) clock->started = *request.received;
   int max_tokens = 0;
   if ((*error = apply_output_cap(request, config_.max_output_tokens, &max_tokens))) return nullptr;
-  ModelLease<LoadedModel> model = acquire(request.model, error);
+  ModelLease<LoadedModel> model = models_.acquire(request.model, error);
   if (!model) return nullptr;
   auto give_up = [&](Error e) {
     *error = std::move(e);

@@ -13,8 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "core/model_lifecycle.h"
-#include "core/model_registry.h"
+#include "core/manager_models.h"
 #include "text/chat_format.h"
 #include "text/generation.h"
 
@@ -95,7 +94,7 @@ class TextManager {
   ~TextManager();
 
   // Loads the model now (the --preload flag); later requests find it ready.
-  Error preload(const std::string& model_id);
+  Error preload(const std::string& model_id) { return models_.preload(model_id); }
   // Formats, tokenizes and queues the request; errors before generation starts return here.
   std::shared_ptr<TextStream> start(const TextRequest& request, Error* error);
   // Sets the gauges about loaded text models' queues (queue depth, active sequences).
@@ -106,13 +105,12 @@ class TextManager {
  private:
   struct LoadedModel;
   using Clock = std::chrono::steady_clock;
-  ModelLease<LoadedModel> acquire(const std::string& model_id, Error* error);
+  ModelLoader<LoadedModel> loader_for(const ModelEntry& entry);
   std::shared_ptr<LoadedModel> load(const ModelEntry& entry, const ResolvedFormat& resolved,
                                     Error* error, uint64_t* measured_bytes);
 
-  ModelRegistry& registry_;
   TextManagerConfig config_;
-  ModelPool<LoadedModel> models_;
+  ManagerModels<LoadedModel> models_;
 };
 
 }  // namespace allm

@@ -79,5 +79,16 @@ TEST(CpuThreads, ExplicitThreadsApplyToEveryEngine) {
   EXPECT_EQ(plan.image_per_job, 3);
 }
 
+// What every manager computes each job with: the configured count, else the plan's rule on this
+// machine's cores for that many parallel jobs (text: one batch).
+TEST(CpuThreads, ThreadsPerJobIsTheConfiguredCountOrThePlansRule) {
+  EXPECT_EQ(threads_per_job(3, 2), 3);
+  EXPECT_EQ(threads_per_job(5, 1), 5);
+  const CpuCount cpus = count_cpus();
+  EXPECT_EQ(threads_per_job(0, 1), plan_threads(cpus, 0, 1, 1).text);
+  EXPECT_EQ(threads_per_job(0, 2), plan_threads(cpus, 0, 2, 1).audio_per_job);
+  EXPECT_EQ(threads_per_job(0, 1000), 1);
+}
+
 }  // namespace
 }  // namespace allm

@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "audio/whisper_memory.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
+#include "image/diffusion_memory.h"
 #include "nlohmann/json.hpp"
+#include "text/text_memory.h"
 
 namespace allm {
 namespace {
@@ -229,14 +232,25 @@ TEST(MemoryEstimate, DiffusionActivationsFromTheCheckpointsShapes) {
   fs::remove_all(dir);
 }
 
-// A .safetensors file with only a header (the estimate reads nothing else).
-void write_header_only(const fs::path& file, const nlohmann::json& tensors) {
+// A .safetensors file of F16 / F32 tensors that lie one after the other, each its shape's size:
+// only the header is written (the estimate reads nothing else), the data is sparse zeros.
+void write_header_only(const fs::path& file, nlohmann::json tensors) {
   fs::create_directories(file.parent_path());
+  uint64_t offset = 0;
+  for (auto& [name, tensor] : tensors.items()) {
+    uint64_t bytes = tensor["dtype"] == "F16" ? 2 : 4;
+    for (const auto& dim : tensor["shape"]) bytes *= dim.get<uint64_t>();
+    tensor["data_offsets"] = {offset, offset + bytes};
+    offset += bytes;
+  }
   const std::string header = tensors.dump();
   const uint64_t size = header.size();
-  std::ofstream out(file, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(&size), sizeof size);
-  out << header;
+  {
+    std::ofstream out(file, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&size), sizeof size);
+    out << header;
+  }
+  fs::resize_file(file, sizeof size + size + offset);
 }
 
 TEST(MemoryEstimate, DiffusionActivationsOfADiffusersFolder) {

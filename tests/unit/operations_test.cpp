@@ -7,9 +7,11 @@
 
 #include "api/access_log.h"
 #include "api/auth.h"
-#include "core/memory_estimate.h"
+#include "base/byte_size.h"
+#include "core/free_memory.h"
 #include "core/metrics.h"
 #include "demo/tiny_gguf.h"
+#include "text/text_memory.h"
 
 namespace allm {
 namespace {

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "safetensors.h"
 
@@ -180,6 +182,35 @@ TEST_F(HostileCheckpoint, UnknownAndPlannedArchitectures) {
   write("config.json", R"({"model_type":"glm"})");
   EXPECT_EQ(load(), STCPP_UNSUPPORTED);
   EXPECT_NE(message_.find("planned"), std::string::npos) << message_;
+}
+
+// stcpp_checkpoint_tensors: the header's tensors for another engine (names, dtypes, shapes), and
+// the same refusals as a load for a header that does not hold.
+TEST_F(HostileCheckpoint, CheckpointTensorsListsTheValidatedHeader) {
+  write("unet.safetensors", header_file(R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[36,44]},
+                        "a":{"dtype":"F16","shape":[2,1,3,3],"data_offsets":[0,36]}})",
+                                        44));
+  std::vector<std::string> listed;
+  auto visit = [](const stcpp_tensor_info* t, void* user) {
+    std::string line = std::string(t->name) + " " + t->dtype;
+    for (int32_t i = 0; i < t->n_dims; ++i) line += " " + std::to_string(t->shape[i]);
+    static_cast<std::vector<std::string>*>(user)->push_back(line);
+  };
+  stcpp_status status = STCPP_INTERNAL;
+  char message[512] = {0};
+  EXPECT_TRUE(stcpp_checkpoint_tensors((dir_ / "unet.safetensors").c_str(), visit, &listed, &status,
+                                       message, sizeof message))
+      << message;
+  EXPECT_EQ(status, STCPP_OK);
+  EXPECT_EQ(listed, (std::vector<std::string>{"a F16 2 1 3 3", "b F32 2"}));
+
+  listed.clear();
+  write("unet.safetensors",
+        header_file(R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
+  EXPECT_FALSE(stcpp_checkpoint_tensors((dir_ / "unet.safetensors").c_str(), visit, &listed,
+                                        &status, message, sizeof message));
+  EXPECT_EQ(status, STCPP_MODEL_CORRUPT) << message;
+  EXPECT_TRUE(listed.empty());
 }
 
 }  // namespace

@@ -10,18 +10,12 @@
 
 #include "core/metrics.h"
 #include "demo/tiny_gguf.h"
+#include "unchecked_memory.h"
 
 namespace fs = std::filesystem;
 
 namespace allm {
 namespace {
-
-// No memory check: the tiny model fits anywhere.
-class UncheckedMemory : public FreeMemory {
- public:
-  std::optional<uint64_t> ram() override { return std::nullopt; }
-  std::vector<GpuMemory> gpus() override { return {}; }
-};
 
 class TextManagerTest : public ::testing::Test {
  protected:

@@ -78,6 +78,21 @@ void stcpp_model_free(stcpp_model* model);
 int64_t stcpp_model_weights_bytes(const char* path, stcpp_model_params params, stcpp_status* status,
                                   char* message, size_t message_size);
 
+// One tensor as a checkpoint's header describes it.
+typedef struct {
+  const char* name;
+  const char* dtype;  // "F32", "F16", "BF16", "I64", ...
+  int32_t n_dims;
+  const int64_t* shape;  // outermost dimension first
+} stcpp_tensor_info;
+typedef void (*stcpp_tensor_visitor)(const stcpp_tensor_info* tensor, void* user_data);
+// Calls `visit` for each tensor of the checkpoint at `path` (a folder as for stcpp_model_load, or
+// one .safetensors file of any checkpoint), in name order, from its headers alone, validated as
+// for a load: what another engine may need to know of a checkpoint before loading it. Returns
+// false on failure, with *status and `message` as for a load.
+bool stcpp_checkpoint_tensors(const char* path, stcpp_tensor_visitor visit, void* user_data,
+                              stcpp_status* status, char* message, size_t message_size);
+
 // The architectures this build runs, comma-separated.
 const char* stcpp_supported_architectures(void);
 const char* stcpp_model_architecture(const stcpp_model* model);

@@ -164,6 +164,27 @@ int64_t stcpp_model_weights_bytes(const char* path, stcpp_model_params params, s
   return failure ? -1 : static_cast<int64_t>(m.store->bytes());
 }
 
+bool stcpp_checkpoint_tensors(const char* path, stcpp_tensor_visitor visit, void* user_data,
+                              stcpp_status* status, char* message, size_t message_size) {
+  Failure failure;
+  try {
+    const auto checkpoint = stcpp::Checkpoint::open(path ? path : "", &failure);
+    if (checkpoint) {
+      for (const auto& [name, tensor] : checkpoint->tensors()) {
+        const stcpp_tensor_info info{name.c_str(), stcpp::dtype_name(tensor.dtype),
+                                     static_cast<int32_t>(tensor.shape.size()),
+                                     tensor.shape.data()};
+        visit(&info, user_data);
+      }
+    }
+  } catch (const std::exception& e) {
+    failure =
+        stcpp::fail(STCPP_INTERNAL, std::string("reading the checkpoint failed: ") + e.what());
+  }
+  report(failure, status, message, message_size);
+  return !failure;
+}
+
 const char* stcpp_supported_architectures(void) {
   return stcpp::supported_architectures();
 }

@@ -1,0 +1,55 @@
+// What the ImageManager drives: one loaded Stable Diffusion checkpoint (diffusion.cpp), shared by
+// every generation; and the samplers it knows.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+
+struct diffusion_model;
+
+namespace allm {
+
+// The sampler names diffusion.cpp knows, in its order ("euler_a, euler, dpm++2m, ddim"), for
+// the messages that list them.
+const std::string& sampler_names();
+bool known_sampler(const std::string& name);
+
+// One image to generate.
+struct ImageJob {
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 512, height = 512;
+  int steps = 20;
+  float cfg_scale = 7.0f;
+  uint64_t seed = 0;
+  std::string sampler = "euler_a";  // one of sampler_names()
+  int threads = 1;
+};
+
+class DiffusionModel {
+ public:
+  // nullptr with *error set (the engine's code and message) when diffusion.cpp cannot load it.
+  static std::unique_ptr<DiffusionModel> load(const std::string& path, int threads, Error* error);
+  ~DiffusionModel();
+  DiffusionModel(const DiffusionModel&) = delete;
+  DiffusionModel& operator=(const DiffusionModel&) = delete;
+
+  const char* architecture() const;  // "sd1", "sd2"
+  int default_size() const;          // the side it was trained at: 512 or 768
+
+  // Generates one image as PNG into *png. `on_step(step, steps)` follows each sampling step;
+  // `should_stop` is polled while a step computes and after each one, and when it says yes the
+  // generation ends with CANCELLED.
+  Error generate(const ImageJob& job, const std::function<bool()>& should_stop,
+                 const std::function<void(int step, int steps)>& on_step, std::string* png);
+
+ private:
+  explicit DiffusionModel(diffusion_model* model) : model_(model) {}
+  diffusion_model* model_;
+};
+
+}  // namespace allm
