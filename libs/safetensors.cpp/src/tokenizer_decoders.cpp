@@ -1,5 +1,6 @@
 // Decoders: token strings back to text. Each implements HF's decode_chain (tokens in, tokens
 // out) so that a Sequence can chain them; the tokenizer concatenates the final tokens.
+#include "safetensors/bpe.h"
 #include "tokenizer_components.h"
 #include "tokenizer_unicode.h"
 
