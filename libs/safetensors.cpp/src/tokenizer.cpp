@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "safetensors/utf8.h"
 #include "tokenizer_added.h"
 #include "tokenizer_bpe.h"
 #include "tokenizer_components.h"
@@ -118,7 +119,7 @@ class HfTokenizer : public Tokenizer {
 
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
     std::vector<int32_t> ids;
-    const std::string valid = unicode::to_valid_utf8(text);
+    const std::string valid = to_valid_utf8(text);
     for (const tok::Segment& raw : raw_matcher_->split(valid)) {
       if (raw.id >= 0) {
         ids.push_back(raw.id);
