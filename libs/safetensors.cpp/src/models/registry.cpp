@@ -1,5 +1,5 @@
 // config.json model_type → architecture.
-#include <cstring>
+#include <string>
 
 #include "model.h"
 
@@ -24,17 +24,10 @@ struct Entry {
 };
 
 const Entry kArchitectures[] = {
-    {"llama", make_llama},
-    {"mistral", make_mistral},
-    {"qwen2", make_qwen2},
-    {"qwen3", make_qwen3},
-    {"phi", make_phi},
-    {"phi3", make_phi3},
-    {"gpt_oss", make_gpt_oss},
-    {"gpt-oss", make_gpt_oss},
-    {"gemma", make_gemma},
-    {"gemma2", make_gemma2},
-    {"nemotron", make_nemotron},
+    {"llama", make_llama},     {"mistral", make_mistral},   {"qwen2", make_qwen2},
+    {"qwen3", make_qwen3},     {"phi", make_phi},           {"phi3", make_phi3},
+    {"gpt_oss", make_gpt_oss}, {"gpt-oss", make_gpt_oss},   {"gemma", make_gemma},
+    {"gemma2", make_gemma2},   {"nemotron", make_nemotron},
 };
 
 }  // namespace
@@ -47,7 +40,15 @@ std::unique_ptr<Architecture> make_architecture(const std::string& model_type) {
 }
 
 const char* supported_architectures() {
-  return "llama, mistral, qwen2, qwen3, phi, phi3, gemma, gemma2, nemotron, gpt-oss";
+  static const std::string names = [] {
+    std::string list;
+    for (const Entry& entry : kArchitectures) {
+      if (!list.empty()) list += ", ";
+      list += entry.model_type;
+    }
+    return list;
+  }();
+  return names.c_str();
 }
 
 }  // namespace stcpp
