@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -241,6 +242,28 @@ TEST(Loading, MissingTokenizerSaysWhatToAdd) {
       nullptr);
   EXPECT_EQ(status, DIFFUSION_LOAD_FAILED);
   EXPECT_NE(std::string(message).find("vocab.json"), std::string::npos) << message;
+  std::filesystem::remove_all(dir);
+}
+
+// The CLIP vocabulary goes through safetensors.cpp's BPE, which refuses an entry without a valid
+// id by name.
+TEST(Loading, VocabularyEntryWithoutAnIdIsNamed) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("allm-sd-badvocab-" + std::to_string(::getpid())))
+          .string();
+  std::string error;
+  ASSERT_TRUE(allm::write_tiny_sd(dir, allm::TinySdSpec{}, &error)) << error;
+  std::ofstream(dir + "/tokenizer/vocab.json")
+      << R"({"<|startoftext|>": 0, "<|endoftext|>": 1, "cat</w>": "two"})";
+  char message[512];
+  diffusion_status status;
+  EXPECT_EQ(
+      diffusion_model_load((dir + "/model.safetensors").c_str(), diffusion_model_default_params(),
+                           &status, message, sizeof message),
+      nullptr);
+  EXPECT_EQ(status, DIFFUSION_LOAD_FAILED);
+  EXPECT_NE(std::string(message).find("vocab.json"), std::string::npos) << message;
+  EXPECT_NE(std::string(message).find("'cat</w>'"), std::string::npos) << message;
   std::filesystem::remove_all(dir);
 }
 
