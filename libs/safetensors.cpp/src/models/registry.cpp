@@ -24,10 +24,17 @@ struct Entry {
 };
 
 const Entry kArchitectures[] = {
-    {"llama", make_llama},     {"mistral", make_mistral},   {"qwen2", make_qwen2},
-    {"qwen3", make_qwen3},     {"phi", make_phi},           {"phi3", make_phi3},
-    {"gpt_oss", make_gpt_oss}, {"gpt-oss", make_gpt_oss},   {"gemma", make_gemma},
-    {"gemma2", make_gemma2},   {"nemotron", make_nemotron},
+    {"llama", make_llama},
+    {"mistral", make_mistral},
+    {"qwen2", make_qwen2},
+    {"qwen3", make_qwen3},
+    {"phi", make_phi},
+    {"phi3", make_phi3},
+    {"gpt_oss", make_gpt_oss},
+    {"gpt-oss", make_gpt_oss},
+    {"gemma", make_gemma},
+    {"gemma2", make_gemma2},
+    {"nemotron", make_nemotron},
 };
 
 }  // namespace
