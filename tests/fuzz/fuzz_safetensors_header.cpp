@@ -1,7 +1,7 @@
 // safetensors.cpp's header reader: any file is refused with a message or gives tensors that lie
 // wholly inside the file, without overlaps past its end.
 #include "fuzz_util.h"
-#include "reader.h"
+#include "safetensors/checkpoint.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::filesystem::path path = fuzz::scratch_dir() / "model.safetensors";

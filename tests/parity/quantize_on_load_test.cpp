@@ -11,10 +11,10 @@
 #include "hf_fixture/hf_fixture.h"
 #include "llama.h"
 #include "parity/feed.h"
-#include "reader.h"
 #include "safetensors.h"
+#include "safetensors/checkpoint.h"
+#include "safetensors/weight_store.h"
 #include "text/backend.h"
-#include "weights.h"
 
 namespace fs = std::filesystem;
 using namespace allm;

@@ -16,7 +16,7 @@
 #include "diffusion.h"
 #include "layout.h"
 #include "nlohmann/json.hpp"
-#include "reader.h"  // safetensors.cpp
+#include "safetensors/checkpoint.h"
 
 namespace {
 

@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -226,22 +228,43 @@ TEST_F(Generation, RefusesBadSizes) {
   EXPECT_EQ(diffusion_generate(model_, &p, rgb.data(), nullptr, 0), DIFFUSION_INVALID_ARGUMENT);
 }
 
-TEST(Loading, MissingTokenizerSaysWhatToAdd) {
-  const std::string dir =
-      (std::filesystem::temp_directory_path() / ("allm-sd-notok-" + std::to_string(::getpid())))
-          .string();
+// A tiny checkpoint whose tokenizer folder `spoil` damages is refused with LOAD_FAILED; returns
+// the message.
+std::string load_failure_with_tokenizer(const std::string& name,
+                                        const std::function<void(const std::string&)>& spoil) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("allm-sd-" + name + "-" + std::to_string(::getpid())))
+                              .string();
   std::string error;
-  ASSERT_TRUE(allm::write_tiny_sd(dir, allm::TinySdSpec{}, &error)) << error;
-  std::filesystem::remove_all(dir + "/tokenizer");
-  char message[512];
-  diffusion_status status;
+  EXPECT_TRUE(allm::write_tiny_sd(dir, allm::TinySdSpec{}, &error)) << error;
+  spoil(dir + "/tokenizer");
+  char message[512] = {0};
+  diffusion_status status = DIFFUSION_OK;
   EXPECT_EQ(
       diffusion_model_load((dir + "/model.safetensors").c_str(), diffusion_model_default_params(),
                            &status, message, sizeof message),
       nullptr);
   EXPECT_EQ(status, DIFFUSION_LOAD_FAILED);
-  EXPECT_NE(std::string(message).find("vocab.json"), std::string::npos) << message;
   std::filesystem::remove_all(dir);
+  return message;
+}
+
+TEST(Loading, MissingTokenizerSaysWhatToAdd) {
+  const std::string message = load_failure_with_tokenizer(
+      "notok", [](const std::string& tokenizer) { std::filesystem::remove_all(tokenizer); });
+  EXPECT_NE(message.find("vocab.json"), std::string::npos) << message;
+}
+
+// The CLIP vocabulary goes through safetensors.cpp's BPE, which refuses an entry without a valid
+// id by name.
+TEST(Loading, VocabularyEntryWithoutAnIdIsNamed) {
+  const std::string message =
+      load_failure_with_tokenizer("badvocab", [](const std::string& tokenizer) {
+        std::ofstream(tokenizer + "/vocab.json")
+            << R"({"<|startoftext|>": 0, "<|endoftext|>": 1, "cat</w>": "two"})";
+      });
+  EXPECT_NE(message.find("vocab.json"), std::string::npos) << message;
+  EXPECT_NE(message.find("'cat</w>'"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Hostile and broken checkpoints are refused with MODEL_CORRUPT / LOAD_FAILED, never a crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -211,6 +212,43 @@ TEST_F(HostileCheckpoint, CheckpointTensorsListsTheValidatedHeader) {
                                         &status, message, sizeof message));
   EXPECT_EQ(status, STCPP_MODEL_CORRUPT) << message;
   EXPECT_TRUE(listed.empty());
+}
+
+std::vector<std::string> supported_architectures() {
+  std::vector<std::string> names;
+  std::string list = stcpp_supported_architectures();
+  for (size_t start = 0; start < list.size();) {
+    const size_t comma = list.find(", ", start);
+    names.push_back(list.substr(start, comma - start));
+    start = comma == std::string::npos ? list.size() : comma + 2;
+  }
+  return names;
+}
+
+// Qwen 1 (model_type "qwen": remote code, a tiktoken tokenizer) is refused, naming what runs.
+TEST_F(HostileCheckpoint, Qwen1IsRefusedWithTheSupportedTypes) {
+  write("config.json", R"({"model_type":"qwen"})");
+  EXPECT_EQ(load(), STCPP_UNSUPPORTED);
+  EXPECT_NE(message_.find("Qwen 1"), std::string::npos) << message_;
+  EXPECT_NE(message_.find("Qwen1.5 and later are qwen2"), std::string::npos) << message_;
+  EXPECT_NE(message_.find(std::string("supported: ") + stcpp_supported_architectures()),
+            std::string::npos)
+      << message_;
+}
+
+// The list is the registry's: every name in it is accepted (the load gets past config.json and
+// fails on the missing weights), and it names gpt-oss's Hugging Face model_type "gpt_oss".
+TEST_F(HostileCheckpoint, SupportedArchitecturesAreTheRegistry) {
+  const std::vector<std::string> names = supported_architectures();
+  EXPECT_NE(std::find(names.begin(), names.end(), "gpt_oss"), names.end())
+      << stcpp_supported_architectures();
+  for (const std::string& name : names) {
+    std::string config = kConfig;
+    config.replace(config.find("llama"), 5, name);
+    write("config.json", config);
+    EXPECT_NE(load(), STCPP_UNSUPPORTED) << name << ": " << message_;
+    EXPECT_NE(message_.find("no .safetensors file"), std::string::npos) << name << ": " << message_;
+  }
 }
 
 }  // namespace

@@ -12,6 +12,8 @@ TEST(Utf8, IncompleteTail) {
   EXPECT_EQ(incomplete_utf8_tail("\xF0\x9F\x98\x80"), 0u);  // complete 😀
   EXPECT_EQ(incomplete_utf8_tail("a\x80"), 0u);             // invalid, not incomplete
   EXPECT_EQ(incomplete_utf8_tail("\xE0\x80"), 0u);          // overlong start, invalid
+  EXPECT_EQ(incomplete_utf8_tail("a\xFF"), 0u);             // a byte that never starts one
+  EXPECT_EQ(incomplete_utf8_tail("\xF4\x90"), 0u);          // past U+10FFFF, invalid
 }
 
 TEST(Utf8, SanitizeKeepsValidText) {

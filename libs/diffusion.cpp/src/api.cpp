@@ -2,8 +2,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "model.h"
 #include "png.h"
+#include "sd_model.h"
 
 struct diffusion_model {
   std::unique_ptr<dcpp::Model> impl;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "diffusion.h"
-#include "reader.h"  // safetensors.cpp
+#include "safetensors/checkpoint.h"
 #include "tensors.h"
 
 namespace dcpp {

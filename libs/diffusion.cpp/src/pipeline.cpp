@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "model.h"
+#include "sd_model.h"
 
 namespace dcpp {
 

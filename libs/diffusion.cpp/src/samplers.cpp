@@ -23,7 +23,6 @@ NoiseSchedule::NoiseSchedule() {
   for (int t = 0; t < kTrainSteps; ++t) {
     const double root = lo + (hi - lo) * t / (kTrainSteps - 1);
     cumprod *= 1.0 - root * root;
-    alphas_cumprod_.push_back(cumprod);
     sigmas_.push_back(static_cast<float>(std::sqrt((1.0 - cumprod) / cumprod)));
   }
 }

@@ -18,7 +18,6 @@ class NoiseSchedule {
  public:
   NoiseSchedule();
   const std::vector<float>& train_sigmas() const { return sigmas_; }  // index = timestep
-  const std::vector<double>& alphas_cumprod() const { return alphas_cumprod_; }
   // The (fractional) timestep of a sigma, interpolating log sigma in the table.
   float timestep(float sigma) const;
   float sigma_at(float timestep) const;
@@ -32,7 +31,6 @@ class NoiseSchedule {
 
  private:
   std::vector<float> sigmas_;
-  std::vector<double> alphas_cumprod_;
 };
 
 // k-diffusion's scalings for a UNet that predicts the noise (eps) or v (Salimans & Ho, 2022), with

@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "reader.h"  // safetensors.cpp
+#include "safetensors/checkpoint.h"
+#include "safetensors/weight_store.h"
 #include "status.h"
-#include "weights.h"  // safetensors.cpp
 
 namespace dcpp {
 

@@ -31,16 +31,20 @@ void report(const Failure& failure, stcpp_status* status, char* message, size_t 
   }
 }
 
+// Why a model_type does not run: said for the ones people ask for, then the supported list.
+std::string unsupported_reason(const std::string& model_type) {
+  if (model_type == "glm" || model_type == "glm4" || model_type == "chatglm")
+    return " (GLM) is planned but not supported yet";
+  if (model_type == "qwen")  // its checkpoints ship remote code and a tiktoken vocabulary file
+    return " (Qwen 1: remote code and a tiktoken tokenizer, no tokenizer.json) is not supported; "
+           "Qwen1.5 and later are qwen2";
+  return " is not supported";
+}
+
 Failure unsupported_architecture(const std::string& model_type) {
-  if (model_type == "glm" || model_type == "glm4" || model_type == "chatglm") {
-    return stcpp::fail(STCPP_UNSUPPORTED, "model_type '" + model_type +
-                                              "' (GLM) is planned but not supported yet; "
-                                              "supported: " +
-                                              stcpp::supported_architectures());
-  }
-  return stcpp::fail(STCPP_UNSUPPORTED,
-                     "model_type '" + model_type +
-                         "' is not supported; supported: " + stcpp::supported_architectures());
+  return stcpp::fail(STCPP_UNSUPPORTED, "model_type '" + model_type + "'" +
+                                            unsupported_reason(model_type) +
+                                            "; supported: " + stcpp::supported_architectures());
 }
 
 // Tokens that end a turn: config/generation_config eos ids, the tokenizer's eos, and the

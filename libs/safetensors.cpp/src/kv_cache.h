@@ -6,7 +6,7 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
-#include "status.h"
+#include "safetensors/failure.h"
 
 namespace stcpp {
 

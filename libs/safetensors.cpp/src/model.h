@@ -7,9 +7,9 @@
 
 #include "config.h"
 #include "ggml.h"
-#include "reader.h"
+#include "safetensors/checkpoint.h"
+#include "safetensors/weight_store.h"
 #include "tokenizer.h"
-#include "weights.h"
 
 namespace stcpp {
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "safetensors/utf8.h"
 #include "tokenizer_added.h"
 #include "tokenizer_bpe.h"
 #include "tokenizer_components.h"
@@ -118,7 +119,7 @@ class HfTokenizer : public Tokenizer {
 
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {
     std::vector<int32_t> ids;
-    const std::string valid = unicode::to_valid_utf8(text);
+    const std::string valid = to_valid_utf8(text);
     for (const tok::Segment& raw : raw_matcher_->split(valid)) {
       if (raw.id >= 0) {
         ids.push_back(raw.id);
@@ -179,7 +180,7 @@ class HfTokenizer : public Tokenizer {
   void load_pipeline(const json& file) {
     normalizer_ = tok::make_normalizer(file.value("normalizer", json()));
     pre_tokenizer_ = tok::make_pre_tokenizer(file.value("pre_tokenizer", json()));
-    model_ = std::make_unique<tok::Bpe>(file.value("model", json()));
+    model_ = tok::make_bpe(file.value("model", json()));
     post_processor_ = tok::make_post_processor(file.value("post_processor", json()));
     const auto added = read_added_tokens(file.value("added_tokens", json()));
     auto contents = std::make_shared<std::unordered_set<std::string>>();
@@ -266,7 +267,7 @@ class HfTokenizer : public Tokenizer {
   static std::string unmap_byte_level(const std::string& token) {
     std::string bytes;
     for (uint32_t cp : unicode::decode_utf8(token)) {
-      const int b = tok::unicode_to_byte(cp);
+      const int b = unicode_to_byte(cp);
       if (b < 0) return token;  // not a byte-level token: its text as it is
       bytes.push_back(static_cast<char>(b));
     }
@@ -275,7 +276,7 @@ class HfTokenizer : public Tokenizer {
 
   std::unique_ptr<tok::Normalizer> normalizer_;
   std::unique_ptr<tok::PreTokenizer> pre_tokenizer_;
-  std::unique_ptr<tok::Bpe> model_;
+  std::unique_ptr<Bpe> model_;
   std::unique_ptr<tok::PostProcessor> post_processor_;
   std::unique_ptr<tok::Decoder> decoder_;
   std::unique_ptr<tok::AddedTokenMatcher> raw_matcher_, norm_matcher_;

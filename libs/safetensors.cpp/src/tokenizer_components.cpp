@@ -5,8 +5,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <array>
-
 #include "tokenizer_unicode.h"
 
 namespace stcpp::tok {
@@ -89,40 +87,6 @@ std::string pattern_of(const json& pattern, const char* component) {
   if (pattern.contains("Regex") && pattern["Regex"].is_string())
     return pattern["Regex"].get<std::string>();
   throw ComponentError(std::string(component) + ": 'pattern' has neither String nor Regex");
-}
-
-namespace {
-
-// bytes_to_unicode() of GPT-2: printable Latin-1 bytes map to themselves, the others to
-// U+0100 upwards in byte order.
-struct ByteMap {
-  std::array<std::string, 256> to_char;
-  std::array<int, 512> to_byte;
-  ByteMap() {
-    to_byte.fill(-1);
-    uint32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      const uint32_t cp = printable ? static_cast<uint32_t>(b) : next++;
-      unicode::append_utf8(&to_char[b], cp);
-      to_byte[cp] = b;
-    }
-  }
-};
-
-const ByteMap& byte_map() {
-  static const ByteMap map;
-  return map;
-}
-
-}  // namespace
-
-const std::string& byte_to_unicode(uint8_t byte) {
-  return byte_map().to_char[byte];
-}
-
-int unicode_to_byte(uint32_t cp) {
-  return cp < 512 ? byte_map().to_byte[cp] : -1;
 }
 
 }  // namespace stcpp::tok

@@ -43,10 +43,6 @@ std::string regex_escape(const std::string& literal);
 // The pattern of a {"String": ...} or {"Regex": ...} object.
 std::string pattern_of(const json& pattern, const char* component);
 
-// GPT-2's reversible map of the 256 byte values onto printable code points.
-const std::string& byte_to_unicode(uint8_t byte);
-int unicode_to_byte(uint32_t cp);  // -1 when `cp` is not in the map
-
 // A slice of the input under pre-tokenization. `at_start`: it begins at offset 0 of the
 // original text (Metaspace's prepend_scheme "first" needs this).
 struct Piece {

@@ -1,5 +1,7 @@
 // Decoders: token strings back to text. Each implements HF's decode_chain (tokens in, tokens
 // out) so that a Sequence can chain them; the tokenizer concatenates the final tokens.
+#include "safetensors/bpe.h"
+#include "safetensors/utf8.h"
 #include "tokenizer_components.h"
 #include "tokenizer_unicode.h"
 
@@ -19,7 +21,7 @@ class ByteLevelDec : public Decoder {
     Tokens out;
     std::string bytes;
     auto flush = [&] {
-      if (!bytes.empty()) out.push_back(unicode::to_valid_utf8(bytes));
+      if (!bytes.empty()) out.push_back(to_valid_utf8(bytes));
       bytes.clear();
     };
     for (const std::string& token : tokens) {
@@ -79,7 +81,7 @@ class ByteFallbackDec : public Decoder {
     std::string bytes;
     auto flush = [&] {
       if (bytes.empty()) return;
-      if (unicode::is_valid_utf8(bytes)) {
+      if (is_valid_utf8(bytes)) {
         out.push_back(bytes);
       } else {
         for (size_t i = 0; i < bytes.size(); ++i) out.push_back("\xEF\xBF\xBD");

@@ -3,6 +3,7 @@
 // that every split goes through one implementation of the HF split behaviors.
 #include <map>
 
+#include "safetensors/bpe.h"
 #include "tokenizer_components.h"
 #include "tokenizer_unicode.h"
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "safetensors/utf8.h"
 #include "tokenizer_unicode_tables.h"
 
 namespace stcpp::unicode {
@@ -54,58 +55,6 @@ std::string encode_utf8(const std::vector<uint32_t>& cps) {
   return out;
 }
 
-namespace {
-
-// Length of the valid sequence at `i`, or 0 with `*bad` = bytes forming the maximal invalid
-// subpart (each such subpart becomes one U+FFFD).
-size_t valid_sequence_at(const std::string& s, size_t i, size_t* bad) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  *bad = 1;
-  if (b0 < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  for (size_t k = 1; k < n; ++k) {
-    if (i + k >= s.size()) return 0;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    const unsigned char min = k == 1 ? lo : 0x80, max = k == 1 ? hi : 0xBF;
-    if (b < min || b > max) return 0;
-    *bad = k + 1;
-  }
-  return n;
-}
-
-}  // namespace
-
-std::string to_valid_utf8(const std::string& bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size();) {
-    size_t bad = 0;
-    const size_t n = valid_sequence_at(bytes, i, &bad);
-    if (n) {
-      out.append(bytes, i, n);
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      i += bad;
-    }
-  }
-  return out;
-}
-
 int byte_fallback_value(const std::string& token) {
   if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return -1;
   int value = 0;
@@ -119,16 +68,6 @@ int byte_fallback_value(const std::string& token) {
     value = value * 16 + digit;
   }
   return value;
-}
-
-bool is_valid_utf8(const std::string& bytes) {
-  for (size_t i = 0; i < bytes.size();) {
-    size_t bad = 0;
-    const size_t n = valid_sequence_at(bytes, i, &bad);
-    if (!n) return false;
-    i += n;
-  }
-  return true;
 }
 
 bool is_whitespace(uint32_t cp) {
@@ -263,3 +202,58 @@ std::string to_lower(const std::string& text) {
 }
 
 }  // namespace stcpp::unicode
+
+namespace stcpp {
+
+Utf8Sequence utf8_sequence_at(const std::string& text, size_t at) {
+  const auto lead = static_cast<unsigned char>(text[at]);
+  if (lead < 0x80) return {1, true, false};
+  size_t n;
+  // The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF.
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    n = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    n = 3;
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    n = 4;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+  } else {
+    return {1, false, false};
+  }
+  for (size_t k = 1; k < n; ++k) {
+    if (at + k >= text.size()) return {k, false, true};
+    const auto b = static_cast<unsigned char>(text[at + k]);
+    if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return {k, false, false};
+  }
+  return {n, true, false};
+}
+
+std::string to_valid_utf8(const std::string& bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (size_t i = 0; i < bytes.size();) {
+    const Utf8Sequence seq = utf8_sequence_at(bytes, i);
+    if (seq.valid) {
+      out.append(bytes, i, seq.length);
+    } else {
+      out += "\xEF\xBF\xBD";
+    }
+    i += seq.length;
+  }
+  return out;
+}
+
+bool is_valid_utf8(const std::string& bytes) {
+  for (size_t i = 0; i < bytes.size();) {
+    const Utf8Sequence seq = utf8_sequence_at(bytes, i);
+    if (!seq.valid) return false;
+    i += seq.length;
+  }
+  return true;
+}
+
+}  // namespace stcpp

@@ -1,6 +1,6 @@
-// UTF-8 and Unicode helpers for the tokenizer: decoding/encoding code points, lossy repair of
-// invalid UTF-8 (as Rust's String::from_utf8_lossy does), Unicode normalization forms and
-// lowercasing from the generated tables in tokenizer_unicode_tables.cpp.
+// UTF-8 and Unicode helpers for the tokenizer: decoding/encoding code points, Unicode
+// normalization forms and lowercasing from the generated tables in tokenizer_unicode_tables.cpp.
+// (UTF-8 repair is public: safetensors/utf8.h.)
 #pragma once
 
 #include <cstdint>
@@ -14,9 +14,6 @@ size_t utf8_len(unsigned char lead);
 std::vector<uint32_t> decode_utf8(const std::string& text);  // input must be valid UTF-8
 void append_utf8(std::string* out, uint32_t cp);
 std::string encode_utf8(const std::vector<uint32_t>& cps);
-// Replaces every maximal invalid subsequence with U+FFFD (WHATWG / Rust semantics).
-std::string to_valid_utf8(const std::string& bytes);
-bool is_valid_utf8(const std::string& bytes);
 
 // The byte a SentencePiece byte-fallback token "<0xNN>" stands for; -1 for any other token
 // (a vocabulary may hold "<0xZZ>": it is an ordinary token then).

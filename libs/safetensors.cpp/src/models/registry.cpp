@@ -1,5 +1,5 @@
 // config.json model_type → architecture.
-#include <cstring>
+#include <string>
 
 #include "model.h"
 
@@ -47,7 +47,15 @@ std::unique_ptr<Architecture> make_architecture(const std::string& model_type) {
 }
 
 const char* supported_architectures() {
-  return "llama, mistral, qwen2, qwen3, phi, phi3, gemma, gemma2, nemotron, gpt-oss";
+  static const std::string names = [] {
+    std::string list;
+    for (const Entry& entry : kArchitectures) {
+      if (!list.empty()) list += ", ";
+      list += entry.model_type;
+    }
+    return list;
+  }();
+  return names.c_str();
 }
 
 }  // namespace stcpp

@@ -1,14 +1,12 @@
-#include "tokenizer.h"
+#include "clip_tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <climits>
 #include <fstream>
 #include <sstream>
 
 #include "nlohmann/json.hpp"
-#include "tokenizer_components.h"  // safetensors.cpp
 
 namespace dcpp {
 
@@ -35,18 +33,6 @@ std::string clean(const std::string& text) {
   return out;
 }
 
-// Splits UTF-8 into characters.
-std::vector<std::string> characters(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    const size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& dir, Failure* failure) {
@@ -64,33 +50,33 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& dir, Failu
     *failure = fail(DIFFUSION_LOAD_FAILED, dir + "/vocab.json is not a JSON object");
     return nullptr;
   }
-  for (auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      *failure = fail(DIFFUSION_LOAD_FAILED, dir + "/vocab.json: bad id for '" + token + "'");
-      return nullptr;
-    }
-    t->vocab_[token] = id.get<int32_t>();
-    t->max_id_ = std::max(t->max_id_, id.get<int32_t>());
-  }
+  std::vector<std::pair<std::string, int64_t>> tokens;
+  for (auto& [token, id] : vocab.items())  // not an integer: an invalid id
+    tokens.emplace_back(token, id.is_number_integer() ? id.get<int64_t>() : -1);
+  std::vector<std::pair<std::string, std::string>> merges;
   std::string line;
-  int rank = 0;
   while (std::getline(merges_file, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line.rfind("#version", 0) == 0) continue;
     const size_t space = line.find(' ');
-    if (space == std::string::npos) continue;
-    t->ranks_.emplace(std::make_pair(line.substr(0, space), line.substr(space + 1)), rank++);
+    if (space != std::string::npos)
+      merges.emplace_back(line.substr(0, space), line.substr(space + 1));
   }
-  auto start = t->vocab_.find("<|startoftext|>"), end = t->vocab_.find("<|endoftext|>");
-  if (start == t->vocab_.end() || end == t->vocab_.end()) {
+  try {
+    stcpp::BpeOptions options;
+    options.end_of_word_suffix = "</w>";
+    t->bpe_ = std::make_unique<stcpp::Bpe>(tokens, merges, options);
+  } catch (const std::exception& e) {
+    *failure = fail(DIFFUSION_LOAD_FAILED, dir + "/vocab.json: " + e.what());
+    return nullptr;
+  }
+  t->start_ = t->id_of("<|startoftext|>");
+  t->end_ = t->id_of("<|endoftext|>");
+  if (t->start_ < 0 || t->end_ < 0) {
     *failure =
         fail(DIFFUSION_LOAD_FAILED, dir + "/vocab.json lacks <|startoftext|> or <|endoftext|>");
     return nullptr;
   }
-  t->start_ = start->second;
-  t->end_ = end->second;
-  t->byte_chars_.resize(256);  // GPT-2's bytes_to_unicode
-  for (int b = 0; b < 256; ++b) t->byte_chars_[b] = stcpp::tok::byte_to_unicode(uint8_t(b));
   int error = 0;
   PCRE2_SIZE offset = 0;
   t->pattern_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
@@ -104,34 +90,6 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& dir, Failu
 
 ClipTokenizer::~ClipTokenizer() {
   if (pattern_) pcre2_code_free(static_cast<pcre2_code*>(pattern_));
-}
-
-std::vector<std::string> ClipTokenizer::bpe(const std::string& word) const {
-  std::vector<std::string> parts = characters(word);
-  if (parts.empty()) return parts;
-  parts.back() += "</w>";
-  while (parts.size() > 1) {
-    int best = INT32_MAX;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      auto it = ranks_.find({parts[i], parts[i + 1]});
-      if (it != ranks_.end() && it->second < best) best = it->second, at = i;
-    }
-    if (best == INT32_MAX) break;
-    const std::string left = parts[at], right = parts[at + 1];
-    // Merge every occurrence of the pair, left to right, as the reference does.
-    std::vector<std::string> merged;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (i + 1 < parts.size() && parts[i] == left && parts[i + 1] == right) {
-        merged.push_back(left + right);
-        ++i;
-      } else {
-        merged.push_back(parts[i]);
-      }
-    }
-    parts.swap(merged);
-  }
-  return parts;
 }
 
 std::vector<int32_t> ClipTokenizer::encode(const std::string& text) const {
@@ -150,11 +108,10 @@ std::vector<int32_t> ClipTokenizer::encode(const std::string& text) const {
       continue;
     }
     std::string word;
-    for (size_t i = ov[0]; i < ov[1]; ++i) word += byte_chars_[static_cast<unsigned char>(s[i])];
-    for (const std::string& piece : bpe(word)) {
-      auto it = vocab_.find(piece);
-      if (it != vocab_.end()) ids.push_back(it->second);
-    }
+    for (size_t i = ov[0]; i < ov[1]; ++i)
+      word += stcpp::byte_to_unicode(static_cast<uint8_t>(s[i]));
+    const std::vector<int32_t> pieces = bpe_->tokenize(word);
+    ids.insert(ids.end(), pieces.begin(), pieces.end());
     pos = ov[1];
   }
   pcre2_match_data_free(match);

@@ -1,4 +1,4 @@
-#include "weights.h"
+#include "safetensors/weight_store.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "reader.h"
+#include "safetensors/checkpoint.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "clip.h"
+#include "clip_tokenizer.h"
 #include "compute.h"
 #include "layout.h"
 #include "samplers.h"
-#include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
 

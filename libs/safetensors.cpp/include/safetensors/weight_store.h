@@ -11,8 +11,8 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
-#include "reader.h"
-#include "status.h"
+#include "safetensors/checkpoint.h"
+#include "safetensors/failure.h"
 
 namespace stcpp {
 

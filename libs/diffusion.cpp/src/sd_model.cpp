@@ -1,4 +1,4 @@
-#include "model.h"
+#include "sd_model.h"
 
 #include <filesystem>
 #include <thread>
