@@ -1,6 +1,7 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/output_format.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/text_manager.h"
@@ -122,6 +123,9 @@ Error read_call(const json& body, ChatCall* call) {
   if (params.error) return params.error;
   if (Error e = read_messages(body, &request.messages)) return e;
   if (Error e = read_stop(body, &request.stop)) return e;
+  OutputFormat format;
+  if (Error e = read_response_format(body, &format)) return e;
+  request.grammar = std::move(format.grammar);
 
   request.model = *model;
   request.prompt_param = "messages";
