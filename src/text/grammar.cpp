@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "llama-grammar.h"
+#include "text/utf8.h"
 
 namespace allm {
 
@@ -44,12 +45,6 @@ DecodedPiece decode_piece(const std::string& bytes, llama_partial_utf8 partial) 
   out.code_points.push_back(0);
   out.partial = {value, remain};
   return out;
-}
-
-// Text the grammar can read: not empty and free of NUL bytes (llama-grammar reads a piece as a
-// C string, so a NUL would hide the rest of the token from it).
-bool readable(const std::string& bytes) {
-  return !bytes.empty() && bytes.find('\0') == std::string::npos;
 }
 
 // The candidates that no stack of the grammar accepts.
@@ -121,27 +116,34 @@ std::unique_ptr<TokenGrammar> TokenGrammar::create(const GrammarConstraint& cons
   for (const GrammarTrigger& trigger : constraint.triggers) {
     if (trigger.kind == GrammarTrigger::Kind::TOKEN) trigger_tokens.push_back(trigger.token);
   }
-  llama_grammar* grammar = nullptr;
+  // No llama.cpp vocabulary: tokens are checked by their bytes (a token named in the grammar
+  // must be written by id, <[id]>).
+  std::unique_ptr<TokenGrammar> result;
   try {
-    // No llama.cpp vocabulary: tokens are checked by their bytes (a token named in the grammar
-    // must be written by id, <[id]>).
-    grammar = llama_grammar_init_impl(nullptr, constraint.gbnf.c_str(), "root", constraint.lazy,
-                                      pattern_ptrs.data(), pattern_ptrs.size(),
-                                      trigger_tokens.data(), trigger_tokens.size());
-    if (grammar && !constraint.lazy && !constraint.prefill.empty()) {
-      llama_grammar_accept_str(*grammar, constraint.prefill);
+    llama_grammar* grammar = llama_grammar_init_impl(
+        nullptr, constraint.gbnf.c_str(), "root", constraint.lazy, pattern_ptrs.data(),
+        pattern_ptrs.size(), trigger_tokens.data(), trigger_tokens.size());
+    if (!grammar) {
+      *error = make_error(ErrorCode::INTERNAL,
+                          "the output grammar is not valid GBNF with a 'root' rule (see the log)");
+      return nullptr;
+    }
+    result.reset(new TokenGrammar(grammar, std::move(tokens)));
+    if (!constraint.lazy && !constraint.prefill.empty()) {
+      result->accept_bytes(LLAMA_TOKEN_NULL, constraint.prefill);
     }
   } catch (const std::exception& e) {
-    llama_grammar_free_impl(grammar);
     *error = make_error(ErrorCode::INTERNAL, std::string("the output grammar failed: ") + e.what());
     return nullptr;
   }
-  if (!grammar) {
-    *error = make_error(ErrorCode::INTERNAL,
-                        "the output grammar is not valid GBNF with a 'root' rule (see the log)");
-    return nullptr;
-  }
-  return std::unique_ptr<TokenGrammar>(new TokenGrammar(grammar, std::move(tokens)));
+  return result;
+}
+
+// Not empty and free of NUL bytes too: llama-grammar reads a piece as a C string, so a NUL would
+// hide the rest of the token from it.
+bool TokenGrammar::readable(const std::string& bytes) const {
+  return !bytes.empty() && bytes.find('\0') == std::string::npos &&
+         is_utf8_prefix(unfinished_ + bytes);
 }
 
 bool TokenGrammar::constraining() const {
@@ -205,6 +207,8 @@ bool TokenGrammar::accept(Token token, std::string* problem) {
 
 void TokenGrammar::accept_bytes(Token token, const std::string& bytes) {
   llama_grammar_accept_token(*grammar_, token, bytes);
+  unfinished_ += bytes;
+  unfinished_.erase(0, unfinished_.size() - incomplete_utf8_tail(unfinished_));
 }
 
 // A lazy grammar collects the text until a trigger token or pattern appears; from there on the

@@ -55,8 +55,15 @@ class TokenGrammar {
   void accept_bytes(Token token, const std::string& bytes);
   void await_trigger(Token token);
 
+  // Whether the grammar may read `bytes` as text: valid UTF-8 after what it read so far.
+  bool readable(const std::string& bytes) const;
+
   llama_grammar* grammar_;
   std::shared_ptr<const TokenTable> tokens_;
+  // The bytes of a character the grammar has begun to read but not finished. llama-grammar
+  // tracks them only as far as its character classes need, which lets surrogates and overlong
+  // forms through; they are refused here.
+  std::string unfinished_;
 };
 
 }  // namespace allm

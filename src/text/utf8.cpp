@@ -52,6 +52,16 @@ size_t incomplete_utf8_tail(const std::string& text) {
   return 0;
 }
 
+bool is_utf8_prefix(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    bool complete = false;
+    const size_t n = valid_prefix(text, i, &complete);
+    if (!complete && (n == 0 || i + n != text.size())) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string sanitize_utf8(const std::string& text) {
   std::string out;
   out.reserve(text.size());

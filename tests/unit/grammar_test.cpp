@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "text/sampler.h"
@@ -80,6 +81,23 @@ TEST(Grammar, ReadsCharactersSplitAcrossTokens) {
   EXPECT_TRUE(grammar->allows(vocab.id("\xA9")));
   ASSERT_TRUE(grammar->accept(vocab.id("\xA9"), &problem)) << problem;
   EXPECT_TRUE(grammar->allows(vocab.id("x")));
+}
+
+// llama-grammar's own check of an unfinished character lets surrogates and code points above
+// U+10FFFF through; the answer would then carry bytes that are not UTF-8.
+TEST(Grammar, RefusesBytesThatCannotBecomeACharacter) {
+  Vocab vocab;
+  for (const char* lead : {"\xED", "\xF4"}) {
+    auto grammar = make_grammar(vocab, {R"(root ::= [^"]+)"});
+    std::string problem;
+    ASSERT_TRUE(grammar->accept(vocab.id(lead), &problem)) << problem;
+    EXPECT_TRUE(grammar->allows(vocab.id("\x80")));
+    EXPECT_FALSE(grammar->allows(vocab.id("\xA0")));
+    std::vector<float> scores(vocab.table->size(), 0.0f);
+    grammar->mask(scores.data());
+    EXPECT_TRUE(std::isinf(scores[vocab.id("\xA0")]));
+    EXPECT_EQ(scores[vocab.id("\x80")], 0.0f);
+  }
 }
 
 TEST(Grammar, MaskLeavesExactlyTheTokensTheGrammarAllows) {
