@@ -79,7 +79,7 @@ describe('structured outputs', { timeout: HOOK_TIMEOUT_MS + 6 * TEST_TIMEOUT_MS 
   it('json_schema answers always validate: both APIs, both backends, many seeds, temperature >= 1', T, async () => {
     const runs = [];
     for (const model of MODELS) {
-      for (let seed = 1; seed <= 6; ++seed) {
+      for (let seed = 1; seed <= 10; ++seed) {
         const temperature = [1, 1.5, 2][seed % 3];
         runs.push(['chat', model, seed, temperature]);
         runs.push(['responses', model, seed, temperature]);
@@ -118,22 +118,25 @@ describe('structured outputs', { timeout: HOOK_TIMEOUT_MS + 6 * TEST_TIMEOUT_MS 
 
   it('json_object answers are JSON objects; text is free text', T, async () => {
     for (const model of MODELS) {
-      for (let seed = 1; seed <= 3; ++seed) {
+      // Any object, strings unbounded: on random weights some answers run out of tokens (they
+      // still start as an object); every one that ends is an object.
+      let finished = 0;
+      for (let seed = 1; seed <= 8; ++seed) {
         const ctx = `(json_object ${model} seed ${seed})`;
-        // Any object may be long on random weights: greedy keeps it short enough to finish.
-        const r = await postJSON(srv.baseURL, '/v1/chat/completions', { ...chatBody(model, seed, 0, { type: 'json_object' }), max_tokens: 2000 });
+        const r = await postJSON(srv.baseURL, '/v1/chat/completions', { ...chatBody(model, seed, 1, { type: 'json_object' }), max_tokens: 200 });
         assert.equal(r.status, 200, show(ctx, r));
         const text = r.json.choices[0].message.content;
         assert.ok(text.trimStart().startsWith('{'), `${ctx}: ${text}`);
-        if (r.json.choices[0].finish_reason === 'stop') {
-          const value = JSON.parse(text);
-          assert.ok(value && typeof value === 'object' && !Array.isArray(value), `${ctx}: ${text}`);
-        }
+        if (r.json.choices[0].finish_reason === 'length') continue;
+        const value = JSON.parse(text);
+        assert.ok(value && typeof value === 'object' && !Array.isArray(value), `${ctx}: ${text}`);
+        ++finished;
       }
+      assert.ok(finished >= 4, `only ${finished} of 8 json_object answers finished (${model})`);
       const plain = await postJSON(srv.baseURL, '/v1/responses', responsesBody(model, 1, 1, { type: 'text' }));
       assert.equal(plain.status, 200, show('text format', plain));
       assert.deepEqual(plain.json.text.format, { type: 'text' });
-      const object = await postJSON(srv.baseURL, '/v1/responses', { ...responsesBody(model, 2, 0, { type: 'json_object' }), max_output_tokens: 2000 });
+      const object = await postJSON(srv.baseURL, '/v1/responses', responsesBody(model, 2, 1, { type: 'json_object' }));
       assert.equal(object.status, 200, show('json_object format', object));
       assert.deepEqual(object.json.text.format, { type: 'json_object' });
       assert.ok(responseText(object.json).trimStart().startsWith('{'), responseText(object.json));
