@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "json-schema-to-grammar.h"
+#include "text/grammar.h"
 
 namespace allm {
 
@@ -312,6 +313,15 @@ Error json_schema_grammar(const json& schema, const std::string& param, std::str
   } catch (const std::exception& e) {
     return request_error(std::string("the schema cannot be turned into a grammar: ") + e.what(),
                          param);
+  }
+  // The grammar engine has its own limits (repetitions of repetitions: maxItems of items with
+  // maxLength multiply); a schema past them is the client's to simplify.
+  Error grammar_error;
+  if (!TokenGrammar::create({*gbnf}, nullptr, &grammar_error)) {
+    return request_error(
+        "the schema is too complex for the grammar engine (too many repetitions: lower "
+        "maxItems, maxLength, minItems or minLength)",
+        param);
   }
   return {};
 }

@@ -14,9 +14,9 @@
 
 namespace allm {
 
-// The largest minItems, maxItems, minLength or maxLength: the grammar spells repetitions out, so
-// a count costs grammar rules in proportion.
-constexpr int kMaxSchemaCount = 4096;
+// The largest minItems, maxItems, minLength or maxLength: the grammar spells repetitions out, and
+// llama.cpp's grammar parser takes at most 2000 (a larger maximum it would silently drop).
+constexpr int kMaxSchemaCount = 2000;
 
 // The GBNF grammar of the JSON values `schema` admits. Anything unsupported is an
 // invalid_request_error whose param is `param` followed by the keyword's path in the schema

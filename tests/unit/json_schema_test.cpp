@@ -135,6 +135,11 @@ TEST(JsonSchemaGrammar, JsonObjectGrammarAcceptsAnyObjectOnly) {
   EXPECT_FALSE(grammar_accepts(gbnf, R"("text")"));
 }
 
+std::string* scratch_gbnf() {
+  static std::string gbnf;
+  return &gbnf;
+}
+
 // The param of the error for `schema`.
 std::string refused_at(const char* schema) {
   std::string gbnf;
@@ -185,8 +190,14 @@ TEST(JsonSchemaGrammar, MalformedValuesAreRefusedWithTheirPath) {
   EXPECT_EQ(refused_at(R"({"type":"object","properties":{"a":5}})"), kParam + ".properties.a");
   EXPECT_EQ(refused_at(R"({"type":"array","items":[{}]})"), kParam + ".items");
   EXPECT_EQ(refused_at(R"({"type":"array","minItems":3,"maxItems":2})"), kParam + ".minItems");
-  EXPECT_EQ(refused_at(R"({"type":"string","maxLength":100000})"), kParam + ".maxLength");
+  EXPECT_EQ(refused_at(R"({"type":"string","maxLength":2001})"), kParam + ".maxLength");
   EXPECT_EQ(refused_at(R"({"type":"integer","minimum":1e300})"), kParam + ".minimum");
+  // Within each count's limit, but the grammar engine's repetitions multiply past its own.
+  EXPECT_FALSE(json_schema_grammar(json::parse(R"({"type":"string","maxLength":2000})"), kParam,
+                                   scratch_gbnf()));
+  EXPECT_EQ(refused_at(R"({"type":"array","maxItems":2000,"items":{"type":"object",
+                          "properties":{"a":{"type":"string","maxLength":2000}}}})"),
+            kParam);
   EXPECT_EQ(refused_at(R"({"type":"integer","minimum":5,"maximum":1})"), kParam + ".minimum");
   EXPECT_EQ(refused_at(R"({"$ref":"#/definitions/a"})"), kParam + ".$ref");
   EXPECT_EQ(refused_at(R"({"$ref":"#/$defs/missing"})"), kParam + ".$ref");
