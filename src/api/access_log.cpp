@@ -74,6 +74,7 @@ std::string format_access_line(const AccessRecord& r, const std::string& method,
   std::string line = "access id=" + r.id + " method=" + method + " path=" + logfmt_value(path) +
                      " status=" + std::to_string(status);
   if (!r.model.empty()) line += " model=" + logfmt_value(r.model);
+  if (!r.end_user.empty()) line += " user=" + logfmt_value(r.end_user);
   if (r.input_tokens >= 0) {
     line += " input_tokens=" + std::to_string(r.input_tokens) +
             " cached_tokens=" + std::to_string(r.cached_tokens) +

@@ -16,6 +16,7 @@ struct AccessRecord {
   std::string id;                                 // also sent as the X-Request-Id response header
   std::chrono::steady_clock::time_point started;  // accepted (see note_connection_accepted)
   std::string model;
+  std::string end_user;   // the request's `user` or `safety_identifier`
   int input_tokens = -1;  // -1: not a generation
   int output_tokens = -1;
   int cached_tokens = -1;

@@ -2,6 +2,7 @@
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/output_format.h"
+#include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/text_manager.h"
@@ -88,6 +89,7 @@ Error read_stop(const json& body, std::vector<std::string>* stop) {
 }
 
 Error read_call(const json& body, ChatCall* call) {
+  if (Error e = check_chat_fields(body)) return e;
   ParamReader params(body);
   TextRequest& request = call->request;
   auto model = params.string("model", true);

@@ -16,6 +16,8 @@ int http_status(const Error& error) {
     if (error.request_code == "rate_limit_exceeded") return 429;
     return 400;
   }
+  // A request field that is not offered: the request is what has to change.
+  if (error.code == ErrorCode::UNSUPPORTED && !error.param.empty()) return 400;
   switch (error.code) {
     case ErrorCode::OK: return 200;
     case ErrorCode::OOM_VRAM:
@@ -37,6 +39,7 @@ static const char* error_type(const Error& error) {
     if (error.request_code == "rate_limit_exceeded") return "rate_limit_error";
     return "invalid_request_error";
   }
+  if (error.code == ErrorCode::UNSUPPORTED && !error.param.empty()) return "invalid_request_error";
   switch (error.code) {
     case ErrorCode::FORMAT_MISMATCH: return "invalid_request_error";
     case ErrorCode::INTERNAL: return "server_error";

@@ -16,7 +16,8 @@ Error refuse_unknown(const json& object, const std::set<std::string>& known,
                      const std::string& param) {
   for (const auto& [key, value] : object.items()) {
     if (!value.is_null() && !known.count(key)) {
-      return request_error("unknown parameter '" + quote_excerpt(key) + "'", param + "." + key);
+      return request_error("unknown parameter '" + quote_excerpt(key) + "'", param + "." + key,
+                           "unknown_parameter");
     }
   }
   return {};
@@ -85,7 +86,12 @@ Error read_text_format(const json& body, OutputFormat* out) {
   if (!body.contains("text") || body["text"].is_null()) return {};
   const json& text = body["text"];
   if (!text.is_object()) return request_error("'text' must be an object", "text");
-  if (Error e = refuse_unknown(text, {"format"}, "text")) return e;
+  if (text.contains("verbosity") && !text["verbosity"].is_null()) {
+    Error e = make_error(ErrorCode::UNSUPPORTED, "verbosity settings are not offered");
+    e.param = "text.verbosity";
+    return e;
+  }
+  if (Error e = refuse_unknown(text, {"format", "verbosity"}, "text")) return e;
   if (!text.contains("format") || text["format"].is_null()) return {};
   const json& format = text["format"];
   return read_format(format, "text.format", out, [&](OutputFormat* o) {

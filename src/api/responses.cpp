@@ -4,6 +4,7 @@
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/output_format.h"
+#include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "base/log.h"
@@ -151,6 +152,7 @@ struct ResponsesCall {
 };
 
 Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
+  if (Error e = check_responses_fields(body)) return e;
   ParamReader params(body);
   auto model = params.string("model", true);
   auto instructions = params.string("instructions");

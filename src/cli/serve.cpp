@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "api/server.h"
+#include "base/log.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
 #include "core/cpu_threads.h"
-#include "base/log.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
@@ -117,9 +117,9 @@ bool add_demo_models(ServeOptions& options) {
         return write_tiny_sd(fs::path(path).parent_path().string(), TinySdSpec{}, e);
       });
   if (!text_ok || !audio_ok || !image_ok) return false;
-  options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT});
-  options.models.push_back({"demo-whisper", audio, std::nullopt, Modality::AUDIO});
-  options.models.push_back({"demo-image", image, std::nullopt, Modality::IMAGE});
+  options.models.push_back({"demo-text", text, ModelFormat::GGUF, Modality::TEXT, std::nullopt});
+  options.models.push_back({"demo-whisper", audio, std::nullopt, Modality::AUDIO, std::nullopt});
+  options.models.push_back({"demo-image", image, std::nullopt, Modality::IMAGE, std::nullopt});
   ALLM_LOG_INFO(
       "no models configured: serving the demo models 'demo-text', 'demo-whisper' and "
       "'demo-image'. To serve real models, put .gguf files, whisper .bin files, Stable Diffusion "

@@ -40,3 +40,13 @@ TEST(ErrorMapping, RequestProblemsFollowOpenAi) {
   EXPECT_EQ(http_status(request_error("big", "", "payload_too_large")), 413);
   EXPECT_FALSE(request_error("bad", "x").ok());
 }
+
+TEST(ErrorMapping, AFieldThatIsNotOfferedIsARequestProblem) {
+  Error refused = make_error(ErrorCode::UNSUPPORTED, "background responses are not offered");
+  refused.param = "background";
+  EXPECT_EQ(http_status(refused), 400);
+  const json body = error_body(refused);
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(body["error"]["param"], "background");
+  EXPECT_EQ(body["error"]["code"], "UNSUPPORTED");
+}

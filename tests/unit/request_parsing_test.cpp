@@ -155,7 +155,10 @@ TEST(RequestParsing, OutputFormats) {
   EXPECT_EQ(
       responses(R"({"format":{"type":"json_schema","name":"x","schema":{},"strict":1}})").param,
       "text.format.strict");
-  EXPECT_EQ(responses(R"({"verbosity":"low"})").param, "text.verbosity");
+  EXPECT_EQ(chat(R"({"type":"json_object","extra":1})").request_code, "unknown_parameter");
+  error = responses(R"({"verbosity":"low"})");
+  EXPECT_EQ(error.param, "text.verbosity");
+  EXPECT_EQ(error.code, ErrorCode::UNSUPPORTED);
   EXPECT_EQ(responses(R"("json")").param, "text");
 }
 

@@ -1,0 +1,293 @@
+#include "api/request_fields.h"
+
+#include "api/access_log.h"
+
+namespace allm {
+
+namespace {
+
+// What a field gets.
+enum class Treatment {
+  PARSED,        // the endpoint's parser reads and validates it
+  REFUSED,       // not offered: any value but null is refused with `reason`
+  UNLESS_FALSE,  // not offered: null and false are fine, anything else is refused with `reason`
+  CHECKED,       // accepted with a documented meaning; `check` validates it
+};
+
+using FieldCheck = Error (*)(const json& value, const std::string& param);
+
+struct RequestField {
+  const char* name;
+  Treatment treatment;
+  const char* reason = nullptr;  // REFUSED, UNLESS_FALSE: why, and what to use instead
+  FieldCheck check = nullptr;    // CHECKED
+};
+
+Error unsupported(const std::string& message, const std::string& param) {
+  Error e = make_error(ErrorCode::UNSUPPORTED, message);
+  e.param = param;
+  return e;
+}
+
+Error must_be_string(const json& value, const std::string& param, size_t max_bytes) {
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  if (value.get_ref<const std::string&>().size() > max_bytes) {
+    return request_error(
+        "'" + param + "' may be at most " + std::to_string(max_bytes) + " bytes long", param);
+  }
+  return {};
+}
+
+// `user` and `safety_identifier` name the client's end user; they go into the access log.
+constexpr size_t kMaxEndUserBytes = 256;
+
+Error end_user(const json& value, const std::string& param) {
+  if (Error e = must_be_string(value, param, kMaxEndUserBytes)) return e;
+  current_access().end_user = value.get<std::string>();
+  return {};
+}
+
+// A key for OpenAI's prompt cache routing. Prompt prefixes are reused here on every request
+// without one, so the key has nothing left to do.
+Error cache_key(const json& value, const std::string& param) {
+  return must_be_string(value, param, kMaxEndUserBytes);
+}
+
+Error cache_retention(const json& value, const std::string& param) {
+  if (value == "in-memory") return {};
+  if (value == "24h") {
+    return unsupported("prompt prefixes are kept in memory only; use 'in-memory'", param);
+  }
+  return request_error("'" + param + "' must be 'in-memory' or '24h'", param);
+}
+
+Error service_tier(const json& value, const std::string& param) {
+  if (value == "auto" || value == "default") return {};
+  if (value.is_string()) {
+    return unsupported("this server has one service tier; use 'auto' or 'default'", param);
+  }
+  return request_error("'" + param + "' must be a string", param);
+}
+
+// stream_options: include_usage (chat only, read by its parser) and include_obfuscation.
+Error stream_options(const json& value, const std::string& param, bool with_usage) {
+  if (!value.is_object()) return request_error("'" + param + "' must be an object", param);
+  for (const auto& [key, option] : value.items()) {
+    const std::string option_param = param + "." + key;
+    if (key == "include_usage" && with_usage) continue;
+    if (key != "include_obfuscation") {
+      return request_error("unknown parameter '" + quote_excerpt(option_param) + "'", option_param,
+                           "unknown_parameter");
+    }
+    if (!option.is_boolean()) {
+      return request_error("'" + option_param + "' must be a boolean", option_param);
+    }
+    if (option.get<bool>()) {
+      return unsupported("stream events carry no obfuscation padding here; use false",
+                         option_param);
+    }
+  }
+  return {};
+}
+
+Error responses_stream_options(const json& value, const std::string& param) {
+  return stream_options(value, param, false);
+}
+
+Error chat_stream_options(const json& value, const std::string& param) {
+  return stream_options(value, param, true);
+}
+
+// `reasoning`: the effort and summary settings of OpenAI's reasoning models.
+Error reasoning(const json& value, const std::string& param) {
+  if (!value.is_object()) return request_error("'" + param + "' must be an object", param);
+  for (const auto& [key, setting] : value.items()) {
+    const std::string setting_param = param + "." + key;
+    if (key != "effort" && key != "summary" && key != "generate_summary") {
+      return request_error("unknown parameter '" + quote_excerpt(setting_param) + "'",
+                           setting_param, "unknown_parameter");
+    }
+    if (!setting.is_null()) {
+      return unsupported(
+          "reasoning settings are not offered; a model that reasons returns its reasoning as a "
+          "reasoning item",
+          setting_param);
+    }
+  }
+  return {};
+}
+
+Error include(const json& value, const std::string& param) {
+  if (!value.is_array()) return request_error("'" + param + "' must be an array", param);
+  if (value.empty()) return {};
+  const std::string item_param = param + "[0]";
+  if (!value[0].is_string()) {
+    return request_error("'" + item_param + "' must be a string", item_param);
+  }
+  return unsupported(
+      "no additional output data is offered ('" + quote_excerpt(value[0].get<std::string>()) + "')",
+      item_param);
+}
+
+Error truncation(const json& value, const std::string& param) {
+  if (value == "disabled") return {};
+  if (value == "auto") {
+    return unsupported(
+        "automatic truncation is not offered; an input longer than the context is a 400 "
+        "context_length_exceeded",
+        param);
+  }
+  return request_error("'" + param + "' must be 'disabled' or 'auto'", param);
+}
+
+// Bounds calls to built-in tools, of which none run here, so every bound holds.
+Error max_tool_calls(const json& value, const std::string& param) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+    return request_error("'" + param + "' must be a positive integer", param);
+  }
+  return {};
+}
+
+Error top_logprobs(const json& value, const std::string& param) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > 20) {
+    return request_error("'" + param + "' must be an integer from 0 to 20", param);
+  }
+  if (value.get<int64_t>() > 0) {
+    return unsupported("log probabilities are offered on /v1/chat/completions (logprobs)", param);
+  }
+  return {};
+}
+
+Error modalities(const json& value, const std::string& param) {
+  if (!value.is_array()) return request_error("'" + param + "' must be an array", param);
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string item_param = param + "[" + std::to_string(i) + "]";
+    if (value[i] == "text") continue;
+    if (!value[i].is_string()) {
+      return request_error("'" + item_param + "' must be a string", item_param);
+    }
+    return unsupported("only text output is offered on this endpoint", item_param);
+  }
+  return {};
+}
+
+// Chat metadata is kept with stored completions, which are not offered.
+Error chat_metadata(const json& value, const std::string& param) {
+  if (value.is_object() && value.empty()) return {};
+  return unsupported(
+      "metadata is kept with stored chat completions, which are not offered; /v1/responses "
+      "stores metadata",
+      param);
+}
+
+constexpr const char* kNoStoredChat =
+    "stored chat completions are not offered; /v1/responses stores responses";
+
+const RequestField kResponsesFields[] = {
+    {"model", Treatment::PARSED},
+    {"input", Treatment::PARSED},
+    {"instructions", Treatment::PARSED},
+    {"max_output_tokens", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"store", Treatment::PARSED},
+    {"previous_response_id", Treatment::PARSED},
+    {"metadata", Treatment::PARSED},
+    {"text", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"parallel_tool_calls", Treatment::PARSED},
+    {"stream_options", Treatment::CHECKED, nullptr, responses_stream_options},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"safety_identifier", Treatment::CHECKED, nullptr, end_user},
+    {"prompt_cache_key", Treatment::CHECKED, nullptr, cache_key},
+    {"prompt_cache_retention", Treatment::CHECKED, nullptr, cache_retention},
+    {"service_tier", Treatment::CHECKED, nullptr, service_tier},
+    {"max_tool_calls", Treatment::CHECKED, nullptr, max_tool_calls},
+    {"reasoning", Treatment::CHECKED, nullptr, reasoning},
+    {"include", Treatment::CHECKED, nullptr, include},
+    {"truncation", Treatment::CHECKED, nullptr, truncation},
+    {"top_logprobs", Treatment::CHECKED, nullptr, top_logprobs},
+    {"background", Treatment::UNLESS_FALSE,
+     "background responses are not offered; use stream: true for long generations"},
+    {"conversation", Treatment::REFUSED,
+     "conversation objects are not offered; continue a conversation with previous_response_id"},
+    {"prompt", Treatment::REFUSED,
+     "reusable prompt templates are not offered; send instructions and input"},
+};
+
+const RequestField kChatFields[] = {
+    {"model", Treatment::PARSED},
+    {"messages", Treatment::PARSED},
+    {"max_tokens", Treatment::PARSED},
+    {"max_completion_tokens", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"top_k", Treatment::PARSED},  // extension (llama.cpp's samplers)
+    {"min_p", Treatment::PARSED},  // extension
+    {"presence_penalty", Treatment::PARSED},
+    {"frequency_penalty", Treatment::PARSED},
+    {"seed", Treatment::PARSED},
+    {"stop", Treatment::PARSED},
+    {"n", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"logprobs", Treatment::PARSED},
+    {"top_logprobs", Treatment::PARSED},
+    {"response_format", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"parallel_tool_calls", Treatment::PARSED},
+    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"safety_identifier", Treatment::CHECKED, nullptr, end_user},
+    {"prompt_cache_key", Treatment::CHECKED, nullptr, cache_key},
+    {"prompt_cache_retention", Treatment::CHECKED, nullptr, cache_retention},
+    {"service_tier", Treatment::CHECKED, nullptr, service_tier},
+    {"modalities", Treatment::CHECKED, nullptr, modalities},
+    {"metadata", Treatment::CHECKED, nullptr, chat_metadata},
+    {"store", Treatment::UNLESS_FALSE, kNoStoredChat},
+    {"logit_bias", Treatment::REFUSED, "logit_bias is not offered"},
+    {"reasoning_effort", Treatment::REFUSED,
+     "reasoning settings are not offered; a model that reasons returns reasoning_content"},
+    {"verbosity", Treatment::REFUSED, "verbosity settings are not offered"},
+    {"audio", Treatment::REFUSED, "audio output is not offered; use /v1/audio/transcriptions"},
+    {"prediction", Treatment::REFUSED, "predicted outputs are not offered"},
+    {"web_search_options", Treatment::REFUSED, "web search is not offered"},
+    {"functions", Treatment::REFUSED, "'functions' is deprecated; send 'tools'"},
+    {"function_call", Treatment::REFUSED, "'function_call' is deprecated; send 'tool_choice'"},
+};
+
+template <size_t N>
+Error check_fields(const json& body, const RequestField (&fields)[N]) {
+  for (const auto& [name, value] : body.items()) {
+    const RequestField* field = nullptr;
+    for (const RequestField& f : fields) {
+      if (name == f.name) field = &f;
+    }
+    if (!field) {
+      return request_error("unknown parameter '" + quote_excerpt(name) + "'", name,
+                           "unknown_parameter");
+    }
+    if (value.is_null() || field->treatment == Treatment::PARSED) continue;
+    if (field->treatment == Treatment::CHECKED) {
+      if (Error e = field->check(value, name)) return e;
+      continue;
+    }
+    if (field->treatment == Treatment::UNLESS_FALSE && value == false) continue;
+    return unsupported(field->reason, name);
+  }
+  return {};
+}
+
+}  // namespace
+
+Error check_responses_fields(const json& body) {
+  return check_fields(body, kResponsesFields);
+}
+
+Error check_chat_fields(const json& body) {
+  return check_fields(body, kChatFields);
+}
+
+}  // namespace allm
