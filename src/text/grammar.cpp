@@ -143,7 +143,7 @@ std::unique_ptr<TokenGrammar> TokenGrammar::create(const GrammarConstraint& cons
 // hide the rest of the token from it.
 bool TokenGrammar::readable(const std::string& bytes) const {
   return !bytes.empty() && bytes.find('\0') == std::string::npos &&
-         is_utf8_prefix(unfinished_ + bytes);
+         is_utf8_prefix(unfinished_.empty() ? bytes : unfinished_ + bytes);
 }
 
 bool TokenGrammar::constraining() const {
