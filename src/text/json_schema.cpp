@@ -314,13 +314,13 @@ Error json_schema_grammar(const json& schema, const std::string& param, std::str
     return request_error(std::string("the schema cannot be turned into a grammar: ") + e.what(),
                          param);
   }
-  // The grammar engine has its own limits (repetitions of repetitions: maxItems of items with
-  // maxLength multiply); a schema past them is the client's to simplify.
+  // The grammar engine has limits of its own: repetitions of repetitions (maxItems of items with
+  // maxLength multiply), and no rule that refers to itself before reading any text.
   Error grammar_error;
   if (!TokenGrammar::create({*gbnf}, nullptr, &grammar_error)) {
     return request_error(
-        "the schema is too complex for the grammar engine (too many repetitions: lower "
-        "maxItems, maxLength, minItems or minLength)",
+        "the schema's grammar is beyond the grammar engine: too many repetitions (lower maxItems, "
+        "maxLength, minItems or minLength) or a $ref that refers back to itself before any value",
         param);
   }
   return {};

@@ -203,6 +203,7 @@ TEST(JsonSchemaGrammar, MalformedValuesAreRefusedWithTheirPath) {
   EXPECT_EQ(refused_at(R"({"$ref":"#/$defs/missing"})"), kParam + ".$ref");
   EXPECT_EQ(refused_at(R"({"type":"object","properties":{"a":{"$defs":{}}}})"),
             kParam + ".properties.a.$defs");
+  EXPECT_EQ(refused_at(R"({"$defs":{"a":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})"), kParam);
   EXPECT_EQ(refused_at(R"({"anyOf":[]})"), kParam + ".anyOf");
   EXPECT_EQ(refused_at(R"({"enum":[]})"), kParam + ".enum");
   EXPECT_EQ(refused_at(R"({"type":"object","additionalProperties":1})"),
