@@ -326,8 +326,10 @@ Error json_schema_grammar(const json& schema, const std::string& param, std::str
   return {};
 }
 
-std::string json_object_grammar() {
-  return json_schema_to_grammar(common_json::parse(R"({"type":"object"})"), true);
+const std::string& json_object_grammar() {
+  static const std::string gbnf =
+      json_schema_to_grammar(common_json::parse(R"({"type":"object"})"), true);
+  return gbnf;
 }
 
 }  // namespace allm

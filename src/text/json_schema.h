@@ -25,6 +25,6 @@ Error json_schema_grammar(const nlohmann::ordered_json& schema, const std::strin
                           std::string* gbnf);
 
 // The GBNF grammar of any JSON object (response format json_object).
-std::string json_object_grammar();
+const std::string& json_object_grammar();
 
 }  // namespace allm
