@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <optional>
 
-#include "api/http_util.h"
+#include "api/ids.h"
 #include "base/log.h"
 #include "core/metrics.h"
 

@@ -4,6 +4,7 @@
 
 #include "api/audio_formats.h"
 #include "api/http_util.h"
+#include "api/model_advice.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/audio_manager.h"
@@ -168,7 +169,7 @@ void handle_audio(ApiContext& ctx, AudioTask task, const httplib::Request& req,
   call.request.client_gone = [&req] { return req.is_connection_closed(); };
   Transcript transcript;
   if (Error e = ctx.audio.transcribe(call.request, *call.file, &transcript)) {
-    send_error(res, e);
+    send_error(res, with_endpoint_advice(e, ctx.registry, call.request.model, Modality::AUDIO));
     return;
   }
   const TranscriptView view{transcript, task == AudioTask::TRANSLATE ? "translate" : "transcribe",

@@ -1,6 +1,8 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/ids.h"
+#include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
@@ -290,7 +292,10 @@ void create_chat_completion(ApiContext& ctx, const httplib::Request& req, httpli
   if ((error = read_call(body, call.get()))) return send_error(res, error);
   call->request.received = current_access().started;
   std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
-  if (!stream) return send_error(res, error);
+  if (!stream) {
+    return send_error(
+        res, with_endpoint_advice(error, ctx.registry, call->request.model, Modality::TEXT));
+  }
   if (call->stream) return respond_streaming(req, res, call, stream);
   respond_plain(req, res, *call, *stream);
 }

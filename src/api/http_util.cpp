@@ -1,7 +1,6 @@
 #include "api/http_util.h"
 
 #include <chrono>
-#include <random>
 
 #include "api/access_log.h"
 #include "core/text_manager.h"
@@ -122,14 +121,6 @@ std::string sse_event(const std::string& event, const json& data) {
 
 std::string sse_data(const std::string& data) {
   return "data: " + data + "\n\n";
-}
-
-std::string random_id(const std::string& prefix) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char digits[] = "0123456789abcdef";
-  std::string id = prefix;
-  for (int i = 0; i < 32; ++i) id += digits[rng() % 16];
-  return id;
 }
 
 std::string text_member(const json& object, const char* key, const std::string& fallback) {

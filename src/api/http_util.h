@@ -1,4 +1,4 @@
-// Shared pieces of the HTTP layer: JSON bodies, OpenAI error bodies, SSE framing, ids.
+// Shared pieces of the HTTP layer: JSON bodies, OpenAI error bodies, SSE framing, timestamps.
 #pragma once
 
 #include <functional>
@@ -40,7 +40,6 @@ bool parse_json_body(const httplib::Request& req, json* body, Error* error);
 std::string sse_event(const std::string& event, const json& data);  // event: + data: lines
 std::string sse_data(const std::string& data);                      // a data: line only
 
-std::string random_id(const std::string& prefix);
 int64_t unix_time();
 
 // `object[key]` when it is a string; `fallback` when `object` is not an object or the key is

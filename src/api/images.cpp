@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "api/http_util.h"
+#include "api/model_advice.h"
 #include "api/routes.h"
 #include "core/image_manager.h"
 
@@ -107,7 +108,7 @@ void handle_generations(ApiContext& ctx, const std::string& public_url, const ht
   call.request.client_gone = [&req] { return req.is_connection_closed(); };
   std::vector<GeneratedImage> images;
   if ((error = ctx.images.generate(call.request, &images))) {
-    send_error(res, error);
+    send_error(res, with_endpoint_advice(error, ctx.registry, call.request.model, Modality::IMAGE));
     return;
   }
   json data = json::array();

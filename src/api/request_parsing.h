@@ -7,12 +7,12 @@
 
 namespace allm {
 
-class ResponseStore;
+class ConversationService;
 
 // POST /v1/chat/completions with `body` (already a JSON object).
 Error check_chat_completions_request(const json& body);
-// POST /v1/responses with `body`; `store` answers previous_response_id.
-Error check_responses_request(const json& body, ResponseStore& store);
+// POST /v1/responses with `body`; `conversations` answers previous_response_id.
+Error check_responses_request(const json& body, ConversationService& conversations);
 // POST /v1/audio/transcriptions with `req` (httplib has parsed the multipart form into req.form).
 Error check_audio_request(const httplib::Request& req);
 

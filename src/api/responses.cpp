@@ -3,12 +3,14 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/ids.h"
+#include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "base/log.h"
-#include "core/response_store.h"
+#include "core/conversation_service.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -51,9 +53,9 @@ Error read_content(const json& content, const std::string& param, std::string* t
   return {};
 }
 
-Error read_input(const json& input, std::vector<ChatMessage>* messages) {
+Error read_input(const json& input, Conversation* items) {
   if (input.is_string()) {
-    messages->push_back({"user", input.get<std::string>(), ""});
+    items->push_back({ConversationItem::Type::MESSAGE, "user", input.get<std::string>()});
     return {};
   }
   if (!input.is_array() || input.empty()) {
@@ -75,28 +77,12 @@ Error read_input(const json& input, std::vector<ChatMessage>* messages) {
                            param + ".role");
     }
     if (!item.contains("content")) return request_error("missing content", param + ".content");
-    ChatMessage message;
+    ConversationItem message;
     message.role = role == "developer" ? "system" : role;
     if (Error e = read_content(item["content"], param + ".content", &message.content)) return e;
-    messages->push_back(std::move(message));
+    items->push_back(std::move(message));
   }
   return {};
-}
-
-json messages_to_json(const std::vector<ChatMessage>& messages) {
-  json out = json::array();
-  for (const ChatMessage& m : messages) {
-    out.push_back({{"role", m.role}, {"content", m.content}});
-  }
-  return out;
-}
-
-std::vector<ChatMessage> messages_from_json(const std::string& text) {
-  std::vector<ChatMessage> out;
-  for (const json& m : json::parse(text)) {
-    out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>(), ""});
-  }
-  return out;
 }
 
 // OpenAI's limits on `metadata`.
@@ -139,7 +125,7 @@ Error read_metadata(const json& body, json* metadata) {
 
 struct ResponsesCall {
   TextRequest request;
-  std::vector<ChatMessage> conversation;  // stored history + this input, no instructions
+  Conversation conversation;  // stored history + this input, no instructions
   json instructions = nullptr;
   json max_output_tokens = nullptr;
   json previous_response_id = nullptr;
@@ -151,7 +137,7 @@ struct ResponsesCall {
   bool store = true;
 };
 
-Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
+Error read_call(const json& body, ConversationService& conversations, ResponsesCall* call) {
   if (Error e = check_responses_fields(body)) return e;
   ParamReader params(body);
   auto model = params.string("model", true);
@@ -168,28 +154,18 @@ Error read_call(const json& body, ResponseStore& store, ResponsesCall* call) {
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
 
-  if (previous) {
-    std::optional<StoredResponse> stored;
-    if (Error e = store.get(*previous, &stored)) return e;
-    if (!stored) {
-      return request_error("no stored response with id '" + quote_excerpt(*previous) + "'",
-                           "previous_response_id", "not_found");
-    }
-    call->conversation = messages_from_json(stored->conversation_json);
-    call->previous_response_id = *previous;
-  }
-  if (Error e = read_input(body["input"], &call->conversation)) return e;
+  if (Error e = conversations.history(previous, &call->conversation)) return e;
+  if (previous) call->previous_response_id = *previous;
+  Conversation input;
+  if (Error e = read_input(body["input"], &input)) return e;
+  ConversationService::append_input(&call->conversation, std::move(input));
 
   TextRequest& request = call->request;
   request.model = *model;
   request.prompt_param = "input";
   request.max_tokens_param = "max_output_tokens";
-  if (instructions) {
-    request.messages.push_back({"system", *instructions, ""});
-    call->instructions = *instructions;
-  }
-  request.messages.insert(request.messages.end(), call->conversation.begin(),
-                          call->conversation.end());
+  if (instructions) call->instructions = *instructions;
+  request.messages = chat_messages(instructions, call->conversation);
   if (max_output) {
     request.max_tokens = static_cast<int>(*max_output);
     call->max_output_tokens = *max_output;
@@ -314,15 +290,14 @@ class ResponseObject {
 // The finished response's object, saved first (when store is on) so that it is stored before
 // the client hears it is complete. When saving fails, the object the client gets says
 // `store: false` and the failure is returned (plain responses carry it in a header).
-json saved_object(ResponseStore& store, const ResponsesCall& call, ResponseObject& r,
+json saved_object(ConversationService& conversations, const ResponsesCall& call, ResponseObject& r,
                   Error* store_error) {
   json object = r.object();
   if (!call.store || r.status() == "failed") return object;
-  std::vector<ChatMessage> conversation = call.conversation;
-  conversation.push_back({"assistant", r.text, ""});
-  *store_error = store.put(
-      {r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
-       messages_to_json(conversation).dump(-1, ' ', false, json::error_handler_t::replace)});
+  *store_error = conversations.save({r.id(),
+                                     object.dump(-1, ' ', false, json::error_handler_t::replace),
+                                     call.conversation,
+                                     {{ConversationItem::Type::MESSAGE, "assistant", r.text}}});
   if (*store_error) {
     ALLM_LOG_ERROR("response %s not stored (answered with store: false): %s", r.id().c_str(),
                    store_error->message.c_str());
@@ -456,7 +431,7 @@ void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Re
           if (!event.done) return true;
           response.finish(event);
           Error not_stored;
-          return writer.finish(saved_object(ctx.responses, *call, response, &not_stored));
+          return writer.finish(saved_object(ctx.conversations, *call, response, &not_stored));
         });
         if (finished) sink.done();
         return finished;
@@ -476,7 +451,7 @@ void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Respon
   if (!finished) return;  // the client is gone
   response.finish(last);
   Error not_stored;
-  const json object = saved_object(ctx.responses, call, response, &not_stored);
+  const json object = saved_object(ctx.conversations, call, response, &not_stored);
   if (response.status() == "failed") {
     send_error(res, last.error);
     return;
@@ -490,19 +465,22 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   Error error;
   if (!parse_json_body(req, &body, &error)) return send_error(res, error);
   auto call = std::make_shared<ResponsesCall>();
-  if ((error = read_call(body, ctx.responses, call.get()))) return send_error(res, error);
+  if ((error = read_call(body, ctx.conversations, call.get()))) return send_error(res, error);
   call->request.received = current_access().started;
   std::shared_ptr<TextStream> stream = ctx.text.start(call->request, &error);
-  if (!stream) return send_error(res, error);
+  if (!stream) {
+    return send_error(
+        res, with_endpoint_advice(error, ctx.registry, call->request.model, Modality::TEXT));
+  }
   if (call->stream) return respond_streaming(ctx, req, res, call, stream);
   respond_plain(ctx, req, res, *call, *stream);
 }
 
 }  // namespace
 
-Error check_responses_request(const json& body, ResponseStore& store) {
+Error check_responses_request(const json& body, ConversationService& conversations) {
   ResponsesCall call;
-  return read_call(body, store, &call);
+  return read_call(body, conversations, &call);
 }
 
 void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
@@ -510,24 +488,14 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
     create_response(ctx, req, res);
   });
   server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    std::optional<StoredResponse> stored;
-    if (Error e = ctx.responses.get(req.matches[1], &stored)) return send_error(res, e);
-    if (!stored) {
-      return send_error(
-          res, request_error("no stored response with id '" + std::string(req.matches[1]) + "'",
-                             "response_id", "not_found"));
-    }
-    res.set_content(stored->response_json, "application/json");
+    std::string object;
+    if (Error e = ctx.conversations.find(req.matches[1], &object)) return send_error(res, e);
+    res.set_content(object, "application/json");
   });
   server.Delete("/v1/responses/([^/]+)",
                 [&ctx](const httplib::Request& req, httplib::Response& res) {
                   const std::string id = req.matches[1];
-                  bool removed = false;
-                  if (Error e = ctx.responses.remove(id, &removed)) return send_error(res, e);
-                  if (!removed) {
-                    return send_error(res, request_error("no stored response with id '" + id + "'",
-                                                         "response_id", "not_found"));
-                  }
+                  if (Error e = ctx.conversations.remove(id)) return send_error(res, e);
                   send_json(res, {{"id", id}, {"object", "response.deleted"}, {"deleted", true}});
                 });
 }

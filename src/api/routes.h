@@ -12,13 +12,13 @@ class ModelLifecycle;
 class TextManager;
 class AudioManager;
 class ImageManager;
-class ResponseStore;
+class ConversationService;
 
 struct ApiContext {
   ModelRegistry& registry;
   ModelLifecycle& lifecycle;  // which models are loaded, for /metrics
   TextManager& text;
-  ResponseStore& responses;
+  ConversationService& conversations;  // the Responses API's stored responses
   AudioManager& audio;
   ImageManager& images;
 };

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "core/conversation_service.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
@@ -202,6 +203,7 @@ int run_serve(int argc, char** argv) {
     return 1;
   }
   store->start_pruning();
+  ConversationService conversations(*store);
   // Declared before the managers, so that it outlives them: it holds their loaded models.
   MachineMemory machine_memory;
   ModelLifecycle lifecycle(options.lifecycle, machine_memory);
@@ -219,7 +221,8 @@ int run_serve(int argc, char** argv) {
   }
   ALLM_LOG_INFO("serving up to %d connections at once (--max-connections)",
                 options.server.max_connections);
-  ApiServer server(ApiContext{registry, lifecycle, text, *store, audio, images}, options.server);
+  ApiServer server(ApiContext{registry, lifecycle, text, conversations, audio, images},
+                   options.server);
   std::atomic<bool> running{true};
   bool ok = false;
   std::thread http([&] {

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "audio/audio_decoder.h"
-#include "core/cpu_threads.h"
 #include "base/log.h"
+#include "core/cpu_threads.h"
 #include "core/memory_estimate.h"
 
 namespace allm {
@@ -54,9 +54,7 @@ ModelLease<WhisperModel> AudioManager::acquire(const std::string& model_id, Erro
     return {};
   }
   if (entry->modality != Modality::AUDIO) {
-    *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
-                               " model; the audio endpoints need a whisper model (.bin)",
-                           "model");
+    *error = wrong_modality_error(model_id, entry->modality, Modality::AUDIO);
     return {};
   }
   return models_.acquire(

@@ -4,8 +4,8 @@
 #include <random>
 
 #include "base/compute_thread.h"
-#include "core/cpu_threads.h"
 #include "base/log.h"
+#include "core/cpu_threads.h"
 #include "core/memory_estimate.h"
 #include "diffusion.h"
 
@@ -76,10 +76,7 @@ ModelLease<ImageModel> ImageManager::acquire(const std::string& model_id, Error*
     return {};
   }
   if (entry->modality != Modality::IMAGE) {
-    *error = request_error("The model '" + model_id + "' is a " + modality_name(entry->modality) +
-                               " model; /v1/images/generations needs an image model (a Stable "
-                               "Diffusion .safetensors checkpoint)",
-                           "model");
+    *error = wrong_modality_error(model_id, entry->modality, Modality::IMAGE);
     return {};
   }
   return models_.acquire(

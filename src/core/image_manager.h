@@ -32,7 +32,7 @@ struct ImageManagerConfig {
   int max_side = 1024;           // width and height bounds (multiples of 8)
   int min_side = 64;
   int max_steps = 150;
-  double file_ttl_seconds = 600;  // how long GET /v1/images/files/{id} serves an image
+  double file_ttl_seconds = 600;  // how long a stored image (store_file) can be found
 };
 
 struct ImageRequest {

@@ -24,6 +24,22 @@ const char* modality_name(Modality modality) {
   }
 }
 
+// "a text model", "an image model (...)": what a manager of `modality` needs.
+static std::string modality_noun(Modality modality) {
+  switch (modality) {
+    case Modality::AUDIO: return "an audio model (a whisper .bin)";
+    case Modality::IMAGE: return "an image model (a Stable Diffusion .safetensors checkpoint)";
+    default: return "a text model";
+  }
+}
+
+Error wrong_modality_error(const std::string& model_id, Modality actual, Modality needed) {
+  const std::string article = actual == Modality::TEXT ? "a " : "an ";
+  return request_error("The model '" + quote_excerpt(model_id) + "' is " + article +
+                           modality_name(actual) + " model, not " + modality_noun(needed),
+                       "model");
+}
+
 static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -19,6 +19,9 @@ enum class Modality { TEXT, AUDIO, IMAGE };
 const char* model_format_name(ModelFormat format);
 std::optional<ModelFormat> parse_model_format(const std::string& name);
 const char* modality_name(Modality modality);
+// A manager's refusal of a model of another modality than it serves: a 400 on `model` that says
+// what the model is and what is needed. Which endpoints serve the model is the API layer's to add.
+Error wrong_modality_error(const std::string& model_id, Modality actual, Modality needed);
 // A whisper ggml `.bin` file is an audio model; a `.safetensors` file with no config.json beside
 // it (a Stable Diffusion checkpoint) and a folder with model_index.json (a diffusers pipeline) are
 // image models; everything else (.gguf, other folders) is text.

@@ -51,9 +51,7 @@ ModelLease<TextManager::LoadedModel> TextManager::acquire(const std::string& mod
     return {};
   }
   if (entry->modality != Modality::TEXT) {
-    *error = request_error("The model '" + model_id + "' is an " + modality_name(entry->modality) +
-                               " model; use it with /v1/audio/transcriptions",
-                           "model");
+    *error = wrong_modality_error(model_id, entry->modality, Modality::TEXT);
     return {};
   }
   ResolvedFormat resolved;

@@ -145,6 +145,22 @@ describe('hostile requests', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }
     assertError(r, { status: 400, param: 'file', what: 'a WAV claiming 4 GiB' });
   });
 
+  it('a model used on another modality\'s endpoint is a 400 on model that says where it is served', T, async () => {
+    const cases = [
+      ['/v1/responses', respond({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations$/],
+      ['/v1/chat/completions', chat({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations$/],
+      ['/v1/responses', respond({ model: WHISPER_MODEL }), 'an audio model', /; use it with \/v1\/audio\/transcriptions or \/v1\/audio\/translations$/],
+      ['/v1/chat/completions', chat({ model: WHISPER_MODEL }), 'an audio model', /; use it with \/v1\/audio\/transcriptions or \/v1\/audio\/translations$/],
+      ['/v1/images/generations', { model: MODEL, prompt: 'x' }, 'a text model', /; use it with \/v1\/responses or \/v1\/chat\/completions$/],
+    ];
+    for (const [p, body, what, advice] of cases) {
+      const r = await request(srv.baseURL, 'POST', p, { body });
+      assertError(r, { status: 400, param: 'model', code: 'invalid_value', what: `${body.model} on ${p}` });
+      assert.ok(r.json.error.message.startsWith(`The model '${body.model}' is ${what}, not `), `${p}: ${r.json.error.message}`);
+      assert.match(r.json.error.message, advice, `${body.model} on ${p}`);
+    }
+  });
+
   // Last: the same process, still healthy, after every case above.
   it('the server is the same healthy process afterwards', T, async () => {
     const h = await getJSON(srv.baseURL, '/health');

@@ -165,3 +165,19 @@ TEST(ModelSpec, RegistryAppliesTheServerQuantizationToModelsWithoutOne) {
   EXPECT_EQ(registry.find("a")->quantization, Quantization::Q4_0);
   EXPECT_EQ(registry.find("b")->quantization, Quantization::NONE);
 }
+
+// Core says what the model is and what is needed; which endpoints serve it is the API's to add.
+TEST(WrongModality, SaysWhatTheModelIsAndNamesNoRoute) {
+  const Error image = wrong_modality_error("sd", Modality::IMAGE, Modality::TEXT);
+  EXPECT_EQ(image.message, "The model 'sd' is an image model, not a text model");
+  EXPECT_EQ(image.param, "model");
+  EXPECT_EQ(image.request_code, "invalid_value");
+  const Error text = wrong_modality_error("tiny", Modality::TEXT, Modality::AUDIO);
+  EXPECT_EQ(text.message, "The model 'tiny' is a text model, not an audio model (a whisper .bin)");
+  for (Modality actual : {Modality::TEXT, Modality::AUDIO, Modality::IMAGE}) {
+    for (Modality needed : {Modality::TEXT, Modality::AUDIO, Modality::IMAGE}) {
+      const std::string message = wrong_modality_error("m", actual, needed).message;
+      EXPECT_EQ(message.find("/v1/"), std::string::npos) << message;
+    }
+  }
+}

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/conversation_service.h"
 #include "core/response_store.h"
 
 namespace allm {
@@ -25,14 +26,15 @@ TEST(RequestParsing, ResponsesItemsWithNumericTypes) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);
   ASSERT_TRUE(store);
+  ConversationService conversations(*store);
   const json item =
       json::parse(R"({"model":"m","input":[{"type":1,"role":"user","content":"x"}]})");
-  Error error = check_responses_request(item, *store);
+  Error error = check_responses_request(item, conversations);
   EXPECT_EQ(status_of(error), 400);
   EXPECT_EQ(error.param, "input[0].type");
   const json part =
       json::parse(R"({"model":"m","input":[{"role":"user","content":[{"type":[]}]}]})");
-  error = check_responses_request(part, *store);
+  error = check_responses_request(part, conversations);
   EXPECT_EQ(status_of(error), 400);
   EXPECT_EQ(error.param, "input[0].content[0].type");
 }
@@ -50,8 +52,9 @@ TEST(RequestParsing, DeepTypeIsQuotedAsAFlatExcerpt) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);
   ASSERT_TRUE(store);
+  ConversationService conversations(*store);
   json body = {{"model", "m"}, {"input", json::array({{{"type", nested_array(200000, 1)}}})}};
-  Error error = check_responses_request(body, *store);
+  Error error = check_responses_request(body, conversations);
   EXPECT_EQ(status_of(error), 400);
   EXPECT_EQ(error.param, "input[0].type");
   EXPECT_LT(error.message.size(), 120u) << error.message;
@@ -62,9 +65,10 @@ TEST(RequestParsing, LongStringsAreQuotedShort) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);
   ASSERT_TRUE(store);
+  ConversationService conversations(*store);
   const json body = {{"model", "m"},
                      {"input", json::array({{{"type", std::string(100000, 'x')}}})}};
-  const Error error = check_responses_request(body, *store);
+  const Error error = check_responses_request(body, conversations);
   EXPECT_EQ(status_of(error), 400);
   EXPECT_LT(error.message.size(), 160u);
 }
@@ -98,9 +102,11 @@ TEST(RequestParsing, ValidBodiesPass) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);
   ASSERT_TRUE(store);
+  ConversationService conversations(*store);
   EXPECT_FALSE(check_chat_completions_request(json::parse(
       R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]})")));
-  EXPECT_FALSE(check_responses_request(json::parse(R"({"model":"m","input":"hi"})"), *store));
+  EXPECT_FALSE(
+      check_responses_request(json::parse(R"({"model":"m","input":"hi"})"), conversations));
 }
 
 // Structured outputs: the format objects of both endpoints, and a schema keyword we cannot

@@ -15,6 +15,7 @@
 #include "../fuzz_util.h"
 #include "api/server.h"
 #include "core/audio_manager.h"
+#include "core/conversation_service.h"
 #include "core/free_memory.h"
 #include "core/image_manager.h"
 #include "core/model_lifecycle.h"
@@ -85,6 +86,7 @@ struct Served {
                      }()};
   ImageManager images{registry, lifecycle, ImageManagerConfig{}};
   std::unique_ptr<ResponseStore> store;
+  std::unique_ptr<ConversationService> conversations;
   std::unique_ptr<ApiServer> server;
   std::thread thread;
   int port = unused_port();
@@ -93,6 +95,7 @@ struct Served {
     Error error;
     store = ResponseStore::open(":memory:", &error);
     if (!store) fuzz::fail("cannot open an in-memory response store");
+    conversations = std::make_unique<ConversationService>(*store);
     ServerConfig config;
     config.port = port;
     config.max_body_bytes = 1 << 20;
@@ -100,7 +103,7 @@ struct Served {
     config.api_keys = {kApiKey};
     config.cors_origins = {"https://app.example"};
     server = std::make_unique<ApiServer>(
-        ApiContext{registry, lifecycle, text, *store, audio, images}, config);
+        ApiContext{registry, lifecycle, text, *conversations, audio, images}, config);
     thread = std::thread([this] { server->run(); });
     for (int i = 0; i < 200 && !reachable(); ++i) usleep(10000);
   }
