@@ -115,6 +115,7 @@ TEST(RequestParsing, OutputFormats) {
   Error open_error;
   auto store = ResponseStore::open(":memory:", &open_error);
   ASSERT_TRUE(store);
+  ConversationService conversations(*store);
   auto chat = [](const char* format) {
     json body = json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
     body["response_format"] = json::parse(format);
@@ -123,7 +124,7 @@ TEST(RequestParsing, OutputFormats) {
   auto responses = [&](const char* text) {
     json body = json::parse(R"({"model":"m","input":"hi"})");
     body["text"] = json::parse(text);
-    return check_responses_request(body, *store);
+    return check_responses_request(body, conversations);
   };
   const char* schema = R"({"type":"object","properties":{"a":{"type":"integer"}}})";
   EXPECT_FALSE(chat(R"({"type":"text"})"));
