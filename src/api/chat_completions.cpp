@@ -3,6 +3,7 @@
 #include "api/http_util.h"
 #include "api/ids.h"
 #include "api/model_advice.h"
+#include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
@@ -126,6 +127,9 @@ Error read_call(const json& body, ChatCall* call) {
   if (params.error) return params.error;
   if (Error e = read_messages(body, &request.messages)) return e;
   if (Error e = read_stop(body, &request.stop)) return e;
+  OutputFormat format;
+  if (Error e = read_response_format(body, &format)) return e;
+  request.grammar = std::move(format.grammar);
 
   request.model = *model;
   request.prompt_param = "messages";

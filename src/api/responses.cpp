@@ -5,6 +5,7 @@
 #include "api/http_util.h"
 #include "api/ids.h"
 #include "api/model_advice.h"
+#include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
@@ -129,6 +130,7 @@ struct ResponsesCall {
   json max_output_tokens = nullptr;
   json previous_response_id = nullptr;
   json metadata = json::object();
+  OutputFormat format;  // text.format
   double temperature = 1.0;
   double top_p = 1.0;
   bool stream = false;
@@ -150,6 +152,7 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   if (params.error) return params.error;
 
   if (Error e = read_metadata(body, &call->metadata)) return e;
+  if (Error e = read_text_format(body, &call->format)) return e;
 
   if (Error e = conversations.history(previous, &call->conversation)) return e;
   if (previous) call->previous_response_id = *previous;
@@ -171,6 +174,7 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   call->top_p = top_p.value_or(1.0);
   request.sampling.temperature = static_cast<float>(call->temperature);
   request.sampling.top_p = static_cast<float>(call->top_p);
+  request.grammar = call->format.grammar;
   call->stream = stream.value_or(false);
   call->store = store_flag.value_or(true);
   return {};
@@ -254,7 +258,7 @@ class ResponseObject {
     o["reasoning"] = {{"effort", nullptr}, {"summary", nullptr}};
     o["store"] = stored_;
     o["temperature"] = call_.temperature;
-    o["text"] = {{"format", {{"type", "text"}}}};
+    o["text"] = {{"format", call_.format.echo}};
     o["tool_choice"] = "auto";
     o["tools"] = json::array();
     o["top_p"] = call_.top_p;

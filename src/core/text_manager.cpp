@@ -167,6 +167,7 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   job->stop = request.stop;
   job->stop.insert(job->stop.end(), chat.extra_stops.begin(), chat.extra_stops.end());
   job->top_logprobs = request.top_logprobs;
+  job->grammar = request.grammar;
   if (config_.request_timeout_seconds > 0) {
     job->deadline =
         clock->started + std::chrono::duration_cast<Clock::duration>(

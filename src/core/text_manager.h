@@ -37,6 +37,7 @@ struct TextRequest {
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
   int top_logprobs = -1;                        // -1: no logprobs
+  GrammarConstraint grammar;                    // structured outputs: the answer follows it
   std::string prompt_param = "messages";        // the request field a too-long prompt is blamed on
   std::string max_tokens_param = "max_tokens";  // the field an over-the-cap limit is blamed on
   // When the server accepted the request: --request-timeout and the time to first token count

@@ -46,6 +46,10 @@ struct GrammarConstraint {
   std::string gbnf;   // empty: unconstrained
   bool lazy = false;  // constrain only from the first trigger on (tool_choice auto)
   std::vector<GrammarTrigger> triggers;
+  // Text the prompt already ends with that the grammar reads before the first sampled token
+  // (common_chat_params.generation_prompt, for the tool-call grammars that start with it); only
+  // for grammars that are not lazy, as llama.cpp's common sampler does.
+  std::string prefill;
   bool empty() const { return gbnf.empty(); }
 };
 

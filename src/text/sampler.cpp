@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "llama.h"
+#include "text/grammar.h"
 
 namespace allm {
 
@@ -42,14 +43,22 @@ const float* Sampler::scores(const float* logits) {
   return penalized_.data();
 }
 
-Token Sampler::sample(const float* scores) {
+Token Sampler::sample(const float* scores, const TokenGrammar* grammar) {
+  Token token = choose(scores);
+  if (grammar && !grammar->allows(token)) {
+    masked_.assign(scores, scores + vocab_size_);
+    if (grammar->mask(masked_.data()) == 0) return kNoToken;
+    token = choose(masked_.data());
+  }
+  ++generated_[token];
+  return token;
+}
+
+Token Sampler::choose(const float* scores) {
   for (int i = 0; i < vocab_size_; ++i) candidates_[i] = llama_token_data{i, scores[i], 0.0f};
   llama_token_data_array array{candidates_.data(), candidates_.size(), -1, false};
   llama_sampler_apply(chain_, &array);
-  const Token token =
-      params_.temperature <= 0.0f ? array.data[array.selected].id : draw(array.data, array.size);
-  ++generated_[token];
-  return token;
+  return params_.temperature <= 0.0f ? array.data[array.selected].id : draw(array.data, array.size);
 }
 
 // A token drawn from the softmax of the candidates' (truncated, tempered) logits. Our own draw

@@ -15,6 +15,11 @@ struct llama_token_data;
 
 namespace allm {
 
+class TokenGrammar;
+
+// What Sampler::sample answers when a grammar allows no token at all.
+constexpr Token kNoToken = -1;
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0: greedy
   float top_p = 1.0f;
@@ -42,14 +47,18 @@ class Sampler {
   // count × frequency_penalty + presence_penalty (OpenAI's definition). `logits` itself when
   // there is nothing to subtract; otherwise valid until the next call.
   const float* scores(const float* logits);
-  // Chooses a token from `scores` and counts it for the penalties.
-  Token sample(const float* scores);
+  // Chooses a token from `scores` and counts it for the penalties. With a grammar the token is
+  // one it allows: the draw is checked, and only a refused draw is repeated over the tokens the
+  // grammar allows (checking one token costs far less than checking the vocabulary, as in
+  // llama.cpp's common sampler). kNoToken when the grammar allows none.
+  Token sample(const float* scores, const TokenGrammar* grammar = nullptr);
   // Log-probabilities under the distribution `scores` gives (its softmax): the chosen token's,
   // and the `top_n` most likely tokens.
   static TokenChoice logprob_of(const float* scores, int vocab_size, Token token);
   static std::vector<TokenChoice> top_logprobs(const float* scores, int vocab_size, int top_n);
 
  private:
+  Token choose(const float* scores);
   Token draw(const llama_token_data* candidates, size_t count);
 
   SamplingParams params_;
@@ -57,6 +66,7 @@ class Sampler {
   int vocab_size_;
   std::vector<llama_token_data> candidates_;
   std::vector<float> penalized_;
+  std::vector<float> masked_;                 // scores less the tokens a grammar refuses
   std::unordered_map<Token, int> generated_;  // token → times sampled
   std::mt19937_64 rng_;
 };

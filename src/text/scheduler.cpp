@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "text/grammar.h"
 #include "text/text_streamer.h"
 
 namespace allm {
@@ -26,6 +27,8 @@ struct Scheduler::Slot {
   uint64_t last_used = 0;  // admission counter when a job last took this slot
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
+  std::unique_ptr<TokenGrammar> grammar;  // null: unconstrained
+  Error failure;                          // set when the job cannot run (its grammar failed)
 
   bool generating() const { return job && prompt_done == job->prompt.size(); }
 };
@@ -225,6 +228,11 @@ void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t sha
   slot.generated = 0;
   slot.sampler = std::make_unique<Sampler>(slot.job->sampling, backend_->vocab_size());
   slot.streamer = std::make_unique<TextStreamer>(slot.job->stop);
+  slot.failure = {};
+  if (!slot.job->grammar.empty()) {
+    if (!tokens_) tokens_ = TokenTable::read(*backend_);  // once per model, on first use
+    slot.grammar = TokenGrammar::create(slot.job->grammar, tokens_, &slot.failure);
+  }
   ++active_;
 }
 
@@ -240,6 +248,8 @@ void Scheduler::drop_cancelled_and_expired() {
              make_error(ErrorCode::CANCELLED, "the client cancelled the request"));
     } else if (now >= slot->job->deadline) {
       finish(*slot, FinishReason::ERROR, timeout_error());
+    } else if (slot->failure) {
+      finish(*slot, FinishReason::ERROR, slot->failure);
     }
   }
 }
@@ -287,11 +297,23 @@ static TokenLogprob describe_token(const TextBackend& backend, const float* scor
 void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
   GenerationJob& job = *slot.job;
   const float* scores = slot.sampler->scores(backend_->logits(batch_index));
-  const Token token = slot.sampler->sample(scores);
+  const Token token = slot.sampler->sample(scores, slot.grammar.get());
+  if (token == kNoToken) {
+    finish(slot, FinishReason::ERROR,
+           make_error(ErrorCode::INTERNAL,
+                      "the output grammar allows no token of the model's vocabulary here"));
+    return;
+  }
   if (backend_->is_end_of_generation(token)) {
     const std::string rest = slot.streamer->finish();
     if (!rest.empty()) job.sink.on_text(rest, {});
     finish(slot, FinishReason::STOP);
+    return;
+  }
+  std::string problem;
+  if (slot.grammar && !slot.grammar->accept(token, &problem)) {
+    finish(slot, FinishReason::ERROR,
+           make_error(ErrorCode::INTERNAL, "the output grammar failed: " + problem));
     return;
   }
   ++slot.generated;
@@ -302,11 +324,13 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
   }
   std::string text = slot.streamer->push(backend_->token_bytes(token));
   const bool stopped = slot.streamer->stopped();
+  // A grammar that is complete admits nothing more: the answer is whole.
+  const bool grammar_done = slot.grammar && slot.grammar->complete();
   const bool at_limit = (job.max_tokens > 0 && slot.generated >= job.max_tokens) ||
                         slot.position >= backend_->context_per_sequence();
-  if (!stopped && at_limit) text += slot.streamer->finish();
+  if (!stopped && (grammar_done || at_limit)) text += slot.streamer->finish();
   if (!text.empty() || !logprobs.empty()) job.sink.on_text(text, std::move(logprobs));
-  if (stopped) {
+  if (stopped || grammar_done) {
     finish(slot, FinishReason::STOP);
   } else if (at_limit) {
     finish(slot, FinishReason::LENGTH);
@@ -326,6 +350,7 @@ void Scheduler::finish(Slot& slot, FinishReason reason, const Error& error) {
   slot.job.reset();
   slot.sampler.reset();
   slot.streamer.reset();
+  slot.grammar.reset();
   std::lock_guard<std::mutex> lock(mutex_);
   --active_;
 }

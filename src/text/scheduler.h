@@ -18,6 +18,8 @@
 
 namespace allm {
 
+struct TokenTable;
+
 class Scheduler {
  public:
   // `queue_limit`: jobs that may wait for a free sequence; submit() refuses beyond that.
@@ -48,6 +50,7 @@ class Scheduler {
   void finish(Slot& slot, FinishReason reason, const Error& error = {});
 
   std::unique_ptr<TextBackend> backend_;
+  std::shared_ptr<const TokenTable> tokens_;  // read when a job first brings a grammar
   const int queue_limit_;
   std::vector<std::unique_ptr<Slot>> slots_;
   uint64_t admissions_ = 0;  // jobs given a slot so far (orders the slots' last use)

@@ -16,6 +16,15 @@ size_t incomplete_utf8_tail(const std::string& text) {
   return 0;
 }
 
+bool is_utf8_prefix(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const stcpp::Utf8Sequence seq = stcpp::utf8_sequence_at(text, i);
+    if (!seq.valid) return seq.truncated && i + seq.length == text.size();
+    i += seq.length;
+  }
+  return true;
+}
+
 std::string sanitize_utf8(const std::string& text) {
   return stcpp::to_valid_utf8(text);
 }

@@ -2,17 +2,16 @@
 // text APIs, and gives the same greedy text as llama.cpp on the GGUF of the same weights.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import {
   useServer, postJSON, postSSE, show, responseText, checkResponseStream, checkChatStream,
-  runCommand, request, REPO_ROOT, ALLM_BIN, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  runCommand, request, ALLM_BIN, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { checkPrefixCopiedFromRunningSequence } from './prefix_copy.mjs';
+import { makeHfFixture } from './hf_fixture.mjs';
 import { checkPenaltyStopsRepetition, checkPenaltyShiftsLogprobs } from './penalties.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
-const HF_TOOL = path.resolve(REPO_ROOT, process.env.ALLM_HF_FIXTURE_TOOL || 'build/bin/allm-make-hf-fixture');
 // F16 weights are left out: their logprobs differ from llama.cpp's by ~1e-2 (tests/parity:
 // ggml picks other F16 matmul kernels for the two graphs), and mistral-f16's chat reply met a
 // near tie under that (top-2 margin 2.9e-3) once both sides ran flash attention. The parity
@@ -23,18 +22,6 @@ const MODELS = [
   ['phi', 'bf16'], ['phi3', 'f32'],
   ['gpt-oss', 'bf16'],
 ];
-
-async function makeHfFixture(arch, dtype, modelsDir) {
-  assert.ok(fs.existsSync(HF_TOOL), `fixture tool not found: ${HF_TOOL}`);
-  const name = `${arch}-${dtype}`;
-  const r = await runCommand(HF_TOOL, [
-    '--arch', arch, '--dtype', dtype, '--out', path.join(modelsDir, `${name}-hf`),
-    '--gguf', path.join(modelsDir, `${name}-gguf.gguf`),
-    // llama.cpp's YaRN is the rounded ("truncate": true) one; the real gpt-oss config says false.
-    ...(arch === 'gpt-oss' ? ['--yarn', 'rounded'] : []),
-  ]);
-  assert.equal(r.code, 0, `${HF_TOOL} failed for ${name}`);
-}
 
 describe('safetensors models', { timeout: HOOK_TIMEOUT_MS + 14 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer({

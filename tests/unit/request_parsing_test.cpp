@@ -109,5 +109,65 @@ TEST(RequestParsing, ValidBodiesPass) {
       check_responses_request(json::parse(R"({"model":"m","input":"hi"})"), conversations));
 }
 
+// Structured outputs: the format objects of both endpoints, and a schema keyword we cannot
+// enforce named by its full path.
+TEST(RequestParsing, OutputFormats) {
+  Error open_error;
+  auto store = ResponseStore::open(":memory:", &open_error);
+  ASSERT_TRUE(store);
+  ConversationService conversations(*store);
+  auto chat = [](const char* format) {
+    json body = json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
+    body["response_format"] = json::parse(format);
+    return check_chat_completions_request(body);
+  };
+  auto responses = [&](const char* text) {
+    json body = json::parse(R"({"model":"m","input":"hi"})");
+    body["text"] = json::parse(text);
+    return check_responses_request(body, conversations);
+  };
+  const char* schema = R"({"type":"object","properties":{"a":{"type":"integer"}}})";
+  EXPECT_FALSE(chat(R"({"type":"text"})"));
+  EXPECT_FALSE(chat(R"({"type":"json_object"})"));
+  EXPECT_FALSE(chat((std::string(R"({"type":"json_schema","json_schema":{"name":"x","strict":true,
+                        "schema":)") +
+                     schema + "}}")
+                        .c_str()));
+  EXPECT_FALSE(responses(R"({"format":{"type":"text"}})"));
+  EXPECT_FALSE(responses(R"({"format":{"type":"json_object"}})"));
+  EXPECT_FALSE(responses(
+      (std::string(R"({"format":{"type":"json_schema","name":"x","schema":)") + schema + "}}")
+          .c_str()));
+
+  const char* bad_schema =
+      R"({"type":"object","properties":{"age":{"type":"integer","multipleOf":2}}})";
+  Error error = chat((std::string(R"({"type":"json_schema","json_schema":{"name":"x","schema":)") +
+                      bad_schema + "}}")
+                         .c_str());
+  EXPECT_EQ(status_of(error), 400);
+  EXPECT_EQ(error.param, "response_format.json_schema.schema.properties.age.multipleOf");
+  error = responses(
+      (std::string(R"({"format":{"type":"json_schema","name":"x","schema":)") + bad_schema + "}}")
+          .c_str());
+  EXPECT_EQ(status_of(error), 400);
+  EXPECT_EQ(error.param, "text.format.schema.properties.age.multipleOf");
+
+  EXPECT_EQ(chat(R"({"type":"xml"})").param, "response_format.type");
+  EXPECT_EQ(chat(R"({"type":"json_schema"})").param, "response_format.json_schema");
+  EXPECT_EQ(chat(R"({"type":"json_object","extra":1})").param, "response_format.extra");
+  EXPECT_EQ(chat(R"({"type":"json_schema","json_schema":{"name":"a b","schema":{}}})").param,
+            "response_format.json_schema.name");
+  EXPECT_EQ(responses(R"({"format":{"type":"json_schema","name":"x"}})").param,
+            "text.format.schema");
+  EXPECT_EQ(
+      responses(R"({"format":{"type":"json_schema","name":"x","schema":{},"strict":1}})").param,
+      "text.format.strict");
+  EXPECT_EQ(chat(R"({"type":"json_object","extra":1})").request_code, "unknown_parameter");
+  error = responses(R"({"verbosity":"low"})");
+  EXPECT_EQ(error.param, "text.verbosity");
+  EXPECT_EQ(error.code, ErrorCode::UNSUPPORTED);
+  EXPECT_EQ(responses(R"("json")").param, "text");
+}
+
 }  // namespace
 }  // namespace allm

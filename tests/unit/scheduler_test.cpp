@@ -293,5 +293,37 @@ TEST(Scheduler, CancelAllEndsEverything) {
   EXPECT_EQ(waiting.get().reason, FinishReason::CANCELLED);
 }
 
+// The fake backend's tokens write 'a' (token 0, the end of generation) to 'h'; greedy decoding
+// follows the last token, so left alone it never writes "cdc".
+TEST(Scheduler, AGrammarForcesTheOutputAndEndsItWhenComplete) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 2, 1 << 20), 4);
+  std::future<Outcome> constrained, free;
+  auto job = make_job(tokens(4, 1), 20, &constrained);
+  job->grammar.gbnf = R"(root ::= "c" "d" [b-c])";
+  scheduler.submit(job);
+  scheduler.submit(make_job(tokens(4, 1), 3, &free));
+  const Outcome c = constrained.get();
+  EXPECT_EQ(c.reason, FinishReason::STOP);
+  EXPECT_EQ(c.text.substr(0, 2), "cd");
+  EXPECT_EQ(c.text.size(), 3u);
+  EXPECT_EQ(c.completion, 3);
+  EXPECT_NE(free.get().text.substr(0, 2), "cd");
+}
+
+TEST(Scheduler, AGrammarThatDoesNotParseFailsTheJob) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 64, 1, 1 << 20), 4);
+  std::future<Outcome> done, next;
+  auto job = make_job(tokens(4, 1), 5, &done);
+  job->grammar.gbnf = "root ::= (";
+  scheduler.submit(job);
+  const Outcome o = done.get();
+  EXPECT_EQ(o.reason, FinishReason::ERROR);
+  EXPECT_EQ(o.error.code, ErrorCode::INTERNAL);
+  scheduler.submit(make_job(tokens(4, 2), 2, &next));  // the slot serves the next job
+  EXPECT_EQ(next.get().reason, FinishReason::LENGTH);
+}
+
 }  // namespace
 }  // namespace allm

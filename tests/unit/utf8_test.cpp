@@ -32,3 +32,17 @@ TEST(Utf8, SanitizeReplacesInvalidSequences) {
   EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
   EXPECT_EQ(sanitize_utf8("\xC0\xAF"), fffd + fffd);             // overlong
 }
+
+TEST(Utf8, PrefixAllowsOnlyAValidUnfinishedLastCharacter) {
+  EXPECT_TRUE(is_utf8_prefix(""));
+  EXPECT_TRUE(is_utf8_prefix("a\xC3\xA9"));
+  EXPECT_TRUE(is_utf8_prefix("a\xE2\x82"));
+  EXPECT_TRUE(is_utf8_prefix("\xED\x9F"));
+  EXPECT_FALSE(is_utf8_prefix("\xED\xA0"));  // a surrogate
+  EXPECT_FALSE(is_utf8_prefix("\xF4\x90"));  // above U+10FFFF
+  EXPECT_FALSE(is_utf8_prefix("\xE0\x80"));  // overlong
+  EXPECT_FALSE(
+      is_utf8_prefix("\xC3"
+                     "a"));  // unfinished before another character
+  EXPECT_FALSE(is_utf8_prefix("a\x80"));
+}

@@ -1,0 +1,23 @@
+// Structured outputs: the format a request asks the answer to take (Responses `text.format`,
+// Chat Completions `response_format`), read into the grammar the sampler follows.
+#pragma once
+
+#include "api/http_util.h"
+#include "text/generation.h"
+
+namespace allm {
+
+struct OutputFormat {
+  json echo = {{"type", "text"}};  // the format as the response object shows it
+  GrammarConstraint grammar;       // empty for plain text
+};
+
+// Responses: `text` {format: {type: "text"} | {type: "json_object"} |
+// {type: "json_schema", name, schema, description, strict}}.
+Error read_text_format(const json& body, OutputFormat* out);
+
+// Chat Completions: `response_format` {type: "text"} | {type: "json_object"} |
+// {type: "json_schema", json_schema: {name, schema, description, strict}}.
+Error read_response_format(const json& body, OutputFormat* out);
+
+}  // namespace allm
