@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -134,12 +136,31 @@ Served& served() {
   return *instance;
 }
 
+// Whether `fd` has something to read (or its end) within 120 s. Generous: a connection may carry
+// many pipelined requests, each answered in turn (a transcription's whisper state alone takes a
+// good part of a second in this build). libFuzzer's timeout alarm (SIGALRM every -timeout/2 s)
+// interrupts poll, which is never restarted: an interrupted wait goes on with the time left.
+bool wait_readable(int fd) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(left));
+    if (ready > 0) return true;
+    if (ready == 0 || errno != EINTR) return false;
+  }
+}
+
 // Sends `bytes`, closes the sending side and reads everything the server answers.
 std::string exchange(const uint8_t* data, size_t size) {
   const int fd = served().connect_to();
   if (fd < 0) fuzz::fail("the server stopped accepting connections");
   for (size_t sent = 0; sent < size;) {
     const ssize_t n = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server may close early (a bad request line)
     sent += static_cast<size_t>(n);
   }
@@ -147,11 +168,9 @@ std::string exchange(const uint8_t* data, size_t size) {
   std::string answer;
   char buffer[16384];
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    // Generous: a connection may carry many pipelined requests, each answered in turn (a
-    // transcription's whisper state alone takes a good part of a second in this build).
-    if (poll(&p, 1, 120000) <= 0) fuzz::fail("no answer within 120 s");
+    if (!wait_readable(fd)) fuzz::fail("no answer within 120 s");
     const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     answer.append(buffer, static_cast<size_t>(n));
   }
