@@ -2,13 +2,13 @@
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/ids.h"
+#include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "core/text_manager.h"
-#include "text/utf8.h"
 
 namespace allm {
 
@@ -149,25 +149,6 @@ Error read_call(const json& body, ChatCall* call) {
   return {};
 }
 
-json bytes_json(const std::string& bytes) {
-  json out = json::array();
-  for (unsigned char c : bytes) out.push_back(static_cast<int>(c));
-  return out;
-}
-
-// One entry per generated token, with its raw bytes (a token may be part of a character).
-json logprob_entry(const TokenLogprob& lp) {
-  json top = json::array();
-  for (const auto& [bytes, logprob] : lp.top) {
-    top.push_back(
-        {{"token", sanitize_utf8(bytes)}, {"logprob", logprob}, {"bytes", bytes_json(bytes)}});
-  }
-  return {{"token", sanitize_utf8(lp.bytes)},
-          {"logprob", lp.logprob},
-          {"bytes", bytes_json(lp.bytes)},
-          {"top_logprobs", top}};
-}
-
 const char* finish_reason(FinishReason reason) {
   return reason == FinishReason::LENGTH ? "length" : "stop";
 }
@@ -207,7 +188,7 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
         {"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
     if (call.logprobs) {
       json content = json::array();
-      for (const TokenLogprob& lp : event.logprobs) content.push_back(logprob_entry(lp));
+      append_logprob_entries(event.logprobs, &content);
       choice["logprobs"] = {{"content", content}, {"refusal", nullptr}};
     }
     out += chunk_line(chunk(call, json::array({choice})));
@@ -260,7 +241,7 @@ void respond_plain(const httplib::Request& req, httplib::Response& res, const Ch
   const bool finished = drain_text_stream(stream, req.is_connection_closed, [&](TextEvent& event) {
     content += event.delta.content;
     reasoning += event.delta.reasoning;
-    for (const TokenLogprob& lp : event.logprobs) logprobs.push_back(logprob_entry(lp));
+    append_logprob_entries(event.logprobs, &logprobs);
     if (event.done) last = std::move(event);
     return true;
   });

@@ -117,26 +117,28 @@ Error reasoning(const json& value, const std::string& param) {
   return {};
 }
 
+// `include`: of the additional output data, the output text's log probabilities are offered (the
+// Responses parser reads them).
 Error include(const json& value, const std::string& param) {
   if (!value.is_array()) return request_error("'" + param + "' must be an array", param);
-  if (value.empty()) return {};
-  const std::string item_param = param + "[0]";
-  if (!value[0].is_string()) {
-    return request_error("'" + item_param + "' must be a string", item_param);
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string item_param = param + "[" + std::to_string(i) + "]";
+    if (!value[i].is_string()) {
+      return request_error("'" + item_param + "' must be a string", item_param);
+    }
+    if (value[i] != "message.output_text.logprobs") {
+      return unsupported(
+          "of the additional output data, only 'message.output_text.logprobs' is "
+          "offered ('" +
+              quote_excerpt(value[i].get<std::string>()) + "')",
+          item_param);
+    }
   }
-  return unsupported(
-      "no additional output data is offered ('" + quote_excerpt(value[0].get<std::string>()) + "')",
-      item_param);
+  return {};
 }
 
 Error truncation(const json& value, const std::string& param) {
-  if (value == "disabled") return {};
-  if (value == "auto") {
-    return unsupported(
-        "automatic truncation is not offered; an input longer than the context is a 400 "
-        "context_length_exceeded",
-        param);
-  }
+  if (value == "disabled" || value == "auto") return {};
   return request_error("'" + param + "' must be 'disabled' or 'auto'", param);
 }
 
@@ -144,16 +146,6 @@ Error truncation(const json& value, const std::string& param) {
 Error max_tool_calls(const json& value, const std::string& param) {
   if (!value.is_number_integer() || value.get<int64_t>() < 1) {
     return request_error("'" + param + "' must be a positive integer", param);
-  }
-  return {};
-}
-
-Error top_logprobs(const json& value, const std::string& param) {
-  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > 20) {
-    return request_error("'" + param + "' must be an integer from 0 to 20", param);
-  }
-  if (value.get<int64_t>() > 0) {
-    return unsupported("log probabilities are offered on /v1/chat/completions (logprobs)", param);
   }
   return {};
 }
@@ -208,9 +200,8 @@ const RequestField kResponsesFields[] = {
     {"reasoning", Treatment::CHECKED, nullptr, reasoning},
     {"include", Treatment::CHECKED, nullptr, include},
     {"truncation", Treatment::CHECKED, nullptr, truncation},
-    {"top_logprobs", Treatment::CHECKED, nullptr, top_logprobs},
-    {"background", Treatment::UNLESS_FALSE,
-     "background responses are not offered; use stream: true for long generations"},
+    {"top_logprobs", Treatment::PARSED},
+    {"background", Treatment::PARSED},
     {"conversation", Treatment::REFUSED,
      "conversation objects are not offered; continue a conversation with previous_response_id"},
     {"prompt", Treatment::REFUSED,

@@ -4,12 +4,14 @@
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/ids.h"
+#include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "base/log.h"
+#include "core/background_jobs.h"
 #include "core/conversation_service.h"
 #include "core/text_manager.h"
 
@@ -55,7 +57,8 @@ Error read_content(const json& content, const std::string& param, std::string* t
 
 Error read_input(const json& input, Conversation* items) {
   if (input.is_string()) {
-    items->push_back({ConversationItem::Type::MESSAGE, "user", input.get<std::string>()});
+    items->push_back(
+        {ConversationItem::Type::MESSAGE, "user", input.get<std::string>(), random_id("msg_")});
     return {};
   }
   if (!input.is_array() || input.empty()) {
@@ -78,6 +81,7 @@ Error read_input(const json& input, Conversation* items) {
     }
     if (!item.contains("content")) return request_error("missing content", param + ".content");
     ConversationItem message;
+    message.id = random_id("msg_");
     message.role = role == "developer" ? "system" : role;
     if (Error e = read_content(item["content"], param + ".content", &message.content)) return e;
     items->push_back(std::move(message));
@@ -135,7 +139,19 @@ struct ResponsesCall {
   double top_p = 1.0;
   bool stream = false;
   bool store = true;
+  bool background = false;
+  std::string truncation = "disabled";
+  bool logprobs = false;  // include: ["message.output_text.logprobs"]
+  int top_logprobs = 0;
 };
+
+// What include asks for: only the output text's log probabilities are offered (the field table
+// refuses the rest).
+bool includes_logprobs(const json& body) {
+  if (!body.contains("include") || !body["include"].is_array()) return false;
+  const json& include = body["include"];
+  return std::find(include.begin(), include.end(), "message.output_text.logprobs") != include.end();
+}
 
 Error read_call(const json& body, ConversationService& conversations, ResponsesCall* call) {
   if (Error e = check_responses_fields(body)) return e;
@@ -148,8 +164,27 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   auto stream = params.boolean("stream");
   auto store_flag = params.boolean("store");
   auto previous = params.string("previous_response_id");
+  auto background = params.boolean("background");
+  auto truncation = params.string("truncation");
+  auto top_logprobs = params.integer("top_logprobs", 0, 20);
   if (!params.has("input")) params.fail("missing required parameter 'input'", "input");
   if (params.error) return params.error;
+  call->logprobs = includes_logprobs(body);
+  if (top_logprobs.value_or(0) > 0 && !call->logprobs) {
+    return request_error(
+        "'top_logprobs' needs include: [\"message.output_text.logprobs\"] to be returned",
+        "top_logprobs");
+  }
+  call->background = background.value_or(false);
+  if (call->background && !store_flag.value_or(true)) {
+    return request_error("background responses are stored: 'background' needs 'store': true",
+                         "background");
+  }
+  if (call->background && stream.value_or(false)) {
+    return request_error(
+        "streaming a background response is not offered; poll GET /v1/responses/{id} instead",
+        "stream");
+  }
 
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
@@ -166,6 +201,11 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   request.max_tokens_param = "max_output_tokens";
   if (instructions) call->instructions = *instructions;
   request.messages = chat_messages(instructions, call->conversation);
+  call->truncation = truncation.value_or("disabled");
+  request.truncate = call->truncation == "auto";
+  request.kept_leading = instructions ? 1 : 0;
+  call->top_logprobs = static_cast<int>(top_logprobs.value_or(0));
+  request.top_logprobs = call->logprobs ? call->top_logprobs : -1;
   if (max_output) {
     request.max_tokens = static_cast<int>(*max_output);
     call->max_output_tokens = *max_output;
@@ -196,6 +236,32 @@ class ResponseObject {
   std::string text;
   std::string reasoning;
 
+  // An event's text, reasoning and logprobs (when not streamed: the event writer adds its own).
+  void add(const TextEvent& event) {
+    text += event.delta.content;
+    reasoning += event.delta.reasoning;
+    text_logprobs(event);
+  }
+
+  // The logprob entries of the event's output text, kept for the text part (none unless asked
+  // for). The tokens of text held back (a possible stop string) wait for the text they give;
+  // reasoning tokens have none in output_text.
+  json text_logprobs(const TextEvent& event) {
+    json entries = json::array();
+    if (!call_.logprobs) return entries;
+    pending_logprobs_.insert(pending_logprobs_.end(), event.logprobs.begin(), event.logprobs.end());
+    if (!event.delta.content.empty()) {
+      append_logprob_entries(pending_logprobs_, &entries);
+      for (const json& entry : entries) logprobs_.push_back(entry);
+    }
+    if (!event.delta.content.empty() || !event.delta.reasoning.empty()) pending_logprobs_.clear();
+    return entries;
+  }
+
+  // Cancelled before it ended (a background response): no output.
+  void cancel() { status_ = "cancelled"; }
+  bool answered() const { return status_ == "completed" || status_ == "incomplete"; }
+
   // The final state after generation ended.
   void finish(const TextEvent& done) {
     usage_ = done.usage;
@@ -223,8 +289,9 @@ class ResponseObject {
     return {{"type", "output_text"},
             {"text", text},
             {"annotations", json::array()},
-            {"logprobs", json::array()}};
+            {"logprobs", logprobs_}};
   }
+  const json& logprobs() const { return logprobs_; }
   json message_item(const std::string& status, bool with_content) const {
     return {{"id", message_id_},
             {"type", "message"},
@@ -238,11 +305,12 @@ class ResponseObject {
     json output = json::array();
     const std::string item_status = status_ == "incomplete" ? "incomplete" : "completed";
     if (done && !reasoning.empty()) output.push_back(reasoning_item(item_status));
-    if (done && status_ != "failed") output.push_back(message_item(item_status, true));
+    if (answered()) output.push_back(message_item(item_status, true));
     json o;
     o["id"] = id_;
     o["object"] = "response";
     o["created_at"] = created_at_;
+    o["background"] = call_.background;
     o["status"] = status_;
     o["error"] = status_ == "failed"
                      ? json{{"code", error_code_name(error_.code)}, {"message", error_.message}}
@@ -261,8 +329,9 @@ class ResponseObject {
     o["text"] = {{"format", call_.format.echo}};
     o["tool_choice"] = "auto";
     o["tools"] = json::array();
+    o["top_logprobs"] = call_.top_logprobs;
     o["top_p"] = call_.top_p;
-    o["truncation"] = "disabled";
+    o["truncation"] = call_.truncation;
     o["usage"] = done ? usage_json() : json(nullptr);
     o["user"] = nullptr;
     o["metadata"] = call_.metadata;
@@ -285,6 +354,8 @@ class ResponseObject {
   std::string status_ = "in_progress";
   Error error_;
   TextUsage usage_;
+  json logprobs_ = json::array();
+  std::vector<TokenLogprob> pending_logprobs_;
 };
 
 // The finished response's object, saved first (when store is on) so that it is stored before
@@ -293,11 +364,15 @@ class ResponseObject {
 json saved_object(ConversationService& conversations, const ResponsesCall& call, ResponseObject& r,
                   Error* store_error) {
   json object = r.object();
-  if (!call.store || r.status() == "failed") return object;
-  *store_error = conversations.save({r.id(),
-                                     object.dump(-1, ' ', false, json::error_handler_t::replace),
-                                     call.conversation,
-                                     {{ConversationItem::Type::MESSAGE, "assistant", r.text}}});
+  // A background response is stored however it ends: it replaces the one in progress.
+  if (!call.store || (!r.answered() && !call.background)) return object;
+  Conversation output;
+  if (r.answered()) {
+    output.push_back({ConversationItem::Type::MESSAGE, "assistant", r.text, r.message_id()});
+  }
+  *store_error =
+      conversations.save({r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
+                          call.conversation, std::move(output)});
   if (*store_error) {
     ALLM_LOG_ERROR("response %s not stored (answered with store: false): %s", r.id().c_str(),
                    store_error->message.c_str());
@@ -319,7 +394,9 @@ class ResponseEventWriter {
            emit("response.in_progress", {{"response", object}});
   }
 
-  bool delta(const ChatDelta& delta) {
+  bool delta(const TextEvent& event) {
+    const ChatDelta& delta = event.delta;
+    json logprobs = r_.text_logprobs(event);
     if (!delta.reasoning.empty()) {
       if (!reasoning_open_ && !open_reasoning()) return false;
       r_.reasoning += delta.reasoning;
@@ -337,7 +414,7 @@ class ResponseEventWriter {
                                                  {"output_index", message_index_},
                                                  {"content_index", 0},
                                                  {"delta", delta.content},
-                                                 {"logprobs", json::array()}});
+                                                 {"logprobs", std::move(logprobs)}});
     }
     return true;
   }
@@ -351,7 +428,7 @@ class ResponseEventWriter {
                                               {"output_index", message_index_},
                                               {"content_index", 0},
                                               {"text", r_.text},
-                                              {"logprobs", json::array()}}) ||
+                                              {"logprobs", r_.logprobs()}}) ||
           !emit("response.content_part.done", {{"item_id", r_.message_id()},
                                                {"output_index", message_index_},
                                                {"content_index", 0},
@@ -427,7 +504,7 @@ void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Re
           return false;
         }
         const bool finished = drain_text_stream(*stream, client_gone, [&](TextEvent& event) {
-          if (!writer.delta(event.delta)) return false;
+          if (!writer.delta(event)) return false;
           if (!event.done) return true;
           response.finish(event);
           Error not_stored;
@@ -443,8 +520,7 @@ void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Respon
   ResponseObject response(call);
   TextEvent last;
   const bool finished = drain_text_stream(stream, req.is_connection_closed, [&](TextEvent& event) {
-    response.text += event.delta.content;
-    response.reasoning += event.delta.reasoning;
+    response.add(event);
     if (event.done) last = std::move(event);
     return true;
   });
@@ -460,6 +536,53 @@ void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Respon
   send_json(res, object);
 }
 
+// A background response's generation, on the job's thread: it is stored when it ends, however it
+// ends (cancelled: without output).
+void run_background(ConversationService& conversations, const ResponsesCall& call,
+                    TextStream& stream, ResponseObject& response,
+                    const std::atomic<bool>& cancelled) {
+  TextEvent event;
+  for (;;) {
+    if (cancelled) stream.cancel();
+    if (!stream.next(&event, std::chrono::milliseconds(50))) continue;
+    response.add(event);
+    if (event.done) break;
+  }
+  if (cancelled) {
+    response.cancel();
+  } else {
+    response.finish(event);
+  }
+  Error not_stored;
+  saved_object(conversations, call, response, &not_stored);
+}
+
+// background: true answers at once with the response in progress, stored before the answer so
+// that it can be polled; the generation goes on in a background job.
+void respond_background(ApiContext& ctx, httplib::Response& res,
+                        std::shared_ptr<ResponsesCall> call, std::shared_ptr<TextStream> stream) {
+  auto response = std::make_shared<ResponseObject>(*call);
+  const json object = response->object();
+  Error error = ctx.background.start(
+      response->id(),
+      [&] {
+        return ctx.conversations.save({response->id(),
+                                       object.dump(-1, ' ', false, json::error_handler_t::replace),
+                                       call->conversation,
+                                       {}});
+      },
+      // The job may outlive the HTTP server and its context (at shutdown), not the service.
+      [&conversations = ctx.conversations, call, stream,
+       response](const std::atomic<bool>& cancelled) {
+        run_background(conversations, *call, *stream, *response, cancelled);
+      });
+  if (error) {
+    stream->cancel();
+    return send_error(res, error);
+  }
+  send_json(res, object);
+}
+
 void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   json body;
   Error error;
@@ -472,8 +595,101 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
     return send_error(
         res, with_endpoint_advice(error, ctx.registry, call->request.model, Modality::TEXT));
   }
+  if (call->background) return respond_background(ctx, res, call, stream);
   if (call->stream) return respond_streaming(ctx, req, res, call, stream);
   respond_plain(ctx, req, res, *call, *stream);
+}
+
+// The stored object `id`. A background response stored in progress whose job no longer runs was
+// left so by a server that stopped: it is marked failed, in the store too, before it is answered.
+Error stored_object(ApiContext& ctx, const std::string& id, std::string* object_json) {
+  if (Error e = ctx.conversations.find(id, object_json)) return e;
+  if (!in_progress(*object_json) || ctx.background.running(id)) return {};
+  // Its job stores it before it stops running: look again.
+  if (Error e = ctx.conversations.find(id, object_json)) return e;
+  if (!in_progress(*object_json)) return {};
+  json object = json::parse(*object_json);
+  object["status"] = "failed";
+  object["error"] = {{"code", error_code_name(ErrorCode::CANCELLED)},
+                     {"message", "the server stopped before this background response ended"}};
+  *object_json = object.dump(-1, ' ', false, json::error_handler_t::replace);
+  return ctx.conversations.replace_object(id, *object_json);
+}
+
+// POST /v1/responses/{id}/cancel: a background response in progress ends as cancelled; one that
+// already ended is answered as it is.
+void cancel_response(ApiContext& ctx, const std::string& id, httplib::Response& res) {
+  std::string object_json;
+  if (Error e = stored_object(ctx, id, &object_json)) return send_error(res, e);
+  if (!json::parse(object_json).value("background", false)) {
+    return send_error(
+        res, request_error("only background responses can be cancelled; '" + quote_excerpt(id) +
+                               "' was not created with "
+                               "background: true",
+                           "response_id"));
+  }
+  if (ctx.background.cancel(id)) {
+    if (Error e = ctx.conversations.find(id, &object_json)) return send_error(res, e);
+  }
+  res.set_content(object_json, "application/json");
+}
+
+// The query of GET /v1/responses/{id}/input_items: limit (1-100), order (asc, desc), after.
+Error read_item_query(const httplib::Request& req, ItemQuery* query) {
+  for (const auto& [name, value] : req.params) {
+    if (name == "limit") {
+      char* end = nullptr;
+      const long limit = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || limit < 1 || limit > 100) {
+        return request_error("'limit' must be an integer from 1 to 100", "limit");
+      }
+      query->limit = static_cast<size_t>(limit);
+    } else if (name == "order") {
+      if (value != "asc" && value != "desc") {
+        return request_error("'order' must be 'asc' or 'desc'", "order");
+      }
+      query->ascending = value == "asc";
+    } else if (name == "after") {
+      query->after = value;
+    } else if (name == "include" || name == "include[]") {
+      return request_error("'include' value '" + quote_excerpt(value) +
+                               "' is not offered: input items carry no additional data",
+                           "include");
+    } else {
+      return request_error("unknown parameter '" + quote_excerpt(name) + "'", name,
+                           "unknown_parameter");
+    }
+  }
+  return {};
+}
+
+// An input item as OpenAI lists it: a message with input_text parts (output_text for the
+// assistant's).
+json input_item_json(const ConversationItem& item) {
+  const bool assistant = item.role == "assistant";
+  json part = {{"type", assistant ? "output_text" : "input_text"}, {"text", item.content}};
+  if (assistant) part["annotations"] = json::array();
+  return {{"id", item.id},
+          {"type", "message"},
+          {"role", item.role},
+          {"status", "completed"},
+          {"content", json::array({part})}};
+}
+
+void list_input_items(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  ItemQuery query;
+  if (Error e = read_item_query(req, &query)) return send_error(res, e);
+  ItemPage page;
+  if (Error e = ctx.conversations.input_items(req.matches[1], query, &page)) {
+    return send_error(res, e);
+  }
+  json data = json::array();
+  for (const ConversationItem& item : page.items) data.push_back(input_item_json(item));
+  send_json(res, {{"object", "list"},
+                  {"data", data},
+                  {"first_id", page.items.empty() ? json(nullptr) : json(page.items.front().id)},
+                  {"last_id", page.items.empty() ? json(nullptr) : json(page.items.back().id)},
+                  {"has_more", page.has_more}});
 }
 
 }  // namespace
@@ -489,9 +705,17 @@ void register_responses_routes(httplib::Server& server, ApiContext& ctx) {
   });
   server.Get("/v1/responses/([^/]+)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string object;
-    if (Error e = ctx.conversations.find(req.matches[1], &object)) return send_error(res, e);
+    if (Error e = stored_object(ctx, req.matches[1], &object)) return send_error(res, e);
     res.set_content(object, "application/json");
   });
+  server.Get("/v1/responses/([^/]+)/input_items",
+             [&ctx](const httplib::Request& req, httplib::Response& res) {
+               list_input_items(ctx, req, res);
+             });
+  server.Post("/v1/responses/([^/]+)/cancel",
+              [&ctx](const httplib::Request& req, httplib::Response& res) {
+                cancel_response(ctx, req.matches[1], res);
+              });
   server.Delete("/v1/responses/([^/]+)",
                 [&ctx](const httplib::Request& req, httplib::Response& res) {
                   const std::string id = req.matches[1];

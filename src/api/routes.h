@@ -13,12 +13,14 @@ class TextManager;
 class AudioManager;
 class ImageManager;
 class ConversationService;
+class BackgroundJobs;
 
 struct ApiContext {
   ModelRegistry& registry;
   ModelLifecycle& lifecycle;  // which models are loaded, for /metrics
   TextManager& text;
   ConversationService& conversations;  // the Responses API's stored responses
+  BackgroundJobs& background;          // background responses being generated
   AudioManager& audio;
   ImageManager& images;
 };

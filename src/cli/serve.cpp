@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "core/background_jobs.h"
 #include "core/conversation_service.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
@@ -221,7 +222,10 @@ int run_serve(int argc, char** argv) {
   }
   ALLM_LOG_INFO("serving up to %d connections at once (--max-connections)",
                 options.server.max_connections);
-  ApiServer server(ApiContext{registry, lifecycle, text, conversations, audio, images},
+  // Background responses: declared after the managers, so that their jobs are cancelled and
+  // waited for (and store how they ended) before the models go.
+  BackgroundJobs background;
+  ApiServer server(ApiContext{registry, lifecycle, text, conversations, background, audio, images},
                    options.server);
   std::atomic<bool> running{true};
   bool ok = false;

@@ -4,6 +4,7 @@
 // below keeps what it is given.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct ConversationItem {
   Type type = Type::MESSAGE;
   std::string role;  // MESSAGE: system, user or assistant
   std::string content;
+  std::string id;  // msg_...: the API names new items; stored ones keep their names
 };
 using Conversation = std::vector<ConversationItem>;
 
@@ -29,11 +31,30 @@ using Conversation = std::vector<ConversationItem>;
 std::vector<ChatMessage> chat_messages(const std::optional<std::string>& instructions,
                                        const Conversation& conversation);
 
-// How a conversation is kept in the store: a JSON array of {"role","content"} messages.
-std::string conversation_to_json(const Conversation& conversation);
-bool conversation_from_json(const std::string& text, Conversation* conversation);
+// How a conversation is kept in the store: a JSON array of {"id","role","content"} messages, the
+// last `output_items` (what the response answered) marked "output": true. Records written before
+// items had ids have none and no marks: their items are named msg_<response>_<index> when read
+// (`response_id`: the record's), and their last item is the output.
+std::string conversation_to_json(const Conversation& conversation, size_t output_items = 0);
+bool conversation_from_json(const std::string& text, const std::string& response_id,
+                            Conversation* conversation, size_t* output_items = nullptr);
 
-// A response that ended and is to be stored.
+// A page of a response's input items: `limit` of them, after the item `after` when given, oldest
+// first when `ascending`.
+struct ItemQuery {
+  size_t limit = 20;
+  bool ascending = false;
+  std::optional<std::string> after;
+};
+struct ItemPage {
+  Conversation items;
+  bool has_more = false;
+};
+
+// Whether a stored response object is still queued or in progress (a background response).
+bool in_progress(const std::string& object_json);
+
+// A response to be stored: one that ended, or a background one that starts (no output yet).
 struct FinishedResponse {
   std::string id;
   std::string object_json;    // the response object as returned to the client
@@ -46,7 +67,8 @@ class ConversationService {
   explicit ConversationService(ResponseStore& store) : store_(store) {}
 
   // The conversation a response continues: that stored with `previous_response_id` (a not_found
-  // error on that param when there is none), or an empty one without it.
+  // error on that param when there is none, an error when it is still in progress), or an empty
+  // one without it.
   Error history(const std::optional<std::string>& previous_response_id, Conversation* conversation);
   // Appends a request's input items to the conversation it continues.
   static void append_input(Conversation* conversation, Conversation input);
@@ -59,8 +81,19 @@ class ConversationService {
   Error find(const std::string& id, std::string* object_json);
   // Deletes the stored response `id` (a not_found error on response_id when there is none).
   Error remove(const std::string& id);
+  // The items the response `id` was given (its history and input, not its output), paged; an
+  // `after` that names none of them is an error on that param.
+  Error input_items(const std::string& id, const ItemQuery& query, ItemPage* page);
+  // Replaces the stored object of response `id`, keeping its conversation (a background response
+  // that ended without an answer).
+  Error replace_object(const std::string& id, const std::string& object_json);
 
  private:
+  // The stored response `id` and its conversation (a not_found error on `param` when there is
+  // none; an INTERNAL error when the conversation is damaged).
+  Error load(const std::string& id, const char* param, std::string* object_json,
+             Conversation* conversation, size_t* output_items);
+
   ResponseStore& store_;
 };
 

@@ -99,6 +99,39 @@ static std::vector<Token> tokenize_prompt(const TextBackend& backend, const std:
 
 namespace {
 
+// The prompt of `messages` without the `dropped` messages that follow the first `kept_leading`.
+Error format_without(const ChatFormatter& formatter, const TextBackend& backend,
+                     const TextRequest& request, size_t dropped, FormattedChat* chat,
+                     std::vector<Token>* prompt) {
+  std::vector<ChatMessage> messages = request.messages;
+  const auto first = messages.begin() + static_cast<std::ptrdiff_t>(request.kept_leading);
+  messages.erase(first, first + static_cast<std::ptrdiff_t>(dropped));
+  *chat = FormattedChat{};
+  if (Error e = formatter.format(messages, chat)) return e;
+  *prompt = tokenize_prompt(backend, chat->prompt);
+  return {};
+}
+
+// Formats and tokenizes the request. With truncation, the fewest oldest messages are dropped that
+// make the prompt fit (found by bisection: fewer messages never make a longer prompt); when even
+// the newest alone does not fit, that prompt is returned and refused by the caller.
+Error format_fitting(const ChatFormatter& formatter, const TextBackend& backend,
+                     const TextRequest& request, FormattedChat* chat, std::vector<Token>* prompt) {
+  const auto fits = [&] {
+    return static_cast<int>(prompt->size()) < backend.context_per_sequence();
+  };
+  if (Error e = format_without(formatter, backend, request, 0, chat, prompt)) return e;
+  const size_t kept = request.kept_leading + 1;
+  if (fits() || !request.truncate || request.messages.size() <= kept) return {};
+  size_t too_few = 0, enough = request.messages.size() - kept;  // drop counts
+  while (enough - too_few > 1) {
+    const size_t middle = too_few + (enough - too_few) / 2;
+    if (Error e = format_without(formatter, backend, request, middle, chat, prompt)) return e;
+    (fits() ? enough : too_few) = middle;
+  }
+  return format_without(formatter, backend, request, enough, chat, prompt);
+}
+
 // Per-request timing for the latency histograms, updated on the scheduler thread.
 struct TokenClock {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -148,10 +181,11 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
     return nullptr;
   };
   FormattedChat chat;
-  if (Error e = model->formatter->format(request.messages, &chat)) return give_up(e);
   const TextBackend& backend = model->scheduler->backend();
   auto job = std::make_shared<GenerationJob>();
-  job->prompt = tokenize_prompt(backend, chat.prompt);
+  if (Error e = format_fitting(*model->formatter, backend, request, &chat, &job->prompt)) {
+    return give_up(e);
+  }
   const int prompt_tokens = static_cast<int>(job->prompt.size());
   if (prompt_tokens == 0)
     return give_up(request_error("the prompt is empty", request.prompt_param));

@@ -36,8 +36,13 @@ struct TextRequest {
   SamplingParams sampling;
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
-  int top_logprobs = -1;                        // -1: no logprobs
-  GrammarConstraint grammar;                    // structured outputs: the answer follows it
+  int top_logprobs = -1;      // -1: no logprobs
+  GrammarConstraint grammar;  // structured outputs: the answer follows it
+  // Truncation ("auto" on /v1/responses): while the prompt does not fit the context, the oldest
+  // messages go, except the first `kept_leading` (the instructions) and the last (the newest
+  // input). Off: a prompt past the context is a context_length_exceeded error.
+  bool truncate = false;
+  size_t kept_leading = 0;
   std::string prompt_param = "messages";        // the request field a too-long prompt is blamed on
   std::string max_tokens_param = "max_tokens";  // the field an over-the-cap limit is blamed on
   // When the server accepted the request: --request-timeout and the time to first token count

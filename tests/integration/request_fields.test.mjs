@@ -14,15 +14,13 @@ const base = {
 
 // [endpoint, extra fields, the param the refusal names]
 const refused = [
-  [RESPONSES, { background: true }, 'background'],
   [RESPONSES, { conversation: 'conv_1' }, 'conversation'],
   [RESPONSES, { prompt: { id: 'pmpt_1' } }, 'prompt'],
   [RESPONSES, { include: ['reasoning.encrypted_content'] }, 'include[0]'],
-  [RESPONSES, { truncation: 'auto' }, 'truncation'],
+  [RESPONSES, { include: ['message.output_text.logprobs', 'file_search_call.results'] }, 'include[1]'],
   [RESPONSES, { service_tier: 'flex' }, 'service_tier'],
   [RESPONSES, { prompt_cache_retention: '24h' }, 'prompt_cache_retention'],
   [RESPONSES, { reasoning: { effort: 'high' } }, 'reasoning.effort'],
-  [RESPONSES, { top_logprobs: 3 }, 'top_logprobs'],
   [RESPONSES, { stream: true, stream_options: { include_obfuscation: true } }, 'stream_options.include_obfuscation'],
   [CHAT, { store: true }, 'store'],
   [CHAT, { metadata: { k: 'v' } }, 'metadata'],
@@ -46,6 +44,7 @@ const accepted = [
   [RESPONSES, { reasoning: { effort: null, summary: null }, max_tool_calls: 3, top_logprobs: 0 }],
   [RESPONSES, { conversation: null, prompt: null, safety_identifier: 'sid-1' }],
   [RESPONSES, { stream: true, stream_options: { include_obfuscation: false } }],
+  [RESPONSES, { truncation: 'auto', include: ['message.output_text.logprobs'], top_logprobs: 2 }],
   [CHAT, { store: false, metadata: {}, modalities: ['text'], service_tier: 'default' }],
   [CHAT, { user: 'end-user-8', prompt_cache_key: 'k', logit_bias: null, audio: null }],
   [CHAT, { stream: true, stream_options: { include_usage: true, include_obfuscation: false } }],

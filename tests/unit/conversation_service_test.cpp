@@ -98,12 +98,98 @@ TEST(ConversationJson, KeepsTheStoredForm) {
   EXPECT_EQ(text,
             R"([{"role":"user","content":"hi \"there\""},{"role":"assistant","content":"yo"}])");
   Conversation back;
-  ASSERT_TRUE(conversation_from_json(text, &back));
+  size_t output_items = 0;
+  ASSERT_TRUE(conversation_from_json(text, "resp_old", &back, &output_items));
   EXPECT_EQ(lines(back), lines(conversation));
+  // Items of such a record are named after it and their place; the last is the output.
+  EXPECT_EQ(back[0].id, "msg_resp_old_0");
+  EXPECT_EQ(back[1].id, "msg_resp_old_1");
+  EXPECT_EQ(output_items, 1u);
   for (const char* damaged : {"", "{", "[1]", R"({"role":"user","content":"x"})"}) {
     Conversation out;
-    EXPECT_FALSE(conversation_from_json(damaged, &out)) << damaged;
+    EXPECT_FALSE(conversation_from_json(damaged, "resp_x", &out)) << damaged;
   }
+}
+
+TEST(ConversationJson, KeepsIdsAndMarksTheOutput) {
+  Conversation conversation = {message("user", "hi"), message("assistant", "yo")};
+  conversation[0].id = "msg_a";
+  conversation[1].id = "msg_b";
+  const std::string text = conversation_to_json(conversation, 1);
+  EXPECT_EQ(
+      text,
+      R"([{"id":"msg_a","role":"user","content":"hi"},{"id":"msg_b","role":"assistant","content":"yo","output":true}])");
+  Conversation back;
+  size_t output_items = 9;
+  ASSERT_TRUE(conversation_from_json(text, "resp_1", &back, &output_items));
+  EXPECT_EQ(back[0].id, "msg_a");
+  EXPECT_EQ(back[1].id, "msg_b");
+  EXPECT_EQ(output_items, 1u);
+  // A background response in progress: named input, no output yet.
+  ASSERT_TRUE(conversation_from_json(conversation_to_json(conversation, 0), "resp_1", &back,
+                                     &output_items));
+  EXPECT_EQ(output_items, 0u);
+}
+
+ConversationItem named(const std::string& id, const std::string& role, const std::string& content) {
+  ConversationItem item = message(role, content);
+  item.id = id;
+  return item;
+}
+
+std::vector<std::string> ids(const ItemPage& page) {
+  std::vector<std::string> out;
+  for (const ConversationItem& item : page.items) out.push_back(item.id);
+  return out;
+}
+
+TEST_F(ConversationServiceTest, InputItemsArePagedWithoutTheOutput) {
+  Conversation conversation = {named("msg_1", "system", "be brief"), named("msg_2", "user", "hi"),
+                               named("msg_3", "assistant", "hello"),
+                               named("msg_4", "user", "again")};
+  ASSERT_FALSE(service_->save({"resp_1", "{}", conversation, {named("msg_5", "assistant", "yo")}}));
+  ItemPage page;
+  ASSERT_FALSE(service_->input_items("resp_1", {}, &page));
+  EXPECT_EQ(ids(page), (std::vector<std::string>{"msg_4", "msg_3", "msg_2", "msg_1"}));
+  EXPECT_FALSE(page.has_more);
+
+  ItemQuery query;
+  query.limit = 2;
+  query.ascending = true;
+  ASSERT_FALSE(service_->input_items("resp_1", query, &(page = {})));
+  EXPECT_EQ(ids(page), (std::vector<std::string>{"msg_1", "msg_2"}));
+  EXPECT_TRUE(page.has_more);
+  query.after = "msg_2";
+  ASSERT_FALSE(service_->input_items("resp_1", query, &(page = {})));
+  EXPECT_EQ(ids(page), (std::vector<std::string>{"msg_3", "msg_4"}));
+  EXPECT_FALSE(page.has_more);
+  query.ascending = false;
+  query.after = "msg_3";
+  ASSERT_FALSE(service_->input_items("resp_1", query, &(page = {})));
+  EXPECT_EQ(ids(page), (std::vector<std::string>{"msg_2", "msg_1"}));
+
+  query.after = "msg_5";  // the output is not an input item
+  EXPECT_EQ(service_->input_items("resp_1", query, &(page = {})).param, "after");
+  EXPECT_EQ(service_->input_items("resp_none", {}, &(page = {})).request_code, "not_found");
+}
+
+TEST_F(ConversationServiceTest, AResponseInProgressCannotBeContinued) {
+  ASSERT_FALSE(service_->save({"resp_bg",
+                               R"({"id":"resp_bg","status":"in_progress"})",
+                               {named("msg_1", "user", "hi")},
+                               {}}));
+  Conversation conversation;
+  EXPECT_EQ(service_->history("resp_bg", &conversation).param, "previous_response_id");
+  ItemPage page;
+  ASSERT_FALSE(service_->input_items("resp_bg", {}, &page));
+  EXPECT_EQ(ids(page), (std::vector<std::string>{"msg_1"}));
+
+  ASSERT_FALSE(service_->replace_object("resp_bg", R"({"id":"resp_bg","status":"failed"})"));
+  EXPECT_FALSE(service_->history("resp_bg", &conversation));
+  EXPECT_EQ(lines(conversation), (std::vector<std::string>{"user: hi"}));
+  std::string object;
+  ASSERT_FALSE(service_->find("resp_bg", &object));
+  EXPECT_EQ(object, R"({"id":"resp_bg","status":"failed"})");
 }
 
 TEST(ChatMessages, InstructionsComeFirstAsASystemMessage) {

@@ -88,5 +88,59 @@ TEST_F(TextManagerTest, AStreamNobodyHoldsCancelsItsJob) {
   EXPECT_EQ(counted("allm_queue_depth"), 0);
 }
 
+// The prompt tokens of `request` (-1 when it does not fit the context).
+int prompt_tokens(TextManager& text, const TextRequest& request) {
+  Error error;
+  std::shared_ptr<TextStream> stream = text.start(request, &error);
+  if (!stream) {
+    EXPECT_EQ(error.request_code, "context_length_exceeded") << error.message;
+    return -1;
+  }
+  TextEvent event;
+  while (!event.done) EXPECT_TRUE(stream->next(&event, std::chrono::seconds(60)));
+  return event.usage.prompt_tokens;
+}
+
+TEST_F(TextManagerTest, TruncationDropsTheFewestOldestMessagesKeepingInstructionsAndNewest) {
+  TextRequest request = greedy(1);
+  std::vector<ChatMessage> middle;
+  for (int i = 0; i < 30; ++i) {
+    middle.push_back({i % 2 ? "assistant" : "user",
+                      "message " + std::to_string(i) +
+                          " with some words to take up room in "
+                          "the context of this small model",
+                      ""});
+  }
+  const ChatMessage instructions{"system", "Answer briefly and politely.", ""};
+  const ChatMessage newest{"user", "The newest question", ""};
+  const auto conversation = [&](size_t dropped) {
+    std::vector<ChatMessage> messages = {instructions};
+    messages.insert(messages.end(), middle.begin() + static_cast<std::ptrdiff_t>(dropped),
+                    middle.end());
+    messages.push_back(newest);
+    return messages;
+  };
+  // Without truncation: the whole conversation does not fit; find the fewest oldest to drop.
+  request.messages = conversation(0);
+  ASSERT_EQ(prompt_tokens(*text_, request), -1) << "the conversation must be past the context";
+  size_t fewest = 0;
+  int expected = -1;
+  while (expected < 0 && fewest < middle.size()) {
+    request.messages = conversation(++fewest);
+    expected = prompt_tokens(*text_, request);
+  }
+  ASSERT_GT(expected, 0);
+  ASSERT_LT(fewest, middle.size()) << "some middle messages must still fit";
+
+  request.messages = conversation(0);
+  request.truncate = true;
+  request.kept_leading = 1;
+  EXPECT_EQ(prompt_tokens(*text_, request), expected);
+
+  // The newest message alone past the context stays refused.
+  request.messages = {instructions, {"user", std::string(20000, 'x'), ""}};
+  EXPECT_EQ(prompt_tokens(*text_, request), -1);
+}
+
 }  // namespace
 }  // namespace allm

@@ -17,6 +17,7 @@
 #include "../fuzz_util.h"
 #include "api/server.h"
 #include "core/audio_manager.h"
+#include "core/background_jobs.h"
 #include "core/conversation_service.h"
 #include "core/free_memory.h"
 #include "core/image_manager.h"
@@ -89,6 +90,7 @@ struct Served {
   ImageManager images{registry, lifecycle, ImageManagerConfig{}};
   std::unique_ptr<ResponseStore> store;
   std::unique_ptr<ConversationService> conversations;
+  BackgroundJobs background;  // goes before the conversations and managers its jobs use
   std::unique_ptr<ApiServer> server;
   std::thread thread;
   int port = unused_port();
@@ -105,7 +107,7 @@ struct Served {
     config.api_keys = {kApiKey};
     config.cors_origins = {"https://app.example"};
     server = std::make_unique<ApiServer>(
-        ApiContext{registry, lifecycle, text, *conversations, audio, images}, config);
+        ApiContext{registry, lifecycle, text, *conversations, background, audio, images}, config);
     thread = std::thread([this] { server->run(); });
     for (int i = 0; i < 200 && !reachable(); ++i) usleep(10000);
   }
