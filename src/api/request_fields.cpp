@@ -172,6 +172,23 @@ Error chat_metadata(const json& value, const std::string& param) {
       param);
 }
 
+// Function tools are not offered yet: no tools (an empty list) is the only answer that keeps
+// the request's meaning, and with none there is nothing to choose but "auto" or "none".
+Error no_tools(const json& value, const std::string& param) {
+  if (value.is_array() && value.empty()) return {};
+  return unsupported("function tools are not offered yet", param);
+}
+
+Error tool_choice(const json& value, const std::string& param) {
+  if (value == "auto" || value == "none") return {};
+  return unsupported("function tools are not offered yet; there is no tool to choose", param);
+}
+
+Error parallel_tool_calls(const json& value, const std::string& param) {
+  if (!value.is_boolean()) return request_error("'" + param + "' must be a boolean", param);
+  return {};
+}
+
 constexpr const char* kNoStoredChat =
     "stored chat completions are not offered; /v1/responses stores responses";
 
@@ -187,9 +204,9 @@ const RequestField kResponsesFields[] = {
     {"previous_response_id", Treatment::PARSED},
     {"metadata", Treatment::PARSED},
     {"text", Treatment::PARSED},
-    {"tools", Treatment::PARSED},
-    {"tool_choice", Treatment::PARSED},
-    {"parallel_tool_calls", Treatment::PARSED},
+    {"tools", Treatment::CHECKED, nullptr, no_tools},
+    {"tool_choice", Treatment::CHECKED, nullptr, tool_choice},
+    {"parallel_tool_calls", Treatment::CHECKED, nullptr, parallel_tool_calls},
     {"stream_options", Treatment::CHECKED, nullptr, responses_stream_options},
     {"user", Treatment::CHECKED, nullptr, end_user},
     {"safety_identifier", Treatment::CHECKED, nullptr, end_user},
@@ -226,9 +243,9 @@ const RequestField kChatFields[] = {
     {"logprobs", Treatment::PARSED},
     {"top_logprobs", Treatment::PARSED},
     {"response_format", Treatment::PARSED},
-    {"tools", Treatment::PARSED},
-    {"tool_choice", Treatment::PARSED},
-    {"parallel_tool_calls", Treatment::PARSED},
+    {"tools", Treatment::CHECKED, nullptr, no_tools},
+    {"tool_choice", Treatment::CHECKED, nullptr, tool_choice},
+    {"parallel_tool_calls", Treatment::CHECKED, nullptr, parallel_tool_calls},
     {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
     {"user", Treatment::CHECKED, nullptr, end_user},
     {"safety_identifier", Treatment::CHECKED, nullptr, end_user},

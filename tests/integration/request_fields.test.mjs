@@ -13,7 +13,12 @@ const base = {
 };
 
 // [endpoint, extra fields, the param the refusal names]
+const TOOL = { type: 'function', name: 'f', parameters: { type: 'object' } };
 const refused = [
+  [RESPONSES, { tools: [TOOL] }, 'tools'],
+  [RESPONSES, { tool_choice: 'required' }, 'tool_choice'],
+  [CHAT, { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }] }, 'tools'],
+  [CHAT, { tool_choice: { type: 'function', function: { name: 'f' } } }, 'tool_choice'],
   [RESPONSES, { conversation: 'conv_1' }, 'conversation'],
   [RESPONSES, { prompt: { id: 'pmpt_1' } }, 'prompt'],
   [RESPONSES, { include: ['reasoning.encrypted_content'] }, 'include[0]'],
@@ -39,6 +44,8 @@ const refused = [
 
 // Fields accepted with their documented meaning (or at the value that means "as usual").
 const accepted = [
+  [RESPONSES, { tools: [], tool_choice: 'auto', parallel_tool_calls: true }],
+  [CHAT, { tools: [], tool_choice: 'none', parallel_tool_calls: false }],
   [RESPONSES, { background: false, include: [], truncation: 'disabled', service_tier: 'auto' }],
   [RESPONSES, { user: 'end-user-7', prompt_cache_key: 'k', prompt_cache_retention: 'in-memory' }],
   [RESPONSES, { reasoning: { effort: null, summary: null }, max_tool_calls: 3, top_logprobs: 0 }],
