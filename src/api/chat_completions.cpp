@@ -108,18 +108,9 @@ Error read_call(const json& body, ChatCall* call) {
   auto logprobs = params.boolean("logprobs");
   auto top_logprobs = params.integer("top_logprobs", 0, 20);
   params.integer("n", 1, 1);  // several choices per request are not offered
+  // Its shape and types were checked with the other request fields (request_fields.cpp).
   if (params.has("stream_options")) {
-    const json& options = body["stream_options"];
-    if (!options.is_object()) {
-      params.fail("'stream_options' must be an object", "stream_options");
-    } else if (options.contains("include_usage")) {
-      if (!options["include_usage"].is_boolean()) {
-        params.fail("'stream_options.include_usage' must be a boolean",
-                    "stream_options.include_usage");
-      } else {
-        call->include_usage = options["include_usage"].get<bool>();
-      }
-    }
+    call->include_usage = body["stream_options"].value("include_usage", false);
   }
   if (top_logprobs && !logprobs.value_or(false)) {
     params.fail("'top_logprobs' requires 'logprobs': true", "top_logprobs");

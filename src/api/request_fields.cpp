@@ -69,20 +69,21 @@ Error service_tier(const json& value, const std::string& param) {
   return request_error("'" + param + "' must be a string", param);
 }
 
-// stream_options: include_usage (chat only, read by its parser) and include_obfuscation.
+// stream_options: include_usage (chat only; its parser reads the value checked here) and
+// include_obfuscation.
 Error stream_options(const json& value, const std::string& param, bool with_usage) {
   if (!value.is_object()) return request_error("'" + param + "' must be an object", param);
   for (const auto& [key, option] : value.items()) {
     const std::string option_param = param + "." + key;
-    if (key == "include_usage" && with_usage) continue;
-    if (key != "include_obfuscation") {
+    const bool usage = key == "include_usage" && with_usage;
+    if (!usage && key != "include_obfuscation") {
       return request_error("unknown parameter '" + quote_excerpt(option_param) + "'", option_param,
                            "unknown_parameter");
     }
     if (!option.is_boolean()) {
       return request_error("'" + option_param + "' must be a boolean", option_param);
     }
-    if (option.get<bool>()) {
+    if (!usage && option.get<bool>()) {
       return unsupported("stream events carry no obfuscation padding here; use false",
                          option_param);
     }
