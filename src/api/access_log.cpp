@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <optional>
 
-#include "api/ids.h"
+#include "base/random_id.h"
 #include "base/log.h"
 #include "core/metrics.h"
 

@@ -1,13 +1,14 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/access_log.h"
 #include "api/http_util.h"
-#include "api/ids.h"
+#include "base/random_id.h"
 #include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
+#include "api/tools.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -45,6 +46,81 @@ Error read_message_content(const json& content, const std::string& param, std::s
   return {};
 }
 
+// An assistant message's `tool_calls`: [{id, type: "function", function: {name, arguments}}].
+Error read_assistant_calls(const json& calls, const std::string& param,
+                           std::vector<ToolCall>* out) {
+  if (calls.is_null()) return {};
+  if (!calls.is_array()) return request_error("'tool_calls' must be an array", param);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const std::string call_param = param + "[" + std::to_string(i) + "]";
+    const json& call = calls[i];
+    if (!call.is_object() || !call.contains("id") || !call["id"].is_string() || !call["id"].get_ref<const std::string&>().size()) {
+      return request_error("a tool call needs a string 'id'", call_param + ".id");
+    }
+    if (text_member(call, "type", "function") != "function") {
+      return request_error("only function tool calls are offered", call_param + ".type");
+    }
+    const json function = call.value("function", json(nullptr));
+    if (!function.is_object() || !function.contains("name") || !function["name"].is_string()) {
+      return request_error("a tool call needs 'function': {\"name\", \"arguments\"}",
+                           call_param + ".function");
+    }
+    const json arguments = function.value("arguments", json("{}"));
+    if (!arguments.is_string()) {
+      return request_error("'arguments' must be a string of JSON",
+                           call_param + ".function.arguments");
+    }
+    out->push_back({call["id"].get<std::string>(), function["name"].get<std::string>(),
+                    arguments.get<std::string>()});
+  }
+  return {};
+}
+
+// The function of the call `id` made earlier in `messages`; empty when there is none.
+std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id) {
+  for (const ChatMessage& message : messages) {
+    for (const ToolCall& call : message.tool_calls) {
+      if (call.id == id) return call.name;
+    }
+  }
+  return "";
+}
+
+Error read_message(const json& item, const std::string& param,
+                   const std::vector<ChatMessage>& earlier, ChatMessage* message) {
+  if (!item.is_object()) return request_error(param + " must be an object", param);
+  const std::string role =
+      item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
+  if (role != "system" && role != "developer" && role != "user" && role != "assistant" &&
+      role != "tool") {
+    return request_error("role must be one of system, developer, user, assistant, tool",
+                         param + ".role");
+  }
+  message->role = role == "developer" ? "system" : role;
+  if (Error e = read_message_content(item.value("content", json(nullptr)), param + ".content",
+                                     &message->content)) {
+    return e;
+  }
+  if (role == "assistant") {
+    return read_assistant_calls(item.value("tool_calls", json(nullptr)), param + ".tool_calls",
+                                &message->tool_calls);
+  }
+  if (role != "tool") return {};
+  const json id = item.value("tool_call_id", json(nullptr));
+  if (!id.is_string()) {
+    return request_error("a tool message needs the 'tool_call_id' it answers",
+                         param + ".tool_call_id");
+  }
+  message->tool_call_id = id.get<std::string>();
+  message->tool_name = called_function(earlier, message->tool_call_id);
+  if (message->tool_name.empty()) {
+    return request_error("tool_call_id '" + quote_excerpt(message->tool_call_id) +
+                             "' matches no tool call of an earlier assistant message",
+                         param + ".tool_call_id");
+  }
+  return {};
+}
+
 Error read_messages(const json& body, std::vector<ChatMessage>* messages) {
   if (!body.contains("messages"))
     return request_error("missing required parameter 'messages'", "messages");
@@ -53,19 +129,9 @@ Error read_messages(const json& body, std::vector<ChatMessage>* messages) {
     return request_error("'messages' must be a non-empty array", "messages");
   }
   for (size_t i = 0; i < list.size(); ++i) {
-    const std::string param = "messages[" + std::to_string(i) + "]";
-    const json& item = list[i];
-    if (!item.is_object()) return request_error(param + " must be an object", param);
-    const std::string role =
-        item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
-    if (role != "system" && role != "developer" && role != "user" && role != "assistant") {
-      return request_error("role must be one of system, developer, user, assistant",
-                           param + ".role");
-    }
     ChatMessage message;
-    message.role = role == "developer" ? "system" : role;
-    if (Error e = read_message_content(item.value("content", json(nullptr)), param + ".content",
-                                       &message.content)) {
+    if (Error e = read_message(list[i], "messages[" + std::to_string(i) + "]", *messages,
+                               &message)) {
       return e;
     }
     messages->push_back(std::move(message));
@@ -120,7 +186,12 @@ Error read_call(const json& body, ChatCall* call) {
   if (Error e = read_stop(body, &request.stop)) return e;
   OutputFormat format;
   if (Error e = read_response_format(body, &format)) return e;
+  RequestTools tools;
+  if (Error e = read_tools(body, ToolDialect::CHAT, &tools)) return e;
+  if (Error e = check_tools_with_format(tools, format.grammar, "response_format")) return e;
   request.grammar = std::move(format.grammar);
+  request.chat = std::move(tools.options);
+  request.chat.reasoning_effort = text_member(body, "reasoning_effort", "");
 
   request.model = *model;
   request.prompt_param = "messages";
@@ -140,8 +211,36 @@ Error read_call(const json& body, ChatCall* call) {
   return {};
 }
 
-const char* finish_reason(FinishReason reason) {
-  return reason == FinishReason::LENGTH ? "length" : "stop";
+const char* finish_reason(const TextEvent& done) {
+  if (done.finish == FinishReason::LENGTH) return "length";
+  return done.message.tool_calls.empty() ? "stop" : "tool_calls";
+}
+
+// A call's pieces as streamed: index, id, type and name with the first, then the arguments.
+json tool_call_chunks(const std::vector<ToolCallDelta>& calls) {
+  json out = json::array();
+  for (const ToolCallDelta& call : calls) {
+    json function = {{"arguments", call.arguments}};
+    json piece = {{"index", call.index}};
+    if (!call.id.empty()) {
+      piece["id"] = call.id;
+      piece["type"] = "function";
+      function["name"] = call.name;
+    }
+    piece["function"] = std::move(function);
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
+json message_tool_calls(const std::vector<ToolCall>& calls) {
+  json out = json::array();
+  for (const ToolCall& call : calls) {
+    out.push_back({{"id", call.id},
+                   {"type", "function"},
+                   {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+  }
+  return out;
 }
 
 json usage_json(const TextUsage& usage) {
@@ -175,6 +274,7 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
     json delta = json::object();
     if (!event.delta.content.empty()) delta["content"] = event.delta.content;
     if (!event.delta.reasoning.empty()) delta["reasoning_content"] = event.delta.reasoning;
+    if (!event.delta.tool_calls.empty()) delta["tool_calls"] = tool_call_chunks(event.delta.tool_calls);
     json choice = {
         {"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
     if (call.logprobs) {
@@ -192,7 +292,7 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
   out += chunk_line(chunk(call, json::array({{{"index", 0},
                                               {"delta", json::object()},
                                               {"logprobs", nullptr},
-                                              {"finish_reason", finish_reason(event.finish)}}})));
+                                              {"finish_reason", finish_reason(event)}}})));
   if (call.include_usage) {
     json c = chunk(call, json::array());
     c["usage"] = usage_json(event.usage);
@@ -240,13 +340,17 @@ void respond_plain(const httplib::Request& req, httplib::Response& res, const Ch
   if (last.finish == FinishReason::ERROR || last.finish == FinishReason::CANCELLED) {
     return send_error(res, last.error);
   }
-  json message = {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}};
+  const std::vector<ToolCall>& calls = last.message.tool_calls;
+  json message = {{"role", "assistant"},
+                  {"content", content.empty() && !calls.empty() ? json(nullptr) : json(content)},
+                  {"refusal", nullptr}};
   if (!reasoning.empty()) message["reasoning_content"] = reasoning;
+  if (!calls.empty()) message["tool_calls"] = message_tool_calls(calls);
   json choice = {{"index", 0},
                  {"message", message},
                  {"logprobs", call.logprobs ? json{{"content", logprobs}, {"refusal", nullptr}}
                                             : json(nullptr)},
-                 {"finish_reason", finish_reason(last.finish)}};
+                 {"finish_reason", finish_reason(last)}};
   send_json(res, {{"id", call.id},
                   {"object", "chat.completion"},
                   {"created", call.created},

@@ -8,11 +8,9 @@
 
 namespace allm {
 
-namespace {
-
 // The first member of `object` not in `known` (null counts as absent), refused so that no field
 // is silently dropped.
-Error refuse_unknown(const json& object, const std::set<std::string>& known,
+Error refuse_unknown_fields(const json& object, const std::set<std::string>& known,
                      const std::string& param) {
   for (const auto& [key, value] : object.items()) {
     if (!value.is_null() && !known.count(key)) {
@@ -23,7 +21,7 @@ Error refuse_unknown(const json& object, const std::set<std::string>& known,
   return {};
 }
 
-bool valid_name(const std::string& name) {
+bool valid_api_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
@@ -31,13 +29,15 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
+namespace {
+
 const std::set<std::string> kSpecFields = {"name", "schema", "description", "strict"};
 
 // {name, schema, description, strict} at `param`; `echo` gets them as the response shows them.
 Error read_schema_spec(const json& spec, const std::string& param, json* echo,
                        GrammarConstraint* grammar) {
   const std::string name = text_member(spec, "name", "");
-  if (!spec.contains("name") || !spec["name"].is_string() || !valid_name(name)) {
+  if (!spec.contains("name") || !spec["name"].is_string() || !valid_api_name(name)) {
     return request_error("'name' must be 1 to 64 letters, digits, underscores or dashes",
                          param + ".name");
   }
@@ -69,7 +69,7 @@ Error read_format(const json& format, const std::string& param, OutputFormat* ou
   if (!format.is_object()) return request_error("'" + param + "' must be an object", param);
   const std::string type = text_member(format, "type", "");
   if (type == "text" || type == "json_object") {
-    if (Error e = refuse_unknown(format, {"type"}, param)) return e;
+    if (Error e = refuse_unknown_fields(format, {"type"}, param)) return e;
     out->echo = {{"type", type}};
     if (type == "json_object") out->grammar.gbnf = json_object_grammar();
     return {};
@@ -87,17 +87,15 @@ Error read_text_format(const json& body, OutputFormat* out) {
   const json& text = body["text"];
   if (!text.is_object()) return request_error("'text' must be an object", "text");
   if (text.contains("verbosity") && !text["verbosity"].is_null()) {
-    Error e = make_error(ErrorCode::UNSUPPORTED, "verbosity settings are not offered");
-    e.param = "text.verbosity";
-    return e;
+    return unsupported_error("verbosity settings are not offered", "text.verbosity");
   }
-  if (Error e = refuse_unknown(text, {"format", "verbosity"}, "text")) return e;
+  if (Error e = refuse_unknown_fields(text, {"format", "verbosity"}, "text")) return e;
   if (!text.contains("format") || text["format"].is_null()) return {};
   const json& format = text["format"];
   return read_format(format, "text.format", out, [&](OutputFormat* o) {
     std::set<std::string> known = kSpecFields;
     known.insert("type");
-    if (Error e = refuse_unknown(format, known, "text.format")) return e;
+    if (Error e = refuse_unknown_fields(format, known, "text.format")) return e;
     return read_schema_spec(format, "text.format", &o->echo, &o->grammar);
   });
 }
@@ -106,13 +104,13 @@ Error read_response_format(const json& body, OutputFormat* out) {
   if (!body.contains("response_format") || body["response_format"].is_null()) return {};
   const json& format = body["response_format"];
   return read_format(format, "response_format", out, [&](OutputFormat* o) {
-    if (Error e = refuse_unknown(format, {"type", "json_schema"}, "response_format")) return e;
+    if (Error e = refuse_unknown_fields(format, {"type", "json_schema"}, "response_format")) return e;
     if (!format.contains("json_schema") || !format["json_schema"].is_object()) {
       return request_error("'json_schema' must be an object with 'name' and 'schema'",
                            "response_format.json_schema");
     }
     const json& spec = format["json_schema"];
-    if (Error e = refuse_unknown(spec, kSpecFields, "response_format.json_schema")) return e;
+    if (Error e = refuse_unknown_fields(spec, kSpecFields, "response_format.json_schema")) return e;
     return read_schema_spec(spec, "response_format.json_schema", &o->echo, &o->grammar);
   });
 }

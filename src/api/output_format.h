@@ -2,10 +2,21 @@
 // Chat Completions `response_format`), read into the grammar the sampler follows.
 #pragma once
 
+#include <set>
+#include <string>
+
 #include "api/http_util.h"
 #include "text/generation.h"
 
 namespace allm {
+
+// The first member of `object` (at `param`) not in `known`, refused as an unknown parameter;
+// null counts as absent.
+Error refuse_unknown_fields(const json& object, const std::set<std::string>& known,
+                            const std::string& param);
+
+// Whether `name` may name a schema or a function: 1 to 64 letters, digits, '_' or '-'.
+bool valid_api_name(const std::string& name);
 
 struct OutputFormat {
   json echo = {{"type", "text"}};  // the format as the response object shows it

@@ -23,12 +23,6 @@ struct RequestField {
   FieldCheck check = nullptr;    // CHECKED
 };
 
-Error unsupported(const std::string& message, const std::string& param) {
-  Error e = make_error(ErrorCode::UNSUPPORTED, message);
-  e.param = param;
-  return e;
-}
-
 Error must_be_string(const json& value, const std::string& param, size_t max_bytes) {
   if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
   if (value.get_ref<const std::string&>().size() > max_bytes) {
@@ -56,7 +50,7 @@ Error cache_key(const json& value, const std::string& param) {
 Error cache_retention(const json& value, const std::string& param) {
   if (value == "in-memory") return {};
   if (value == "24h") {
-    return unsupported("prompt prefixes are kept in memory only; use 'in-memory'", param);
+    return unsupported_error("prompt prefixes are kept in memory only; use 'in-memory'", param);
   }
   return request_error("'" + param + "' must be 'in-memory' or '24h'", param);
 }
@@ -64,7 +58,7 @@ Error cache_retention(const json& value, const std::string& param) {
 Error service_tier(const json& value, const std::string& param) {
   if (value == "auto" || value == "default") return {};
   if (value.is_string()) {
-    return unsupported("this server has one service tier; use 'auto' or 'default'", param);
+    return unsupported_error("this server has one service tier; use 'auto' or 'default'", param);
   }
   return request_error("'" + param + "' must be a string", param);
 }
@@ -84,7 +78,7 @@ Error stream_options(const json& value, const std::string& param, bool with_usag
       return request_error("'" + option_param + "' must be a boolean", option_param);
     }
     if (!usage && option.get<bool>()) {
-      return unsupported("stream events carry no obfuscation padding here; use false",
+      return unsupported_error("stream events carry no obfuscation padding here; use false",
                          option_param);
     }
   }
@@ -99,7 +93,14 @@ Error chat_stream_options(const json& value, const std::string& param) {
   return stream_options(value, param, true);
 }
 
-// `reasoning`: the effort and summary settings of OpenAI's reasoning models.
+// A reasoning effort: low, medium or high, passed to chat templates that take one (gpt-oss).
+Error reasoning_effort(const json& value, const std::string& param) {
+  if (value == "low" || value == "medium" || value == "high") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error("the reasoning efforts offered are low, medium and high", param);
+}
+
+// `reasoning`: the effort (read by the Responses parser) and summary settings.
 Error reasoning(const json& value, const std::string& param) {
   if (!value.is_object()) return request_error("'" + param + "' must be an object", param);
   for (const auto& [key, setting] : value.items()) {
@@ -108,12 +109,15 @@ Error reasoning(const json& value, const std::string& param) {
       return request_error("unknown parameter '" + quote_excerpt(setting_param) + "'",
                            setting_param, "unknown_parameter");
     }
-    if (!setting.is_null()) {
-      return unsupported(
-          "reasoning settings are not offered; a model that reasons returns its reasoning as a "
-          "reasoning item",
-          setting_param);
+    if (setting.is_null()) continue;
+    if (key == "effort") {
+      if (Error e = reasoning_effort(setting, setting_param)) return e;
+      continue;
     }
+    return unsupported_error(
+        "reasoning summaries are not offered; a model that reasons returns its reasoning as a "
+        "reasoning item",
+        setting_param);
   }
   return {};
 }
@@ -128,7 +132,7 @@ Error include(const json& value, const std::string& param) {
       return request_error("'" + item_param + "' must be a string", item_param);
     }
     if (value[i] != "message.output_text.logprobs") {
-      return unsupported(
+      return unsupported_error(
           "of the additional output data, only 'message.output_text.logprobs' is "
           "offered ('" +
               quote_excerpt(value[i].get<std::string>()) + "')",
@@ -159,7 +163,7 @@ Error modalities(const json& value, const std::string& param) {
     if (!value[i].is_string()) {
       return request_error("'" + item_param + "' must be a string", item_param);
     }
-    return unsupported("only text output is offered on this endpoint", item_param);
+    return unsupported_error("only text output is offered on this endpoint", item_param);
   }
   return {};
 }
@@ -167,22 +171,10 @@ Error modalities(const json& value, const std::string& param) {
 // Chat metadata is kept with stored completions, which are not offered.
 Error chat_metadata(const json& value, const std::string& param) {
   if (value.is_object() && value.empty()) return {};
-  return unsupported(
+  return unsupported_error(
       "metadata is kept with stored chat completions, which are not offered; /v1/responses "
       "stores metadata",
       param);
-}
-
-// Function tools are not offered yet: no tools (an empty list) is the only answer that keeps
-// the request's meaning, and with none there is nothing to choose but "auto" or "none".
-Error no_tools(const json& value, const std::string& param) {
-  if (value.is_array() && value.empty()) return {};
-  return unsupported("function tools are not offered yet", param);
-}
-
-Error tool_choice(const json& value, const std::string& param) {
-  if (value == "auto" || value == "none") return {};
-  return unsupported("function tools are not offered yet; there is no tool to choose", param);
 }
 
 Error parallel_tool_calls(const json& value, const std::string& param) {
@@ -205,8 +197,8 @@ const RequestField kResponsesFields[] = {
     {"previous_response_id", Treatment::PARSED},
     {"metadata", Treatment::PARSED},
     {"text", Treatment::PARSED},
-    {"tools", Treatment::CHECKED, nullptr, no_tools},
-    {"tool_choice", Treatment::CHECKED, nullptr, tool_choice},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
     {"parallel_tool_calls", Treatment::CHECKED, nullptr, parallel_tool_calls},
     {"stream_options", Treatment::CHECKED, nullptr, responses_stream_options},
     {"user", Treatment::CHECKED, nullptr, end_user},
@@ -244,8 +236,8 @@ const RequestField kChatFields[] = {
     {"logprobs", Treatment::PARSED},
     {"top_logprobs", Treatment::PARSED},
     {"response_format", Treatment::PARSED},
-    {"tools", Treatment::CHECKED, nullptr, no_tools},
-    {"tool_choice", Treatment::CHECKED, nullptr, tool_choice},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
     {"parallel_tool_calls", Treatment::CHECKED, nullptr, parallel_tool_calls},
     {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
     {"user", Treatment::CHECKED, nullptr, end_user},
@@ -257,8 +249,7 @@ const RequestField kChatFields[] = {
     {"metadata", Treatment::CHECKED, nullptr, chat_metadata},
     {"store", Treatment::UNLESS_FALSE, kNoStoredChat},
     {"logit_bias", Treatment::REFUSED, "logit_bias is not offered"},
-    {"reasoning_effort", Treatment::REFUSED,
-     "reasoning settings are not offered; a model that reasons returns reasoning_content"},
+    {"reasoning_effort", Treatment::CHECKED, nullptr, reasoning_effort},
     {"verbosity", Treatment::REFUSED, "verbosity settings are not offered"},
     {"audio", Treatment::REFUSED, "audio output is not offered; use /v1/audio/transcriptions"},
     {"prediction", Treatment::REFUSED, "predicted outputs are not offered"},
@@ -284,7 +275,7 @@ Error check_fields(const json& body, const RequestField (&fields)[N]) {
       continue;
     }
     if (field->treatment == Treatment::UNLESS_FALSE && value == false) continue;
-    return unsupported(field->reason, name);
+    return unsupported_error(field->reason, name);
   }
   return {};
 }

@@ -3,13 +3,14 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
-#include "api/ids.h"
+#include "base/random_id.h"
 #include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
+#include "api/tools.h"
 #include "base/log.h"
 #include "core/background_jobs.h"
 #include "core/conversation_service.h"
@@ -55,7 +56,59 @@ Error read_content(const json& content, const std::string& param, std::string* t
   return {};
 }
 
-Error read_input(const json& input, Conversation* items) {
+// A function_call input item: a call the model made earlier, sent back by a stateless client.
+Error read_function_call(const json& item, const std::string& param, ConversationItem* call) {
+  for (const char* key : {"call_id", "name", "arguments"}) {
+    if (!item.contains(key) || !item[key].is_string()) {
+      return request_error("a function_call item needs a string '" + std::string(key) + "'",
+                           param + "." + key);
+    }
+  }
+  call->type = ConversationItem::Type::FUNCTION_CALL;
+  call->call_id = item["call_id"].get<std::string>();
+  call->name = item["name"].get<std::string>();
+  call->arguments = item["arguments"].get<std::string>();
+  call->id = text_member(item, "id", "");
+  if (call->id.empty()) call->id = random_id("fc_");
+  return {};
+}
+
+// A function_call_output input item: what the client's run of the call `call_id` gave, which
+// must be a call of the conversation (`history`, or this input before it).
+Error read_function_output(const json& item, const std::string& param, const Conversation& history,
+                           const Conversation& input, ConversationItem* output) {
+  if (!item.contains("call_id") || !item["call_id"].is_string()) {
+    return request_error("a function_call_output item needs a string 'call_id'",
+                         param + ".call_id");
+  }
+  output->type = ConversationItem::Type::FUNCTION_CALL_OUTPUT;
+  output->call_id = item["call_id"].get<std::string>();
+  if (!find_function_call(history, output->call_id) && !find_function_call(input, output->call_id)) {
+    return request_error("call_id '" + quote_excerpt(output->call_id) +
+                             "' matches no function call of the conversation",
+                         param + ".call_id");
+  }
+  if (!item.contains("output")) return request_error("missing output", param + ".output");
+  if (Error e = read_content(item["output"], param + ".output", &output->content)) return e;
+  output->id = text_member(item, "id", "");
+  if (output->id.empty()) output->id = random_id("fco_");
+  return {};
+}
+
+Error read_message_item(const json& item, const std::string& param, ConversationItem* message) {
+  const std::string role =
+      item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
+  if (!known_role(role)) {
+    return request_error("role must be one of system, developer, user, assistant",
+                         param + ".role");
+  }
+  if (!item.contains("content")) return request_error("missing content", param + ".content");
+  message->id = random_id("msg_");
+  message->role = role == "developer" ? "system" : role;
+  return read_content(item["content"], param + ".content", &message->content);
+}
+
+Error read_input(const json& input, const Conversation& history, Conversation* items) {
   if (input.is_string()) {
     items->push_back(
         {ConversationItem::Type::MESSAGE, "user", input.get<std::string>(), random_id("msg_")});
@@ -69,22 +122,20 @@ Error read_input(const json& input, Conversation* items) {
     const std::string param = "input[" + std::to_string(i) + "]";
     if (!item.is_object()) return request_error(param + " must be an object", param);
     const std::string type = text_member(item, "type", "message");
-    if (type != "message") {
-      return request_error("input item type '" + quote_excerpt(type) + "' is not supported",
-                           param + ".type");
+    ConversationItem next;
+    Error error;
+    if (type == "message") {
+      error = read_message_item(item, param, &next);
+    } else if (type == "function_call") {
+      error = read_function_call(item, param, &next);
+    } else if (type == "function_call_output") {
+      error = read_function_output(item, param, history, *items, &next);
+    } else {
+      error = request_error("input item type '" + quote_excerpt(type) + "' is not supported",
+                            param + ".type");
     }
-    const std::string role =
-        item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
-    if (!known_role(role)) {
-      return request_error("role must be one of system, developer, user, assistant",
-                           param + ".role");
-    }
-    if (!item.contains("content")) return request_error("missing content", param + ".content");
-    ConversationItem message;
-    message.id = random_id("msg_");
-    message.role = role == "developer" ? "system" : role;
-    if (Error e = read_content(item["content"], param + ".content", &message.content)) return e;
-    items->push_back(std::move(message));
+    if (error) return error;
+    items->push_back(std::move(next));
   }
   return {};
 }
@@ -135,6 +186,8 @@ struct ResponsesCall {
   json previous_response_id = nullptr;
   json metadata = json::object();
   OutputFormat format;  // text.format
+  RequestTools tools;
+  json reasoning_effort = nullptr;
   double temperature = 1.0;
   double top_p = 1.0;
   bool stream = false;
@@ -188,11 +241,18 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
 
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
+  if (Error e = read_tools(body, ToolDialect::RESPONSES, &call->tools)) return e;
+  if (Error e = check_tools_with_format(call->tools, call->format.grammar, "text.format")) {
+    return e;
+  }
+  if (body.contains("reasoning") && body["reasoning"].is_object()) {
+    call->reasoning_effort = body["reasoning"].value("effort", json(nullptr));
+  }
 
   if (Error e = conversations.history(previous, &call->conversation)) return e;
   if (previous) call->previous_response_id = *previous;
   Conversation input;
-  if (Error e = read_input(body["input"], &input)) return e;
+  if (Error e = read_input(body["input"], call->conversation, &input)) return e;
   ConversationService::append_input(&call->conversation, std::move(input));
 
   TextRequest& request = call->request;
@@ -215,6 +275,10 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   request.sampling.temperature = static_cast<float>(call->temperature);
   request.sampling.top_p = static_cast<float>(call->top_p);
   request.grammar = call->format.grammar;
+  request.chat = call->tools.options;
+  if (call->reasoning_effort.is_string()) {
+    request.chat.reasoning_effort = call->reasoning_effort.get<std::string>();
+  }
   call->stream = stream.value_or(false);
   call->store = store_flag.value_or(true);
   return {};
@@ -236,12 +300,42 @@ class ResponseObject {
   std::string text;
   std::string reasoning;
 
-  // An event's text, reasoning and logprobs (when not streamed: the event writer adds its own).
+  // The function calls of the answer, each with its output item's id (fc_...).
+  struct CallItem {
+    std::string item_id;
+    ToolCall call;
+  };
+  std::vector<CallItem> calls;
+
+  // An event's text, reasoning, calls and logprobs (when not streamed: the event writer adds its
+  // own).
   void add(const TextEvent& event) {
     text += event.delta.content;
     reasoning += event.delta.reasoning;
+    for (const ToolCallDelta& piece : event.delta.tool_calls) add_call_piece(piece);
     text_logprobs(event);
   }
+
+  // A call's piece: the first opens it, the rest carry more of its arguments.
+  void add_call_piece(const ToolCallDelta& piece) {
+    if (piece.index == calls.size()) {
+      calls.push_back({random_id("fc_"), {piece.id, piece.name, piece.arguments}});
+    } else if (piece.index < calls.size()) {
+      calls[piece.index].call.arguments += piece.arguments;
+    }
+  }
+
+  json call_item(size_t index, const std::string& status, bool with_arguments) const {
+    const CallItem& item = calls[index];
+    return {{"id", item.item_id},
+            {"type", "function_call"},
+            {"status", status},
+            {"arguments", with_arguments ? item.call.arguments : ""},
+            {"call_id", item.call.id},
+            {"name", item.call.name}};
+  }
+  // Whether the output has a message: text, or nothing else to show.
+  bool has_message() const { return !text.empty() || calls.empty(); }
 
   // The logprob entries of the event's output text, kept for the text part (none unless asked
   // for). The tokens of text held back (a possible stop string) wait for the text they give;
@@ -305,7 +399,10 @@ class ResponseObject {
     json output = json::array();
     const std::string item_status = status_ == "incomplete" ? "incomplete" : "completed";
     if (done && !reasoning.empty()) output.push_back(reasoning_item(item_status));
-    if (answered()) output.push_back(message_item(item_status, true));
+    if (answered() && has_message()) output.push_back(message_item(item_status, true));
+    for (size_t i = 0; answered() && i < calls.size(); ++i) {
+      output.push_back(call_item(i, item_status, true));
+    }
     json o;
     o["id"] = id_;
     o["object"] = "response";
@@ -321,14 +418,14 @@ class ResponseObject {
     o["max_output_tokens"] = call_.max_output_tokens;
     o["model"] = call_.request.model;
     o["output"] = output;
-    o["parallel_tool_calls"] = true;
+    o["parallel_tool_calls"] = call_.tools.options.parallel_tool_calls;
     o["previous_response_id"] = call_.previous_response_id;
-    o["reasoning"] = {{"effort", nullptr}, {"summary", nullptr}};
+    o["reasoning"] = {{"effort", call_.reasoning_effort}, {"summary", nullptr}};
     o["store"] = stored_;
     o["temperature"] = call_.temperature;
     o["text"] = {{"format", call_.format.echo}};
-    o["tool_choice"] = "auto";
-    o["tools"] = json::array();
+    o["tool_choice"] = call_.tools.echo_choice;
+    o["tools"] = call_.tools.echo_tools;
     o["top_logprobs"] = call_.top_logprobs;
     o["top_p"] = call_.top_p;
     o["truncation"] = call_.truncation;
@@ -367,8 +464,15 @@ json saved_object(ConversationService& conversations, const ResponsesCall& call,
   // A background response is stored however it ends: it replaces the one in progress.
   if (!call.store || (!r.answered() && !call.background)) return object;
   Conversation output;
-  if (r.answered()) {
+  if (r.answered() && r.has_message()) {
     output.push_back({ConversationItem::Type::MESSAGE, "assistant", r.text, r.message_id()});
+  }
+  for (const ResponseObject::CallItem& item : r.answered() ? r.calls : decltype(r.calls){}) {
+    ConversationItem call{ConversationItem::Type::FUNCTION_CALL, "", "", item.item_id};
+    call.call_id = item.call.id;
+    call.name = item.call.name;
+    call.arguments = item.call.arguments;
+    output.push_back(std::move(call));
   }
   *store_error =
       conversations.save({r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
@@ -410,11 +514,16 @@ class ResponseEventWriter {
     if (!delta.content.empty()) {
       if (!message_open_ && !open_message()) return false;
       r_.text += delta.content;
-      return emit("response.output_text.delta", {{"item_id", r_.message_id()},
-                                                 {"output_index", message_index_},
-                                                 {"content_index", 0},
-                                                 {"delta", delta.content},
-                                                 {"logprobs", std::move(logprobs)}});
+      if (!emit("response.output_text.delta", {{"item_id", r_.message_id()},
+                                               {"output_index", message_index_},
+                                               {"content_index", 0},
+                                               {"delta", delta.content},
+                                               {"logprobs", std::move(logprobs)}})) {
+        return false;
+      }
+    }
+    for (const ToolCallDelta& piece : delta.tool_calls) {
+      if (!call_piece(piece)) return false;
     }
     return true;
   }
@@ -422,21 +531,10 @@ class ResponseEventWriter {
   bool finish(const json& object) {
     const std::string status = r_.status();
     if (status != "failed") {
-      if (!message_open_ && !open_message()) return false;
       const std::string item_status = status == "incomplete" ? "incomplete" : "completed";
-      if (!emit("response.output_text.done", {{"item_id", r_.message_id()},
-                                              {"output_index", message_index_},
-                                              {"content_index", 0},
-                                              {"text", r_.text},
-                                              {"logprobs", r_.logprobs()}}) ||
-          !emit("response.content_part.done", {{"item_id", r_.message_id()},
-                                               {"output_index", message_index_},
-                                               {"content_index", 0},
-                                               {"part", r_.text_part()}}) ||
-          !emit("response.output_item.done",
-                {{"output_index", message_index_}, {"item", r_.message_item(item_status, true)}})) {
-        return false;
-      }
+      if (open_call_ && !close_call(item_status)) return false;
+      if (!message_open_ && !message_closed_ && r_.has_message() && !open_message()) return false;
+      if (message_open_ && !close_message(item_status)) return false;
     }
     const std::string type = status == "completed"    ? "response.completed"
                              : status == "incomplete" ? "response.incomplete"
@@ -460,7 +558,58 @@ class ResponseEventWriter {
            emit("response.output_item.done",
                 {{"output_index", reasoning_index_}, {"item", r_.reasoning_item("completed")}});
   }
+  bool close_message(const std::string& item_status) {
+    message_open_ = false;
+    message_closed_ = true;
+    return emit("response.output_text.done", {{"item_id", r_.message_id()},
+                                              {"output_index", message_index_},
+                                              {"content_index", 0},
+                                              {"text", r_.text},
+                                              {"logprobs", r_.logprobs()}}) &&
+           emit("response.content_part.done", {{"item_id", r_.message_id()},
+                                               {"output_index", message_index_},
+                                               {"content_index", 0},
+                                               {"part", r_.text_part()}}) &&
+           emit("response.output_item.done",
+                {{"output_index", message_index_}, {"item", r_.message_item(item_status, true)}});
+  }
+  // A call's piece: the first closes what is open and opens the call's item; each piece's
+  // arguments are a delta.
+  bool call_piece(const ToolCallDelta& piece) {
+    const size_t known = r_.calls.size();
+    r_.add_call_piece(piece);
+    if (piece.index >= r_.calls.size()) return true;
+    if (piece.index == known) {
+      if (open_call_ && !close_call("completed")) return false;
+      if (reasoning_open_ && !close_reasoning()) return false;
+      if (message_open_ && !close_message("completed")) return false;
+      open_call_ = true;
+      call_output_index_ = next_index_++;
+      if (!emit("response.output_item.added",
+                {{"output_index", call_output_index_},
+                 {"item", r_.call_item(piece.index, "in_progress", false)}})) {
+        return false;
+      }
+    }
+    if (piece.arguments.empty()) return true;
+    return emit("response.function_call_arguments.delta",
+                {{"item_id", r_.calls[piece.index].item_id},
+                 {"output_index", call_output_index_},
+                 {"delta", piece.arguments}});
+  }
+  bool close_call(const std::string& item_status) {
+    open_call_ = false;
+    const size_t index = r_.calls.size() - 1;
+    const ResponseObject::CallItem& item = r_.calls[index];
+    return emit("response.function_call_arguments.done", {{"item_id", item.item_id},
+                                                           {"output_index", call_output_index_},
+                                                           {"name", item.call.name},
+                                                           {"arguments", item.call.arguments}}) &&
+           emit("response.output_item.done", {{"output_index", call_output_index_},
+                                              {"item", r_.call_item(index, item_status, true)}});
+  }
   bool open_message() {
+    if (open_call_ && !close_call("completed")) return false;
     if (reasoning_open_ && !close_reasoning()) return false;
     message_open_ = true;
     message_index_ = next_index_++;
@@ -488,8 +637,11 @@ class ResponseEventWriter {
   int next_index_ = 0;
   int reasoning_index_ = 0;
   int message_index_ = 0;
+  int call_output_index_ = 0;
   bool reasoning_open_ = false;
   bool message_open_ = false;
+  bool message_closed_ = false;
+  bool open_call_ = false;  // the last call's item is open
 };
 
 void respond_streaming(ApiContext& ctx, const httplib::Request& req, httplib::Response& res,
@@ -664,8 +816,19 @@ Error read_item_query(const httplib::Request& req, ItemQuery* query) {
 }
 
 // An input item as OpenAI lists it: a message with input_text parts (output_text for the
-// assistant's).
+// assistant's), a function call or a call's output.
 json input_item_json(const ConversationItem& item) {
+  if (item.type == ConversationItem::Type::FUNCTION_CALL) {
+    return {{"id", item.id},          {"type", "function_call"},   {"status", "completed"},
+            {"arguments", item.arguments}, {"call_id", item.call_id}, {"name", item.name}};
+  }
+  if (item.type == ConversationItem::Type::FUNCTION_CALL_OUTPUT) {
+    return {{"id", item.id},
+            {"type", "function_call_output"},
+            {"status", "completed"},
+            {"call_id", item.call_id},
+            {"output", item.content}};
+  }
   const bool assistant = item.role == "assistant";
   json part = {{"type", assistant ? "output_text" : "input_text"}, {"text", item.content}};
   if (assistant) part["annotations"] = json::array();

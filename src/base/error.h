@@ -43,6 +43,11 @@ inline Error request_error(std::string message, std::string param,
   return Error{ErrorCode::OK, std::move(message), std::move(param), std::move(request_code)};
 }
 
+// A request field, or a value of one, that is not offered (a 400 naming `param`).
+inline Error unsupported_error(std::string message, std::string param) {
+  return Error{ErrorCode::UNSUPPORTED, std::move(message), std::move(param), {}};
+}
+
 // What an error message may quote of a client's text: at most kMaxQuoteBytes, marked with "..."
 // when cut (a message is no place for a 30 MB model name).
 constexpr size_t kMaxQuoteBytes = 64;

@@ -24,15 +24,41 @@ bool in_progress(const std::string& object_json) {
   return status == "queued" || status == "in_progress";
 }
 
+const ConversationItem* find_function_call(const Conversation& conversation,
+                                           const std::string& call_id) {
+  for (const ConversationItem& item : conversation) {
+    if (item.type == ConversationItem::Type::FUNCTION_CALL && item.call_id == call_id) return &item;
+  }
+  return nullptr;
+}
+
 std::vector<ChatMessage> chat_messages(const std::optional<std::string>& instructions,
                                        const Conversation& conversation) {
   std::vector<ChatMessage> messages;
-  if (instructions) messages.push_back({"system", *instructions, ""});
+  if (instructions) messages.push_back({"system", *instructions, "", {}, "", ""});
   for (const ConversationItem& item : conversation) {
-    messages.push_back({item.role, item.content, ""});
+    if (item.type == ConversationItem::Type::MESSAGE) {
+      messages.push_back({item.role, item.content, "", {}, "", ""});
+    } else if (item.type == ConversationItem::Type::FUNCTION_CALL) {
+      if (messages.empty() || messages.back().role != "assistant") {
+        messages.push_back({"assistant", "", "", {}, "", ""});
+      }
+      messages.back().tool_calls.push_back({item.call_id, item.name, item.arguments});
+    } else {
+      const ConversationItem* call = find_function_call(conversation, item.call_id);
+      messages.push_back({"tool", item.content, "", {}, item.call_id, call ? call->name : ""});
+    }
   }
   return messages;
 }
+
+namespace {
+
+const char* item_type_name(ConversationItem::Type type) {
+  return type == ConversationItem::Type::FUNCTION_CALL ? "function_call" : "function_call_output";
+}
+
+}  // namespace
 
 std::string conversation_to_json(const Conversation& conversation, size_t output_items) {
   json out = json::array();
@@ -41,6 +67,14 @@ std::string conversation_to_json(const Conversation& conversation, size_t output
     const ConversationItem& item = conversation[i];
     json stored = json::object();
     if (!item.id.empty()) stored["id"] = item.id;
+    if (item.type != ConversationItem::Type::MESSAGE) {
+      stored["type"] = item_type_name(item.type);
+      stored["call_id"] = item.call_id;
+    }
+    if (item.type == ConversationItem::Type::FUNCTION_CALL) {
+      stored["name"] = item.name;
+      stored["arguments"] = item.arguments;
+    }
     stored["role"] = item.role;
     stored["content"] = item.content;
     if (i >= first_output) stored["output"] = true;
@@ -59,6 +93,14 @@ bool conversation_from_json(const std::string& text, const std::string& response
     for (const json& m : items) {
       ConversationItem item{ConversationItem::Type::MESSAGE, m.at("role").get<std::string>(),
                             m.at("content").get<std::string>(), m.value("id", std::string())};
+      const std::string type = m.value("type", std::string("message"));
+      if (type != "message") {
+        item.type = type == "function_call" ? ConversationItem::Type::FUNCTION_CALL
+                                            : ConversationItem::Type::FUNCTION_CALL_OUTPUT;
+        item.call_id = m.at("call_id").get<std::string>();
+        item.name = m.value("name", std::string());
+        item.arguments = m.value("arguments", std::string());
+      }
       named = named || !item.id.empty();
       if (item.id.empty()) {
         item.id = "msg_" + response_id + "_" + std::to_string(conversation->size());

@@ -16,22 +16,31 @@ namespace allm {
 
 class ResponseStore;
 
-// One item of a conversation. Only messages so far; function calls and their outputs join as
-// further types.
+// One item of a conversation: a message, a function call the model made, or the output of one
+// (which the client ran).
 struct ConversationItem {
-  enum class Type { MESSAGE };
+  enum class Type { MESSAGE, FUNCTION_CALL, FUNCTION_CALL_OUTPUT };
   Type type = Type::MESSAGE;
-  std::string role;  // MESSAGE: system, user or assistant
-  std::string content;
-  std::string id;  // msg_...: the API names new items; stored ones keep their names
+  std::string role;     // MESSAGE: system, user or assistant
+  std::string content;  // MESSAGE: its text; FUNCTION_CALL_OUTPUT: the output
+  std::string id;       // msg_/fc_/fco_...: the API names new items; stored ones keep their names
+  std::string call_id;  // FUNCTION_CALL and its output: what pairs them
+  std::string name;     // FUNCTION_CALL: the function
+  std::string arguments;  // FUNCTION_CALL: the text of a JSON object
 };
 using Conversation = std::vector<ConversationItem>;
 
-// What the model continues: the instructions (when given) as a system message, then the items.
+// What the model continues: the instructions (when given) as a system message, then the items;
+// function calls join the assistant message before them, outputs are tool messages.
 std::vector<ChatMessage> chat_messages(const std::optional<std::string>& instructions,
                                        const Conversation& conversation);
 
-// How a conversation is kept in the store: a JSON array of {"id","role","content"} messages, the
+// The call `call_id` in `conversation`; null when there is none.
+const ConversationItem* find_function_call(const Conversation& conversation,
+                                           const std::string& call_id);
+
+// How a conversation is kept in the store: a JSON array of {"id","role","content"} messages
+// (function calls and outputs with their "type", "call_id", "name", "arguments", "content"), the
 // last `output_items` (what the response answered) marked "output": true. Records written before
 // items had ids have none and no marks: their items are named msg_<response>_<index> when read
 // (`response_id`: the record's), and their last item is the output.

@@ -107,7 +107,7 @@ Error format_without(const ChatFormatter& formatter, const TextBackend& backend,
   const auto first = messages.begin() + static_cast<std::ptrdiff_t>(request.kept_leading);
   messages.erase(first, first + static_cast<std::ptrdiff_t>(dropped));
   *chat = FormattedChat{};
-  if (Error e = formatter.format(messages, chat)) return e;
+  if (Error e = formatter.format(messages, request.chat, chat)) return e;
   *prompt = tokenize_prompt(backend, chat->prompt);
   return {};
 }
@@ -201,7 +201,9 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   job->stop = request.stop;
   job->stop.insert(job->stop.end(), chat.extra_stops.begin(), chat.extra_stops.end());
   job->top_logprobs = request.top_logprobs;
-  job->grammar = request.grammar;
+  // A request that calls tools follows the tool-call grammar (the API refuses it beside a
+  // response format unless every answer is a call).
+  job->grammar = chat.grammar.empty() ? request.grammar : std::move(chat.grammar);
   if (config_.request_timeout_seconds > 0) {
     job->deadline =
         clock->started + std::chrono::duration_cast<Clock::duration>(

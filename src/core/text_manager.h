@@ -38,6 +38,7 @@ struct TextRequest {
   std::vector<std::string> stop;
   int top_logprobs = -1;      // -1: no logprobs
   GrammarConstraint grammar;  // structured outputs: the answer follows it
+  ChatOptions chat;           // function tools and the reasoning effort, for the chat template
   // Truncation ("auto" on /v1/responses): while the prompt does not fit the context, the oldest
   // messages go, except the first `kept_leading` (the instructions) and the last (the newest
   // input). Off: a prompt past the context is a context_length_exceeded error.

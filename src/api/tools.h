@@ -1,0 +1,31 @@
+// Function tools in requests: `tools`, `tool_choice` and `parallel_tool_calls` of both text
+// endpoints, read into the chat options the chat template and the tool-call grammar follow.
+// Built-in tool types (web search, file search, ...) run nowhere here and are refused by name.
+#pragma once
+
+#include "api/http_util.h"
+#include "text/chat_format.h"
+
+namespace allm {
+
+// The two endpoints spell tools differently: Responses {type, name, description, parameters,
+// strict}, Chat Completions {type, function: {name, description, parameters, strict}}; a named
+// tool_choice likewise ({type, name} and {type, function: {name}}).
+enum class ToolDialect { RESPONSES, CHAT };
+
+struct RequestTools {
+  ChatOptions options;  // the tools the model may call (one, for a named tool_choice)
+  // As the response object echoes them (Responses): every tool, and the choice as given.
+  json echo_tools = json::array();
+  json echo_choice = "auto";
+};
+
+Error read_tools(const json& body, ToolDialect dialect, RequestTools* out);
+
+// A response format (`format_param`, its grammar `format`) beside tools the model may or may not
+// call: one grammar cannot hold both the calls and the answer's schema yet, so only a request
+// whose every answer is a call (required, named) may have both.
+Error check_tools_with_format(const RequestTools& tools, const GrammarConstraint& format,
+                              const std::string& format_param);
+
+}  // namespace allm
