@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <optional>
 
-#include "base/random_id.h"
 #include "base/log.h"
+#include "base/random_id.h"
 #include "core/metrics.h"
 
 namespace allm {

@@ -1,7 +1,6 @@
 // POST /v1/chat/completions (kept for compatibility with existing clients).
 #include "api/access_log.h"
 #include "api/http_util.h"
-#include "base/random_id.h"
 #include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
@@ -9,6 +8,7 @@
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "api/tools.h"
+#include "base/random_id.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -54,7 +54,8 @@ Error read_assistant_calls(const json& calls, const std::string& param,
   for (size_t i = 0; i < calls.size(); ++i) {
     const std::string call_param = param + "[" + std::to_string(i) + "]";
     const json& call = calls[i];
-    if (!call.is_object() || !call.contains("id") || !call["id"].is_string() || !call["id"].get_ref<const std::string&>().size()) {
+    if (!call.is_object() || !call.contains("id") || !call["id"].is_string() ||
+        !call["id"].get_ref<const std::string&>().size()) {
       return request_error("a tool call needs a string 'id'", call_param + ".id");
     }
     if (text_member(call, "type", "function") != "function") {
@@ -130,8 +131,8 @@ Error read_messages(const json& body, std::vector<ChatMessage>* messages) {
   }
   for (size_t i = 0; i < list.size(); ++i) {
     ChatMessage message;
-    if (Error e = read_message(list[i], "messages[" + std::to_string(i) + "]", *messages,
-                               &message)) {
+    if (Error e =
+            read_message(list[i], "messages[" + std::to_string(i) + "]", *messages, &message)) {
       return e;
     }
     messages->push_back(std::move(message));
@@ -274,7 +275,8 @@ std::string event_chunks(const ChatCall& call, const TextEvent& event) {
     json delta = json::object();
     if (!event.delta.content.empty()) delta["content"] = event.delta.content;
     if (!event.delta.reasoning.empty()) delta["reasoning_content"] = event.delta.reasoning;
-    if (!event.delta.tool_calls.empty()) delta["tool_calls"] = tool_call_chunks(event.delta.tool_calls);
+    if (!event.delta.tool_calls.empty())
+      delta["tool_calls"] = tool_call_chunks(event.delta.tool_calls);
     json choice = {
         {"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
     if (call.logprobs) {

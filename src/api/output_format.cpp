@@ -11,7 +11,7 @@ namespace allm {
 // The first member of `object` not in `known` (null counts as absent), refused so that no field
 // is silently dropped.
 Error refuse_unknown_fields(const json& object, const std::set<std::string>& known,
-                     const std::string& param) {
+                            const std::string& param) {
   for (const auto& [key, value] : object.items()) {
     if (!value.is_null() && !known.count(key)) {
       return request_error("unknown parameter '" + quote_excerpt(key) + "'", param + "." + key,
@@ -104,7 +104,8 @@ Error read_response_format(const json& body, OutputFormat* out) {
   if (!body.contains("response_format") || body["response_format"].is_null()) return {};
   const json& format = body["response_format"];
   return read_format(format, "response_format", out, [&](OutputFormat* o) {
-    if (Error e = refuse_unknown_fields(format, {"type", "json_schema"}, "response_format")) return e;
+    if (Error e = refuse_unknown_fields(format, {"type", "json_schema"}, "response_format"))
+      return e;
     if (!format.contains("json_schema") || !format["json_schema"].is_object()) {
       return request_error("'json_schema' must be an object with 'name' and 'schema'",
                            "response_format.json_schema");

@@ -79,7 +79,7 @@ Error stream_options(const json& value, const std::string& param, bool with_usag
     }
     if (!usage && option.get<bool>()) {
       return unsupported_error("stream events carry no obfuscation padding here; use false",
-                         option_param);
+                               option_param);
     }
   }
   return {};

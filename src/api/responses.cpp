@@ -3,7 +3,6 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
-#include "base/random_id.h"
 #include "api/logprobs.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
@@ -12,6 +11,7 @@
 #include "api/routes.h"
 #include "api/tools.h"
 #include "base/log.h"
+#include "base/random_id.h"
 #include "core/background_jobs.h"
 #include "core/conversation_service.h"
 #include "core/text_manager.h"
@@ -83,7 +83,8 @@ Error read_function_output(const json& item, const std::string& param, const Con
   }
   output->type = ConversationItem::Type::FUNCTION_CALL_OUTPUT;
   output->call_id = item["call_id"].get<std::string>();
-  if (!find_function_call(history, output->call_id) && !find_function_call(input, output->call_id)) {
+  if (!find_function_call(history, output->call_id) &&
+      !find_function_call(input, output->call_id)) {
     return request_error("call_id '" + quote_excerpt(output->call_id) +
                              "' matches no function call of the conversation",
                          param + ".call_id");
@@ -99,8 +100,7 @@ Error read_message_item(const json& item, const std::string& param, Conversation
   const std::string role =
       item.contains("role") && item["role"].is_string() ? item["role"].get<std::string>() : "";
   if (!known_role(role)) {
-    return request_error("role must be one of system, developer, user, assistant",
-                         param + ".role");
+    return request_error("role must be one of system, developer, user, assistant", param + ".role");
   }
   if (!item.contains("content")) return request_error("missing content", param + ".content");
   message->id = random_id("msg_");
@@ -327,12 +327,9 @@ class ResponseObject {
 
   json call_item(size_t index, const std::string& status, bool with_arguments) const {
     const CallItem& item = calls[index];
-    return {{"id", item.item_id},
-            {"type", "function_call"},
-            {"status", status},
-            {"arguments", with_arguments ? item.call.arguments : ""},
-            {"call_id", item.call.id},
-            {"name", item.call.name}};
+    return {{"id", item.item_id},      {"type", "function_call"},
+            {"status", status},        {"arguments", with_arguments ? item.call.arguments : ""},
+            {"call_id", item.call.id}, {"name", item.call.name}};
   }
   // Whether the output has a message: text, or nothing else to show.
   bool has_message() const { return !text.empty() || calls.empty(); }
@@ -602,9 +599,9 @@ class ResponseEventWriter {
     const size_t index = r_.calls.size() - 1;
     const ResponseObject::CallItem& item = r_.calls[index];
     return emit("response.function_call_arguments.done", {{"item_id", item.item_id},
-                                                           {"output_index", call_output_index_},
-                                                           {"name", item.call.name},
-                                                           {"arguments", item.call.arguments}}) &&
+                                                          {"output_index", call_output_index_},
+                                                          {"name", item.call.name},
+                                                          {"arguments", item.call.arguments}}) &&
            emit("response.output_item.done", {{"output_index", call_output_index_},
                                               {"item", r_.call_item(index, item_status, true)}});
   }
@@ -819,8 +816,9 @@ Error read_item_query(const httplib::Request& req, ItemQuery* query) {
 // assistant's), a function call or a call's output.
 json input_item_json(const ConversationItem& item) {
   if (item.type == ConversationItem::Type::FUNCTION_CALL) {
-    return {{"id", item.id},          {"type", "function_call"},   {"status", "completed"},
-            {"arguments", item.arguments}, {"call_id", item.call_id}, {"name", item.name}};
+    return {{"id", item.id},           {"type", "function_call"},
+            {"status", "completed"},   {"arguments", item.arguments},
+            {"call_id", item.call_id}, {"name", item.name}};
   }
   if (item.type == ConversationItem::Type::FUNCTION_CALL_OUTPUT) {
     return {{"id", item.id},

@@ -14,13 +14,20 @@ constexpr size_t kMaxTools = 128;
 
 // Tool types of the OpenAI reference that run on OpenAI's side (or the client's, for custom
 // tools with free-form input); none is offered here.
-const std::set<std::string> kBuiltinTools = {
-    "web_search",   "web_search_preview",   "web_search_2025_08_26",
-    "web_search_preview_2025_03_11",        "file_search",
-    "code_interpreter",                     "computer_use_preview",
-    "computer_use", "image_generation",     "mcp",
-    "local_shell",  "shell",                "apply_patch",
-    "custom"};
+const std::set<std::string> kBuiltinTools = {"web_search",
+                                             "web_search_preview",
+                                             "web_search_2025_08_26",
+                                             "web_search_preview_2025_03_11",
+                                             "file_search",
+                                             "code_interpreter",
+                                             "computer_use_preview",
+                                             "computer_use",
+                                             "image_generation",
+                                             "mcp",
+                                             "local_shell",
+                                             "shell",
+                                             "apply_patch",
+                                             "custom"};
 
 Error optional_string(const json& object, const char* key, const std::string& param) {
   if (!object.contains(key) || object[key].is_null() || object[key].is_string()) return {};
@@ -33,9 +40,10 @@ Error read_function(const json& spec, const std::string& param, const std::set<s
   if (Error e = refuse_unknown_fields(spec, known, param)) return e;
   const std::string name = text_member(spec, "name", "");
   if (!spec.contains("name") || !spec["name"].is_string() || !valid_api_name(name)) {
-    return request_error("a function's 'name' must be 1 to 64 letters, digits, underscores or "
-                         "dashes",
-                         param + ".name");
+    return request_error(
+        "a function's 'name' must be 1 to 64 letters, digits, underscores or "
+        "dashes",
+        param + ".name");
   }
   if (Error e = optional_string(spec, "description", param)) return e;
   if (spec.contains("strict") && !spec["strict"].is_null() && !spec["strict"].is_boolean()) {
@@ -67,8 +75,8 @@ Error read_function(const json& spec, const std::string& param, const std::set<s
   return {};
 }
 
-Error read_tool(const json& item, const std::string& param, ToolDialect dialect,
-                FunctionTool* tool, json* echo) {
+Error read_tool(const json& item, const std::string& param, ToolDialect dialect, FunctionTool* tool,
+                json* echo) {
   if (!item.is_object()) return request_error("a tool must be an object", param);
   if (!item.contains("type") || !item["type"].is_string()) {
     return request_error("a tool needs a string 'type'", param + ".type");
@@ -84,8 +92,8 @@ Error read_tool(const json& item, const std::string& param, ToolDialect dialect,
     return request_error("unknown tool type '" + quote_excerpt(type) + "'", param + ".type");
   }
   if (dialect == ToolDialect::RESPONSES) {
-    return read_function(item, param, {"type", "name", "description", "parameters", "strict"},
-                         tool, echo);
+    return read_function(item, param, {"type", "name", "description", "parameters", "strict"}, tool,
+                         echo);
   }
   if (Error e = refuse_unknown_fields(item, {"type", "function"}, param)) return e;
   if (!item.contains("function") || !item["function"].is_object()) {

@@ -21,11 +21,11 @@ class ResponseStore;
 struct ConversationItem {
   enum class Type { MESSAGE, FUNCTION_CALL, FUNCTION_CALL_OUTPUT };
   Type type = Type::MESSAGE;
-  std::string role;     // MESSAGE: system, user or assistant
-  std::string content;  // MESSAGE: its text; FUNCTION_CALL_OUTPUT: the output
-  std::string id;       // msg_/fc_/fco_...: the API names new items; stored ones keep their names
-  std::string call_id;  // FUNCTION_CALL and its output: what pairs them
-  std::string name;     // FUNCTION_CALL: the function
+  std::string role;       // MESSAGE: system, user or assistant
+  std::string content;    // MESSAGE: its text; FUNCTION_CALL_OUTPUT: the output
+  std::string id;         // msg_/fc_/fco_...: the API names new items; stored ones keep their names
+  std::string call_id;    // FUNCTION_CALL and its output: what pairs them
+  std::string name;       // FUNCTION_CALL: the function
   std::string arguments;  // FUNCTION_CALL: the text of a JSON object
 };
 using Conversation = std::vector<ConversationItem>;

@@ -11,7 +11,9 @@
 
 namespace allm {
 
-std::string new_tool_call_id() { return random_id("call_"); }
+std::string new_tool_call_id() {
+  return random_id("call_");
+}
 
 namespace {
 
@@ -88,10 +90,8 @@ class CommonChatOutputParser : public ChatOutputParser {
 
 GrammarTrigger::Kind trigger_kind(common_grammar_trigger_type type) {
   switch (type) {
-    case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN:
-      return GrammarTrigger::Kind::PATTERN;
-    case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN_FULL:
-      return GrammarTrigger::Kind::PATTERN_FULL;
+    case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN: return GrammarTrigger::Kind::PATTERN;
+    case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN_FULL: return GrammarTrigger::Kind::PATTERN_FULL;
     default:
       // A token trigger comes as its text: the backends keep special tokens' text in the output.
       return GrammarTrigger::Kind::WORD;
@@ -141,12 +141,9 @@ GrammarConstraint tool_grammar(const common_chat_params& params, const ChatOptio
 
 common_chat_tool_choice common_tool_choice(ToolChoice choice) {
   switch (choice) {
-    case ToolChoice::REQUIRED:
-      return COMMON_CHAT_TOOL_CHOICE_REQUIRED;
-    case ToolChoice::NONE:
-      return COMMON_CHAT_TOOL_CHOICE_NONE;
-    default:
-      return COMMON_CHAT_TOOL_CHOICE_AUTO;
+    case ToolChoice::REQUIRED: return COMMON_CHAT_TOOL_CHOICE_REQUIRED;
+    case ToolChoice::NONE: return COMMON_CHAT_TOOL_CHOICE_NONE;
+    default: return COMMON_CHAT_TOOL_CHOICE_AUTO;
   }
 }
 

@@ -68,7 +68,8 @@ void hoist_definitions(json* parameters, const std::string& prefix, json* root_d
     }
   }
   if (parameters->is_object() && parameters->contains("$defs")) {
-    for (auto& [name, schema] : (*parameters)["$defs"].items()) (*root_defs)[prefix + name] = schema;
+    for (auto& [name, schema] : (*parameters)["$defs"].items())
+      (*root_defs)[prefix + name] = schema;
     parameters->erase("$defs");
   }
 }
@@ -85,10 +86,11 @@ json call_object_schema(const ChatOptions& options) {
       parameters = {{"type", "object"}};
     }
     hoist_definitions(&parameters, "tool" + std::to_string(i) + "_", &defs);
-    variants.push_back({{"type", "object"},
-                        {"properties", {{"name", {{"const", tool.name}}}, {"arguments", parameters}}},
-                        {"required", {"name", "arguments"}},
-                        {"additionalProperties", false}});
+    variants.push_back(
+        {{"type", "object"},
+         {"properties", {{"name", {{"const", tool.name}}}, {"arguments", parameters}}},
+         {"required", {"name", "arguments"}},
+         {"additionalProperties", false}});
   }
   json calls = {{"type", "array"}, {"items", {{"anyOf", variants}}}, {"minItems", 1}};
   if (!options.parallel_tool_calls) calls["maxItems"] = 1;
@@ -101,12 +103,14 @@ json call_object_schema(const ChatOptions& options) {
 }
 
 // Where the call object starts in `text`: a '{', the blank the grammar allows after it (a space,
-// or one or two newlines and up to 20 spaces or tabs), then "tool_calls"; npos when it has not (yet).
+// or one or two newlines and up to 20 spaces or tabs), then "tool_calls"; npos when it has not
+// (yet).
 // `*partial_from` is where a start that may still be completed begins (npos: none).
 size_t find_call_start(const std::string& text, size_t* partial_from) {
   *partial_from = std::string::npos;
   const std::string key = kCallKey;
-  for (size_t brace = text.find('{'); brace != std::string::npos; brace = text.find('{', brace + 1)) {
+  for (size_t brace = text.find('{'); brace != std::string::npos;
+       brace = text.find('{', brace + 1)) {
     size_t at = brace + 1;
     if (at < text.size() && text[at] == ' ') {
       ++at;
@@ -205,8 +209,8 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
       rendered.content += "\n\n" + tools;
     } else if (message.role == "tool") {
       rendered.role = "user";
-      rendered.content = "Result of the call " + message.tool_call_id + " to " +
-                         message.tool_name + ":\n" + message.content;
+      rendered.content = "Result of the call " + message.tool_call_id + " to " + message.tool_name +
+                         ":\n" + message.content;
     } else if (!message.tool_calls.empty()) {
       rendered.content += (rendered.content.empty() ? "" : "\n") + calls_text(message.tool_calls);
     }
@@ -222,8 +226,8 @@ Error generic_tool_grammar(const ChatOptions& options, GrammarConstraint* gramma
   }
   if (options.tool_choice != ToolChoice::REQUIRED) {
     grammar->lazy = true;
-    grammar->triggers.push_back(
-        {GrammarTrigger::Kind::PATTERN, std::string("\\{(?: |\n{1,2}[ \t]{0,20})?") + kCallKey, -1});
+    grammar->triggers.push_back({GrammarTrigger::Kind::PATTERN,
+                                 std::string("\\{(?: |\n{1,2}[ \t]{0,20})?") + kCallKey, -1});
   }
   return {};
 }

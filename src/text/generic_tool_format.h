@@ -1,7 +1,7 @@
 // Function tools for chat templates that do not describe tools: the tools are listed in the
-// system message, the model answers a call as one JSON object {"tool_calls": [{"name", "arguments"}]}
-// (held to that shape and to each tool's parameter schema by a grammar), and calls and their
-// outputs in the history are rendered as ordinary assistant and user text.
+// system message, the model answers a call as one JSON object {"tool_calls": [{"name",
+// "arguments"}]} (held to that shape and to each tool's parameter schema by a grammar), and calls
+// and their outputs in the history are rendered as ordinary assistant and user text.
 #pragma once
 
 #include <memory>

@@ -44,7 +44,9 @@ ChatOptions weather_tools(ToolChoice choice) {
   return options;
 }
 
-std::vector<ChatMessage> question() { return {{"user", "Weather in Paris for 2 days?", "", {}, "", ""}}; }
+std::vector<ChatMessage> question() {
+  return {{"user", "Weather in Paris for 2 days?", "", {}, "", ""}};
+}
 
 // The calls and content a parser reads from `answer` fed in pieces of `piece` bytes; the pieces'
 // call deltas must add up to the final calls.
@@ -146,7 +148,8 @@ TEST_P(TemplateTools, RequiredCallsFollowTheGrammarAndParseBack) {
     const ChatMessage message = parse_in_pieces(*fresh.parser, GetParam().call, piece);
     ASSERT_EQ(message.tool_calls.size(), 1u) << "pieces of " << piece;
     EXPECT_EQ(message.tool_calls[0].name, "get_weather");
-    EXPECT_EQ(json::parse(message.tool_calls[0].arguments), json::parse(R"({"city":"Paris","days":2})"));
+    EXPECT_EQ(json::parse(message.tool_calls[0].arguments),
+              json::parse(R"({"city":"Paris","days":2})"));
     EXPECT_FALSE(message.tool_calls[0].id.empty());
   }
 }
@@ -166,7 +169,8 @@ TEST_P(TemplateTools, AutoGrammarIsLazy) {
 
 TEST_P(TemplateTools, RendersCallsAndResultsOfEarlierTurns) {
   std::vector<ChatMessage> messages = question();
-  messages.push_back({"assistant", "", "", {{"call_1", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
+  messages.push_back(
+      {"assistant", "", "", {{"call_1", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
   messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_1", "get_weather"});
   const FormattedChat chat = format(messages, weather_tools(ToolChoice::AUTO));
   EXPECT_NE(chat.prompt.find("Paris"), std::string::npos) << chat.prompt;
@@ -209,7 +213,9 @@ TEST_F(GenericTools, ListsTheToolsAndForcesTheCallObject) {
   ASSERT_FALSE(chat.grammar.empty());
   EXPECT_FALSE(chat.grammar.lazy);
   EXPECT_TRUE(accepts(chat.grammar, kGenericCall)) << chat.grammar.gbnf;
-  EXPECT_FALSE(accepts(chat.grammar, R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]})"));
+  EXPECT_FALSE(
+      accepts(chat.grammar,
+              R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]})"));
   EXPECT_FALSE(accepts(chat.grammar, R"({"tool_calls": [{"name": "other", "arguments": {}}]})"));
   EXPECT_FALSE(accepts(chat.grammar, "Sure."));
 
@@ -218,7 +224,8 @@ TEST_F(GenericTools, ListsTheToolsAndForcesTheCallObject) {
     const ChatMessage message = parse_in_pieces(*fresh.parser, kGenericCall, piece);
     ASSERT_EQ(message.tool_calls.size(), 1u);
     EXPECT_EQ(message.tool_calls[0].name, "get_weather");
-    EXPECT_EQ(json::parse(message.tool_calls[0].arguments), json::parse(R"({"city":"Paris","days":2})"));
+    EXPECT_EQ(json::parse(message.tool_calls[0].arguments),
+              json::parse(R"({"city":"Paris","days":2})"));
     EXPECT_EQ(message.content, "");
   }
 }
@@ -236,12 +243,12 @@ TEST_F(GenericTools, AutoLeavesTextFreeAndHoldsBackAStartingCall) {
   const FormattedChat chat = format(question(), weather_tools(ToolChoice::AUTO));
   EXPECT_TRUE(chat.grammar.lazy);
   EXPECT_TRUE(accepts(chat.grammar, std::string("Let me look. ") + kGenericCall));
-  EXPECT_FALSE(accepts(chat.grammar, R"(Look: {"tool_calls": [{"name": "nope", "arguments": {}}]})"));
+  EXPECT_FALSE(
+      accepts(chat.grammar, R"(Look: {"tool_calls": [{"name": "nope", "arguments": {}}]})"));
 
   ChatDelta first = chat.parser->push("Let me look. {\"too");
   EXPECT_EQ(first.content, "Let me look. ");
-  const ChatMessage message =
-      parse_in_pieces(*chat.parser, std::string(kGenericCall).substr(5), 3);
+  const ChatMessage message = parse_in_pieces(*chat.parser, std::string(kGenericCall).substr(5), 3);
   ASSERT_EQ(message.tool_calls.size(), 1u);
   EXPECT_EQ(message.content, "Let me look. ");
 
@@ -253,10 +260,12 @@ TEST_F(GenericTools, AutoLeavesTextFreeAndHoldsBackAStartingCall) {
 
 TEST_F(GenericTools, CallsAndResultsOfEarlierTurnsAreText) {
   std::vector<ChatMessage> messages = question();
-  messages.push_back({"assistant", "", "", {{"call_7", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
+  messages.push_back(
+      {"assistant", "", "", {{"call_7", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
   messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_7", "get_weather"});
   const FormattedChat chat = format(messages, weather_tools(ToolChoice::AUTO));
-  EXPECT_NE(chat.prompt.find(R"({"tool_calls":[{"name":"get_weather","arguments":{"city":"Paris","days":2}}]})"),
+  EXPECT_NE(chat.prompt.find(
+                R"({"tool_calls":[{"name":"get_weather","arguments":{"city":"Paris","days":2}}]})"),
             std::string::npos)
       << chat.prompt;
   EXPECT_NE(chat.prompt.find("Sunny, 21 C"), std::string::npos) << chat.prompt;

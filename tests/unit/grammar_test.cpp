@@ -8,8 +8,8 @@
 #include <cmath>
 #include <random>
 
-#include "text/sampler.h"
 #include "grammar_vocab.h"
+#include "text/sampler.h"
 
 namespace allm {
 namespace {
