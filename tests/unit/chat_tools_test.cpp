@@ -48,6 +48,15 @@ std::vector<ChatMessage> question() {
   return {{"user", "Weather in Paris for 2 days?", "", {}, "", ""}};
 }
 
+// The question, a call to get_weather and its result.
+std::vector<ChatMessage> answered_call() {
+  std::vector<ChatMessage> messages = question();
+  messages.push_back(
+      {"assistant", "", "", {{"call_1", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
+  messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_1", "get_weather"});
+  return messages;
+}
+
 // The calls and content a parser reads from `answer` fed in pieces of `piece` bytes; the pieces'
 // call deltas must add up to the final calls.
 ChatMessage parse_in_pieces(ChatOutputParser& parser, const std::string& answer, size_t piece) {
@@ -102,13 +111,12 @@ const Family kFamilies[] = {
      "{\"city\": \"Paris\", \"days\": 2}"},
 };
 
-class TemplateTools : public ::testing::TestWithParam<Family> {
+// A test with one chat template's formatter.
+class WithFormatter : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const std::string source = read_template(GetParam().template_name);
-    if (source.empty()) GTEST_SKIP() << "no " << GetParam().template_name << " template";
+  void create(const std::string& source, const char* bos, const char* eos) {
     Error error;
-    formatter_ = ChatFormatter::create(source, GetParam().bos, GetParam().eos, &error);
+    formatter_ = ChatFormatter::create(source, bos, eos, &error);
     ASSERT_TRUE(formatter_) << error.message;
   }
 
@@ -120,6 +128,15 @@ class TemplateTools : public ::testing::TestWithParam<Family> {
   }
 
   std::unique_ptr<ChatFormatter> formatter_;
+};
+
+class TemplateTools : public WithFormatter, public ::testing::WithParamInterface<Family> {
+ protected:
+  void SetUp() override {
+    const std::string source = read_template(GetParam().template_name);
+    if (source.empty()) GTEST_SKIP() << "no " << GetParam().template_name << " template";
+    create(source, GetParam().bos, GetParam().eos);
+  }
 };
 
 TEST_P(TemplateTools, RendersTheToolsInThePrompt) {
@@ -168,10 +185,7 @@ TEST_P(TemplateTools, AutoGrammarIsLazy) {
 }
 
 TEST_P(TemplateTools, RendersCallsAndResultsOfEarlierTurns) {
-  std::vector<ChatMessage> messages = question();
-  messages.push_back(
-      {"assistant", "", "", {{"call_1", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
-  messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_1", "get_weather"});
+  const std::vector<ChatMessage> messages = answered_call();
   const FormattedChat chat = format(messages, weather_tools(ToolChoice::AUTO));
   EXPECT_NE(chat.prompt.find("Paris"), std::string::npos) << chat.prompt;
   EXPECT_NE(chat.prompt.find("Sunny, 21 C"), std::string::npos) << chat.prompt;
@@ -187,20 +201,9 @@ INSTANTIATE_TEST_SUITE_P(Families, TemplateTools, ::testing::ValuesIn(kFamilies)
                          });
 
 // ChatML as llama.cpp's built-in fallback renders it: no tool support.
-class GenericTools : public ::testing::Test {
+class GenericTools : public WithFormatter {
  protected:
-  void SetUp() override {
-    Error error;
-    formatter_ = ChatFormatter::create("", "", "<|im_end|>", &error);
-    ASSERT_TRUE(formatter_) << error.message;
-  }
-  FormattedChat format(const std::vector<ChatMessage>& messages, const ChatOptions& options) {
-    FormattedChat chat;
-    const Error error = formatter_->format(messages, options, &chat);
-    EXPECT_TRUE(error.ok()) << error.message;
-    return chat;
-  }
-  std::unique_ptr<ChatFormatter> formatter_;
+  void SetUp() override { create("", "", "<|im_end|>"); }
 };
 
 const char kGenericCall[] =
@@ -259,10 +262,7 @@ TEST_F(GenericTools, AutoLeavesTextFreeAndHoldsBackAStartingCall) {
 }
 
 TEST_F(GenericTools, CallsAndResultsOfEarlierTurnsAreText) {
-  std::vector<ChatMessage> messages = question();
-  messages.push_back(
-      {"assistant", "", "", {{"call_7", "get_weather", R"({"city":"Paris","days":2})"}}, "", ""});
-  messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_7", "get_weather"});
+  const std::vector<ChatMessage> messages = answered_call();
   const FormattedChat chat = format(messages, weather_tools(ToolChoice::AUTO));
   EXPECT_NE(chat.prompt.find(
                 R"({"tool_calls":[{"name":"get_weather","arguments":{"city":"Paris","days":2}}]})"),
