@@ -189,9 +189,9 @@ Error read_call(const json& body, ChatCall* call) {
   if (Error e = read_response_format(body, &format)) return e;
   RequestTools tools;
   if (Error e = read_tools(body, ToolDialect::CHAT, &tools)) return e;
-  if (Error e = check_tools_with_format(tools, format.grammar, "response_format")) return e;
   request.grammar = std::move(format.grammar);
   request.chat = std::move(tools.options);
+  request.chat.answer_schema = format.schema;
   request.chat.reasoning_effort = text_member(body, "reasoning_effort", "");
 
   request.model = *model;

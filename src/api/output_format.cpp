@@ -33,9 +33,8 @@ namespace {
 
 const std::set<std::string> kSpecFields = {"name", "schema", "description", "strict"};
 
-// {name, schema, description, strict} at `param`; `echo` gets them as the response shows them.
-Error read_schema_spec(const json& spec, const std::string& param, json* echo,
-                       GrammarConstraint* grammar) {
+// {name, schema, description, strict} at `param`; the echo gets them as the response shows them.
+Error read_schema_spec(const json& spec, const std::string& param, OutputFormat* out) {
   const std::string name = text_member(spec, "name", "");
   if (!spec.contains("name") || !spec["name"].is_string() || !valid_api_name(name)) {
     return request_error("'name' must be 1 to 64 letters, digits, underscores or dashes",
@@ -52,8 +51,11 @@ Error read_schema_spec(const json& spec, const std::string& param, json* echo,
     return request_error("'strict' must be a boolean", param + ".strict");
   }
   // Strict or not, the answer follows the schema: it is the grammar of the sampling.
-  if (Error e = json_schema_grammar(spec["schema"], param + ".schema", &grammar->gbnf)) return e;
-  *echo = {
+  if (Error e = json_schema_grammar(spec["schema"], param + ".schema", &out->grammar.gbnf)) {
+    return e;
+  }
+  out->schema = spec["schema"].dump();
+  out->echo = {
       {"type", "json_schema"},
       {"name", name},
       {"description", spec.value("description", json(nullptr))},
@@ -71,7 +73,10 @@ Error read_format(const json& format, const std::string& param, OutputFormat* ou
   if (type == "text" || type == "json_object") {
     if (Error e = refuse_unknown_fields(format, {"type"}, param)) return e;
     out->echo = {{"type", type}};
-    if (type == "json_object") out->grammar.gbnf = json_object_grammar();
+    if (type == "json_object") {
+      out->grammar.gbnf = json_object_grammar();
+      out->schema = R"({"type":"object"})";
+    }
     return {};
   }
   if (type == "json_schema") return read_spec(out);
@@ -96,7 +101,7 @@ Error read_text_format(const json& body, OutputFormat* out) {
     std::set<std::string> known = kSpecFields;
     known.insert("type");
     if (Error e = refuse_unknown_fields(format, known, "text.format")) return e;
-    return read_schema_spec(format, "text.format", &o->echo, &o->grammar);
+    return read_schema_spec(format, "text.format", o);
   });
 }
 
@@ -112,7 +117,7 @@ Error read_response_format(const json& body, OutputFormat* out) {
     }
     const json& spec = format["json_schema"];
     if (Error e = refuse_unknown_fields(spec, kSpecFields, "response_format.json_schema")) return e;
-    return read_schema_spec(spec, "response_format.json_schema", &o->echo, &o->grammar);
+    return read_schema_spec(spec, "response_format.json_schema", o);
   });
 }
 

@@ -21,6 +21,7 @@ bool valid_api_name(const std::string& name);
 struct OutputFormat {
   json echo = {{"type", "text"}};  // the format as the response object shows it
   GrammarConstraint grammar;       // empty for plain text
+  std::string schema;              // the JSON Schema it follows, as text; empty for plain text
 };
 
 // Responses: `text` {format: {type: "text"} | {type: "json_object"} |

@@ -242,9 +242,6 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
   if (Error e = read_tools(body, ToolDialect::RESPONSES, &call->tools)) return e;
-  if (Error e = check_tools_with_format(call->tools, call->format.grammar, "text.format")) {
-    return e;
-  }
   if (body.contains("reasoning") && body["reasoning"].is_object()) {
     call->reasoning_effort = body["reasoning"].value("effort", json(nullptr));
   }
@@ -276,6 +273,7 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   request.sampling.top_p = static_cast<float>(call->top_p);
   request.grammar = call->format.grammar;
   request.chat = call->tools.options;
+  request.chat.answer_schema = call->format.schema;
   if (call->reasoning_effort.is_string()) {
     request.chat.reasoning_effort = call->reasoning_effort.get<std::string>();
   }

@@ -204,16 +204,4 @@ Error read_tools(const json& body, ToolDialect dialect, RequestTools* out) {
   return {};
 }
 
-Error check_tools_with_format(const RequestTools& tools, const GrammarConstraint& format,
-                              const std::string& format_param) {
-  if (format.empty() || !tools.options.calls_tools() ||
-      tools.options.tool_choice == ToolChoice::REQUIRED) {
-    return {};
-  }
-  return unsupported_error(
-      "a JSON response format together with tools the model may choose not to call is not "
-      "offered yet; send tool_choice \"required\" (or a named function) or no format",
-      format_param);
-}
-
 }  // namespace allm

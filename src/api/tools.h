@@ -22,10 +22,4 @@ struct RequestTools {
 
 Error read_tools(const json& body, ToolDialect dialect, RequestTools* out);
 
-// A response format (`format_param`, its grammar `format`) beside tools the model may or may not
-// call: one grammar cannot hold both the calls and the answer's schema yet, so only a request
-// whose every answer is a call (required, named) may have both.
-Error check_tools_with_format(const RequestTools& tools, const GrammarConstraint& format,
-                              const std::string& format_param);
-
 }  // namespace allm

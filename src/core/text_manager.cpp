@@ -201,8 +201,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   job->stop = request.stop;
   job->stop.insert(job->stop.end(), chat.extra_stops.begin(), chat.extra_stops.end());
   job->top_logprobs = request.top_logprobs;
-  // A request that calls tools follows the tool-call grammar (the API refuses it beside a
-  // response format unless every answer is a call).
+  // A request that calls tools follows the tool-call grammar (which holds the response format
+  // too when the model may answer instead).
   job->grammar = chat.grammar.empty() ? request.grammar : std::move(chat.grammar);
   if (config_.request_timeout_seconds > 0) {
     job->deadline =

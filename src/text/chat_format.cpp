@@ -183,7 +183,13 @@ class CommonChatFormatter : public ChatFormatter {
 
   Error format(const std::vector<ChatMessage>& messages, const ChatOptions& options,
                FormattedChat* out) const override {
-    const bool generic = !native_tools_ && (options.calls_tools() || has_tool_turns(messages));
+    // A response format beside tools the model may call: one grammar must hold the calls and
+    // the answer, which the generic format's does.
+    const bool calls_or_answers = options.calls_tools() &&
+                                  options.tool_choice == ToolChoice::AUTO &&
+                                  !options.answer_schema.empty();
+    const bool generic =
+        calls_or_answers || (!native_tools_ && (options.calls_tools() || has_tool_turns(messages)));
     common_chat_templates_inputs inputs;
     for (const ChatMessage& message :
          generic ? generic_tool_messages(messages, options) : messages) {
@@ -218,7 +224,7 @@ class CommonChatFormatter : public ChatFormatter {
     out->parser = std::make_unique<CommonChatOutputParser>(std::move(parser_params));
     if (generic && options.calls_tools()) {
       if (Error e = generic_tool_grammar(options, &out->grammar)) return e;
-      out->parser = generic_tool_parser(std::move(out->parser));
+      out->parser = generic_tool_parser(std::move(out->parser), options);
     } else if (!inputs.tools.empty()) {
       out->grammar = tool_grammar(params, options);
     }

@@ -46,6 +46,9 @@ struct ChatOptions {
   ToolChoice tool_choice = ToolChoice::AUTO;
   bool parallel_tool_calls = true;
   std::string reasoning_effort;  // for templates that take one (gpt-oss); empty: their default
+  // With tool_choice auto, a JSON response format's schema (as text): the answer is then calls or
+  // that JSON, in the generic format whatever the template (one grammar holds both).
+  std::string answer_schema;
   bool calls_tools() const { return !tools.empty() && tool_choice != ToolChoice::NONE; }
 };
 

@@ -46,6 +46,16 @@ std::string calls_text(const std::vector<ToolCall>& calls) {
   return json{{"tool_calls", list}}.dump();
 }
 
+// Whether the answer is the call object or JSON of the answer schema.
+bool answers_json(const ChatOptions& options) {
+  return options.tool_choice == ToolChoice::AUTO && !options.answer_schema.empty();
+}
+
+// Whether the grammar holds from the first token (no text can come before a call).
+bool calls_at_start(const ChatOptions& options) {
+  return options.tool_choice == ToolChoice::REQUIRED || answers_json(options);
+}
+
 // Moves the $defs of one tool's parameters to `root_defs` under `prefix`, renaming its
 // references to them (a tool's "#/$defs/X" means its own, not the combined schema's).
 void hoist_definitions(json* parameters, const std::string& prefix, json* root_defs) {
@@ -129,14 +139,19 @@ size_t find_call_start(const std::string& text, size_t* partial_from) {
 
 class GenericToolParser : public ChatOutputParser {
  public:
-  explicit GenericToolParser(std::unique_ptr<ChatOutputParser> content)
-      : content_(std::move(content)) {}
+  GenericToolParser(std::unique_ptr<ChatOutputParser> content, bool calls_at_start)
+      : content_(std::move(content)), calls_at_start_(calls_at_start) {}
 
   ChatDelta push(const std::string& text) override {
     raw_ += text;
     if (call_start_ != std::string::npos) return {};
     size_t partial = std::string::npos;
     call_start_ = find_call_start(raw_, &partial);
+    // Where the grammar holds from the start, only an object there is the call object.
+    if (calls_at_start_ && call_start_ != std::string::npos && call_start_ != 0) {
+      call_start_ = std::string::npos;
+    }
+    if (calls_at_start_ && partial != 0) partial = std::string::npos;
     // Text before the call (or a start that may become one) is the template's to parse.
     const size_t free_end = std::min(call_start_, partial);
     const size_t end = free_end == std::string::npos ? raw_.size() : free_end;
@@ -189,6 +204,7 @@ class GenericToolParser : public ChatOutputParser {
   }
 
   std::unique_ptr<ChatOutputParser> content_;
+  bool calls_at_start_;
   std::string raw_;
   size_t forwarded_ = 0;
   size_t call_start_ = std::string::npos;
@@ -209,8 +225,8 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
       rendered.content += "\n\n" + tools;
     } else if (message.role == "tool") {
       rendered.role = "user";
-      rendered.content = "Result of the call " + message.tool_call_id + " to " + message.tool_name +
-                         ":\n" + message.content;
+      // Results follow their calls in order; the ids (random) would only make prompts differ.
+      rendered.content = "Result of " + message.tool_name + ":\n" + message.content;
     } else if (!message.tool_calls.empty()) {
       rendered.content += (rendered.content.empty() ? "" : "\n") + calls_text(message.tool_calls);
     }
@@ -221,10 +237,17 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
 
 Error generic_tool_grammar(const ChatOptions& options, GrammarConstraint* grammar) {
   *grammar = GrammarConstraint{};
-  if (Error e = json_schema_grammar(call_object_schema(options), "tools", &grammar->gbnf)) {
-    return e;
+  json schema = call_object_schema(options);
+  if (answers_json(options)) {
+    json answer = json::parse(options.answer_schema, nullptr, false);
+    json defs = schema.value("$defs", json::object());
+    hoist_definitions(&answer, "answer_", &defs);
+    schema.erase("$defs");
+    schema = {{"anyOf", {schema, answer}}};
+    if (!defs.empty()) schema["$defs"] = defs;
   }
-  if (options.tool_choice != ToolChoice::REQUIRED) {
+  if (Error e = json_schema_grammar(schema, "tools", &grammar->gbnf)) return e;
+  if (!calls_at_start(options)) {
     grammar->lazy = true;
     grammar->triggers.push_back({GrammarTrigger::Kind::PATTERN,
                                  std::string("\\{(?: |\n{1,2}[ \t]{0,20})?") + kCallKey, -1});
@@ -233,8 +256,8 @@ Error generic_tool_grammar(const ChatOptions& options, GrammarConstraint* gramma
 }
 
 std::unique_ptr<ChatOutputParser> generic_tool_parser(
-    std::unique_ptr<ChatOutputParser> content_parser) {
-  return std::make_unique<GenericToolParser>(std::move(content_parser));
+    std::unique_ptr<ChatOutputParser> content_parser, const ChatOptions& options) {
+  return std::make_unique<GenericToolParser>(std::move(content_parser), calls_at_start(options));
 }
 
 }  // namespace allm

@@ -16,13 +16,14 @@ namespace allm {
 std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& messages,
                                                const ChatOptions& options);
 
-// The grammar of the call object: from its start for tool_choice required, else lazy, from the
-// first `{"tool_calls"` on.
+// The grammar of the call object: from its start for tool_choice required; with an answer schema,
+// the call object or the answer from the start; else lazy, from the first `{"tool_calls"` on.
 Error generic_tool_grammar(const ChatOptions& options, GrammarConstraint* grammar);
 
 // Splits the answer into text (parsed by `content_parser`, the template's own) and the calls of
-// the JSON object, which are read when it is complete.
+// the JSON object, which are read when it is complete. The object may come after text only when
+// the grammar is lazy.
 std::unique_ptr<ChatOutputParser> generic_tool_parser(
-    std::unique_ptr<ChatOutputParser> content_parser);
+    std::unique_ptr<ChatOutputParser> content_parser, const ChatOptions& options);
 
 }  // namespace allm

@@ -178,7 +178,7 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
     const model = MODELS[0];
     const first = await postJSON(srv.baseURL, '/v1/responses', {
       model, max_output_tokens: MAX_TOKENS, input: 'Weather in Oslo?', tools: RESPONSES_TOOLS,
-      tool_choice: { type: 'function', name: 'get_weather' },
+      tool_choice: { type: 'function', name: 'get_weather' }, parallel_tool_calls: false,
     });
     assert.equal(first.status, 200, show('first', first));
     const call = first.json.output.find((i) => i.type === 'function_call');
@@ -237,10 +237,35 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
     for (let seed = 1; seed <= 3; ++seed) {
       const r = await postJSON(srv.baseURL, '/v1/chat/completions', {
         model, seed, max_tokens: MAX_TOKENS, messages: [{ role: 'user', content: 'Hi' }], tools: CHAT_TOOLS,
+        parallel_tool_calls: false,
       });
       assert.equal(r.status, 200, show('auto', r));
       for (const call of r.json.choices[0].message.tool_calls ?? []) {
         assertCall(call.function.name, call.function.arguments, `(auto seed ${seed})`);
+      }
+    }
+  });
+
+  it('a JSON response format beside auto tools: each answer is a valid call or valid JSON', T, async () => {
+    const answer = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false };
+    const validateAnswer = ajv.compile(answer);
+    for (const model of [MODELS[0], QWEN3]) {
+      for (let seed = 1; seed <= 3; ++seed) {
+        const ctx = `(${model} seed ${seed})`;
+        const r = await postJSON(srv.baseURL, '/v1/chat/completions', {
+          model, seed, temperature: 1, max_tokens: MAX_TOKENS, messages: [{ role: 'user', content: 'Weather?' }],
+          tools: CHAT_TOOLS, parallel_tool_calls: false,
+          response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: answer, strict: true } },
+        });
+        assert.equal(r.status, 200, show(ctx, r));
+        const { message, finish_reason } = r.json.choices[0];
+        if (message.tool_calls) {
+          assert.equal(finish_reason, 'tool_calls', ctx);
+          assertCall(message.tool_calls[0].function.name, message.tool_calls[0].function.arguments, ctx);
+        } else {
+          assert.equal(finish_reason, 'stop', ctx);
+          assert.ok(validateAnswer(JSON.parse(message.content)), `${ctx}: ${message.content}`);
+        }
       }
     }
   });
@@ -259,7 +284,6 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
         'tools[0].parameters.properties.d.format'],
       [{ ...base, tools: [{ type: 'function', name: 'bad name' }] }, 'tools[0].name'],
       [{ ...base, tools: [RESPONSES_TOOLS[0], RESPONSES_TOOLS[0]] }, 'tools[1]'],
-      [{ ...base, tools: RESPONSES_TOOLS, text: { format: { type: 'json_object' } } }, 'text.format'],
       [{ ...base, input: [{ type: 'function_call_output', call_id: 'call_x', output: 'y' }] }, 'input[0].call_id'],
       [{ ...base, reasoning: { effort: 'extreme' } }, 'reasoning.effort'],
     ]);
@@ -268,7 +292,6 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
         'tools[0].function.parameters.type'],
       [{ model, messages: [{ role: 'user', content: 'x' }], tools: CHAT_TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } },
         'tool_choice.function.name'],
-      [{ model, messages: [{ role: 'user', content: 'x' }], tools: CHAT_TOOLS, response_format: { type: 'json_object' } }, 'response_format'],
     ]);
   });
 });

@@ -261,6 +261,32 @@ TEST_F(GenericTools, AutoLeavesTextFreeAndHoldsBackAStartingCall) {
   EXPECT_TRUE(text.tool_calls.empty());
 }
 
+// A JSON response format beside tools the model may call: the answer is the call object or the
+// format's JSON, from the first token; any template takes the generic format then.
+TEST_F(GenericTools, AnswerSchemaBesideAutoToolsIsACallOrTheAnswer) {
+  ChatOptions options = weather_tools(ToolChoice::AUTO);
+  options.answer_schema =
+      R"({"type":"object","properties":{"p":{"$ref":"#/$defs/n"}},"required":["p"],)"
+      R"("additionalProperties":false,"$defs":{"n":{"type":"integer"}}})";
+  FormattedChat chat = format(question(), options);
+  EXPECT_FALSE(chat.grammar.lazy);
+  EXPECT_TRUE(accepts(chat.grammar, kGenericCall)) << chat.grammar.gbnf;
+  EXPECT_TRUE(accepts(chat.grammar, R"({"p": 3})"));
+  EXPECT_FALSE(accepts(chat.grammar, R"({"p": "x"})"));
+  EXPECT_FALSE(accepts(chat.grammar, "Sure."));
+
+  const ChatMessage answer = parse_in_pieces(*chat.parser, R"({"p": 3})", 1);
+  EXPECT_EQ(answer.content, R"({"p": 3})");
+  EXPECT_TRUE(answer.tool_calls.empty());
+  FormattedChat again = format(question(), options);
+  EXPECT_EQ(parse_in_pieces(*again.parser, kGenericCall, 2).tool_calls.size(), 1u);
+
+  const std::string qwen = read_template("Qwen-Qwen2.5-7B-Instruct");
+  if (qwen.empty()) GTEST_SKIP() << "no Qwen2.5 template";
+  create(qwen, "", "<|im_end|>");
+  EXPECT_TRUE(accepts(format(question(), options).grammar, kGenericCall));
+}
+
 TEST_F(GenericTools, CallsAndResultsOfEarlierTurnsAreText) {
   const std::vector<ChatMessage> messages = answered_call();
   const FormattedChat chat = format(messages, weather_tools(ToolChoice::AUTO));
