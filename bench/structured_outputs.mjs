@@ -3,11 +3,13 @@
 // Streams one request at a time; a request's decode rate is (completion tokens - 1) over the time
 // from its first to its last content chunk. Runs alternate (unconstrained, grammar, then the
 // other order) and the grammar/unconstrained ratio of each pair is printed as min / median / max.
+// Then the time to the first token of a request with 20 function tools against one without (the
+// tools' description in the prompt, their grammar), alternating likewise.
 //   node bench/structured_outputs.mjs --hf DIR --gguf FILE [--pairs 3] [--tokens 128] [--threads N]
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { AllmServer, makeTempDir, postSSE } from '../tests/e2e/helpers.mjs';
+import { AllmServer, makeTempDir, postJSON, postSSE } from '../tests/e2e/helpers.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -62,12 +64,44 @@ async function decodeRate(base, model, constrained, seed) {
   return (tokens - 1) / ((last - first) / 1000);
 }
 
+// 20 function tools of a typical agent: a few parameters each, one an enum.
+const TOOLS = Array.from({ length: 20 }, (_, i) => ({
+  type: 'function',
+  function: {
+    name: `tool_${i}`,
+    description: `Tool number ${i}: looks something up and returns it as text.`,
+    parameters: {
+      type: 'object',
+      properties: {
+        query: { type: 'string', description: 'what to look up' },
+        limit: { type: 'integer', minimum: 1, maximum: 50 },
+        mode: { enum: ['fast', 'exact'] },
+      },
+      required: ['query'],
+      additionalProperties: false,
+    },
+  },
+}));
+
+// Seconds to the first token: a one-token request whose prompt starts anew each time (no cached
+// prefix to reuse, with or without tools: the whole prompt is read).
+async function firstTokenSeconds(base, model, withTools, n) {
+  const started = performance.now();
+  const r = await postJSON(base, '/v1/chat/completions', {
+    model, seed: n, max_tokens: 1,
+    messages: [{ role: 'system', content: `Session ${n}.` }, { role: 'user', content: 'What now?' }],
+    ...(withTools ? { tools: TOOLS } : {}),
+  });
+  if (r.status !== 200) throw new Error(`${model}: ${r.status} ${r.text}`);
+  return (performance.now() - started) / 1000;
+}
+
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const fmt = (x) => x.toFixed(3);
 
 const tmp = await makeTempDir('allm-bench-grammar-');
 const server = new AllmServer({
-  tmp, parallel: 1, ctxSize: TOKENS + 256,
+  tmp, parallel: 1, ctxSize: TOKENS + 8192,  // the fixtures' small vocabulary makes the 20 tools ~6.5k tokens
   extraArgs: opts.threads ? ['--threads', opts.threads] : [],
 });
 fs.mkdirSync(server.modelsDir, { recursive: true });
@@ -89,6 +123,18 @@ try {
     }
     console.log(`${model}: decode tok/s median unconstrained ${median(free).toFixed(1)}, json_schema ${median(grammar).toFixed(1)}; ` +
       `json_schema/unconstrained min ${fmt(Math.min(...ratios))} median ${fmt(median(ratios))} max ${fmt(Math.max(...ratios))}`);
+  }
+  for (const model of ['bench-hf', 'bench-gguf']) {
+    await firstTokenSeconds(server.baseURL, model, true, 0);
+    const ratios = [];
+    for (let pair = 0; pair < PAIRS; ++pair) {
+      const order = pair % 2 === 0 ? [false, true] : [true, false];
+      const seconds = {};
+      for (const withTools of order) seconds[withTools] = await firstTokenSeconds(server.baseURL, model, withTools, 2 * pair + withTools + 1);
+      ratios.push(seconds[true] / seconds[false]);
+      console.log(`${model} pair ${pair + 1}: first token ${(seconds[false] * 1000).toFixed(0)} ms without tools, ${(seconds[true] * 1000).toFixed(0)} ms with 20`);
+    }
+    console.log(`${model}: first token with 20 tools / without: min ${fmt(Math.min(...ratios))} median ${fmt(median(ratios))} max ${fmt(Math.max(...ratios))}`);
   }
 } finally {
   await server.cleanup();

@@ -125,6 +125,21 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
     }
   });
 
+  it('the same weights as safetensors and as GGUF make the same greedy call', T, async () => {
+    const calls = [];
+    for (const model of MODELS.slice(0, 2)) {
+      const r = await postJSON(srv.baseURL, '/v1/chat/completions', {
+        model, temperature: 0, max_tokens: MAX_TOKENS, parallel_tool_calls: false,
+        messages: [{ role: 'user', content: 'What is the weather in Oslo?' }], tools: CHAT_TOOLS, tool_choice: 'required',
+      });
+      assert.equal(r.status, 200, show(model, r));
+      const { name, arguments: args } = r.json.choices[0].message.tool_calls[0].function;
+      assertCall(name, args, `(${model} greedy)`);
+      calls.push({ name, args: JSON.parse(args) });
+    }
+    assert.deepEqual(calls[1], calls[0]);
+  });
+
   it('responses: the call streams as function_call events whose deltas add up', T, async () => {
     for (const model of [MODELS[0], QWEN3]) {
       const ctx = `(${model} stream)`;

@@ -122,4 +122,14 @@ TEST_F(Harmony, FinalChannelAloneIsContent) {
   EXPECT_EQ(chat.parser->message().reasoning, "");
 }
 
+// reasoning.effort / reasoning_effort reaches the template, which writes it in the system message.
+TEST_F(Harmony, ReasoningEffortIsRendered) {
+  EXPECT_NE(format({{"user", "Hi", ""}}).prompt.find("Reasoning: medium"), std::string::npos);
+  ChatOptions options;
+  options.reasoning_effort = "high";
+  FormattedChat chat;
+  ASSERT_TRUE(formatter_->format({{"user", "Hi", ""}}, options, &chat).ok());
+  EXPECT_NE(chat.prompt.find("Reasoning: high"), std::string::npos) << chat.prompt;
+}
+
 }  // namespace
