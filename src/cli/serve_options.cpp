@@ -134,6 +134,19 @@ const std::vector<Option>& options_table() {
       {"--ctx-size", "ALLM_CTX_SIZE", "N", "context tokens per request (default 4096)",
        int_setter(16, 1 << 22,
                   [](ServeOptions& o, long v) { o.text.ctx_size = static_cast<int>(v); })},
+      {"--gpu-layers", "ALLM_GPU_LAYERS", "N",
+       "decoder layers of each text model on the GPU, counted from the last, as llama.cpp's "
+       "-ngl; -1 (default): all of them and the output head; 0: none. GGUF and safetensors "
+       "models alike; without a GPU in the build everything runs on the CPU",
+       int_setter(-1, 100000,
+                  [](ServeOptions& o, long v) { o.text.gpu_layers = static_cast<int>(v); })},
+      {"--device", "ALLM_DEVICE", "NAME",
+       "the ggml device text models use (e.g. CUDA0, Vulkan1; default: the first GPU); 'none': "
+       "the CPU only",
+       [](ServeOptions& o, const std::string& v) {
+         o.text.device = v;
+         return std::string();
+       }},
       {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",
        int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
       {"--threads", "ALLM_THREADS", "N",

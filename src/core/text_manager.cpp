@@ -70,6 +70,9 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   params.sequences = config_.parallel;
   params.threads = threads_per_job(config_.threads, 1);
   params.quantization = entry.quantization.value_or(Quantization::NONE);
+  const bool cpu_only = config_.device == "none";
+  params.gpu_layers = cpu_only ? 0 : config_.gpu_layers;
+  params.device = cpu_only ? "" : config_.device;
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)
@@ -84,9 +87,11 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   if (!model->formatter) return nullptr;
   *measured_bytes = backend->memory_bytes();
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  ALLM_LOG_INFO("model '%s' loaded in %.2f s (%s, %d sequences x %d tokens)", entry.id.c_str(),
-                seconds, format_bytes(backend->memory_bytes()).c_str(), backend->max_sequences(),
-                backend->context_per_sequence());
+  const std::string placement = backend->placement();
+  ALLM_LOG_INFO("model '%s' loaded in %.2f s (%s, %d sequences x %d tokens%s%s)",
+                entry.id.c_str(), seconds, format_bytes(backend->memory_bytes()).c_str(),
+                backend->max_sequences(), backend->context_per_sequence(),
+                placement.empty() ? "" : ", ", placement.c_str());
   model->scheduler = std::make_unique<Scheduler>(std::move(backend), config_.queue_size);
   return model;
 }

@@ -26,6 +26,8 @@ struct TextManagerConfig {
   int queue_size = 64;                   // requests waiting per model beyond `parallel`; then 429
   double request_timeout_seconds = 600;  // per request, waiting and loading included; 0: none
   int max_output_tokens = 0;             // cap on max_output_tokens / max_tokens; 0: the context
+  int gpu_layers = -1;                   // decoder layers on the GPU (-1: all, 0: none)
+  std::string device;                    // the ggml device ("": the first GPU; "none": CPU only)
 };
 
 class Metrics;

@@ -23,6 +23,10 @@ struct BackendParams {
   // llama.cpp; safetensors.cpp uses it on either cache).
   bool f32_cache = false;
   Quantization quantization = Quantization::NONE;  // safetensors.cpp: quantize on load
+  // GPU offload, as llama.cpp counts it: decoder layers on the GPU from the last one (-1: all of
+  // them and the output; 0: none), on the ggml device named `device` ("": the first GPU).
+  int gpu_layers = -1;
+  std::string device;
 };
 
 // One entry of a decode batch.
@@ -64,6 +68,8 @@ class TextBackend {
   virtual bool copy_prefix(int from, int to, int length) = 0;
   // Approximate bytes the loaded model holds (weights + cache), for metrics and budgets.
   virtual size_t memory_bytes() const = 0;
+  // Where the model runs, for the load log ("" when the engine logs it itself).
+  virtual std::string placement() const { return ""; }
 };
 
 // Opens a GGUF file with llama.cpp. Corrupt files → MODEL_CORRUPT / LOAD_FAILED.

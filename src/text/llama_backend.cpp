@@ -148,6 +148,16 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
     return nullptr;
   }
   llama_model_params model_params = llama_model_default_params();
+  model_params.n_gpu_layers = params.gpu_layers;
+  ggml_backend_dev_t devices[2] = {nullptr, nullptr};  // null-terminated
+  if (!params.device.empty()) {
+    devices[0] = ggml_backend_dev_by_name(params.device.c_str());
+    if (!devices[0]) {
+      *error = make_error(ErrorCode::UNSUPPORTED, "no device '" + params.device + "' in this build");
+      return nullptr;
+    }
+    model_params.devices = devices;
+  }
   llama_model* model = llama_model_load_from_file(gguf_path.c_str(), model_params);
   if (!model) {
     *error = make_error(ErrorCode::LOAD_FAILED,

@@ -1,4 +1,5 @@
 // TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
+#include "base/byte_size.h"
 #include "base/log.h"
 #include "safetensors.h"
 #include "text/backend.h"
@@ -93,6 +94,12 @@ class SafetensorsBackend : public TextBackend {
   size_t memory_bytes() const override {
     return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_);
   }
+  std::string placement() const override {
+    const int layers = stcpp_model_gpu_layers(model_);
+    if (layers == 0) return "on the CPU";
+    return "on " + std::string(stcpp_model_device(model_)) + ": " + std::to_string(layers) +
+           " layers, " + format_bytes(stcpp_model_device_bytes(model_)) + " of weights";
+  }
 
   static constexpr int kMaxBatch = 512;
 
@@ -131,6 +138,8 @@ std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
   stcpp_model_params model_params = stcpp_model_default_params();
   model_params.n_threads = params.threads;
   model_params.quantize_type = stcpp_quantize_type_of(params.quantization);
+  model_params.n_gpu_layers = params.gpu_layers;
+  model_params.device = params.device.c_str();
   stcpp_model* model =
       stcpp_model_load(path.c_str(), model_params, &status, message, sizeof message);
   if (!model) {

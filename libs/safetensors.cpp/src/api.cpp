@@ -96,6 +96,45 @@ Failure read_model_config(const std::string& path, const stcpp_model_params& par
   return stcpp::check_dimensions(m->config);
 }
 
+bool is_gpu(ggml_backend_dev_t device) {
+  const enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
+  return type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU;
+}
+
+// The GPUs ggml finds, comma-separated.
+std::string gpu_names() {
+  std::string names;
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t device = ggml_backend_dev_get(i);
+    if (is_gpu(device)) names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
+  }
+  return names;
+}
+
+// The device and the layers params ask for, as llama.cpp counts them: the last n_gpu_layers
+// decoder layers, and the output too when n_gpu_layers is negative or exceeds the layers.
+Failure choose_device(const stcpp_model_params& params, stcpp::Model* m) {
+  if (params.n_gpu_layers == 0) return {};
+  const std::string wanted = params.device ? params.device : "";
+  for (size_t i = 0; i < ggml_backend_dev_count() && !m->device; ++i) {
+    ggml_backend_dev_t device = ggml_backend_dev_get(i);
+    if (wanted.empty() ? is_gpu(device) : wanted == ggml_backend_dev_name(device)) {
+      m->device = device;
+    }
+  }
+  if (!wanted.empty() && (!m->device || !is_gpu(m->device))) {
+    const std::string gpus = gpu_names();
+    return stcpp::fail(STCPP_UNSUPPORTED, "no GPU device '" + wanted + "'; this build finds " +
+                                              (gpus.empty() ? "none" : gpus));
+  }
+  if (!m->device) return {};
+  const int n_layer = m->config.num_hidden_layers;
+  const bool all = params.n_gpu_layers < 0 || params.n_gpu_layers > n_layer;
+  m->first_device_layer = all ? 0 : n_layer - params.n_gpu_layers;
+  m->output_on_device = all;
+  return {};
+}
+
 // Finds every weight and plans its tensor; nothing is read but headers and small vectors.
 Failure plan_weights(const std::string& path, const stcpp_model_params& params, stcpp::Model* m) {
   Failure failure;
@@ -105,8 +144,14 @@ Failure plan_weights(const std::string& path, const stcpp_model_params& params, 
   quantize.type = quantize_ggml_type(params.quantize_type);
   quantize.n_threads = params.n_threads > 0 ? params.n_threads
                                             : static_cast<int>(std::thread::hardware_concurrency());
-  m->store = std::make_unique<stcpp::WeightStore>(*m->checkpoint,
-                                                  m->checkpoint->tensors().size() + 16, quantize);
+  if (Failure f = choose_device(params, m)) return f;
+  stcpp::WeightPlacement placement;
+  if (m->device) {
+    placement = {ggml_backend_dev_buffer_type(m->device), m->first_device_layer,
+                 m->output_on_device};
+  }
+  m->store = std::make_unique<stcpp::WeightStore>(
+      *m->checkpoint, m->checkpoint->tensors().size() + 16, quantize, placement);
   if (Failure f = m->architecture->load(*m->store, m->config, &m->weights)) return f;
   m->rope = stcpp::rope_params_for(m->config, *m->store, &m->weights);
   return m->store->failure();
@@ -130,7 +175,7 @@ Failure load_model(const std::string& path, const stcpp_model_params& params, st
 extern "C" {
 
 stcpp_model_params stcpp_model_default_params(void) {
-  return stcpp_model_params{0, STCPP_QUANTIZE_NONE};
+  return stcpp_model_params{0, STCPP_QUANTIZE_NONE, -1, nullptr};
 }
 
 stcpp_context_params stcpp_context_default_params(void) {
@@ -193,12 +238,30 @@ const char* stcpp_supported_architectures(void) {
   return stcpp::supported_architectures();
 }
 
+const char* stcpp_gpu_devices(void) {
+  static const std::string names = gpu_names();
+  return names.c_str();
+}
+
 const char* stcpp_model_architecture(const stcpp_model* model) {
   return model->model.config.model_type.c_str();
 }
 
 size_t stcpp_model_size_bytes(const stcpp_model* model) {
   return model->model.store->bytes();
+}
+
+const char* stcpp_model_device(const stcpp_model* model) {
+  return model->model.device ? ggml_backend_dev_name(model->model.device) : "CPU";
+}
+
+size_t stcpp_model_device_bytes(const stcpp_model* model) {
+  return model->model.store->device_bytes();
+}
+
+int32_t stcpp_model_gpu_layers(const stcpp_model* model) {
+  const stcpp::Model& m = model->model;
+  return m.device ? m.config.num_hidden_layers - m.first_device_layer : 0;
 }
 
 const char* stcpp_model_quantization(const stcpp_model* model) {

@@ -12,9 +12,18 @@ Context::Context(const Model& model, const stcpp_context_params& params)
     : model_(model), params_(params) {}
 
 Context::~Context() {
-  if (allocator_) ggml_gallocr_free(allocator_);
-  if (backend_) ggml_backend_free(backend_);
+  if (scheduler_) ggml_backend_sched_free(scheduler_);
+  for (ggml_backend_t backend : backends_) ggml_backend_free(backend);
 }
+
+namespace {
+
+// The most graph nodes a batch of `n_batch` tokens can need (a group per token at worst).
+size_t max_graph_nodes(const ModelConfig& c, int n_groups) {
+  return 2048 + static_cast<size_t>(c.num_hidden_layers) * (64 + 32 * static_cast<size_t>(n_groups));
+}
+
+}  // namespace
 
 Failure Context::init() {
   const ModelConfig& c = model_.config;
@@ -23,16 +32,29 @@ Failure Context::init() {
   }
   const ggml_type type = params_.cache_type == STCPP_CACHE_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
   const int64_t row = int64_t{c.head_dim} * c.num_key_value_heads;
-  if (Failure f = cache_.init(c.num_hidden_layers, row, row, params_.n_ctx_per_seq,
+  std::vector<ggml_backend_buffer_type_t> layer_buffer_type;
+  for (int l = 0; l < c.num_hidden_layers; ++l) layer_buffer_type.push_back(model_.layer_buffer_type(l));
+  if (Failure f = cache_.init(layer_buffer_type, row, row, params_.n_ctx_per_seq,
                               params_.n_seq_max, type)) {
     return f;
   }
-  backend_ = ggml_backend_cpu_init();
-  if (!backend_) return fail(STCPP_INTERNAL, "cannot start the CPU backend");
+  if (model_.device) {
+    ggml_backend_t gpu = ggml_backend_dev_init(model_.device, nullptr);
+    if (!gpu) {
+      return fail(STCPP_INTERNAL,
+                  std::string("cannot start the device ") + ggml_backend_dev_name(model_.device));
+    }
+    backends_.push_back(gpu);
+  }
+  ggml_backend_t cpu = ggml_backend_cpu_init();
+  if (!cpu) return fail(STCPP_INTERNAL, "cannot start the CPU backend");
+  backends_.push_back(cpu);
   const int threads = model_.n_threads > 0 ? model_.n_threads
                                            : static_cast<int>(std::thread::hardware_concurrency());
-  ggml_backend_cpu_set_n_threads(backend_, std::max(1, threads));
-  allocator_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+  ggml_backend_cpu_set_n_threads(cpu, std::max(1, threads));
+  scheduler_ = ggml_backend_sched_new(backends_.data(), nullptr, static_cast<int>(backends_.size()),
+                                      max_graph_nodes(c, params_.n_batch), false, true);
+  if (!scheduler_) return fail(STCPP_INTERNAL, "cannot start the backend scheduler");
   return {};
 }
 
@@ -114,21 +136,22 @@ Failure Context::decode(const stcpp_batch& b) {
     }
   }
   if (output_ids.empty()) output_ids.push_back(b.n_tokens - 1);  // the graph needs one row
-  const size_t max_nodes =
-      2048 + static_cast<size_t>(model_.config.num_hidden_layers) * (64 + 32 * groups.size());
-  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()), max_nodes);
+  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()),
+              max_graph_nodes(model_.config, static_cast<int>(groups.size())));
   ggml_tensor* out = model_.architecture->build(graph);
   ggml_build_forward_expand(graph.cgraph(), out);
-  if (!ggml_gallocr_alloc_graph(allocator_, graph.cgraph())) {
-    return fail(STCPP_OOM_RAM, "cannot allocate the compute buffers for a batch of " +
-                                   std::to_string(b.n_tokens) + " tokens");
+  ggml_backend_sched_reset(scheduler_);
+  if (!ggml_backend_sched_alloc_graph(scheduler_, graph.cgraph())) {
+    return fail(model_.device ? STCPP_OOM_VRAM : STCPP_OOM_RAM,
+                "cannot allocate the compute buffers for a batch of " +
+                    std::to_string(b.n_tokens) + " tokens");
   }
   ggml_backend_tensor_set(graph.tokens(), b.tokens, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.positions(), b.positions, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.output_ids(), output_ids.data(), 0,
                           output_ids.size() * sizeof(int32_t));
   fill_masks(graph.groups());
-  if (ggml_backend_graph_compute(backend_, graph.cgraph()) != GGML_STATUS_SUCCESS) {
+  if (ggml_backend_sched_graph_compute(scheduler_, graph.cgraph()) != GGML_STATUS_SUCCESS) {
     return fail(STCPP_INTERNAL, "the compute graph failed");
   }
   logits_.resize(ggml_nelements(out));
@@ -146,7 +169,11 @@ const float* Context::logits(int batch_index) const {
 }
 
 size_t Context::bytes() const {
-  return cache_.bytes() + (allocator_ ? ggml_gallocr_get_buffer_size(allocator_, 0) : 0);
+  size_t total = cache_.bytes();
+  for (ggml_backend_t backend : backends_) {
+    total += ggml_backend_sched_get_buffer_size(scheduler_, backend);
+  }
+  return total;
 }
 
 }  // namespace stcpp

@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "kv_cache.h"
 #include "model.h"
@@ -40,8 +39,10 @@ class Context {
   const Model& model_;
   stcpp_context_params params_;
   KvCache cache_;
-  ggml_backend_t backend_ = nullptr;
-  ggml_gallocr_t allocator_ = nullptr;
+  // The model's GPU (when it has one) first, then the CPU; the scheduler runs each op where its
+  // weights are and copies what crosses between them.
+  std::vector<ggml_backend_t> backends_;
+  ggml_backend_sched_t scheduler_ = nullptr;
   std::vector<float> logits_;
   std::vector<int> logit_rows_;  // batch index → row of logits_, -1 when not asked for
 };

@@ -1,5 +1,6 @@
 // The key/value cache: per layer, one row per (sequence, position) cell. Sequence s owns the
 // cells [s * ctx_per_seq, (s + 1) * ctx_per_seq), so a token's cell is fixed by its position.
+// Each layer's cache lives where its weights do (host memory or a device's).
 #pragma once
 
 #include <vector>
@@ -14,8 +15,9 @@ class KvCache {
  public:
   KvCache() = default;
   ~KvCache();
-  Failure init(int n_layer, int64_t k_row, int64_t v_row, int ctx_per_seq, int n_seq,
-               ggml_type type);
+  // `layer_buffer_type[l]`: where layer l's cache goes.
+  Failure init(const std::vector<ggml_backend_buffer_type_t>& layer_buffer_type, int64_t k_row,
+               int64_t v_row, int ctx_per_seq, int n_seq, ggml_type type);
 
   ggml_tensor* k(int layer) const { return k_[layer]; }
   ggml_tensor* v(int layer) const { return v_[layer]; }
@@ -25,11 +27,12 @@ class KvCache {
   void set_length(int seq, int length) { length_[seq] = length; }
   // Positions [0, length) of `to` become those of `from`, and `to` holds nothing after them.
   void copy_prefix(int from, int to, int length);
-  size_t bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+  size_t bytes() const;
 
  private:
-  ggml_context* ctx_ = nullptr;
-  ggml_backend_buffer_t buffer_ = nullptr;
+  // One context and buffer per buffer type.
+  std::vector<ggml_context*> contexts_;
+  std::vector<ggml_backend_buffer_t> buffers_;
   std::vector<ggml_tensor*> k_, v_;
   std::vector<int> length_;  // tokens held per sequence
   int ctx_per_seq_ = 0;

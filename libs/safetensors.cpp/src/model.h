@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "config.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
 #include "ggml.h"
 #include "safetensors/checkpoint.h"
 #include "safetensors/weight_store.h"
@@ -117,6 +119,16 @@ struct Model {
   ModelWeights weights;
   RopeParams rope;
   int n_threads = 0;
+  // The GPU of the offloaded layers (null: all on the CPU): layers from first_device_layer on,
+  // and the tensors outside the layers when output_on_device.
+  ggml_backend_dev_t device = nullptr;
+  int first_device_layer = 0;
+  bool output_on_device = false;
+  // Where layer l's weights and KV cache live.
+  ggml_backend_buffer_type_t layer_buffer_type(int l) const {
+    return device && l >= first_device_layer ? ggml_backend_dev_buffer_type(device)
+                                             : ggml_backend_cpu_buffer_type();
+  }
   std::vector<int32_t> eog_ids;
 };
 

@@ -1,6 +1,7 @@
 #include "safetensors/weight_store.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -100,15 +101,33 @@ ggml_context* new_meta_context(size_t max_tensors) {
 
 }  // namespace
 
+int layer_of(const std::string& name) {
+  const std::string marker = "layers.";
+  const size_t at = name.find(marker);
+  if (at == std::string::npos) return -1;
+  size_t end = at + marker.size();
+  int layer = 0;
+  bool digits = false;
+  for (; end < name.size() && std::isdigit(static_cast<unsigned char>(name[end])); ++end) {
+    if (layer > 1000000) return -1;
+    layer = layer * 10 + (name[end] - '0');
+    digits = true;
+  }
+  return digits && end < name.size() && name[end] == '.' ? layer : -1;
+}
+
 ggml_type output_head_type(ggml_type type, int64_t row_width) {
   if (type == GGML_TYPE_Q8_0 || row_width % ggml_blck_size(type) != 0) return GGML_TYPE_Q8_0;
   return row_width % ggml_blck_size(GGML_TYPE_Q6_K) == 0 ? GGML_TYPE_Q6_K : GGML_TYPE_Q8_0;
 }
 
-WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize)
+WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize,
+                         WeightPlacement placement)
     : checkpoint_(checkpoint),
       mapped_ctx_(new_meta_context(max_tensors)),
       owned_ctx_(new_meta_context(max_tensors)),
+      device_ctx_(new_meta_context(max_tensors)),
+      placement_(placement),
       quantize_(quantize) {
   for (const auto& file : checkpoint.files()) {
     file_buffers_.push_back(
@@ -119,8 +138,10 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
 WeightStore::~WeightStore() {
   for (ggml_backend_buffer_t buffer : file_buffers_) ggml_backend_buffer_free(buffer);
   if (owned_buffer_) ggml_backend_buffer_free(owned_buffer_);
+  if (device_buffer_) ggml_backend_buffer_free(device_buffer_);
   ggml_free(mapped_ctx_);
   ggml_free(owned_ctx_);
+  ggml_free(device_ctx_);
 }
 
 const TensorInfo* WeightStore::lookup(const std::string& name, const std::vector<int64_t>& shape,
@@ -162,7 +183,23 @@ const TensorInfo* WeightStore::float_matrix(const std::string& name,
   return info;
 }
 
-ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name) {
+bool WeightStore::on_device(const std::string& name) const {
+  if (!placement_.device) return false;
+  const int layer = layer_of(name);
+  return layer < 0 ? placement_.output : layer >= placement_.first_layer;
+}
+
+ggml_context* WeightStore::owned_context(const std::string& name) const {
+  return on_device(name) ? device_ctx_ : owned_ctx_;
+}
+
+ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name, bool host) {
+  if (!host && on_device(name)) {
+    ggml_tensor* t = new_tensor(device_ctx_, ggml_type_of(info.dtype), info.shape, name);
+    uploads_.emplace_back(t, &info);
+    uploaded_bytes_ += ggml_nbytes(t);
+    return t;
+  }
   ggml_tensor* t = new_tensor(mapped_ctx_, ggml_type_of(info.dtype), info.shape, name);
   size_t file_index = 0;
   while (checkpoint_.files()[file_index].get() != info.file) ++file_index;
@@ -204,7 +241,7 @@ ggml_tensor* WeightStore::matrix(const std::string& name, std::vector<int64_t> s
 
 ggml_tensor* WeightStore::embeddings(const std::string& name, std::vector<int64_t> shape) {
   const TensorInfo* info = float_matrix(name, shape, true);
-  return info ? mapped(*info, name) : nullptr;
+  return info ? mapped(*info, name, /*host=*/true) : nullptr;
 }
 
 ggml_tensor* WeightStore::output_head(const std::string& name, std::vector<int64_t> shape) {
@@ -218,7 +255,7 @@ ggml_tensor* WeightStore::vector_f32(const std::string& name, std::vector<int64_
                                      bool required) {
   const TensorInfo* info = lookup(name, shape, required);
   if (!info) return nullptr;
-  ggml_tensor* t = new_tensor(owned_ctx_, GGML_TYPE_F32, shape, name);
+  ggml_tensor* t = new_tensor(owned_context(name), GGML_TYPE_F32, shape, name);
   pending_.emplace_back(t, to_f32(*info));
   return t;
 }
@@ -233,7 +270,7 @@ ggml_tensor* WeightStore::norm_plus_one(const std::string& name, std::vector<int
 
 ggml_tensor* WeightStore::new_f32(const std::string& name, const std::vector<float>& values) {
   ggml_tensor* t =
-      new_tensor(owned_ctx_, GGML_TYPE_F32, {static_cast<int64_t>(values.size())}, name);
+      new_tensor(owned_context(name), GGML_TYPE_F32, {static_cast<int64_t>(values.size())}, name);
   pending_.emplace_back(t, values);
   return t;
 }
@@ -260,38 +297,83 @@ ggml_tensor* WeightStore::new_computed(const std::string& name, ggml_type type,
                                        const std::vector<int64_t>& ne,
                                        std::function<void(uint8_t*)> fill) {
   std::vector<int64_t> shape(ne.rbegin(), ne.rend());  // new_tensor takes outermost first
-  ggml_tensor* t = new_tensor(owned_ctx_, type, shape, name);
+  ggml_tensor* t = new_tensor(owned_context(name), type, shape, name);
   pending_fills_.emplace_back(t, std::move(fill));
   return t;
 }
 
+namespace {
+
+bool has_tensors(ggml_context* ctx) {
+  return ggml_get_first_tensor(ctx) != nullptr;
+}
+
+}  // namespace
+
 Failure WeightStore::finish() {
   if (failure_) return failure_;
-  if (pending_.empty() && pending_fills_.empty()) return {};
-  owned_buffer_ =
-      ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
-  if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
+  if (has_tensors(owned_ctx_)) {
+    owned_buffer_ =
+        ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
+    if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
+  }
+  if (has_tensors(device_ctx_)) {
+    device_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(device_ctx_, placement_.device);
+    if (!device_buffer_) {
+      return fail(STCPP_OOM_VRAM, "cannot allocate " + std::to_string(device_bytes()) +
+                                      " bytes of weights on " +
+                                      ggml_backend_buft_name(placement_.device));
+    }
+    ggml_backend_buffer_set_usage(device_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  }
   for (auto& [tensor, values] : pending_) {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
-  // The owned buffer is host memory (CPU buffer type), so fills write straight into it.
-  for (auto& [tensor, fill] : pending_fills_) fill(static_cast<uint8_t*>(tensor->data));
+  // Host tensors are filled in place; a device's through a staging copy.
+  std::vector<uint8_t> staging;
+  for (auto& [tensor, fill] : pending_fills_) {
+    if (ggml_backend_buffer_is_host(tensor->buffer)) {
+      fill(static_cast<uint8_t*>(tensor->data));
+      continue;
+    }
+    staging.resize(ggml_nbytes(tensor));
+    fill(staging.data());
+    ggml_backend_tensor_set(tensor, staging.data(), 0, staging.size());
+  }
   pending_fills_.clear();
+  for (auto& [tensor, info] : uploads_) {
+    ggml_backend_tensor_set(tensor, info->data(), 0, info->nbytes);
+    info->file->release(info->offset, info->nbytes);
+  }
+  uploads_.clear();
   return {};
 }
 
-size_t WeightStore::bytes() const {
+namespace {
+
+// The bytes of a context's tensors: its buffer once allocated, else their sizes.
+size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer) {
+  if (buffer) return ggml_backend_buffer_get_size(buffer);
   size_t total = 0;
-  if (owned_buffer_) {
-    total = ggml_backend_buffer_get_size(owned_buffer_);
-  } else {
-    for (ggml_tensor* t = ggml_get_first_tensor(owned_ctx_); t;
-         t = ggml_get_next_tensor(owned_ctx_, t))
-      total += ggml_nbytes(t);
+  for (ggml_tensor* t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
+    total += ggml_nbytes(t);
   }
+  return total;
+}
+
+}  // namespace
+
+size_t WeightStore::bytes() const {
+  size_t total = context_bytes(owned_ctx_, owned_buffer_);
   for (const auto& file : checkpoint_.files()) total += file->size();
-  return total - quantized_source_bytes_;
+  // The device holds copies of stored tensors (their pages released once uploaded) and computed
+  // ones: only the computed ones add to the files.
+  return total + device_bytes() - uploaded_bytes_ - quantized_source_bytes_;
+}
+
+size_t WeightStore::device_bytes() const {
+  return context_bytes(device_ctx_, device_buffer_);
 }
 
 std::string WeightStore::quantization_summary() const {

@@ -31,9 +31,22 @@ struct QuantizeOptions {
 // else Q6_K, or Q8_0 when the width does not fit Q6_K's 256-value blocks.
 ggml_type output_head_type(ggml_type type, int64_t row_width);
 
+// Where the weights go: the decoder layers from `first_layer` on, and with `output` the tensors
+// outside the layers (final norm, output head, rope factors), to the `device` buffer type when it
+// is set; the token embeddings (looked up by row) and everything else stay in host memory.
+struct WeightPlacement {
+  ggml_backend_buffer_type_t device = nullptr;
+  int first_layer = 0;
+  bool output = false;
+};
+
+// The decoder layer a tensor name belongs to ("model.layers.12.mlp..." → 12); -1 for none.
+int layer_of(const std::string& name);
+
 class WeightStore {
  public:
-  WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {});
+  WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {},
+              WeightPlacement placement = {});
   ~WeightStore();
 
   // A projection matrix with the expected Hugging Face shape (outermost first), quantized when
@@ -61,12 +74,15 @@ class WeightStore {
   ggml_tensor* new_computed(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
                             std::function<void(uint8_t* data)> fill);
 
-  // Allocates the converted tensors; call once after every lookup.
+  // Allocates the converted tensors and the device's, and uploads the device's weights (from
+  // the mapping, tensor by tensor, whose pages are then released); call once after every lookup.
   Failure finish();
   const Failure& failure() const { return failure_; }
   // The weights' size in memory: the files, less the quantized matrices' sources, plus the owned
   // tensors. Known before finish() (nothing is read to compute it).
   size_t bytes() const;
+  // Of those, the bytes on the device (0 without one).
+  size_t device_bytes() const;
   // What quantize on load did, for the log: "" when the store does not quantize.
   std::string quantization_summary() const;
 
@@ -75,7 +91,13 @@ class WeightStore {
                            bool required);
   ggml_tensor* new_tensor(ggml_context* ctx, ggml_type type, const std::vector<int64_t>& shape,
                           const std::string& name);
-  ggml_tensor* mapped(const TensorInfo& info, const std::string& name);
+  // Whether the tensor `name` goes to the device.
+  bool on_device(const std::string& name) const;
+  // Where a tensor computed here goes: the device's context or the host's.
+  ggml_context* owned_context(const std::string& name) const;
+  // The stored tensor: on the device (uploaded at finish) unless `host` or placed on the host,
+  // where it is the mapping itself.
+  ggml_tensor* mapped(const TensorInfo& info, const std::string& name, bool host = false);
   // `info` quantized to `type`, or as stored when its rows do not fit `type`'s blocks.
   ggml_tensor* quantized(const TensorInfo& info, const std::string& name, ggml_type type);
   const TensorInfo* float_matrix(const std::string& name, const std::vector<int64_t>& shape,
@@ -84,8 +106,14 @@ class WeightStore {
   const Checkpoint& checkpoint_;
   ggml_context* mapped_ctx_;  // tensors whose data is the mapping
   ggml_context* owned_ctx_;   // converted or computed tensors
+  ggml_context* device_ctx_;  // tensors on the device, stored or computed
   std::vector<ggml_backend_buffer_t> file_buffers_;
   ggml_backend_buffer_t owned_buffer_ = nullptr;
+  ggml_backend_buffer_t device_buffer_ = nullptr;
+  WeightPlacement placement_;
+  // Stored tensors waiting to be uploaded to the device.
+  std::vector<std::pair<ggml_tensor*, const TensorInfo*>> uploads_;
+  size_t uploaded_bytes_ = 0;
   // Converted data waiting for the owned buffer.
   std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
   std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;

@@ -1,0 +1,206 @@
+// safetensors.cpp with its layers on a device, against the same model on the CPU, for every
+// architecture. The device is ggml's RPC backend serving this process's CPU over loopback: ggml
+// counts it a GPU and its buffers are not host memory, so the offload paths all run without a
+// GPU — weights uploaded into device buffers, the KV cache on the device (its prefix copies
+// through a staging copy), the scheduler splitting each graph between the device and the CPU
+// (the token embeddings stay on the CPU). The arithmetic is the CPU's on both sides, so the
+// logits must agree to rounding; on a real GPU the same tests hold within its own tolerances.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "ggml-backend.h"
+#include "ggml-rpc.h"
+#include "hf_fixture/hf_fixture.h"
+#include "parity/feed.h"
+#include "text/backend.h"
+
+namespace fs = std::filesystem;
+using namespace allm;
+using fixture::Arch;
+using testing_util::compare_greedy;
+using testing_util::feed;
+using testing_util::max_logprob_diff;
+
+namespace {
+
+constexpr int kPrompt = 40;
+constexpr int kSteps = 8;
+// Measured: 0 on every architecture (the RPC server runs ggml-cpu's kernels with the same thread
+// count, so the splits change only where results are stored); the bound leaves room for an ulp
+// moving one of gpt-oss's Q8_0 activation roundings.
+constexpr double kTolerance = 1e-4;
+
+// A free loopback port: bound, read back, released.
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+bool accepts_connections(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  close(fd);
+  return ok;
+}
+
+// The RPC device's ggml name, its server started on first use (it serves until the process ends).
+const std::string& rpc_device() {
+  static const std::string name = [] {
+    const int port = free_port();
+    const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+    std::thread([endpoint] {
+      ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+      ggml_backend_rpc_start_server(endpoint.c_str(), nullptr, 2, 1, &cpu);
+    }).detach();
+    for (int i = 0; i < 500 && !accepts_connections(port); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ggml_backend_reg_t server = ggml_backend_rpc_add_server(endpoint.c_str());
+    ggml_backend_register(server);
+    return ggml_backend_reg_dev_count(server) > 0
+               ? std::string(ggml_backend_dev_name(ggml_backend_reg_dev_get(server, 0)))
+               : std::string();
+  }();
+  return name;
+}
+
+struct Case {
+  const char* name;
+  Arch arch;
+};
+
+const Case kCases[] = {
+    {"llama", Arch::Llama},   {"llama3", Arch::Llama3},     {"mistral", Arch::Mistral},
+    {"qwen2", Arch::Qwen2},   {"qwen3", Arch::Qwen3},       {"gemma", Arch::Gemma},
+    {"gemma2", Arch::Gemma2}, {"nemotron", Arch::Nemotron}, {"gpt_oss", Arch::GptOss},
+    {"phi", Arch::Phi},       {"phi3", Arch::Phi3},
+};
+
+std::vector<Token> prompt_tokens(int n, int vocab) {
+  std::vector<Token> tokens;
+  uint32_t x = 88172645u;
+  for (int i = 0; i < n; ++i) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    tokens.push_back(static_cast<Token>(x % vocab));
+  }
+  return tokens;
+}
+
+class DeviceOffload : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(rpc_device().empty()) << "the RPC device did not register";
+    dir_ = fs::temp_directory_path() / ("allm-device-offload-" + std::string(GetParam().name));
+    fs::remove_all(dir_);
+    fixture::FixtureOptions options;
+    options.arch = GetParam().arch;
+    options.out_dir = dir_.string();
+    std::string problem;
+    ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<TextBackend> open(int gpu_layers, int sequences = 1) {
+    BackendParams params;
+    params.ctx_per_sequence = 128;
+    params.sequences = sequences;
+    params.threads = 2;
+    params.f32_cache = true;
+    params.gpu_layers = gpu_layers;
+    params.device = gpu_layers == 0 ? "" : rpc_device();
+    Error error;
+    auto backend = open_safetensors_backend(dir_.string(), params, &error);
+    EXPECT_TRUE(backend) << error.message;
+    return backend;
+  }
+
+  fs::path dir_;
+};
+
+// Every layer and the output head on the device: the same greedy tokens as on the CPU.
+TEST_P(DeviceOffload, AllLayersMatchTheCpu) {
+  auto cpu = open(0), device = open(-1);
+  ASSERT_TRUE(cpu && device);
+  EXPECT_EQ(cpu->placement(), "on the CPU");
+  EXPECT_NE(device->placement().find("on " + rpc_device()), std::string::npos)
+      << device->placement();
+  const double worst =
+      compare_greedy(*cpu, *device, prompt_tokens(kPrompt, cpu->vocab_size()), kSteps);
+  std::printf("[ device   ] %s: max |logprob diff| device vs CPU %.3g (%s)\n", GetParam().name,
+              worst, device->placement().c_str());
+  EXPECT_LE(worst, kTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, DeviceOffload, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.name);
+                         });
+
+class PartialOffload : public DeviceOffload {};
+
+// One layer on the device, the rest on the CPU (the graph crosses between them twice per token);
+// and a prefix copied between sequences whose cache is on the device.
+TEST_P(PartialOffload, SplitModelAndDevicePrefixCopy) {
+  auto cpu = open(0, 2), split = open(1, 2);
+  ASSERT_TRUE(cpu && split);
+  EXPECT_NE(split->placement().find(": 1 layers"), std::string::npos) << split->placement();
+  const std::vector<Token> prompt = prompt_tokens(kPrompt, cpu->vocab_size());
+  EXPECT_LE(compare_greedy(*cpu, *split, prompt, kSteps), kTolerance);
+
+  // Sequence 1 gets sequence 0's first 24 positions, then both continue the same way.
+  const int kept = 24;
+  const std::vector<Token> rest(prompt.begin() + kept, prompt.end());
+  ASSERT_TRUE(split->copy_prefix(0, 1, kept));
+  const float* copied = feed(*split, rest, kept, 1);
+  ASSERT_TRUE(copied);
+  const std::vector<float> from_copy(copied, copied + split->vocab_size());
+  cpu->clear_sequence(1);
+  const float* fresh = feed(*cpu, prompt, 0, 1);
+  ASSERT_TRUE(fresh);
+  EXPECT_LE(max_logprob_diff(fresh, from_copy.data(), cpu->vocab_size()), kTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload, ::testing::Values(Case{"llama_split", Arch::Llama}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
+  ASSERT_FALSE(rpc_device().empty());
+  const fs::path dir = fs::temp_directory_path() / "allm-device-choice";
+  fs::remove_all(dir);
+  fixture::FixtureOptions options;
+  options.arch = Arch::Llama;
+  options.out_dir = dir.string();
+  std::string problem;
+  ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+  BackendParams params;
+  params.ctx_per_sequence = 64;
+  params.device = "Vulkan7";
+  Error error;
+  EXPECT_FALSE(open_safetensors_backend(dir.string(), params, &error));
+  EXPECT_EQ(error.code, ErrorCode::UNSUPPORTED);
+  EXPECT_NE(error.message.find("Vulkan7"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find(rpc_device()), std::string::npos) << error.message;
+  fs::remove_all(dir);
+}
+
+}  // namespace
