@@ -49,7 +49,8 @@ ModelLoader<TextManager::LoadedModel> TextManager::loader_for(const ModelEntry& 
             if (!resolved->error) {
               *estimate = estimate_text_model(resolved->format, resolved->file, config_.ctx_size,
                                               config_.parallel, 2,
-                                              entry.quantization.value_or(Quantization::NONE));
+                                              entry.quantization.value_or(Quantization::NONE),
+                                              config_.device != "none" && config_.gpu_layers != 0);
             }
             return resolved->error;
           },
@@ -88,10 +89,9 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   *measured_bytes = backend->memory_bytes();
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const std::string placement = backend->placement();
-  ALLM_LOG_INFO("model '%s' loaded in %.2f s (%s, %d sequences x %d tokens%s%s)",
-                entry.id.c_str(), seconds, format_bytes(backend->memory_bytes()).c_str(),
-                backend->max_sequences(), backend->context_per_sequence(),
-                placement.empty() ? "" : ", ", placement.c_str());
+  ALLM_LOG_INFO("model '%s' loaded in %.2f s (%s, %d sequences x %d tokens%s%s)", entry.id.c_str(),
+                seconds, format_bytes(backend->memory_bytes()).c_str(), backend->max_sequences(),
+                backend->context_per_sequence(), placement.empty() ? "" : ", ", placement.c_str());
   model->scheduler = std::make_unique<Scheduler>(std::move(backend), config_.queue_size);
   return model;
 }

@@ -153,7 +153,8 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   if (!params.device.empty()) {
     devices[0] = ggml_backend_dev_by_name(params.device.c_str());
     if (!devices[0]) {
-      *error = make_error(ErrorCode::UNSUPPORTED, "no device '" + params.device + "' in this build");
+      *error =
+          make_error(ErrorCode::UNSUPPORTED, "no device '" + params.device + "' in this build");
       return nullptr;
     }
     model_params.devices = devices;

@@ -148,12 +148,13 @@ uint64_t text_weights_bytes(ModelFormat format, const fs::path& file, Quantizati
 }
 
 MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int ctx_per_sequence,
-                                   int sequences, int bytes_per_value, Quantization quantization) {
+                                   int sequences, int bytes_per_value, Quantization quantization,
+                                   bool offload) {
   MemoryEstimate estimate;
   estimate.weights = text_weights_bytes(format, file, quantization);
   std::optional<ModelShape> shape;
+  if (offload) estimate.gpu = format == ModelFormat::GGUF ? GpuUse::ALL_GPUS : GpuUse::FIRST_GPU;
   if (format == ModelFormat::GGUF) {
-    estimate.gpu = GpuUse::ALL_GPUS;  // llama.cpp's default: every layer on the GPUs
     shape = read_gguf_shape(file);
   } else {
     const fs::path folder = fs::is_directory(file) ? file : file.parent_path();

@@ -275,12 +275,19 @@ TEST(MemoryEstimate, DiffusionActivationsOfADiffusersFolder) {
   fs::remove_all(dir);
 }
 
-TEST(MemoryEstimate, GgufModelsGoToTheGpusSafetensorsModelsStayOnTheCpu) {
+// GGUF models spread over every GPU (llama.cpp), safetensors models go to one; with offload off
+// (--device none, --gpu-layers 0) both stay on the CPU.
+TEST(MemoryEstimate, TextModelsGoToTheGpusUnlessOffloadIsOff) {
   const fs::path dir = temp_dir("allm-text-gpu-estimate-test");
   std::string error;
   ASSERT_TRUE(write_tiny_llama_gguf((dir / "m.gguf").string(), TinyLlamaSpec{}, &error)) << error;
   EXPECT_EQ(estimate_text_model(ModelFormat::GGUF, dir / "m.gguf", 64, 1, 2).gpu, GpuUse::ALL_GPUS);
-  EXPECT_EQ(estimate_text_model(ModelFormat::SAFETENSORS, dir, 64, 1, 2).gpu, GpuUse::NONE);
+  EXPECT_EQ(estimate_text_model(ModelFormat::SAFETENSORS, dir, 64, 1, 2).gpu, GpuUse::FIRST_GPU);
+  const Quantization none = Quantization::NONE;
+  EXPECT_EQ(estimate_text_model(ModelFormat::GGUF, dir / "m.gguf", 64, 1, 2, none, false).gpu,
+            GpuUse::NONE);
+  EXPECT_EQ(estimate_text_model(ModelFormat::SAFETENSORS, dir, 64, 1, 2, none, false).gpu,
+            GpuUse::NONE);
   fs::remove_all(dir);
 }
 

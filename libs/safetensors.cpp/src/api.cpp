@@ -106,7 +106,8 @@ std::string gpu_names() {
   std::string names;
   for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
     ggml_backend_dev_t device = ggml_backend_dev_get(i);
-    if (is_gpu(device)) names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
+    if (is_gpu(device))
+      names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
   }
   return names;
 }

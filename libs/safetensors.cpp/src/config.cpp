@@ -71,9 +71,9 @@ Failure read_rope_scaling(const json& j, RopeScaling* scaling) {
   scaling->low_freq_factor = number_or<float>(rs, "low_freq_factor", 1.0f);
   scaling->high_freq_factor = number_or<float>(rs, "high_freq_factor", 4.0f);
   // Phi3 keeps original_max_position_embeddings beside max_position_embeddings.
-  scaling->original_max_position_embeddings = number_or<int>(
-      rs, "original_max_position_embeddings",
-      number_or<int>(j, "original_max_position_embeddings", 0));
+  scaling->original_max_position_embeddings =
+      number_or<int>(rs, "original_max_position_embeddings",
+                     number_or<int>(j, "original_max_position_embeddings", 0));
   scaling->beta_fast = number_or<float>(rs, "beta_fast", 32.0f);
   scaling->beta_slow = number_or<float>(rs, "beta_slow", 1.0f);
   scaling->attention_factor = number_or<float>(rs, "attention_factor", 0.0f);

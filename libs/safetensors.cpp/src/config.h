@@ -43,9 +43,9 @@ struct ModelConfig {
   // Per layer, whether it uses sliding_window (config layer_types, e.g. gpt-oss alternates
   // "sliding_attention" and "full_attention"); empty: every layer does when sliding_window > 0.
   std::vector<bool> sliding_layers;
-  int num_experts = 0;          // mixture of experts: num_local_experts
-  int num_experts_per_tok = 0;  // experts each token is routed to
-  float swiglu_limit = 0.0f;    // gpt-oss clamped SwiGLU
+  int num_experts = 0;                   // mixture of experts: num_local_experts
+  int num_experts_per_tok = 0;           // experts each token is routed to
+  float swiglu_limit = 0.0f;             // gpt-oss clamped SwiGLU
   float partial_rotary_factor = 1.0f;    // share of head_dim that rope turns (nemotron)
   float query_pre_attn_scalar = 0.0f;    // gemma2: scores scaled by its -1/2 power; 0: head_dim
   float attn_logit_softcapping = 0.0f;   // gemma2: cap * tanh(scores / cap); 0: none

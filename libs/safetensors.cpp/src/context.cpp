@@ -20,7 +20,8 @@ namespace {
 
 // The most graph nodes a batch of `n_batch` tokens can need (a group per token at worst).
 size_t max_graph_nodes(const ModelConfig& c, int n_groups) {
-  return 2048 + static_cast<size_t>(c.num_hidden_layers) * (64 + 32 * static_cast<size_t>(n_groups));
+  return 2048 +
+         static_cast<size_t>(c.num_hidden_layers) * (64 + 32 * static_cast<size_t>(n_groups));
 }
 
 }  // namespace
@@ -33,9 +34,10 @@ Failure Context::init() {
   const ggml_type type = params_.cache_type == STCPP_CACHE_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
   const int64_t row = int64_t{c.head_dim} * c.num_key_value_heads;
   std::vector<ggml_backend_buffer_type_t> layer_buffer_type;
-  for (int l = 0; l < c.num_hidden_layers; ++l) layer_buffer_type.push_back(model_.layer_buffer_type(l));
-  if (Failure f = cache_.init(layer_buffer_type, row, row, params_.n_ctx_per_seq,
-                              params_.n_seq_max, type)) {
+  for (int l = 0; l < c.num_hidden_layers; ++l)
+    layer_buffer_type.push_back(model_.layer_buffer_type(l));
+  if (Failure f = cache_.init(layer_buffer_type, row, row, params_.n_ctx_per_seq, params_.n_seq_max,
+                              type)) {
     return f;
   }
   if (model_.device) {
@@ -143,8 +145,8 @@ Failure Context::decode(const stcpp_batch& b) {
   ggml_backend_sched_reset(scheduler_);
   if (!ggml_backend_sched_alloc_graph(scheduler_, graph.cgraph())) {
     return fail(model_.device ? STCPP_OOM_VRAM : STCPP_OOM_RAM,
-                "cannot allocate the compute buffers for a batch of " +
-                    std::to_string(b.n_tokens) + " tokens");
+                "cannot allocate the compute buffers for a batch of " + std::to_string(b.n_tokens) +
+                    " tokens");
   }
   ggml_backend_tensor_set(graph.tokens(), b.tokens, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.positions(), b.positions, 0, b.n_tokens * sizeof(int32_t));

@@ -41,8 +41,7 @@ ggml_tensor* Graph::rms_norm(ggml_tensor* x, ggml_tensor* weight, float eps) {
   return ggml_mul(ctx_, ggml_rms_norm(ctx_, x, eps), weight);
 }
 
-ggml_tensor* Graph::layer_norm(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias,
-                              float eps) {
+ggml_tensor* Graph::layer_norm(ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, float eps) {
   return ggml_add(ctx_, ggml_mul(ctx_, ggml_norm(ctx_, x, eps), weight), bias);
 }
 
@@ -61,9 +60,9 @@ ggml_tensor* Graph::rope_factors() const {
 
 ggml_tensor* Graph::rope(ggml_tensor* x) {
   const RopeParams& r = model_.rope;
-  return ggml_rope_ext(ctx_, x, positions_, rope_factors(), r.n_dims, r.mode,
-                       r.n_ctx_orig, r.freq_base, r.freq_scale, r.ext_factor, r.attn_factor,
-                       r.beta_fast, r.beta_slow);
+  return ggml_rope_ext(ctx_, x, positions_, rope_factors(), r.n_dims, r.mode, r.n_ctx_orig,
+                       r.freq_base, r.freq_scale, r.ext_factor, r.attn_factor, r.beta_fast,
+                       r.beta_slow);
 }
 
 // Writes this batch's keys and values into each sequence's cells.

@@ -61,7 +61,7 @@ class Graph {
                               const AttentionOptions& options = {});
   ggml_tensor* swiglu_mlp(ggml_tensor* x, const LayerWeights& w);
   ggml_tensor* gelu_tanh(ggml_tensor* x);  // exact in F32 (ggml_gelu uses an FP16 table)
-  ggml_tensor* gelu_mlp(ggml_tensor* x, const LayerWeights& w);  // down(gelu(up x)), biases (phi)
+  ggml_tensor* gelu_mlp(ggml_tensor* x, const LayerWeights& w);   // down(gelu(up x)), biases (phi)
   ggml_tensor* geglu_mlp(ggml_tensor* x, const LayerWeights& w);  // tanh GELU gate (gemma)
   ggml_tensor* relu2_mlp(ggml_tensor* x, const LayerWeights& w);  // down(relu(up x)²) (nemotron)
   // The standard pre-norm decoder layer (llama, mistral, qwen2, qwen3).
