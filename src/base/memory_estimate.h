@@ -10,8 +10,8 @@
 namespace allm {
 
 // How an engine uses GPUs when ggml has a GPU backend: llama.cpp offloads every layer and
-// splits them over all GPUs; whisper.cpp and safetensors.cpp run on the first (or --device);
-// diffusion.cpp runs on the CPU.
+// splits them over all GPUs; whisper.cpp, safetensors.cpp and diffusion.cpp run on one (the
+// first, or --device).
 enum class GpuUse { NONE, ALL_GPUS, FIRST_GPU };
 
 struct MemoryEstimate {

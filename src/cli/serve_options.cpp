@@ -141,10 +141,11 @@ const std::vector<Option>& options_table() {
        int_setter(-1, 100000,
                   [](ServeOptions& o, long v) { o.text.gpu_layers = static_cast<int>(v); })},
       {"--device", "ALLM_DEVICE", "NAME",
-       "the ggml device text models use (e.g. CUDA0, Vulkan1; default: the first GPU); 'none': "
-       "the CPU only",
+       "the ggml device text and image models use (e.g. CUDA0, Vulkan1; default: the first "
+       "GPU); 'none': the CPU only",
        [](ServeOptions& o, const std::string& v) {
          o.text.device = v;
+         o.images.device = v;
          return std::string();
        }},
       {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",

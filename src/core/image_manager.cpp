@@ -32,7 +32,8 @@ ImageManager::~ImageManager() = default;
 
 ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
   return {[this, entry](MemoryEstimate* estimate) {
-            *estimate = estimate_diffusion_model(entry.path, config_.max_side);
+            *estimate =
+                estimate_diffusion_model(entry.path, config_.max_side, config_.device != "none");
             return Error{};
           },
           [this, entry](Error* load_error, uint64_t*) -> std::shared_ptr<DiffusionModel> {
@@ -40,16 +41,18 @@ ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
             ALLM_LOG_INFO("loading image model '%s' from %s", entry.id.c_str(), entry.path.c_str());
             Error error;
             std::shared_ptr<DiffusionModel> model = DiffusionModel::load(
-                entry.path.string(), threads_per_job(config_.threads, config_.parallel), &error);
+                entry.path.string(), threads_per_job(config_.threads, config_.parallel),
+                config_.device, &error);
             if (!model) {
               ALLM_LOG_ERROR("image model '%s' failed to load: %s", entry.id.c_str(),
                              error.message.c_str());
               *load_error = make_error(error.code, "model '" + entry.id + "': " + error.message);
               return nullptr;
             }
-            ALLM_LOG_INFO("image model '%s' (%s) loaded in %.2f s", entry.id.c_str(),
+            ALLM_LOG_INFO("image model '%s' (%s) loaded in %.2f s, on %s", entry.id.c_str(),
                           model->architecture(),
-                          std::chrono::duration<double>(Clock::now() - started).count());
+                          std::chrono::duration<double>(Clock::now() - started).count(),
+                          model->device());
             return model;
           }};
 }

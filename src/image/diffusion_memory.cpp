@@ -131,8 +131,9 @@ std::optional<DiffusionShape> read_diffusion_shape(const fs::path& checkpoint) {
                          {"decoder.up_blocks.", false, "upsamplers.0.conv.weight"});
 }
 
-MemoryEstimate estimate_diffusion_model(const fs::path& checkpoint, int max_side) {
+MemoryEstimate estimate_diffusion_model(const fs::path& checkpoint, int max_side, bool offload) {
   MemoryEstimate estimate;
+  if (offload) estimate.gpu = GpuUse::FIRST_GPU;
   std::error_code ec;
   if (fs::is_directory(checkpoint, ec)) {  // diffusers: one weights file per component
     for (const char* component : {"unet", "vae", "text_encoder"}) {

@@ -28,7 +28,9 @@ uint64_t diffusion_activation_bytes(const DiffusionShape& shape, int width, int 
 
 // diffusion.cpp: the checkpoint's weights plus the activations of a `max_side` x `max_side`
 // image (the VAE decoder at full resolution or the UNet at the latent one, read from the
-// checkpoint's header). Unreadable headers leave the weights alone, as for text models.
-MemoryEstimate estimate_diffusion_model(const std::filesystem::path& checkpoint, int max_side);
+// checkpoint's header). Unreadable headers leave the weights alone, as for text models. With
+// `offload`, it all goes to the first GPU when there is one.
+MemoryEstimate estimate_diffusion_model(const std::filesystem::path& checkpoint, int max_side,
+                                        bool offload = true);
 
 }  // namespace allm

@@ -48,9 +48,10 @@ bool known_sampler(const std::string& name) {
 }
 
 std::unique_ptr<DiffusionModel> DiffusionModel::load(const std::string& path, int threads,
-                                                     Error* error) {
+                                                     const std::string& device, Error* error) {
   diffusion_model_params params = diffusion_model_default_params();
   params.n_threads = threads;
+  params.device = device.c_str();
   diffusion_status status;
   char message[1024];
   diffusion_model* model =
@@ -68,6 +69,10 @@ DiffusionModel::~DiffusionModel() {
 
 const char* DiffusionModel::architecture() const {
   return diffusion_model_architecture(model_);
+}
+
+const char* DiffusionModel::device() const {
+  return diffusion_model_device(model_);
 }
 
 int DiffusionModel::default_size() const {

@@ -33,12 +33,15 @@ struct ImageJob {
 class DiffusionModel {
  public:
   // nullptr with *error set (the engine's code and message) when diffusion.cpp cannot load it.
-  static std::unique_ptr<DiffusionModel> load(const std::string& path, int threads, Error* error);
+  // `device`: the ggml GPU ("": the first, "none": the CPU).
+  static std::unique_ptr<DiffusionModel> load(const std::string& path, int threads,
+                                              const std::string& device, Error* error);
   ~DiffusionModel();
   DiffusionModel(const DiffusionModel&) = delete;
   DiffusionModel& operator=(const DiffusionModel&) = delete;
 
   const char* architecture() const;  // "sd1", "sd2"
+  const char* device() const;        // its GPU's name, or "CPU"
   int default_size() const;          // the side it was trained at: 512 or 768
 
   // Generates one image as PNG into *png. `on_step(step, steps)` follows each sampling step;

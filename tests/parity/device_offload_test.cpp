@@ -1,10 +1,11 @@
 // safetensors.cpp with its layers on a device, against the same model on the CPU, for every
-// architecture. The device is ggml's RPC backend serving this process's CPU over loopback: ggml
-// counts it a GPU and its buffers are not host memory, so the offload paths all run without a
-// GPU — weights uploaded into device buffers, the KV cache on the device (its prefix copies
-// through a staging copy), the scheduler splitting each graph between the device and the CPU
-// (the token embeddings stay on the CPU). The arithmetic is the CPU's on both sides, so the
-// logits must agree to rounding; on a real GPU the same tests hold within its own tolerances.
+// architecture; diffusion.cpp's networks likewise. The device is ggml's RPC backend serving this
+// process's CPU over loopback: ggml counts it a GPU and its buffers are not host memory, so the
+// offload paths all run without a GPU — weights uploaded into device buffers, the KV cache on the
+// device (its prefix copies through a staging copy), the scheduler splitting each graph between the
+// device and the CPU (the token embeddings stay on the CPU). The arithmetic is the CPU's on both
+// sides, so the logits must agree to rounding; on a real GPU the same tests hold within its own
+// tolerances.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,6 +16,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "demo/tiny_sd.h"
+#include "diffusion.h"
 #include "ggml-backend.h"
 #include "ggml-rpc.h"
 #include "hf_fixture/hf_fixture.h"
@@ -182,6 +185,41 @@ INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload, ::testing::Values(Case{"llama_sp
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::string(info.param.name);
                          });
+
+// diffusion.cpp with every network on the device: the same image as on the CPU, and the weights
+// on the device.
+TEST(DiffusionOffload, SameImageAsTheCpu) {
+  ASSERT_FALSE(rpc_device().empty());
+  const fs::path dir = fs::temp_directory_path() / "allm-device-diffusion";
+  fs::remove_all(dir);
+  std::string problem;
+  ASSERT_TRUE(write_tiny_sd(dir.string(), TinySdSpec{}, &problem)) << problem;
+  std::vector<std::vector<uint8_t>> images;
+  for (const std::string& device : {std::string("none"), rpc_device()}) {
+    diffusion_model_params params = diffusion_model_default_params();
+    params.n_threads = 2;
+    params.device = device.c_str();
+    char message[256];
+    diffusion_status status;
+    diffusion_model* model = diffusion_model_load((dir / "model.safetensors").c_str(), params,
+                                                  &status, message, sizeof message);
+    ASSERT_NE(model, nullptr) << message;
+    EXPECT_STREQ(diffusion_model_device(model), device == "none" ? "CPU" : device.c_str());
+    diffusion_generate_params p = diffusion_generate_default_params();
+    p.prompt = "a photo of the cat";
+    p.width = 32;
+    p.height = 24;
+    p.steps = 2;
+    p.seed = 7;
+    std::vector<uint8_t> rgb(p.width * p.height * 3);
+    EXPECT_EQ(diffusion_generate(model, &p, rgb.data(), message, sizeof message), DIFFUSION_OK)
+        << message;
+    images.push_back(std::move(rgb));
+    diffusion_model_free(model);
+  }
+  EXPECT_EQ(images[0], images[1]);
+  fs::remove_all(dir);
+}
 
 TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
   ASSERT_FALSE(rpc_device().empty());

@@ -227,7 +227,8 @@ TEST(MemoryEstimate, DiffusionActivationsFromTheCheckpointsShapes) {
   const MemoryEstimate e = estimate_diffusion_model(f32, 512);
   EXPECT_EQ(e.weights, fs::file_size(f32));
   EXPECT_EQ(e.compute, diffusion_activation_bytes(*shape, 512, 512));
-  EXPECT_EQ(e.gpu, GpuUse::NONE);
+  EXPECT_EQ(e.gpu, GpuUse::FIRST_GPU);  // the GPU when there is one
+  EXPECT_EQ(estimate_diffusion_model(f32, 512, /*offload=*/false).gpu, GpuUse::NONE);
   EXPECT_NE(e.breakdown().find("at 512x512 (--image-max-size)"), std::string::npos);
   fs::remove_all(dir);
 }

@@ -50,6 +50,9 @@ typedef struct {
   int32_t n_threads;           // compute threads; <= 0: all cores
   const char* tokenizer_path;  // folder with vocab.json + merges.txt; NULL: found beside the model
   diffusion_prediction prediction;
+  // The ggml GPU for the networks (weights and computation), by ggml's name ("CUDA0",
+  // "Vulkan0", ...); NULL or "": the first GPU ggml reports, else the CPU; "none": the CPU.
+  const char* device;
 } diffusion_model_params;
 
 // Called after every sampling step; returning false cancels the generation.
@@ -85,6 +88,7 @@ diffusion_model* diffusion_model_load(const char* path, diffusion_model_params p
 void diffusion_model_free(diffusion_model* model);
 
 const char* diffusion_model_architecture(const diffusion_model* model);         // "sd1", "sd2"
+const char* diffusion_model_device(const diffusion_model* model);  // its GPU's name, or "CPU"
 int32_t diffusion_model_default_size(const diffusion_model* model);             // 512 or 768
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model);  // EPS or V
 size_t diffusion_model_size_bytes(const diffusion_model* model);

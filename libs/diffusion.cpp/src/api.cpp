@@ -34,6 +34,7 @@ diffusion_model_params diffusion_model_default_params(void) {
   p.n_threads = 0;
   p.tokenizer_path = nullptr;
   p.prediction = DIFFUSION_PREDICTION_AUTO;
+  p.device = nullptr;
   return p;
 }
 
@@ -68,6 +69,10 @@ void diffusion_model_free(diffusion_model* model) {
 
 const char* diffusion_model_architecture(const diffusion_model* model) {
   return model->impl->architecture.c_str();
+}
+
+const char* diffusion_model_device(const diffusion_model* model) {
+  return model->impl->device ? ggml_backend_dev_name(model->impl->device) : "CPU";
 }
 
 int32_t diffusion_model_default_size(const diffusion_model* model) {

@@ -8,19 +8,33 @@ namespace {
 constexpr size_t kMaxNodes = 32768;  // SD 1.5's UNet needs about 6,000
 }
 
-Executor::Executor()
-    : backend_(ggml_backend_cpu_init()),
-      allocator_(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_))) {
-  ggml_backend_cpu_set_abort_callback(backend_, &Executor::abort_trampoline, this);
+Failure Executor::start(ggml_backend_dev_t device) {
+  if (device) {
+    ggml_backend_t gpu = ggml_backend_dev_init(device, nullptr);
+    if (!gpu) {
+      return fail(DIFFUSION_INTERNAL,
+                  std::string("cannot start the device ") + ggml_backend_dev_name(device));
+    }
+    backends_.push_back(gpu);
+    on_device_ = true;
+  }
+  cpu_ = ggml_backend_cpu_init();
+  if (!cpu_) return fail(DIFFUSION_INTERNAL, "cannot start the CPU backend");
+  backends_.push_back(cpu_);
+  ggml_backend_cpu_set_abort_callback(cpu_, &Executor::abort_trampoline, this);
+  scheduler_ = ggml_backend_sched_new(backends_.data(), nullptr, static_cast<int>(backends_.size()),
+                                      kMaxNodes, false, true);
+  if (!scheduler_) return fail(DIFFUSION_INTERNAL, "cannot start the backend scheduler");
+  return {};
 }
 
 Executor::~Executor() {
-  ggml_gallocr_free(allocator_);
-  ggml_backend_free(backend_);
+  if (scheduler_) ggml_backend_sched_free(scheduler_);
+  for (ggml_backend_t backend : backends_) ggml_backend_free(backend);
 }
 
 void Executor::set_threads(int n_threads) {
-  ggml_backend_cpu_set_n_threads(backend_, n_threads);
+  if (cpu_) ggml_backend_cpu_set_n_threads(cpu_, n_threads);
 }
 
 bool Executor::abort_trampoline(void* self) {
@@ -57,14 +71,16 @@ Failure GraphRun::compute(ggml_tensor* output, std::vector<float>* out) {
   ggml_set_output(output);
   ggml_cgraph* graph = ggml_new_graph_custom(ctx_, kMaxNodes, false);
   ggml_build_forward_expand(graph, output);
-  if (!ggml_gallocr_alloc_graph(executor_.allocator_, graph)) {
-    return fail(DIFFUSION_OOM_RAM, "cannot allocate the compute buffer");
+  ggml_backend_sched_reset(executor_.scheduler_);
+  if (!ggml_backend_sched_alloc_graph(executor_.scheduler_, graph)) {
+    return fail(executor_.on_device_ ? DIFFUSION_OOM_VRAM : DIFFUSION_OOM_RAM,
+                "cannot allocate the compute buffer");
   }
   for (auto& [t, values] : f32_inputs_)
     ggml_backend_tensor_set(t, values.data(), 0, ggml_nbytes(t));
   for (auto& [t, values] : i32_inputs_)
     ggml_backend_tensor_set(t, values.data(), 0, ggml_nbytes(t));
-  const ggml_status status = ggml_backend_graph_compute(executor_.backend_, graph);
+  const ggml_status status = ggml_backend_sched_graph_compute(executor_.scheduler_, graph);
   if (status == GGML_STATUS_ABORTED) return fail(DIFFUSION_CANCELLED, "cancelled");
   if (status != GGML_STATUS_SUCCESS) return fail(DIFFUSION_INTERNAL, "the computation failed");
   out->resize(ggml_nelements(output));

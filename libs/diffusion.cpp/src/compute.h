@@ -1,11 +1,11 @@
-// Runs one ggml graph on the CPU backend: inputs set after allocation, the output read back,
-// an abort callback polled inside the computation.
+// Runs one ggml graph through ggml's backend scheduler, on the model's GPU (when it has one) and
+// the CPU: inputs set after allocation, the output read back, an abort callback polled inside
+// the CPU's part of the computation.
 #pragma once
 
 #include <functional>
 #include <vector>
 
-#include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "status.h"
@@ -14,10 +14,13 @@ namespace dcpp {
 
 class Executor {
  public:
-  Executor();
+  Executor() = default;
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
+
+  // Starts the backends: `device` (null: none) first, then the CPU.
+  Failure start(ggml_backend_dev_t device);
 
   void set_threads(int n_threads);
   // Polled from inside the computation; true aborts it (the run then fails CANCELLED).
@@ -27,8 +30,10 @@ class Executor {
   friend class GraphRun;
   static bool abort_trampoline(void* self);
 
-  ggml_backend_t backend_;
-  ggml_gallocr_t allocator_;
+  std::vector<ggml_backend_t> backends_;
+  ggml_backend_t cpu_ = nullptr;
+  ggml_backend_sched_t scheduler_ = nullptr;
+  bool on_device_ = false;
   std::function<bool()> should_abort_;
 };
 

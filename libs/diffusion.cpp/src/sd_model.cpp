@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "safetensors/device.h"
+
 namespace dcpp {
 
 namespace fs = std::filesystem;
@@ -103,6 +105,13 @@ Failure choose_prediction(Model& m, diffusion_prediction asked) {
 Failure load_model(const std::string& path, const diffusion_model_params& params,
                    std::unique_ptr<Model>* out) {
   auto m = std::make_unique<Model>();
+  const std::string device = params.device ? params.device : "";
+  if (device != "none") {
+    stcpp::Failure f = stcpp::find_gpu(device, &m->device);
+    if (f) return fail(static_cast<diffusion_status>(f.status), f.message);
+  }
+  if (m->device) m->files.weights.place_on(ggml_backend_dev_buffer_type(m->device));
+  if (Failure f = m->executor.start(m->device)) return f;
   const bool diffusers = is_diffusers_folder(path);
   if (Failure f = diffusers ? open_diffusers(path, &m->files) : open_single_file(path, &m->files)) {
     return f;

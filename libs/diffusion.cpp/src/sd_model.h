@@ -30,7 +30,8 @@ struct Model {
   int default_size = 512;
   int32_t pad_token = 0;
   int threads = 1;
-  int vae_factor = 8;  // image pixels per latent pixel
+  int vae_factor = 8;                   // image pixels per latent pixel
+  ggml_backend_dev_t device = nullptr;  // the GPU the networks run on; null: the CPU
   Executor executor;
   std::mutex mutex;
 };

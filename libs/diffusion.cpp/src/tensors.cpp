@@ -9,7 +9,10 @@ constexpr size_t kMaxTensors = 4096;  // SD 1.5 has about 1,100
 }  // namespace
 
 void Weights::add(const stcpp::Checkpoint& checkpoint, const Rename& rename) {
-  stores_.push_back(std::make_unique<stcpp::WeightStore>(checkpoint, kMaxTensors));
+  stcpp::WeightPlacement placement;
+  if (device_) placement = {device_, 0, true};  // every layer and every other tensor
+  stores_.push_back(std::make_unique<stcpp::WeightStore>(checkpoint, kMaxTensors,
+                                                         stcpp::QuantizeOptions{}, placement));
   for (const auto& [stored, info] : checkpoint.tensors()) {
     std::string name = rename(stored);
     if (!name.empty()) index_[std::move(name)] = Entry{stores_.size() - 1, &info};

@@ -22,6 +22,8 @@ class Weights {
   // Our name of a stored tensor; empty: not used.
   using Rename = std::function<std::string(const std::string& stored)>;
 
+  // Where the weights of checkpoints added from now on go (a device's buffers: all of them).
+  void place_on(ggml_backend_buffer_type_t device) { device_ = device; }
   // Adds the tensors of `checkpoint` (which must outlive this), under the names `rename` gives.
   void add(const stcpp::Checkpoint& checkpoint, const Rename& rename);
 
@@ -49,6 +51,7 @@ class Weights {
 
   std::vector<std::unique_ptr<stcpp::WeightStore>> stores_;
   std::unordered_map<std::string, Entry> index_;
+  ggml_backend_buffer_type_t device_ = nullptr;
   Failure failure_;
 };
 

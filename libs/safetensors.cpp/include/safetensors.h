@@ -103,8 +103,6 @@ bool stcpp_checkpoint_tensors(const char* path, stcpp_tensor_visitor visit, void
 
 // The architectures this build runs, comma-separated.
 const char* stcpp_supported_architectures(void);
-// The GPU devices of this build that ggml finds, comma-separated by name ("" when none).
-const char* stcpp_gpu_devices(void);
 const char* stcpp_model_architecture(const stcpp_model* model);
 size_t stcpp_model_size_bytes(const stcpp_model* model);
 // The device holding the offloaded layers ("CPU" when none) and the bytes of weights there.

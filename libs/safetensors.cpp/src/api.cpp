@@ -7,6 +7,7 @@
 #include "context.h"
 #include "model.h"
 #include "safetensors.h"
+#include "safetensors/device.h"
 
 struct stcpp_model {
   stcpp::Model model;
@@ -96,38 +97,11 @@ Failure read_model_config(const std::string& path, const stcpp_model_params& par
   return stcpp::check_dimensions(m->config);
 }
 
-bool is_gpu(ggml_backend_dev_t device) {
-  const enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
-  return type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU;
-}
-
-// The GPUs ggml finds, comma-separated.
-std::string gpu_names() {
-  std::string names;
-  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-    ggml_backend_dev_t device = ggml_backend_dev_get(i);
-    if (is_gpu(device))
-      names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
-  }
-  return names;
-}
-
 // The device and the layers params ask for, as llama.cpp counts them: the last n_gpu_layers
 // decoder layers, and the output too when n_gpu_layers is negative or exceeds the layers.
 Failure choose_device(const stcpp_model_params& params, stcpp::Model* m) {
   if (params.n_gpu_layers == 0) return {};
-  const std::string wanted = params.device ? params.device : "";
-  for (size_t i = 0; i < ggml_backend_dev_count() && !m->device; ++i) {
-    ggml_backend_dev_t device = ggml_backend_dev_get(i);
-    if (wanted.empty() ? is_gpu(device) : wanted == ggml_backend_dev_name(device)) {
-      m->device = device;
-    }
-  }
-  if (!wanted.empty() && (!m->device || !is_gpu(m->device))) {
-    const std::string gpus = gpu_names();
-    return stcpp::fail(STCPP_UNSUPPORTED, "no GPU device '" + wanted + "'; this build finds " +
-                                              (gpus.empty() ? "none" : gpus));
-  }
+  if (Failure f = stcpp::find_gpu(params.device ? params.device : "", &m->device)) return f;
   if (!m->device) return {};
   const int n_layer = m->config.num_hidden_layers;
   const bool all = params.n_gpu_layers < 0 || params.n_gpu_layers > n_layer;
@@ -237,11 +211,6 @@ bool stcpp_checkpoint_tensors(const char* path, stcpp_tensor_visitor visit, void
 
 const char* stcpp_supported_architectures(void) {
   return stcpp::supported_architectures();
-}
-
-const char* stcpp_gpu_devices(void) {
-  static const std::string names = gpu_names();
-  return names.c_str();
 }
 
 const char* stcpp_model_architecture(const stcpp_model* model) {
