@@ -21,15 +21,19 @@
 #include "ggml-backend.h"
 #include "ggml-rpc.h"
 #include "hf_fixture/hf_fixture.h"
+#include "parity/architectures.h"
 #include "parity/feed.h"
 #include "text/backend.h"
 
 namespace fs = std::filesystem;
 using namespace allm;
 using fixture::Arch;
+using testing_util::all_architectures;
+using testing_util::ArchitectureCase;
 using testing_util::compare_greedy;
 using testing_util::feed;
 using testing_util::max_logprob_diff;
+using testing_util::prompt_tokens;
 
 namespace {
 
@@ -85,29 +89,7 @@ const std::string& rpc_device() {
   return name;
 }
 
-struct Case {
-  const char* name;
-  Arch arch;
-};
-
-const Case kCases[] = {
-    {"llama", Arch::Llama},   {"llama3", Arch::Llama3},     {"mistral", Arch::Mistral},
-    {"qwen2", Arch::Qwen2},   {"qwen3", Arch::Qwen3},       {"gemma", Arch::Gemma},
-    {"gemma2", Arch::Gemma2}, {"nemotron", Arch::Nemotron}, {"gpt_oss", Arch::GptOss},
-    {"phi", Arch::Phi},       {"phi3", Arch::Phi3},
-};
-
-std::vector<Token> prompt_tokens(int n, int vocab) {
-  std::vector<Token> tokens;
-  uint32_t x = 88172645u;
-  for (int i = 0; i < n; ++i) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    tokens.push_back(static_cast<Token>(x % vocab));
-  }
-  return tokens;
-}
-
-class DeviceOffload : public ::testing::TestWithParam<Case> {
+class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(rpc_device().empty()) << "the RPC device did not register";
@@ -146,14 +128,14 @@ TEST_P(DeviceOffload, AllLayersMatchTheCpu) {
   EXPECT_NE(device->placement().find("on " + rpc_device()), std::string::npos)
       << device->placement();
   const double worst =
-      compare_greedy(*cpu, *device, prompt_tokens(kPrompt, cpu->vocab_size()), kSteps);
+      compare_greedy(*cpu, *device, prompt_tokens(kPrompt, cpu->vocab_size(), 0), kSteps);
   std::printf("[ device   ] %s: max |logprob diff| device vs CPU %.3g (%s)\n", GetParam().name,
               worst, device->placement().c_str());
   EXPECT_LE(worst, kTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, DeviceOffload, ::testing::ValuesIn(kCases),
-                         [](const ::testing::TestParamInfo<Case>& info) {
+INSTANTIATE_TEST_SUITE_P(Architectures, DeviceOffload, ::testing::ValuesIn(all_architectures()),
+                         [](const ::testing::TestParamInfo<ArchitectureCase>& info) {
                            return std::string(info.param.name);
                          });
 
@@ -165,7 +147,7 @@ TEST_P(PartialOffload, SplitModelAndDevicePrefixCopy) {
   auto cpu = open(0, 2), split = open(1, 2);
   ASSERT_TRUE(cpu && split);
   EXPECT_NE(split->placement().find(": 1 layers"), std::string::npos) << split->placement();
-  const std::vector<Token> prompt = prompt_tokens(kPrompt, cpu->vocab_size());
+  const std::vector<Token> prompt = prompt_tokens(kPrompt, cpu->vocab_size(), 0);
   EXPECT_LE(compare_greedy(*cpu, *split, prompt, kSteps), kTolerance);
 
   // Sequence 1 gets sequence 0's first 24 positions, then both continue the same way.
@@ -181,8 +163,9 @@ TEST_P(PartialOffload, SplitModelAndDevicePrefixCopy) {
   EXPECT_LE(max_logprob_diff(fresh, from_copy.data(), cpu->vocab_size()), kTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload, ::testing::Values(Case{"llama_split", Arch::Llama}),
-                         [](const ::testing::TestParamInfo<Case>& info) {
+INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload,
+                         ::testing::Values(ArchitectureCase{"llama_split", Arch::Llama}),
+                         [](const ::testing::TestParamInfo<ArchitectureCase>& info) {
                            return std::string(info.param.name);
                          });
 

@@ -17,6 +17,7 @@
 #include <filesystem>
 
 #include "hf_fixture/hf_fixture.h"
+#include "parity/architectures.h"
 #include "parity/logprobs.h"
 #include "text/backend.h"
 
@@ -25,6 +26,7 @@ using namespace allm;
 using fixture::Arch;
 using testing_util::argmax;
 using testing_util::max_logprob_diff;
+using testing_util::prompt_tokens;
 
 namespace {
 
@@ -59,17 +61,6 @@ bool same_greedy(const float* a, const float* b, int n, double slack) {
   const int best_a = argmax(a, n), best_b = argmax(b, n);
   const std::vector<double> logp = testing_util::log_softmax(a, n);
   return best_a == best_b || logp[best_a] - logp[best_b] <= slack;
-}
-
-// Deterministic token ids spread over the vocabulary.
-std::vector<Token> prompt_tokens(int n, int vocab, int salt) {
-  std::vector<Token> tokens;
-  uint32_t x = 2463534242u + salt;
-  for (int i = 0; i < n; ++i) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    tokens.push_back(static_cast<Token>(x % vocab));
-  }
-  return tokens;
 }
 
 std::vector<BatchToken> prompt_batch(const std::vector<Token>& tokens, int seq, int pos0 = 0) {
