@@ -78,7 +78,7 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
 
   it('forced calls always validate: both APIs, generic and Hermes formats, both backends, seeds and temperatures >= 1', T, async () => {
     const runs = [];
-    for (const model of MODELS) {
+    for (const model of MODELS.slice(0, 2)) {
       for (let seed = 1; seed <= 4; ++seed) {
         const temperature = [1, 1.5][seed % 2];
         const choice = seed % 2 ? 'required' : 'get_time';
@@ -86,8 +86,14 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
         if (seed <= 2) runs.push(['responses', model, seed, temperature, choice]);
       }
     }
-    for (let i = 0; i < runs.length; i += 4) {
-      await Promise.all(runs.slice(i, i + 4).map(async ([api, model, seed, temperature, choice]) => {
+    // Qwen3's 151k-token vocabulary makes each constrained step dearer (seconds a call in the
+    // sanitizer build): two runs, one at a time.
+    const qwen = [['chat', QWEN3, 1, 1, 'required'], ['responses', QWEN3, 2, 1.5, 'get_time']];
+    const batches = [];
+    for (let i = 0; i < runs.length; i += 4) batches.push(runs.slice(i, i + 4));
+    for (const run of qwen) batches.push([run]);
+    for (const batch of batches) {
+      await Promise.all(batch.map(async ([api, model, seed, temperature, choice]) => {
         const ctx = `(${api} ${model} seed ${seed} temperature ${temperature} choice ${choice})`;
         const named = choice !== 'required';
         if (api === 'chat') {
@@ -265,7 +271,7 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
     const answer = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false };
     const validateAnswer = ajv.compile(answer);
     for (const model of [MODELS[0], QWEN3]) {
-      for (let seed = 1; seed <= 3; ++seed) {
+      for (let seed = 1; seed <= 2; ++seed) {
         const ctx = `(${model} seed ${seed})`;
         const r = await postJSON(srv.baseURL, '/v1/chat/completions', {
           model, seed, temperature: 1, max_tokens: MAX_TOKENS, messages: [{ role: 'user', content: 'Weather?' }],
