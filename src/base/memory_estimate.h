@@ -9,9 +9,9 @@
 
 namespace allm {
 
-// How an engine uses GPUs when ggml has a GPU backend: llama.cpp offloads every layer and
-// splits them over all GPUs; whisper.cpp, safetensors.cpp and diffusion.cpp run on one (the
-// first, or --device).
+// How an engine uses GPUs when ggml has a GPU backend: llama.cpp and safetensors.cpp offload
+// every layer and split them over all GPUs (or --device's); whisper.cpp and diffusion.cpp run on
+// one.
 enum class GpuUse { NONE, ALL_GPUS, FIRST_GPU };
 
 struct MemoryEstimate {

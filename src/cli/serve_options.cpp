@@ -141,8 +141,9 @@ const std::vector<Option>& options_table() {
        int_setter(-1, 100000,
                   [](ServeOptions& o, long v) { o.text.gpu_layers = static_cast<int>(v); })},
       {"--device", "ALLM_DEVICE", "NAME",
-       "the ggml device text and image models use (e.g. CUDA0, Vulkan1; default: the first "
-       "GPU); 'none': the CPU only",
+       "the ggml devices text models split their layers over, comma-separated (e.g. CUDA0, "
+       "Vulkan0,Vulkan1; default: every GPU, in proportion to free memory, as llama.cpp's "
+       "--split-mode layer); image models use the first; 'none': the CPU only",
        [](ServeOptions& o, const std::string& v) {
          o.text.device = v;
          o.images.device = v;

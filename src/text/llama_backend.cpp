@@ -4,6 +4,7 @@
 #include "base/ggml_log.h"
 #include "gguf.h"
 #include "llama.h"
+#include "safetensors/device.h"
 #include "text/backend.h"
 
 namespace allm {
@@ -149,15 +150,15 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   }
   llama_model_params model_params = llama_model_default_params();
   model_params.n_gpu_layers = params.gpu_layers;
-  ggml_backend_dev_t devices[2] = {nullptr, nullptr};  // null-terminated
+  std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama.cpp
   if (!params.device.empty()) {
-    devices[0] = ggml_backend_dev_by_name(params.device.c_str());
-    if (!devices[0]) {
-      *error =
-          make_error(ErrorCode::UNSUPPORTED, "no device '" + params.device + "' in this build");
+    stcpp::Failure failure = stcpp::find_gpus(params.device, &devices);
+    if (failure) {
+      *error = make_error(ErrorCode::UNSUPPORTED, failure.message);
       return nullptr;
     }
-    model_params.devices = devices;
+    devices.push_back(nullptr);
+    model_params.devices = devices.data();
   }
   llama_model* model = llama_model_load_from_file(gguf_path.c_str(), model_params);
   if (!model) {

@@ -153,7 +153,7 @@ MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int
   MemoryEstimate estimate;
   estimate.weights = text_weights_bytes(format, file, quantization);
   std::optional<ModelShape> shape;
-  if (offload) estimate.gpu = format == ModelFormat::GGUF ? GpuUse::ALL_GPUS : GpuUse::FIRST_GPU;
+  if (offload) estimate.gpu = GpuUse::ALL_GPUS;  // both engines split the layers over the GPUs
   if (format == ModelFormat::GGUF) {
     shape = read_gguf_shape(file);
   } else {

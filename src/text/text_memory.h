@@ -40,8 +40,8 @@ uint64_t text_weights_bytes(ModelFormat format, const std::filesystem::path& fil
                             Quantization quantization);
 // Weights as text_weights_bytes plus KV and compute from the shape; when the shape is
 // unreadable the estimate is the weights alone (the load itself will then report what is wrong).
-// With `offload`, the model goes to the GPU when there is one: llama.cpp spreads it over every
-// GPU, safetensors.cpp puts it on one.
+// With `offload`, the model goes to the GPUs when there are some (both engines split the layers
+// over them).
 MemoryEstimate estimate_text_model(ModelFormat format, const std::filesystem::path& file,
                                    int ctx_per_sequence, int sequences, int bytes_per_value,
                                    Quantization quantization = Quantization::NONE,

@@ -16,6 +16,10 @@
 #include <filesystem>
 #include <thread>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "demo/tiny_sd.h"
 #include "diffusion.h"
 #include "ggml-backend.h"
@@ -68,25 +72,33 @@ bool accepts_connections(int port) {
   return ok;
 }
 
-// The RPC device's ggml name, its server started on first use (it serves until the process ends).
+// An RPC device serving this process's CPU: its server started on a free port (it serves until
+// the process ends), its ggml name returned.
+std::string start_rpc_device() {
+  const int port = free_port();
+  const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+  std::thread([endpoint] {
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_rpc_start_server(endpoint.c_str(), nullptr, 2, 1, &cpu);
+  }).detach();
+  for (int i = 0; i < 500 && !accepts_connections(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ggml_backend_reg_t server = ggml_backend_rpc_add_server(endpoint.c_str());
+  ggml_backend_register(server);
+  return ggml_backend_reg_dev_count(server) > 0
+             ? std::string(ggml_backend_dev_name(ggml_backend_reg_dev_get(server, 0)))
+             : std::string();
+}
+
+// Two RPC devices, started on first use.
+const std::vector<std::string>& rpc_devices() {
+  static const std::vector<std::string> names = {start_rpc_device(), start_rpc_device()};
+  return names;
+}
+
 const std::string& rpc_device() {
-  static const std::string name = [] {
-    const int port = free_port();
-    const std::string endpoint = "127.0.0.1:" + std::to_string(port);
-    std::thread([endpoint] {
-      ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-      ggml_backend_rpc_start_server(endpoint.c_str(), nullptr, 2, 1, &cpu);
-    }).detach();
-    for (int i = 0; i < 500 && !accepts_connections(port); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ggml_backend_reg_t server = ggml_backend_rpc_add_server(endpoint.c_str());
-    ggml_backend_register(server);
-    return ggml_backend_reg_dev_count(server) > 0
-               ? std::string(ggml_backend_dev_name(ggml_backend_reg_dev_get(server, 0)))
-               : std::string();
-  }();
-  return name;
+  return rpc_devices().front();
 }
 
 class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
@@ -103,14 +115,15 @@ class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<TextBackend> open(int gpu_layers, int sequences = 1) {
+  std::unique_ptr<TextBackend> open(int gpu_layers, int sequences = 1,
+                                    const std::string& device = rpc_device()) {
     BackendParams params;
     params.ctx_per_sequence = 128;
     params.sequences = sequences;
     params.threads = 2;
     params.f32_cache = true;
     params.gpu_layers = gpu_layers;
-    params.device = gpu_layers == 0 ? "" : rpc_device();
+    params.device = gpu_layers == 0 ? "" : device;
     Error error;
     auto backend = open_safetensors_backend(dir_.string(), params, &error);
     EXPECT_TRUE(backend) << error.message;
@@ -169,6 +182,19 @@ INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload,
                            return std::string(info.param.name);
                          });
 
+// The layers split over two devices in order (equal free memory: one each), the output head on
+// the second, as llama.cpp's split mode "layer" places them.
+TEST_P(PartialOffload, SplitOverTwoDevices) {
+  ASSERT_FALSE(rpc_devices()[1].empty());
+  const std::string both = rpc_devices()[0] + "," + rpc_devices()[1];
+  auto cpu = open(0), split = open(-1, 1, both);
+  ASSERT_TRUE(cpu && split);
+  EXPECT_NE(split->placement().find("on " + both + ": 2 layers"), std::string::npos)
+      << split->placement();
+  EXPECT_LE(compare_greedy(*cpu, *split, prompt_tokens(kPrompt, cpu->vocab_size(), 0), kSteps),
+            kTolerance);
+}
+
 // diffusion.cpp with every network on the device: the same image as on the CPU, and the weights
 // on the device.
 TEST(DiffusionOffload, SameImageAsTheCpu) {
@@ -223,5 +249,19 @@ TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
   EXPECT_NE(error.message.find(rpc_device()), std::string::npos) << error.message;
   fs::remove_all(dir);
 }
+
+// In the sanitizer build: the leak check at the end of the tests rather than at exit. ggml's RPC
+// backend keeps its servers and buffer types in function-local statics for the life of the
+// process, which exit destroys before LeakSanitizer would look.
+class LeakCheckBeforeExit : public ::testing::Environment {
+ public:
+  void TearDown() override {
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_do_leak_check();
+#endif
+  }
+};
+const ::testing::Environment* const kLeakCheck =
+    ::testing::AddGlobalTestEnvironment(new LeakCheckBeforeExit);
 
 }  // namespace

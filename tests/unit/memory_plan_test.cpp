@@ -276,14 +276,14 @@ TEST(MemoryEstimate, DiffusionActivationsOfADiffusersFolder) {
   fs::remove_all(dir);
 }
 
-// GGUF models spread over every GPU (llama.cpp), safetensors models go to one; with offload off
-// (--device none, --gpu-layers 0) both stay on the CPU.
+// GGUF and safetensors models spread over every GPU; with offload off (--device none,
+// --gpu-layers 0) both stay on the CPU.
 TEST(MemoryEstimate, TextModelsGoToTheGpusUnlessOffloadIsOff) {
   const fs::path dir = temp_dir("allm-text-gpu-estimate-test");
   std::string error;
   ASSERT_TRUE(write_tiny_llama_gguf((dir / "m.gguf").string(), TinyLlamaSpec{}, &error)) << error;
   EXPECT_EQ(estimate_text_model(ModelFormat::GGUF, dir / "m.gguf", 64, 1, 2).gpu, GpuUse::ALL_GPUS);
-  EXPECT_EQ(estimate_text_model(ModelFormat::SAFETENSORS, dir, 64, 1, 2).gpu, GpuUse::FIRST_GPU);
+  EXPECT_EQ(estimate_text_model(ModelFormat::SAFETENSORS, dir, 64, 1, 2).gpu, GpuUse::ALL_GPUS);
   const Quantization none = Quantization::NONE;
   EXPECT_EQ(estimate_text_model(ModelFormat::GGUF, dir / "m.gguf", 64, 1, 2, none, false).gpu,
             GpuUse::NONE);

@@ -51,7 +51,8 @@ typedef struct {
   const char* tokenizer_path;  // folder with vocab.json + merges.txt; NULL: found beside the model
   diffusion_prediction prediction;
   // The ggml GPU for the networks (weights and computation), by ggml's name ("CUDA0",
-  // "Vulkan0", ...); NULL or "": the first GPU ggml reports, else the CPU; "none": the CPU.
+  // "Vulkan0", ...; of a comma-separated list, the first); NULL or "": the first GPU ggml
+  // reports, else the CPU; "none": the CPU.
   const char* device;
 } diffusion_model_params;
 

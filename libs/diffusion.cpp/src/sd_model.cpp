@@ -107,8 +107,10 @@ Failure load_model(const std::string& path, const diffusion_model_params& params
   auto m = std::make_unique<Model>();
   const std::string device = params.device ? params.device : "";
   if (device != "none") {
-    stcpp::Failure f = stcpp::find_gpu(device, &m->device);
+    std::vector<ggml_backend_dev_t> gpus;
+    stcpp::Failure f = stcpp::find_gpus(device, &gpus);
     if (f) return fail(static_cast<diffusion_status>(f.status), f.message);
+    if (!gpus.empty()) m->device = gpus.front();  // one model, one device
   }
   if (m->device) m->files.weights.place_on(ggml_backend_dev_buffer_type(m->device));
   if (Failure f = m->executor.start(m->device)) return f;

@@ -10,7 +10,7 @@ constexpr size_t kMaxTensors = 4096;  // SD 1.5 has about 1,100
 
 void Weights::add(const stcpp::Checkpoint& checkpoint, const Rename& rename) {
   stcpp::WeightPlacement placement;
-  if (device_) placement = {device_, 0, true};  // every layer and every other tensor
+  placement.other = device_;  // every tensor, whether in a numbered layer or not
   stores_.push_back(std::make_unique<stcpp::WeightStore>(checkpoint, kMaxTensors,
                                                          stcpp::QuantizeOptions{}, placement));
   for (const auto& [stored, info] : checkpoint.tensors()) {

@@ -40,13 +40,14 @@ typedef enum {
 typedef struct {
   int32_t n_threads;  // compute threads; <= 0: all cores
   stcpp_quantize_type quantize_type;
-  // Decoder layers whose weights and KV cache go to the GPU, counted from the last one (as
+  // Decoder layers whose weights and KV cache go to the GPUs, counted from the last one (as
   // llama.cpp's n_gpu_layers); < 0 or more than the model has: all of them, and the final norm
   // and output head too. 0, or no GPU: everything stays on the CPU. The token embeddings stay
   // on the CPU (only looked up by row).
   int32_t n_gpu_layers;
-  // The ggml device for them, by ggml's name ("CUDA0", "Vulkan0", ...); NULL or "": the first
-  // GPU ggml reports.
+  // The ggml devices for them, by ggml's names, comma-separated ("CUDA0", "Vulkan0,Vulkan1",
+  // ...); NULL or "": every GPU ggml reports. Layers are split over several in order, in
+  // proportion to their free memory (llama.cpp's split mode "layer"); the output goes to the last.
   const char* device;
 } stcpp_model_params;
 
@@ -105,10 +106,11 @@ bool stcpp_checkpoint_tensors(const char* path, stcpp_tensor_visitor visit, void
 const char* stcpp_supported_architectures(void);
 const char* stcpp_model_architecture(const stcpp_model* model);
 size_t stcpp_model_size_bytes(const stcpp_model* model);
-// The device holding the offloaded layers ("CPU" when none) and the bytes of weights there.
+// The devices holding the offloaded layers, comma-separated ("CPU" when none), and the bytes of
+// weights there.
 const char* stcpp_model_device(const stcpp_model* model);
 size_t stcpp_model_device_bytes(const stcpp_model* model);
-// How many decoder layers run on that device.
+// How many decoder layers run on them.
 int32_t stcpp_model_gpu_layers(const stcpp_model* model);
 // What quantize on load did ("quantized 154 matrices to q8_0 (...)"); "" when not asked for.
 const char* stcpp_model_quantization(const stcpp_model* model);

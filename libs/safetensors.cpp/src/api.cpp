@@ -1,4 +1,5 @@
 // The C API: opaque handles over Model and Context; no exception crosses it.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -13,6 +14,7 @@ struct stcpp_model {
   stcpp::Model model;
   std::set<int32_t> eog;
   std::string quantization;  // the store's summary
+  std::string devices;       // the names of the GPUs it uses, or "CPU"
 };
 
 struct stcpp_context {
@@ -97,16 +99,37 @@ Failure read_model_config(const std::string& path, const stcpp_model_params& par
   return stcpp::check_dimensions(m->config);
 }
 
-// The device and the layers params ask for, as llama.cpp counts them: the last n_gpu_layers
-// decoder layers, and the output too when n_gpu_layers is negative or exceeds the layers.
-Failure choose_device(const stcpp_model_params& params, stcpp::Model* m) {
+// The devices and layers params ask for, as llama.cpp counts and splits them: the last
+// n_gpu_layers decoder layers (and the output too when n_gpu_layers is negative or exceeds the
+// layers), in order over the devices in proportion to their free memory (split mode "layer"),
+// the output on the last.
+Failure choose_devices(const stcpp_model_params& params, stcpp::Model* m) {
   if (params.n_gpu_layers == 0) return {};
-  if (Failure f = stcpp::find_gpu(params.device ? params.device : "", &m->device)) return f;
-  if (!m->device) return {};
+  if (Failure f = stcpp::find_gpus(params.device ? params.device : "", &m->devices)) return f;
+  if (m->devices.empty()) return {};
+  std::vector<double> share;
+  double total = 0;
+  for (ggml_backend_dev_t device : m->devices) {
+    size_t free = 0, size = 0;
+    ggml_backend_dev_memory(device, &free, &size);
+    share.push_back(static_cast<double>(free));
+    total += static_cast<double>(free);
+  }
+  for (size_t d = 0; d < share.size(); ++d) {  // cumulative fractions
+    share[d] = total > 0 ? share[d] / total : 1.0 / share.size();
+    if (d > 0) share[d] += share[d - 1];
+  }
   const int n_layer = m->config.num_hidden_layers;
   const bool all = params.n_gpu_layers < 0 || params.n_gpu_layers > n_layer;
-  m->first_device_layer = all ? 0 : n_layer - params.n_gpu_layers;
-  m->output_on_device = all;
+  const int first = all ? 0 : n_layer - params.n_gpu_layers;
+  m->layer_device.assign(n_layer, -1);
+  for (int l = first; l < n_layer; ++l) {
+    const double at = static_cast<double>(l - first) / (n_layer - first);
+    int d = 0;
+    while (d + 1 < static_cast<int>(share.size()) && at >= share[d]) ++d;
+    m->layer_device[l] = d;
+  }
+  m->output_device = all ? static_cast<int>(m->devices.size()) - 1 : -1;
   return {};
 }
 
@@ -119,11 +142,15 @@ Failure plan_weights(const std::string& path, const stcpp_model_params& params, 
   quantize.type = quantize_ggml_type(params.quantize_type);
   quantize.n_threads = params.n_threads > 0 ? params.n_threads
                                             : static_cast<int>(std::thread::hardware_concurrency());
-  if (Failure f = choose_device(params, m)) return f;
+  if (Failure f = choose_devices(params, m)) return f;
   stcpp::WeightPlacement placement;
-  if (m->device) {
-    placement = {ggml_backend_dev_buffer_type(m->device), m->first_device_layer,
-                 m->output_on_device};
+  if (!m->devices.empty()) {
+    for (int l = 0; l < m->config.num_hidden_layers; ++l) {
+      placement.layers.push_back(m->layer_device[l] >= 0 ? m->layer_buffer_type(l) : nullptr);
+    }
+    if (m->output_device >= 0) {
+      placement.other = ggml_backend_dev_buffer_type(m->devices[m->output_device]);
+    }
   }
   m->store = std::make_unique<stcpp::WeightStore>(
       *m->checkpoint, m->checkpoint->tensors().size() + 16, quantize, placement);
@@ -142,6 +169,10 @@ Failure load_model(const std::string& path, const stcpp_model_params& params, st
   if (Failure f = m.store->finish()) return f;
   out->eog = end_of_generation_ids(m);
   out->quantization = m.store->quantization_summary();
+  for (ggml_backend_dev_t device : m.devices) {
+    out->devices += (out->devices.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
+  }
+  if (out->devices.empty()) out->devices = "CPU";
   return {};
 }
 
@@ -222,7 +253,7 @@ size_t stcpp_model_size_bytes(const stcpp_model* model) {
 }
 
 const char* stcpp_model_device(const stcpp_model* model) {
-  return model->model.device ? ggml_backend_dev_name(model->model.device) : "CPU";
+  return model->devices.c_str();
 }
 
 size_t stcpp_model_device_bytes(const stcpp_model* model) {
@@ -231,7 +262,8 @@ size_t stcpp_model_device_bytes(const stcpp_model* model) {
 
 int32_t stcpp_model_gpu_layers(const stcpp_model* model) {
   const stcpp::Model& m = model->model;
-  return m.device ? m.config.num_hidden_layers - m.first_device_layer : 0;
+  return static_cast<int32_t>(
+      std::count_if(m.layer_device.begin(), m.layer_device.end(), [](int d) { return d >= 0; }));
 }
 
 const char* stcpp_model_quantization(const stcpp_model* model) {

@@ -40,11 +40,11 @@ Failure Context::init() {
                               type)) {
     return f;
   }
-  if (model_.device) {
-    ggml_backend_t gpu = ggml_backend_dev_init(model_.device, nullptr);
+  for (ggml_backend_dev_t device : model_.devices) {
+    ggml_backend_t gpu = ggml_backend_dev_init(device, nullptr);
     if (!gpu) {
       return fail(STCPP_INTERNAL,
-                  std::string("cannot start the device ") + ggml_backend_dev_name(model_.device));
+                  std::string("cannot start the device ") + ggml_backend_dev_name(device));
     }
     backends_.push_back(gpu);
   }
@@ -144,7 +144,7 @@ Failure Context::decode(const stcpp_batch& b) {
   ggml_build_forward_expand(graph.cgraph(), out);
   ggml_backend_sched_reset(scheduler_);
   if (!ggml_backend_sched_alloc_graph(scheduler_, graph.cgraph())) {
-    return fail(model_.device ? STCPP_OOM_VRAM : STCPP_OOM_RAM,
+    return fail(model_.devices.empty() ? STCPP_OOM_RAM : STCPP_OOM_VRAM,
                 "cannot allocate the compute buffers for a batch of " + std::to_string(b.n_tokens) +
                     " tokens");
   }

@@ -39,7 +39,7 @@ class Context {
   const Model& model_;
   stcpp_context_params params_;
   KvCache cache_;
-  // The model's GPU (when it has one) first, then the CPU; the scheduler runs each op where its
+  // The model's GPUs (when it has some) first, then the CPU; the scheduler runs each op where its
   // weights are and copies what crosses between them.
   std::vector<ggml_backend_t> backends_;
   ggml_backend_sched_t scheduler_ = nullptr;

@@ -1,5 +1,7 @@
 #include "safetensors/device.h"
 
+#include <algorithm>
+
 namespace stcpp {
 
 namespace {
@@ -22,18 +24,29 @@ std::string gpu_names() {
   return names;
 }
 
-Failure find_gpu(const std::string& name, ggml_backend_dev_t* device) {
-  *device = nullptr;
-  for (size_t i = 0; i < ggml_backend_dev_count() && !*device; ++i) {
-    ggml_backend_dev_t candidate = ggml_backend_dev_get(i);
-    if (is_gpu(candidate) && (name.empty() || name == ggml_backend_dev_name(candidate))) {
-      *device = candidate;
+Failure find_gpus(const std::string& names, std::vector<ggml_backend_dev_t>* devices) {
+  devices->clear();
+  if (names.empty()) {
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+      if (is_gpu(ggml_backend_dev_get(i))) devices->push_back(ggml_backend_dev_get(i));
     }
+    return {};
   }
-  if (*device || name.empty()) return {};
-  const std::string gpus = gpu_names();
-  return fail(STCPP_UNSUPPORTED,
-              "no GPU device '" + name + "'; this build finds " + (gpus.empty() ? "none" : gpus));
+  size_t start = 0;
+  while (start <= names.size()) {
+    const size_t end = std::min(names.find(',', start), names.size());
+    const std::string name = names.substr(start, end - start);
+    ggml_backend_dev_t device = ggml_backend_dev_by_name(name.c_str());
+    if (!device || !is_gpu(device)) {
+      const std::string gpus = gpu_names();
+      devices->clear();
+      return fail(STCPP_UNSUPPORTED, "no GPU device '" + name + "'; this build finds " +
+                                         (gpus.empty() ? "none" : gpus));
+    }
+    devices->push_back(device);
+    start = end + 1;
+  }
+  return {};
 }
 
 }  // namespace stcpp

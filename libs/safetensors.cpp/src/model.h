@@ -119,15 +119,15 @@ struct Model {
   ModelWeights weights;
   RopeParams rope;
   int n_threads = 0;
-  // The GPU of the offloaded layers (null: all on the CPU): layers from first_device_layer on,
-  // and the tensors outside the layers when output_on_device.
-  ggml_backend_dev_t device = nullptr;
-  int first_device_layer = 0;
-  bool output_on_device = false;
+  // The GPUs of the offloaded layers (none: all on the CPU); layer_device[l] indexes them (-1:
+  // the CPU), output_device places the tensors outside the layers likewise.
+  std::vector<ggml_backend_dev_t> devices;
+  std::vector<int> layer_device;
+  int output_device = -1;
   // Where layer l's weights and KV cache live.
   ggml_backend_buffer_type_t layer_buffer_type(int l) const {
-    return device && l >= first_device_layer ? ggml_backend_dev_buffer_type(device)
-                                             : ggml_backend_cpu_buffer_type();
+    const int d = l < static_cast<int>(layer_device.size()) ? layer_device[l] : -1;
+    return d >= 0 ? ggml_backend_dev_buffer_type(devices[d]) : ggml_backend_cpu_buffer_type();
   }
   std::vector<int32_t> eog_ids;
 };

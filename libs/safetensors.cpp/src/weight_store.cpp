@@ -126,8 +126,8 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
     : checkpoint_(checkpoint),
       mapped_ctx_(new_meta_context(max_tensors)),
       owned_ctx_(new_meta_context(max_tensors)),
-      device_ctx_(new_meta_context(max_tensors)),
-      placement_(placement),
+      max_tensors_(max_tensors),
+      placement_(std::move(placement)),
       quantize_(quantize) {
   for (const auto& file : checkpoint.files()) {
     file_buffers_.push_back(
@@ -138,10 +138,12 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
 WeightStore::~WeightStore() {
   for (ggml_backend_buffer_t buffer : file_buffers_) ggml_backend_buffer_free(buffer);
   if (owned_buffer_) ggml_backend_buffer_free(owned_buffer_);
-  if (device_buffer_) ggml_backend_buffer_free(device_buffer_);
+  for (DeviceWeights& device : devices_) {
+    if (device.buffer) ggml_backend_buffer_free(device.buffer);
+    ggml_free(device.ctx);
+  }
   ggml_free(mapped_ctx_);
   ggml_free(owned_ctx_);
-  ggml_free(device_ctx_);
 }
 
 const TensorInfo* WeightStore::lookup(const std::string& name, const std::vector<int64_t>& shape,
@@ -183,19 +185,29 @@ const TensorInfo* WeightStore::float_matrix(const std::string& name,
   return info;
 }
 
-bool WeightStore::on_device(const std::string& name) const {
-  if (!placement_.device) return false;
+ggml_backend_buffer_type_t WeightStore::device_of(const std::string& name) const {
   const int layer = layer_of(name);
-  return layer < 0 ? placement_.output : layer >= placement_.first_layer;
+  return layer >= 0 && layer < static_cast<int>(placement_.layers.size()) ? placement_.layers[layer]
+                                                                          : placement_.other;
 }
 
-ggml_context* WeightStore::owned_context(const std::string& name) const {
-  return on_device(name) ? device_ctx_ : owned_ctx_;
+ggml_context* WeightStore::device_context(ggml_backend_buffer_type_t device) {
+  for (const DeviceWeights& d : devices_) {
+    if (d.type == device) return d.ctx;
+  }
+  devices_.push_back({device, new_meta_context(max_tensors_), nullptr});
+  return devices_.back().ctx;
+}
+
+ggml_context* WeightStore::owned_context(const std::string& name) {
+  ggml_backend_buffer_type_t device = device_of(name);
+  return device ? device_context(device) : owned_ctx_;
 }
 
 ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name, bool host) {
-  if (!host && on_device(name)) {
-    ggml_tensor* t = new_tensor(device_ctx_, ggml_type_of(info.dtype), info.shape, name);
+  ggml_backend_buffer_type_t device = host ? nullptr : device_of(name);
+  if (device) {
+    ggml_tensor* t = new_tensor(device_context(device), ggml_type_of(info.dtype), info.shape, name);
     uploads_.emplace_back(t, &info);
     uploaded_bytes_ += ggml_nbytes(t);
     return t;
@@ -304,6 +316,20 @@ ggml_tensor* WeightStore::new_computed(const std::string& name, ggml_type type,
 
 namespace {
 
+// The bytes of a context's tensors: its buffer once allocated, else their sizes.
+size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer) {
+  if (buffer) return ggml_backend_buffer_get_size(buffer);
+  size_t total = 0;
+  for (ggml_tensor* t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
+    total += ggml_nbytes(t);
+  }
+  return total;
+}
+
+}  // namespace
+
+namespace {
+
 bool has_tensors(ggml_context* ctx) {
   return ggml_get_first_tensor(ctx) != nullptr;
 }
@@ -317,14 +343,14 @@ Failure WeightStore::finish() {
         ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
     if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
   }
-  if (has_tensors(device_ctx_)) {
-    device_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(device_ctx_, placement_.device);
-    if (!device_buffer_) {
-      return fail(STCPP_OOM_VRAM, "cannot allocate " + std::to_string(device_bytes()) +
-                                      " bytes of weights on " +
-                                      ggml_backend_buft_name(placement_.device));
+  for (DeviceWeights& device : devices_) {
+    device.buffer = ggml_backend_alloc_ctx_tensors_from_buft(device.ctx, device.type);
+    if (!device.buffer) {
+      return fail(STCPP_OOM_VRAM,
+                  "cannot allocate " + std::to_string(context_bytes(device.ctx, nullptr)) +
+                      " bytes of weights on " + ggml_backend_buft_name(device.type));
     }
-    ggml_backend_buffer_set_usage(device_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    ggml_backend_buffer_set_usage(device.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   }
   for (auto& [tensor, values] : pending_) {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
@@ -350,20 +376,6 @@ Failure WeightStore::finish() {
   return {};
 }
 
-namespace {
-
-// The bytes of a context's tensors: its buffer once allocated, else their sizes.
-size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer) {
-  if (buffer) return ggml_backend_buffer_get_size(buffer);
-  size_t total = 0;
-  for (ggml_tensor* t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
-    total += ggml_nbytes(t);
-  }
-  return total;
-}
-
-}  // namespace
-
 size_t WeightStore::bytes() const {
   size_t total = context_bytes(owned_ctx_, owned_buffer_);
   for (const auto& file : checkpoint_.files()) total += file->size();
@@ -373,7 +385,9 @@ size_t WeightStore::bytes() const {
 }
 
 size_t WeightStore::device_bytes() const {
-  return context_bytes(device_ctx_, device_buffer_);
+  size_t total = 0;
+  for (const DeviceWeights& device : devices_) total += context_bytes(device.ctx, device.buffer);
+  return total;
 }
 
 std::string WeightStore::quantization_summary() const {

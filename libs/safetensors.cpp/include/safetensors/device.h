@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ggml-backend.h"
 #include "safetensors/failure.h"
@@ -11,8 +12,8 @@ namespace stcpp {
 // The GPUs ggml finds, comma-separated by name ("" when none).
 std::string gpu_names();
 
-// The GPU named `name` ("": the first ggml reports) into *device, null when "" and there is none;
-// a name that is not a GPU here is an UNSUPPORTED failure naming the ones there are.
-Failure find_gpu(const std::string& name, ggml_backend_dev_t* device);
+// The GPUs named in `names` (comma-separated; "": every GPU ggml reports, none when there is
+// none); a name that is not a GPU here is an UNSUPPORTED failure naming the ones there are.
+Failure find_gpus(const std::string& names, std::vector<ggml_backend_dev_t>* devices);
 
 }  // namespace stcpp

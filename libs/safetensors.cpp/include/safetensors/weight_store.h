@@ -31,13 +31,13 @@ struct QuantizeOptions {
 // else Q6_K, or Q8_0 when the width does not fit Q6_K's 256-value blocks.
 ggml_type output_head_type(ggml_type type, int64_t row_width);
 
-// Where the weights go: the decoder layers from `first_layer` on, and with `output` the tensors
-// outside the layers (final norm, output head, rope factors), to the `device` buffer type when it
-// is set; the token embeddings (looked up by row) and everything else stay in host memory.
+// Where the weights go: each decoder layer to its device's buffer type (`layers[l]`; null: host
+// memory), and the tensors outside the layers (final norm, output head, rope factors), like
+// layers past the end of `layers`, to `other`. The token embeddings (looked up by row) always
+// stay in host memory.
 struct WeightPlacement {
-  ggml_backend_buffer_type_t device = nullptr;
-  int first_layer = 0;
-  bool output = false;
+  std::vector<ggml_backend_buffer_type_t> layers;
+  ggml_backend_buffer_type_t other = nullptr;
 };
 
 // The decoder layer a tensor name belongs to ("model.layers.12.mlp..." → 12); -1 for none.
@@ -81,7 +81,7 @@ class WeightStore {
   // The weights' size in memory: the files, less the quantized matrices' sources, plus the owned
   // tensors. Known before finish() (nothing is read to compute it).
   size_t bytes() const;
-  // Of those, the bytes on the device (0 without one).
+  // Of those, the bytes on devices (0 without one).
   size_t device_bytes() const;
   // What quantize on load did, for the log: "" when the store does not quantize.
   std::string quantization_summary() const;
@@ -91,10 +91,12 @@ class WeightStore {
                            bool required);
   ggml_tensor* new_tensor(ggml_context* ctx, ggml_type type, const std::vector<int64_t>& shape,
                           const std::string& name);
-  // Whether the tensor `name` goes to the device.
-  bool on_device(const std::string& name) const;
-  // Where a tensor computed here goes: the device's context or the host's.
-  ggml_context* owned_context(const std::string& name) const;
+  // The device buffer type the tensor `name` goes to; null: host memory.
+  ggml_backend_buffer_type_t device_of(const std::string& name) const;
+  // The context of the tensors for `device`, made on first use.
+  ggml_context* device_context(ggml_backend_buffer_type_t device);
+  // Where a tensor computed here goes: its device's context or the host's.
+  ggml_context* owned_context(const std::string& name);
   // The stored tensor: on the device (uploaded at finish) unless `host` or placed on the host,
   // where it is the mapping itself.
   ggml_tensor* mapped(const TensorInfo& info, const std::string& name, bool host = false);
@@ -106,10 +108,16 @@ class WeightStore {
   const Checkpoint& checkpoint_;
   ggml_context* mapped_ctx_;  // tensors whose data is the mapping
   ggml_context* owned_ctx_;   // converted or computed tensors
-  ggml_context* device_ctx_;  // tensors on the device, stored or computed
   std::vector<ggml_backend_buffer_t> file_buffers_;
   ggml_backend_buffer_t owned_buffer_ = nullptr;
-  ggml_backend_buffer_t device_buffer_ = nullptr;
+  // Per device: its tensors (stored or computed) and, after finish, their buffer.
+  struct DeviceWeights {
+    ggml_backend_buffer_type_t type;
+    ggml_context* ctx;
+    ggml_backend_buffer_t buffer;
+  };
+  std::vector<DeviceWeights> devices_;
+  size_t max_tensors_;
   WeightPlacement placement_;
   // Stored tensors waiting to be uploaded to the device.
   std::vector<std::pair<ggml_tensor*, const TensorInfo*>> uploads_;
