@@ -282,6 +282,14 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
   return {};
 }
 
+// A function_call item as the API shows it, in the output and in input_items.
+json function_call_item(const std::string& item_id, const std::string& status,
+                        const std::string& call_id, const std::string& name,
+                        const std::string& arguments) {
+  return {{"id", item_id},          {"type", "function_call"}, {"status", status},
+          {"arguments", arguments}, {"call_id", call_id},      {"name", name}};
+}
+
 // The response object as it grows: the same builder serves streaming and plain requests.
 class ResponseObject {
  public:
@@ -325,9 +333,8 @@ class ResponseObject {
 
   json call_item(size_t index, const std::string& status, bool with_arguments) const {
     const CallItem& item = calls[index];
-    return {{"id", item.item_id},      {"type", "function_call"},
-            {"status", status},        {"arguments", with_arguments ? item.call.arguments : ""},
-            {"call_id", item.call.id}, {"name", item.call.name}};
+    return function_call_item(item.item_id, status, item.call.id, item.call.name,
+                              with_arguments ? item.call.arguments : "");
   }
   // Whether the output has a message: text, or nothing else to show.
   bool has_message() const { return !text.empty() || calls.empty(); }
@@ -462,12 +469,10 @@ json saved_object(ConversationService& conversations, const ResponsesCall& call,
   if (r.answered() && r.has_message()) {
     output.push_back({ConversationItem::Type::MESSAGE, "assistant", r.text, r.message_id()});
   }
-  for (const ResponseObject::CallItem& item : r.answered() ? r.calls : decltype(r.calls){}) {
-    ConversationItem call{ConversationItem::Type::FUNCTION_CALL, "", "", item.item_id};
-    call.call_id = item.call.id;
-    call.name = item.call.name;
-    call.arguments = item.call.arguments;
-    output.push_back(std::move(call));
+  for (size_t i = 0; r.answered() && i < r.calls.size(); ++i) {
+    const ResponseObject::CallItem& item = r.calls[i];
+    output.push_back({ConversationItem::Type::FUNCTION_CALL, "", "", item.item_id, item.call.id,
+                      item.call.name, item.call.arguments});
   }
   *store_error =
       conversations.save({r.id(), object.dump(-1, ' ', false, json::error_handler_t::replace),
@@ -814,9 +819,7 @@ Error read_item_query(const httplib::Request& req, ItemQuery* query) {
 // assistant's), a function call or a call's output.
 json input_item_json(const ConversationItem& item) {
   if (item.type == ConversationItem::Type::FUNCTION_CALL) {
-    return {{"id", item.id},           {"type", "function_call"},
-            {"status", "completed"},   {"arguments", item.arguments},
-            {"call_id", item.call_id}, {"name", item.name}};
+    return function_call_item(item.id, "completed", item.call_id, item.name, item.arguments);
   }
   if (item.type == ConversationItem::Type::FUNCTION_CALL_OUTPUT) {
     return {{"id", item.id},

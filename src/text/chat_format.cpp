@@ -183,13 +183,8 @@ class CommonChatFormatter : public ChatFormatter {
 
   Error format(const std::vector<ChatMessage>& messages, const ChatOptions& options,
                FormattedChat* out) const override {
-    // A response format beside tools the model may call: one grammar must hold the calls and
-    // the answer, which the generic format's does.
-    const bool calls_or_answers = options.calls_tools() &&
-                                  options.tool_choice == ToolChoice::AUTO &&
-                                  !options.answer_schema.empty();
-    const bool generic =
-        calls_or_answers || (!native_tools_ && (options.calls_tools() || has_tool_turns(messages)));
+    const bool generic = options.calls_or_answers_json() ||
+                         (!native_tools_ && (options.calls_tools() || has_tool_turns(messages)));
     common_chat_templates_inputs inputs;
     for (const ChatMessage& message :
          generic ? generic_tool_messages(messages, options) : messages) {

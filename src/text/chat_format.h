@@ -50,6 +50,11 @@ struct ChatOptions {
   // that JSON, in the generic format whatever the template (one grammar holds both).
   std::string answer_schema;
   bool calls_tools() const { return !tools.empty() && tool_choice != ToolChoice::NONE; }
+  // Whether each answer is a call or JSON of answer_schema (the generic format's grammar holds
+  // both).
+  bool calls_or_answers_json() const {
+    return calls_tools() && tool_choice == ToolChoice::AUTO && !answer_schema.empty();
+  }
 };
 
 // A piece of the `index`th call of the answer: its id and name come with its first piece, the

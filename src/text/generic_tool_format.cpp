@@ -46,14 +46,9 @@ std::string calls_text(const std::vector<ToolCall>& calls) {
   return json{{"tool_calls", list}}.dump();
 }
 
-// Whether the answer is the call object or JSON of the answer schema.
-bool answers_json(const ChatOptions& options) {
-  return options.tool_choice == ToolChoice::AUTO && !options.answer_schema.empty();
-}
-
 // Whether the grammar holds from the first token (no text can come before a call).
 bool calls_at_start(const ChatOptions& options) {
-  return options.tool_choice == ToolChoice::REQUIRED || answers_json(options);
+  return options.tool_choice == ToolChoice::REQUIRED || options.calls_or_answers_json();
 }
 
 // Moves the $defs of one tool's parameters to `root_defs` under `prefix`, renaming its
@@ -115,11 +110,12 @@ json call_object_schema(const ChatOptions& options) {
 // Where the call object starts in `text`: a '{', the blank the grammar allows after it (a space,
 // or one or two newlines and up to 20 spaces or tabs), then "tool_calls"; npos when it has not
 // (yet).
-// `*partial_from` is where a start that may still be completed begins (npos: none).
-size_t find_call_start(const std::string& text, size_t* partial_from) {
+// `*partial_from` is where a start that may still be completed begins (npos: none). The search
+// begins at `from`.
+size_t find_call_start(const std::string& text, size_t from, size_t* partial_from) {
   *partial_from = std::string::npos;
   const std::string key = kCallKey;
-  for (size_t brace = text.find('{'); brace != std::string::npos;
+  for (size_t brace = text.find('{', from); brace != std::string::npos;
        brace = text.find('{', brace + 1)) {
     size_t at = brace + 1;
     if (at < text.size() && text[at] == ' ') {
@@ -145,8 +141,11 @@ class GenericToolParser : public ChatOutputParser {
   ChatDelta push(const std::string& text) override {
     raw_ += text;
     if (call_start_ != std::string::npos) return {};
+    // Where the grammar holds from the start, text forwarded means no call can follow.
+    if (calls_at_start_ && forwarded_ > 0) return forward_text(raw_.size());
+    // The text already forwarded holds no start of a call, not even a partial one.
     size_t partial = std::string::npos;
-    call_start_ = find_call_start(raw_, &partial);
+    call_start_ = find_call_start(raw_, forwarded_, &partial);
     // Where the grammar holds from the start, only an object there is the call object.
     if (calls_at_start_ && call_start_ != std::string::npos && call_start_ != 0) {
       call_start_ = std::string::npos;
@@ -234,13 +233,14 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
     }
     // A result next to another user turn joins it: some templates (Gemma's) insist that user
     // and assistant turns alternate.
-    if ((result || after_result) && rendered.role == "user" && !out.empty() &&
-        out.back().role == "user") {
+    const bool merge = (result || after_result) && rendered.role == "user" && !out.empty() &&
+                       out.back().role == "user";
+    if (merge) {
       out.back().content += "\n\n" + rendered.content;
     } else {
       out.push_back(std::move(rendered));
     }
-    after_result = result || (after_result && rendered.role == "user");
+    after_result = result || merge;
   }
   return out;
 }
@@ -248,7 +248,7 @@ std::vector<ChatMessage> generic_tool_messages(const std::vector<ChatMessage>& m
 Error generic_tool_grammar(const ChatOptions& options, GrammarConstraint* grammar) {
   *grammar = GrammarConstraint{};
   json schema = call_object_schema(options);
-  if (answers_json(options)) {
+  if (options.calls_or_answers_json()) {
     json answer = json::parse(options.answer_schema, nullptr, false);
     json defs = schema.value("$defs", json::object());
     hoist_definitions(&answer, "answer_", &defs);

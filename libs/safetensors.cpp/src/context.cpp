@@ -18,7 +18,7 @@ Context::~Context() {
 
 namespace {
 
-// The most graph nodes a batch of `n_batch` tokens can need (a group per token at worst).
+// The most graph nodes a batch of `n_groups` token groups can need.
 size_t max_graph_nodes(const ModelConfig& c, int n_groups) {
   return 2048 +
          static_cast<size_t>(c.num_hidden_layers) * (64 + 32 * static_cast<size_t>(n_groups));
@@ -54,8 +54,18 @@ Failure Context::init() {
   const int threads = model_.n_threads > 0 ? model_.n_threads
                                            : static_cast<int>(std::thread::hardware_concurrency());
   ggml_backend_cpu_set_n_threads(cpu, std::max(1, threads));
+  return fit_scheduler(max_graph_nodes(c, params_.n_seq_max));
+}
+
+// The scheduler's buffers grow with its graph size (tens of bytes of bookkeeping per possible
+// node and split input), so it is sized for a group per sequence, as batches usually come, and
+// made anew for a batch whose graph is larger.
+Failure Context::fit_scheduler(size_t nodes) {
+  if (scheduler_ && nodes <= scheduler_nodes_) return {};
+  if (scheduler_) ggml_backend_sched_free(scheduler_);
   scheduler_ = ggml_backend_sched_new(backends_.data(), nullptr, static_cast<int>(backends_.size()),
-                                      max_graph_nodes(c, params_.n_batch), false, true);
+                                      nodes, false, true);
+  scheduler_nodes_ = nodes;
   if (!scheduler_) return fail(STCPP_INTERNAL, "cannot start the backend scheduler");
   return {};
 }
@@ -138,8 +148,9 @@ Failure Context::decode(const stcpp_batch& b) {
     }
   }
   if (output_ids.empty()) output_ids.push_back(b.n_tokens - 1);  // the graph needs one row
-  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()),
-              max_graph_nodes(model_.config, static_cast<int>(groups.size())));
+  const size_t nodes = max_graph_nodes(model_.config, static_cast<int>(groups.size()));
+  if (Failure f = fit_scheduler(nodes)) return f;
+  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()), nodes);
   ggml_tensor* out = model_.architecture->build(graph);
   ggml_build_forward_expand(graph.cgraph(), out);
   ggml_backend_sched_reset(scheduler_);

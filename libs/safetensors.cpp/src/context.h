@@ -34,6 +34,7 @@ class Context {
 
  private:
   Failure validate(const stcpp_batch& batch, std::vector<struct TokenGroup>* groups) const;
+  Failure fit_scheduler(size_t nodes);
   void fill_masks(const std::vector<struct TokenGroup>& groups) const;
 
   const Model& model_;
@@ -43,6 +44,7 @@ class Context {
   // weights are and copies what crosses between them.
   std::vector<ggml_backend_t> backends_;
   ggml_backend_sched_t scheduler_ = nullptr;
+  size_t scheduler_nodes_ = 0;  // the graph size it was made for
   std::vector<float> logits_;
   std::vector<int> logit_rows_;  // batch index → row of logits_, -1 when not asked for
 };

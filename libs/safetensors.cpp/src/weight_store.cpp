@@ -326,10 +326,6 @@ size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer) {
   return total;
 }
 
-}  // namespace
-
-namespace {
-
 bool has_tensors(ggml_context* ctx) {
   return ggml_get_first_tensor(ctx) != nullptr;
 }
