@@ -1,6 +1,7 @@
-// allm-bench-sd [DIR] [--size N] [--steps N] [--threads N]: seconds per sampling step (with
-// classifier-free guidance: the UNet on a batch of 2) and the VAE decode time, on a random-weight
-// checkpoint with SD 1.5's full dimensions in F16 (written to DIR on first use, about 2 GB).
+// allm-bench-sd [DIR] [--size N] [--steps N] [--threads N] [--device NAME|none]: seconds per
+// sampling step (with classifier-free guidance: the UNet on a batch of 2) and the VAE decode time,
+// on a random-weight checkpoint with SD 1.5's full dimensions in F16 (written to DIR on first use,
+// about 2 GB), on the first GPU if there is one (or the --device named; none: the CPU).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +30,7 @@ double since(Clock::time_point t) {
 
 int main(int argc, char** argv) {
   std::string dir = "/tmp/allm-bench-sd15";
+  std::string device;  // "": the first GPU if there is one
   int size = 512, steps = 2, threads = 0;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--threads") && has_value)
       threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--device") && has_value)
+      device = argv[++i];
     else
       dir = argv[i];
   }
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
   }
   diffusion_model_params mp = diffusion_model_default_params();
   mp.n_threads = threads;
+  mp.device = device.empty() ? nullptr : device.c_str();
   char message[512];
   diffusion_status status;
   auto t0 = Clock::now();
@@ -60,8 +65,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "load failed: %s\n", message);
     return 1;
   }
-  std::printf("loaded %s (%.2f GB) in %.2f s\n", diffusion_model_architecture(model),
-              diffusion_model_size_bytes(model) / 1e9, since(t0));
+  std::printf("loaded %s (%.2f GB) on %s in %.2f s\n", diffusion_model_architecture(model),
+              diffusion_model_size_bytes(model) / 1e9, diffusion_model_device(model), since(t0));
 
   Timing timing;
   diffusion_generate_params p = diffusion_generate_default_params();

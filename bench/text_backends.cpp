@@ -4,7 +4,9 @@
 // shared machine's memory bandwidth drifts from minute to minute.
 //
 //   allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] [--decode 32] [--threads N]
-//                   [--label NAME]
+//                   [--device NAME|none] [--label NAME]
+// Both backends get the same placement: every layer on the GPU(s) when there are any (or on the
+// --device named), the CPU with --device none. Each child prints where its model went.
 // With --label, the last line is "row NAME: prefill MIN MEDIAN MAX decode MIN MEDIAN MAX" (the
 // ratios), for bench/text_backends.sh's summary table.
 #include <sys/resource.h>
@@ -26,7 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string hf, gguf, child, label;
+  std::string hf, gguf, child, label, device;
   int pairs = 3, prompt = 128, decode = 32, threads = 0;
 };
 
@@ -48,6 +50,8 @@ int run_child(const Options& o) {
   params.ctx_per_sequence = o.prompt + o.decode + 8;
   params.sequences = 1;
   params.threads = o.threads;
+  params.gpu_layers = o.device == "none" ? 0 : -1;
+  params.device = o.device == "none" ? "" : o.device;
   allm::Error error;
   const auto load_start = Clock::now();
   auto backend = o.child == "llama" ? allm::open_llama_backend(o.gguf, params, &error)
@@ -57,6 +61,7 @@ int run_child(const Options& o) {
     return 1;
   }
   const double load_s = seconds_since(load_start);
+  std::fprintf(stderr, "%s: %s\n", o.child.c_str(), backend->placement().c_str());
   std::mt19937 rng(7);
   std::vector<allm::BatchToken> batch;
   for (int i = 0; i < o.prompt; ++i) {
@@ -82,7 +87,8 @@ int run_child(const Options& o) {
 bool measure(const char* self, const Options& o, const std::string& which, Sample* out) {
   std::string cmd = std::string(self) + " --child " + which + " --hf '" + o.hf + "' --gguf '" +
                     o.gguf + "' --prompt " + std::to_string(o.prompt) + " --decode " +
-                    std::to_string(o.decode) + " --threads " + std::to_string(o.threads);
+                    std::to_string(o.decode) + " --threads " + std::to_string(o.threads) +
+                    (o.device.empty() ? "" : " --device '" + o.device + "'");
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return false;
   const int n = std::fscanf(pipe, "%lf %lf %lf %lf", &out->load_s, &out->prefill_tps,
@@ -124,6 +130,8 @@ bool parse(int argc, char** argv, Options* o) {
       o->threads = std::stoi(value);
     else if (key == "--label")
       o->label = value;
+    else if (key == "--device")
+      o->device = value;
     else
       return false;
   }
@@ -137,7 +145,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &o)) {
     std::fprintf(stderr,
                  "usage: allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] "
-                 "[--decode 32] [--threads N] [--label NAME]\n");
+                 "[--decode 32] [--threads N] [--device NAME|none] [--label NAME]\n");
     return 2;
   }
   if (!o.child.empty()) return run_child(o);

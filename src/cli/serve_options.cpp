@@ -149,6 +149,15 @@ const std::vector<Option>& options_table() {
          o.images.device = v;
          return std::string();
        }},
+      {"--vae-tiling", "ALLM_VAE_TILING", "MODE",
+       "decode images in overlapping 512-pixel tiles: auto (default: on a GPU when the whole "
+       "image's decode does not fit in its free memory; never on the CPU), on (every image "
+       "larger than a tile), off",
+       [](ServeOptions& o, const std::string& v) {
+         const std::optional<VaeTiling> tiling = parse_vae_tiling(v);
+         if (tiling) o.images.vae_tiling = *tiling;
+         return tiling ? std::string() : "expected auto, on or off, got '" + v + "'";
+       }},
       {"--parallel", "ALLM_PARALLEL", "N", "requests decoded together per text model (default 4)",
        int_setter(1, 256, [](ServeOptions& o, long v) { o.text.parallel = static_cast<int>(v); })},
       {"--threads", "ALLM_THREADS", "N",

@@ -42,17 +42,17 @@ ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
             Error error;
             std::shared_ptr<DiffusionModel> model = DiffusionModel::load(
                 entry.path.string(), threads_per_job(config_.threads, config_.parallel),
-                config_.device, &error);
+                config_.device, config_.vae_tiling, &error);
             if (!model) {
               ALLM_LOG_ERROR("image model '%s' failed to load: %s", entry.id.c_str(),
                              error.message.c_str());
               *load_error = make_error(error.code, "model '" + entry.id + "': " + error.message);
               return nullptr;
             }
-            ALLM_LOG_INFO("image model '%s' (%s) loaded in %.2f s, on %s", entry.id.c_str(),
-                          model->architecture(),
+            ALLM_LOG_INFO("image model '%s' (%s) loaded in %.2f s, on %s, VAE tiling %s",
+                          entry.id.c_str(), model->architecture(),
                           std::chrono::duration<double>(Clock::now() - started).count(),
-                          model->device());
+                          model->device(), vae_tiling_name(config_.vae_tiling));
             return model;
           }};
 }

@@ -30,6 +30,7 @@ struct ImageManagerConfig {
   int max_steps = 150;
   double file_ttl_seconds = 600;  // how long a stored image (store_file) can be found
   std::string device;             // the ggml GPU ("": the first; "none": the CPU)
+  VaeTiling vae_tiling = VaeTiling::AUTO;
 };
 
 struct ImageRequest {

@@ -47,11 +47,30 @@ bool known_sampler(const std::string& name) {
   return diffusion_sampler_from_name(name.c_str(), &sampler);
 }
 
+std::optional<VaeTiling> parse_vae_tiling(const std::string& name) {
+  if (name == "auto") return VaeTiling::AUTO;
+  if (name == "off") return VaeTiling::OFF;
+  if (name == "on") return VaeTiling::ON;
+  return std::nullopt;
+}
+
+const char* vae_tiling_name(VaeTiling tiling) {
+  switch (tiling) {
+    case VaeTiling::OFF: return "off";
+    case VaeTiling::ON: return "on";
+    default: return "auto";
+  }
+}
+
 std::unique_ptr<DiffusionModel> DiffusionModel::load(const std::string& path, int threads,
-                                                     const std::string& device, Error* error) {
+                                                     const std::string& device,
+                                                     VaeTiling vae_tiling, Error* error) {
   diffusion_model_params params = diffusion_model_default_params();
   params.n_threads = threads;
   params.device = device.c_str();
+  params.vae_tiling = vae_tiling == VaeTiling::ON    ? DIFFUSION_VAE_TILING_ON
+                      : vae_tiling == VaeTiling::OFF ? DIFFUSION_VAE_TILING_OFF
+                                                     : DIFFUSION_VAE_TILING_AUTO;
   diffusion_status status;
   char message[1024];
   diffusion_model* model =

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -17,6 +18,13 @@ namespace allm {
 // the messages that list them.
 const std::string& sampler_names();
 bool known_sampler(const std::string& name);
+
+// When the VAE decodes in tiles (diffusion.cpp's choice): AUTO on a GPU when the whole image's
+// decode does not fit in its free memory, never on the CPU; OFF never; ON for every image larger
+// than a tile (512 pixels a side).
+enum class VaeTiling { AUTO, OFF, ON };
+std::optional<VaeTiling> parse_vae_tiling(const std::string& name);  // "auto", "off", "on"
+const char* vae_tiling_name(VaeTiling tiling);
 
 // One image to generate.
 struct ImageJob {
@@ -35,7 +43,8 @@ class DiffusionModel {
   // nullptr with *error set (the engine's code and message) when diffusion.cpp cannot load it.
   // `device`: the ggml GPU ("": the first, "none": the CPU).
   static std::unique_ptr<DiffusionModel> load(const std::string& path, int threads,
-                                              const std::string& device, Error* error);
+                                              const std::string& device, VaeTiling vae_tiling,
+                                              Error* error);
   ~DiffusionModel();
   DiffusionModel(const DiffusionModel&) = delete;
   DiffusionModel& operator=(const DiffusionModel&) = delete;

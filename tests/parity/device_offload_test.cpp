@@ -4,17 +4,23 @@
 // offload paths all run without a GPU — weights uploaded into device buffers, the KV cache on the
 // device (its prefix copies through a staging copy), the scheduler splitting each graph between the
 // device and the CPU (the token embeddings stay on the CPU). The arithmetic is the CPU's on both
-// sides, so the logits must agree to rounding; on a real GPU the same tests hold within its own
-// tolerances.
+// sides, so the logits must agree to rounding.
+//
+// With ALLM_TEST_DEVICE=NAME (a ggml GPU, e.g. CUDA0) the same tests run on that device instead,
+// within a GPU's tolerances (bench/gpu_check.sh runs them so on a lent GPU machine).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
+#include <utility>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -43,10 +49,20 @@ namespace {
 
 constexpr int kPrompt = 40;
 constexpr int kSteps = 8;
-// Measured: 0 on every architecture (the RPC server runs ggml-cpu's kernels with the same thread
-// count, so the splits change only where results are stored); the bound leaves room for an ulp
-// moving one of gpt-oss's Q8_0 activation roundings.
-constexpr double kTolerance = 1e-4;
+
+// The GPU named by ALLM_TEST_DEVICE, or "" for the RPC device.
+std::string gpu_under_test() {
+  const char* name = std::getenv("ALLM_TEST_DEVICE");
+  return name ? name : "";
+}
+
+// On the RPC device, measured 0 on every architecture (the RPC server runs ggml-cpu's kernels with
+// the same thread count, so the splits change only where results are stored); the bound leaves
+// room for an ulp moving one of gpt-oss's Q8_0 activation roundings. On a GPU the matrix products
+// take F16/BF16 operands and sum in another order: logprobs move by up to about 1e-2.
+double tolerance() {
+  return gpu_under_test().empty() ? 1e-4 : 5e-2;
+}
 
 // A free loopback port: bound, read back, released.
 int free_port() {
@@ -97,14 +113,17 @@ const std::vector<std::string>& rpc_devices() {
   return names;
 }
 
-const std::string& rpc_device() {
-  return rpc_devices().front();
+// The device the tests offload to: the GPU under test, else the first RPC device.
+const std::string& test_device() {
+  static const std::string name =
+      gpu_under_test().empty() ? rpc_devices().front() : gpu_under_test();
+  return name;
 }
 
 class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(rpc_device().empty()) << "the RPC device did not register";
+    ASSERT_FALSE(test_device().empty()) << "the RPC device did not register";
     dir_ = fs::temp_directory_path() / ("allm-device-offload-" + std::string(GetParam().name));
     fs::remove_all(dir_);
     fixture::FixtureOptions options;
@@ -116,7 +135,7 @@ class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
   void TearDown() override { fs::remove_all(dir_); }
 
   std::unique_ptr<TextBackend> open(int gpu_layers, int sequences = 1,
-                                    const std::string& device = rpc_device()) {
+                                    const std::string& device = test_device()) {
     BackendParams params;
     params.ctx_per_sequence = 128;
     params.sequences = sequences;
@@ -138,13 +157,13 @@ TEST_P(DeviceOffload, AllLayersMatchTheCpu) {
   auto cpu = open(0), device = open(-1);
   ASSERT_TRUE(cpu && device);
   EXPECT_EQ(cpu->placement(), "on the CPU");
-  EXPECT_NE(device->placement().find("on " + rpc_device()), std::string::npos)
+  EXPECT_NE(device->placement().find("on " + test_device()), std::string::npos)
       << device->placement();
   const double worst =
       compare_greedy(*cpu, *device, prompt_tokens(kPrompt, cpu->vocab_size(), 0), kSteps);
   std::printf("[ device   ] %s: max |logprob diff| device vs CPU %.3g (%s)\n", GetParam().name,
               worst, device->placement().c_str());
-  EXPECT_LE(worst, kTolerance);
+  EXPECT_LE(worst, tolerance());
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, DeviceOffload, ::testing::ValuesIn(all_architectures()),
@@ -161,7 +180,7 @@ TEST_P(PartialOffload, SplitModelAndDevicePrefixCopy) {
   ASSERT_TRUE(cpu && split);
   EXPECT_NE(split->placement().find(": 1 layers"), std::string::npos) << split->placement();
   const std::vector<Token> prompt = prompt_tokens(kPrompt, cpu->vocab_size(), 0);
-  EXPECT_LE(compare_greedy(*cpu, *split, prompt, kSteps), kTolerance);
+  EXPECT_LE(compare_greedy(*cpu, *split, prompt, kSteps), tolerance());
 
   // Sequence 1 gets sequence 0's first 24 positions, then both continue the same way.
   const int kept = 24;
@@ -173,7 +192,7 @@ TEST_P(PartialOffload, SplitModelAndDevicePrefixCopy) {
   cpu->clear_sequence(1);
   const float* fresh = feed(*cpu, prompt, 0, 1);
   ASSERT_TRUE(fresh);
-  EXPECT_LE(max_logprob_diff(fresh, from_copy.data(), cpu->vocab_size()), kTolerance);
+  EXPECT_LE(max_logprob_diff(fresh, from_copy.data(), cpu->vocab_size()), tolerance());
 }
 
 INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload,
@@ -185,6 +204,7 @@ INSTANTIATE_TEST_SUITE_P(Llama, PartialOffload,
 // The layers split over two devices in order (equal free memory: one each), the output head on
 // the second, as llama.cpp's split mode "layer" places them.
 TEST_P(PartialOffload, SplitOverTwoDevices) {
+  if (!gpu_under_test().empty()) GTEST_SKIP() << "needs two devices of equal free memory";
   ASSERT_FALSE(rpc_devices()[1].empty());
   const std::string both = rpc_devices()[0] + "," + rpc_devices()[1];
   auto cpu = open(0), split = open(-1, 1, both);
@@ -192,22 +212,39 @@ TEST_P(PartialOffload, SplitOverTwoDevices) {
   EXPECT_NE(split->placement().find("on " + both + ": 2 layers"), std::string::npos)
       << split->placement();
   EXPECT_LE(compare_greedy(*cpu, *split, prompt_tokens(kPrompt, cpu->vocab_size(), 0), kSteps),
-            kTolerance);
+            tolerance());
 }
 
-// diffusion.cpp with every network on the device: the same image as on the CPU, and the weights
-// on the device.
+// Mean and largest |difference| between two images' bytes.
+std::pair<double, int> image_difference(const std::vector<uint8_t>& a,
+                                        const std::vector<uint8_t>& b) {
+  double sum = 0;
+  int largest = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const int d = std::abs(int(a[i]) - int(b[i]));
+    sum += d;
+    largest = std::max(largest, d);
+  }
+  return {sum / a.size(), largest};
+}
+
+// diffusion.cpp with every network on the device: the same image as on the CPU (on a GPU, within
+// a few levels: its F16 products round differently through two sampling steps and the VAE), and
+// the weights on the device.
 TEST(DiffusionOffload, SameImageAsTheCpu) {
-  ASSERT_FALSE(rpc_device().empty());
+  ASSERT_FALSE(test_device().empty());
   const fs::path dir = fs::temp_directory_path() / "allm-device-diffusion";
   fs::remove_all(dir);
   std::string problem;
   ASSERT_TRUE(write_tiny_sd(dir.string(), TinySdSpec{}, &problem)) << problem;
   std::vector<std::vector<uint8_t>> images;
-  for (const std::string& device : {std::string("none"), rpc_device()}) {
+  for (const std::string& device : {std::string("none"), test_device()}) {
     diffusion_model_params params = diffusion_model_default_params();
     params.n_threads = 2;
     params.device = device.c_str();
+    // Tiles smaller than the latent: AUTO measures the whole decode on the device, finds that it
+    // fits and decodes whole (tiling would change the image).
+    params.vae_tile_size = 2;
     char message[256];
     diffusion_status status;
     diffusion_model* model = diffusion_model_load((dir / "model.safetensors").c_str(), params,
@@ -226,12 +263,21 @@ TEST(DiffusionOffload, SameImageAsTheCpu) {
     images.push_back(std::move(rgb));
     diffusion_model_free(model);
   }
-  EXPECT_EQ(images[0], images[1]);
+  ASSERT_EQ(images[0].size(), images[1].size());
+  const auto [mean, largest] = image_difference(images[0], images[1]);
+  std::printf("[ device   ] diffusion: image device vs CPU, mean |diff| %.3f, max %d (of 255)\n",
+              mean, largest);
+  if (gpu_under_test().empty()) {
+    EXPECT_EQ(images[0], images[1]);
+  } else {
+    EXPECT_LE(mean, 2.0);
+    EXPECT_LE(largest, 48);
+  }
   fs::remove_all(dir);
 }
 
 TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
-  ASSERT_FALSE(rpc_device().empty());
+  ASSERT_FALSE(test_device().empty());
   const fs::path dir = fs::temp_directory_path() / "allm-device-choice";
   fs::remove_all(dir);
   fixture::FixtureOptions options;
@@ -246,7 +292,7 @@ TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
   EXPECT_FALSE(open_safetensors_backend(dir.string(), params, &error));
   EXPECT_EQ(error.code, ErrorCode::UNSUPPORTED);
   EXPECT_NE(error.message.find("Vulkan7"), std::string::npos) << error.message;
-  EXPECT_NE(error.message.find(rpc_device()), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find(test_device()), std::string::npos) << error.message;
   fs::remove_all(dir);
 }
 

@@ -58,6 +58,18 @@ TEST(ServeOptions, QuantizeOnLoad) {
   EXPECT_NE(problem.find("unknown quantization 'int8'"), std::string::npos);
 }
 
+TEST(ServeOptions, VaeTiling) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_EQ(o.images.vae_tiling, VaeTiling::AUTO);
+  ASSERT_TRUE(parse({"--vae-tiling", "on"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.images.vae_tiling, VaeTiling::ON);
+  ASSERT_TRUE(parse({"--vae-tiling", "off"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.images.vae_tiling, VaeTiling::OFF);
+  EXPECT_FALSE(parse({"--vae-tiling", "yes"}, &o, &problem));
+  EXPECT_NE(problem.find("expected auto, on or off, got 'yes'"), std::string::npos) << problem;
+}
+
 TEST(ServeOptions, MemoryBudgetsAndKeepAliveApplyToEveryModality) {
   ServeOptions o;
   std::string problem;

@@ -46,6 +46,18 @@ typedef enum {
   DIFFUSION_PREDICTION_V = 2,
 } diffusion_prediction;
 
+// Decoding the latent in tiles: for images whose whole decode does not fit in the device's memory
+// (the VAE's activations at full resolution and its mid-block attention over every latent pixel
+// grow with the image's area and its square). Tiles overlap by a quarter of a tile side and are
+// blended with linear ramps across the overlaps; the image differs slightly from a whole decode.
+typedef enum {
+  // On a GPU: tiles when the whole decode's compute buffer exceeds the device's free memory. On
+  // the CPU: never (system memory is larger, and swapping is the user's choice).
+  DIFFUSION_VAE_TILING_AUTO = 0,
+  DIFFUSION_VAE_TILING_OFF = 1,
+  DIFFUSION_VAE_TILING_ON = 2,  // whenever the latent is larger than a tile
+} diffusion_vae_tiling;
+
 typedef struct {
   int32_t n_threads;           // compute threads; <= 0: all cores
   const char* tokenizer_path;  // folder with vocab.json + merges.txt; NULL: found beside the model
@@ -54,6 +66,10 @@ typedef struct {
   // "Vulkan0", ...; of a comma-separated list, the first); NULL or "": the first GPU ggml
   // reports, else the CPU; "none": the CPU.
   const char* device;
+  diffusion_vae_tiling vae_tiling;
+  // Tile side in latent pixels (SD: 8 image pixels each); tiles start every 3/4 of a side, the
+  // last ending at the latent's edge. <= 0: 64 (512 image pixels, what SD 1.x was trained at).
+  int32_t vae_tile_size;
 } diffusion_model_params;
 
 // Called after every sampling step; returning false cancels the generation.
@@ -88,9 +104,9 @@ diffusion_model* diffusion_model_load(const char* path, diffusion_model_params p
                                       diffusion_status* status, char* message, size_t message_size);
 void diffusion_model_free(diffusion_model* model);
 
-const char* diffusion_model_architecture(const diffusion_model* model);         // "sd1", "sd2"
-const char* diffusion_model_device(const diffusion_model* model);  // its GPU's name, or "CPU"
-int32_t diffusion_model_default_size(const diffusion_model* model);             // 512 or 768
+const char* diffusion_model_architecture(const diffusion_model* model);  // "sd1", "sd2"
+const char* diffusion_model_device(const diffusion_model* model);        // its GPU's name, or "CPU"
+int32_t diffusion_model_default_size(const diffusion_model* model);      // 512 or 768
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model);  // EPS or V
 size_t diffusion_model_size_bytes(const diffusion_model* model);
 const char* diffusion_sampler_name(diffusion_sampler sampler);

@@ -35,6 +35,8 @@ diffusion_model_params diffusion_model_default_params(void) {
   p.tokenizer_path = nullptr;
   p.prediction = DIFFUSION_PREDICTION_AUTO;
   p.device = nullptr;
+  p.vae_tiling = DIFFUSION_VAE_TILING_AUTO;
+  p.vae_tile_size = 0;
   return p;
 }
 

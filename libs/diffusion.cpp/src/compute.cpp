@@ -1,5 +1,6 @@
 #include "compute.h"
 
+#include "ggml-alloc.h"
 #include "ggml-cpu.h"
 
 namespace dcpp {
@@ -37,6 +38,20 @@ void Executor::set_threads(int n_threads) {
   if (cpu_) ggml_backend_cpu_set_n_threads(cpu_, n_threads);
 }
 
+bool Executor::fits_on_device(ggml_cgraph* graph) {
+  if (!on_device_) return true;
+  // Measured with an allocator of its own: the scheduler's would keep the measured layout as if
+  // its buffers had been allocated for it.
+  ggml_backend_t device = backends_.front();
+  ggml_gallocr_t measure = ggml_gallocr_new(ggml_backend_get_default_buffer_type(device));
+  size_t needed = 0;
+  ggml_gallocr_reserve_n_size(measure, graph, nullptr, nullptr, &needed);
+  ggml_gallocr_free(measure);
+  size_t free = 0, total = 0;
+  ggml_backend_dev_memory(ggml_backend_get_device(device), &free, &total);
+  return needed <= free + ggml_backend_sched_get_buffer_size(scheduler_, device);
+}
+
 bool Executor::abort_trampoline(void* self) {
   auto* executor = static_cast<Executor*>(self);
   return executor->should_abort_ && executor->should_abort_();
@@ -67,10 +82,17 @@ ggml_tensor* GraphRun::input_i32(std::vector<int32_t> values) {
   return t;
 }
 
+ggml_cgraph* GraphRun::graph(ggml_tensor* output) {
+  if (!graph_) {
+    ggml_set_output(output);
+    graph_ = ggml_new_graph_custom(ctx_, kMaxNodes, false);
+    ggml_build_forward_expand(graph_, output);
+  }
+  return graph_;
+}
+
 Failure GraphRun::compute(ggml_tensor* output, std::vector<float>* out) {
-  ggml_set_output(output);
-  ggml_cgraph* graph = ggml_new_graph_custom(ctx_, kMaxNodes, false);
-  ggml_build_forward_expand(graph, output);
+  ggml_cgraph* graph = this->graph(output);
   ggml_backend_sched_reset(executor_.scheduler_);
   if (!ggml_backend_sched_alloc_graph(executor_.scheduler_, graph)) {
     return fail(executor_.on_device_ ? DIFFUSION_OOM_VRAM : DIFFUSION_OOM_RAM,

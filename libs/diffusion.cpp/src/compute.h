@@ -23,6 +23,10 @@ class Executor {
   Failure start(ggml_backend_dev_t device);
 
   void set_threads(int n_threads);
+  // Whether the graph's compute buffer, were the whole graph on the device, fits in what the
+  // device has free (with the buffer the scheduler holds now, which a larger one replaces); always
+  // true on the CPU.
+  bool fits_on_device(ggml_cgraph* graph);
   // Polled from inside the computation; true aborts it (the run then fails CANCELLED).
   void set_abort(std::function<bool()> should_abort) { should_abort_ = std::move(should_abort); }
 
@@ -47,11 +51,15 @@ class GraphRun {
   ggml_tensor* input_f32(std::vector<float> values, int64_t ne0, int64_t ne1 = 1, int64_t ne2 = 1,
                          int64_t ne3 = 1);
   ggml_tensor* input_i32(std::vector<int32_t> values);
+  bool fits_on_device(ggml_tensor* output) { return executor_.fits_on_device(graph(output)); }
   Failure compute(ggml_tensor* output, std::vector<float>* out);
 
  private:
+  ggml_cgraph* graph(ggml_tensor* output);  // built on first use
+
   Executor& executor_;
   ggml_context* ctx_;
+  ggml_cgraph* graph_ = nullptr;
   std::vector<std::pair<ggml_tensor*, std::vector<float>>> f32_inputs_;
   std::vector<std::pair<ggml_tensor*, std::vector<int32_t>>> i32_inputs_;
 };

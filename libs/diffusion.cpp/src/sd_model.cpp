@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "safetensors/device.h"
+#include "vae_tiles.h"
 
 namespace dcpp {
 
@@ -136,6 +137,8 @@ Failure load_model(const std::string& path, const diffusion_model_params& params
                    ? params.n_threads
                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->executor.set_threads(m->threads);
+  m->vae_tiling = params.vae_tiling;
+  if (params.vae_tile_size > 0) m->vae_tile = params.vae_tile_size;
   if (Failure f = choose_prediction(*m, params.prediction)) return f;
   *out = std::move(m);
   return {};
@@ -168,11 +171,39 @@ Failure unet_eval(Model& m, const std::vector<float>& x, int w, int h, int n,
   return run.compute(build_unet(run.ctx(), m.unet, xt, tt, ct), out);
 }
 
-Failure vae_decode(Model& m, const std::vector<float>& latent, int w, int h,
-                   std::vector<float>* out) {
+namespace {
+
+Failure decode_latent(Model& m, const std::vector<float>& latent, int w, int h,
+                      std::vector<float>* out) {
   GraphRun run(m.executor);
   ggml_tensor* z = run.input_f32(latent, w, h, m.vae.latent_channels, 1);
   return run.compute(build_vae_decoder(run.ctx(), m.vae, z), out);
+}
+
+// Whether decoding a w x h latent at once fits in the memory the model's device has free (the
+// graph measured, not run).
+bool whole_decode_fits(Model& m, int w, int h) {
+  if (!m.device) return true;
+  GraphRun run(m.executor);
+  ggml_tensor* z = run.input_f32({}, w, h, m.vae.latent_channels, 1);
+  return run.fits_on_device(build_vae_decoder(run.ctx(), m.vae, z));
+}
+
+}  // namespace
+
+Failure vae_decode(Model& m, const std::vector<float>& latent, int w, int h,
+                   std::vector<float>* out) {
+  const bool larger_than_tile = w > m.vae_tile || h > m.vae_tile;
+  const bool tiled = larger_than_tile &&
+                     (m.vae_tiling == DIFFUSION_VAE_TILING_ON ||
+                      (m.vae_tiling == DIFFUSION_VAE_TILING_AUTO && !whole_decode_fits(m, w, h)));
+  if (!tiled) return decode_latent(m, latent, w, h, out);
+  const DecodeLatent decode = [&m](const std::vector<float>& tile, int tw, int th,
+                                   std::vector<float>* image) {
+    return decode_latent(m, tile, tw, th, image);
+  };
+  return decode_in_tiles(latent, m.vae.latent_channels, w, h, m.vae_factor, m.vae_tile, decode,
+                         out);
 }
 
 Failure vae_encode(Model& m, const std::vector<float>& image, int w, int h,

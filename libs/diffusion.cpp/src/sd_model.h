@@ -32,6 +32,8 @@ struct Model {
   int threads = 1;
   int vae_factor = 8;                   // image pixels per latent pixel
   ggml_backend_dev_t device = nullptr;  // the GPU the networks run on; null: the CPU
+  diffusion_vae_tiling vae_tiling = DIFFUSION_VAE_TILING_AUTO;
+  int vae_tile = 64;  // latent pixels
   Executor executor;
   std::mutex mutex;
 };
