@@ -8,7 +8,7 @@
 #   3. images: an SD 1.5-sized random checkpoint at 512x512 on the GPU: seconds per step;
 #   4. the server (when BIN_DIR has allm): the Hugging Face folder and its GGUF served on the GPU,
 #      one chat completion each; the load log lines say where the models went.
-# Logs and a summary (gpu_check.json) go to OUT_DIR.
+# A log per stage and a summary (gpu_check.json) go to OUT_DIR.
 #
 # Usage: bench/gpu_check.sh BIN_DIR OUT_DIR [DEVICE (default CUDA0)]
 set -uo pipefail
@@ -119,3 +119,4 @@ for name in ("server-requests", "server-placement"):
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=1)
 print(json.dumps(summary, indent=1))
 EOF
+rm -f "$OUT/gpu.txt" "$OUT/server-requests.log" "$OUT/server-placement.log"  # in the summary
