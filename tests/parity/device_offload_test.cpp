@@ -33,6 +33,8 @@
 #include "hf_fixture/hf_fixture.h"
 #include "parity/architectures.h"
 #include "parity/feed.h"
+#include "safetensors/checkpoint.h"
+#include "safetensors/weight_store.h"
 #include "text/backend.h"
 
 namespace fs = std::filesystem;
@@ -293,6 +295,33 @@ TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
   EXPECT_EQ(error.code, ErrorCode::UNSUPPORTED);
   EXPECT_NE(error.message.find("Vulkan7"), std::string::npos) << error.message;
   EXPECT_NE(error.message.find(test_device()), std::string::npos) << error.message;
+  fs::remove_all(dir);
+}
+
+// Weights on the host, mapped from the file or converted at load, are marked as weights: ggml's
+// scheduler then runs an op on them where they lie. Unmarked, the token embeddings' lookup went
+// to the GPU with the whole embedding matrix copied there for every batch (a 1B model decoded at
+// a twentieth of llama.cpp's speed on an H200).
+TEST(WeightBuffers, HostWeightsAreMarkedAsWeights) {
+  const fs::path dir = fs::temp_directory_path() / "allm-weight-buffers";
+  fs::remove_all(dir);
+  fixture::FixtureOptions options;
+  options.arch = Arch::Llama;
+  options.out_dir = dir.string();
+  std::string problem;
+  ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+  stcpp::Failure failure;
+  auto checkpoint = stcpp::Checkpoint::open(dir.string(), &failure);
+  ASSERT_TRUE(checkpoint) << failure.message;
+  stcpp::WeightStore store(*checkpoint, checkpoint->tensors().size());
+  const char* embeddings = "model.embed_tokens.weight";
+  const char* norm = "model.norm.weight";
+  ggml_tensor* mapped = store.embeddings(embeddings, checkpoint->find(embeddings)->shape);
+  ggml_tensor* converted = store.vector_f32(norm, checkpoint->find(norm)->shape);
+  ASSERT_TRUE(mapped && converted);
+  ASSERT_FALSE(store.finish()) << store.failure().message;
+  EXPECT_EQ(ggml_backend_buffer_get_usage(mapped->buffer), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  EXPECT_EQ(ggml_backend_buffer_get_usage(converted->buffer), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   fs::remove_all(dir);
 }
 

@@ -110,11 +110,12 @@ Failure Context::validate(const stcpp_batch& b, std::vector<TokenGroup>* groups)
 namespace {
 
 // Causal attention of one group over cells [first, pos0 + count), limited to the last `window`
-// positions when window > 0, in F16 as ggml_flash_attn_ext takes it. A mask no layer reads was
+// positions when window > 0, in F16 as ggml_flash_attn_ext takes it; the padding cells after
+// them are masked. A mask no layer reads was
 // left out of the graph and has no buffer.
 void fill_mask(ggml_tensor* tensor, const TokenGroup& g, int window, int first) {
   if (!tensor || !tensor->buffer) return;
-  const int n_kv = g.pos0 + g.count - first;
+  const int n_kv = static_cast<int>(tensor->ne[0]);
   std::vector<float> mask(static_cast<size_t>(n_kv) * g.count, -INFINITY);
   for (int i = 0; i < g.count; ++i) {
     const int pos = g.pos0 + i;

@@ -18,15 +18,21 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   output_ids_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_outputs);
   for (ggml_tensor* t : {tokens_, positions_, output_ids_}) ggml_set_input(t);
   for (TokenGroup& g : groups_) {
-    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, g.pos0 + g.count, g.count);
+    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, 0), g.count);
     ggml_set_input(g.mask);
     if (const int window = model.config.sliding_window; window > 0) {
       g.window_first = std::max(0, g.pos0 - window + 1);
       g.window_mask =
-          ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, g.pos0 + g.count - g.window_first, g.count);
+          ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, g.window_first), g.count);
       ggml_set_input(g.window_mask);
     }
   }
+}
+
+int64_t Graph::padded_cells(const TokenGroup& g, int first) const {
+  const int64_t used = g.pos0 + g.count - first;
+  const int64_t padded = (used + kKvPad - 1) / kKvPad * kKvPad;
+  return std::min<int64_t>(padded, cache_.ctx_per_seq() - first);
 }
 
 Graph::~Graph() {
@@ -109,7 +115,7 @@ ggml_tensor* Graph::attend(ggml_tensor* q, const TokenGroup& g, int layer,
   const int64_t hd = model_.config.head_dim;
   const bool windowed = options.windowed && g.window_mask;
   const int first = windowed ? g.window_first : 0;
-  const int64_t n_kv = g.pos0 + g.count - first;
+  const int64_t n_kv = (windowed ? g.window_mask : g.mask)->ne[0];
   ggml_tensor* qg =
       ggml_view_3d(ctx_, q, hd, q->ne[1], g.count, q->nb[1], q->nb[2], g.first * q->nb[2]);
   qg = ggml_permute(ctx_, qg, 0, 2, 1, 3);  // [hd, tokens, heads]

@@ -10,13 +10,19 @@
 
 namespace stcpp {
 
+constexpr int kKvPad = 256;  // llama.cpp's padding of the cells attention reads
+
 // Consecutive batch tokens of one sequence at consecutive positions: attended together.
 struct TokenGroup {
   int seq;
   int first;  // index of the first token in the batch
   int count;
   int pos0;
-  ggml_tensor* mask = nullptr;  // F16 [kv cells, count]: 0 where visible, -inf elsewhere
+  // F16 [kv cells, count]: 0 where visible, -inf elsewhere. The cells read run from the first
+  // (0, or window_first) past the last written one to a multiple of kKvPad where the sequence has
+  // room: the graph's shapes then stay the same for kKvPad decode steps, so a GPU backend can
+  // replay the graph it captured, and ggml-cuda's vector kernel for one query applies.
+  ggml_tensor* mask = nullptr;
   // Windowed layers read only cells [window_first, pos0 + count): those within
   // config.sliding_window of some query of the group. window_mask is their mask; null without a
   // window.
@@ -78,6 +84,8 @@ class Graph {
   void split_qkv(ggml_tensor* qkv, ggml_tensor** q, ggml_tensor** k, ggml_tensor** v);
   ggml_tensor* rope_factors() const;
   ggml_tensor* cached(ggml_tensor* cache, const TokenGroup& g, int first, int64_t n_kv);
+  // How many cells from `first` the group's attention reads: see TokenGroup::mask.
+  int64_t padded_cells(const TokenGroup& g, int first) const;
   ggml_tensor* attend(ggml_tensor* q, const TokenGroup& group, int layer,
                       const AttentionOptions& options);
   ggml_tensor* join_rows(const std::vector<ggml_tensor*>& parts);

@@ -129,9 +129,13 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
       max_tensors_(max_tensors),
       placement_(std::move(placement)),
       quantize_(quantize) {
+  // Marked as weights, so that ggml's scheduler runs an op on a mapped tensor where it lies
+  // (the token embeddings' lookup on the CPU) instead of copying the tensor to the GPU for
+  // every batch.
   for (const auto& file : checkpoint.files()) {
     file_buffers_.push_back(
         ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t*>(file->data()), file->size()));
+    ggml_backend_buffer_set_usage(file_buffers_.back(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   }
 }
 
@@ -338,6 +342,7 @@ Failure WeightStore::finish() {
     owned_buffer_ =
         ggml_backend_alloc_ctx_tensors_from_buft(owned_ctx_, ggml_backend_cpu_buffer_type());
     if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
+    ggml_backend_buffer_set_usage(owned_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   }
   for (DeviceWeights& device : devices_) {
     device.buffer = ggml_backend_alloc_ctx_tensors_from_buft(device.ctx, device.type);
