@@ -164,6 +164,11 @@ Failure Context::decode(const stcpp_batch& b) {
   ggml_backend_tensor_set(graph.positions(), b.positions, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.output_ids(), output_ids.data(), 0,
                           output_ids.size() * sizeof(int32_t));
+  std::vector<int64_t> cells(b.n_tokens);
+  for (int i = 0; i < b.n_tokens; ++i) {
+    cells[i] = int64_t{b.seq_ids[i]} * cache_.ctx_per_seq() + b.positions[i];
+  }
+  ggml_backend_tensor_set(graph.kv_cells(), cells.data(), 0, cells.size() * sizeof(int64_t));
   fill_masks(graph.groups());
   if (ggml_backend_sched_graph_compute(scheduler_, graph.cgraph()) != GGML_STATUS_SUCCESS) {
     return fail(STCPP_INTERNAL, "the compute graph failed");

@@ -16,7 +16,8 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   tokens_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_tokens);
   positions_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_tokens);
   output_ids_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_outputs);
-  for (ggml_tensor* t : {tokens_, positions_, output_ids_}) ggml_set_input(t);
+  kv_cells_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I64, n_tokens);
+  for (ggml_tensor* t : {tokens_, positions_, output_ids_, kv_cells_}) ggml_set_input(t);
   for (TokenGroup& g : groups_) {
     g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, 0), g.count);
     ggml_set_input(g.mask);
@@ -71,17 +72,12 @@ ggml_tensor* Graph::rope(ggml_tensor* x) {
                        r.beta_slow);
 }
 
-// Writes this batch's keys and values into each sequence's cells.
+// Writes this batch's keys and values into their cells, the cells given by an input (not by
+// views at batch-dependent offsets): consecutive decode steps then build the same graph.
 void Graph::store_kv(ggml_tensor* k, ggml_tensor* v, int layer) {
-  for (const TokenGroup& g : groups_) {
-    for (auto [src, cache] : {std::pair{k, cache_.k(layer)}, std::pair{v, cache_.v(layer)}}) {
-      ggml_tensor* rows = ggml_view_2d(ctx_, src, src->ne[0] * src->ne[1], g.count, src->nb[2],
-                                       g.first * src->nb[2]);
-      const size_t cell = static_cast<size_t>(g.seq) * cache_.ctx_per_seq() + g.pos0;
-      ggml_tensor* dst =
-          ggml_view_2d(ctx_, cache, cache->ne[0], g.count, cache->nb[1], cell * cache->nb[1]);
-      ggml_build_forward_expand(gf_, ggml_cpy(ctx_, rows, dst));
-    }
+  for (auto [src, cache] : {std::pair{k, cache_.k(layer)}, std::pair{v, cache_.v(layer)}}) {
+    ggml_tensor* rows = ggml_view_2d(ctx_, src, src->ne[0] * src->ne[1], src->ne[2], src->nb[2], 0);
+    ggml_build_forward_expand(gf_, ggml_set_rows(ctx_, cache, rows, kv_cells_));
   }
 }
 

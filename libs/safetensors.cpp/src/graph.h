@@ -54,6 +54,7 @@ class Graph {
   ggml_tensor* tokens() const { return tokens_; }
   ggml_tensor* positions() const { return positions_; }
   ggml_tensor* output_ids() const { return output_ids_; }
+  ggml_tensor* kv_cells() const { return kv_cells_; }  // I64: each token's cache cell
 
   // Building blocks.
   ggml_tensor* embed(ggml_tensor* table);
@@ -100,6 +101,7 @@ class Graph {
   ggml_tensor* tokens_;
   ggml_tensor* positions_;
   ggml_tensor* output_ids_;
+  ggml_tensor* kv_cells_;
   bool outputs_selected_ = false;  // output_rows() already applied
 };
 
