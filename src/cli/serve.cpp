@@ -12,6 +12,7 @@
 #include "api/server.h"
 #include "base/log.h"
 #include "cli/commands.h"
+#include "cli/pull.h"
 #include "cli/serve_options.h"
 #include "core/background_jobs.h"
 #include "core/conversation_service.h"
@@ -20,6 +21,7 @@
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
+#include "hub/hub_settings.h"
 
 namespace allm {
 
@@ -188,13 +190,16 @@ int run_serve(int argc, char** argv) {
                    ec.message().c_str());
     return 1;
   }
-  if (options.demo && ModelRegistry(options.models_dir, options.models).empty() &&
-      !add_demo_models(options)) {
+  if (!pull_hub_models(options.hub_models)) return 1;
+  if (options.demo && options.hub_models.empty() &&
+      ModelRegistry(options.models_dir, options.models).empty() && !add_demo_models(options)) {
     return 1;
   }
-  ModelRegistry registry(options.models_dir, options.models, options.quantization);
-  ALLM_LOG_INFO("%zu model(s) registered from %s and --model", registry.list().size(),
-                options.models_dir.c_str());
+  ModelRegistry registry(options.models_dir, options.models, options.quantization,
+                         hub_cache_dir_from_env());
+  ALLM_LOG_INFO("%zu model(s) registered from %s, the Hub cache %s and --model",
+                registry.list().size(), options.models_dir.c_str(),
+                hub_cache_dir_from_env().c_str());
 
   Error error;
   auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error,

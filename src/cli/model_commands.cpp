@@ -1,0 +1,261 @@
+// `allm ls`, `allm show ID`, `allm rm ID`: the models of the models dir and the Hub cache.
+#include <ggml.h>
+#include <gguf.h>
+#include <safetensors.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "base/byte_size.h"
+#include "cli/commands.h"
+#include "cli/serve_options.h"
+#include "core/model_registry.h"
+#include "hub/file_selection.h"
+#include "hub/hub_cache.h"
+#include "hub/hub_settings.h"
+
+namespace allm {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// What `ls` and `show` tell of a model, read from its metadata only (no weights).
+struct ModelFacts {
+  std::string format = "-", architecture = "-", dtype = "-", parameters = "-";
+  long context_length = 0;
+  bool chat_template = false, template_tools = false;
+};
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return in ? json::parse(in, nullptr, false) : json();
+}
+
+std::string count_text(uint64_t n) {
+  char text[32];
+  if (n >= 1000000000ULL) {
+    std::snprintf(text, sizeof text, "%.1fB", n / 1e9);
+  } else if (n >= 1000000ULL) {
+    std::snprintf(text, sizeof text, "%.1fM", n / 1e6);
+  } else {
+    std::snprintf(text, sizeof text, "%.1fK", n / 1e3);
+  }
+  return text;
+}
+
+void note_template(ModelFacts* facts, const std::string& text) {
+  facts->chat_template = facts->chat_template || !text.empty();
+  facts->template_tools = facts->template_tools || text.find("tools") != std::string::npos;
+}
+
+void gguf_facts(const fs::path& file, ModelFacts* facts) {
+  facts->format = "gguf";
+  ggml_context* tensors = nullptr;
+  gguf_context* gguf = gguf_init_from_file(file.c_str(), {true, &tensors});
+  if (!gguf) return;
+  auto text = [&](const std::string& key) {
+    const int64_t id = gguf_find_key(gguf, key.c_str());
+    return id >= 0 && gguf_get_kv_type(gguf, id) == GGUF_TYPE_STRING
+               ? std::string(gguf_get_val_str(gguf, id))
+               : std::string();
+  };
+  facts->architecture = text("general.architecture");
+  const int64_t ctx = gguf_find_key(gguf, (facts->architecture + ".context_length").c_str());
+  if (ctx >= 0 && gguf_get_kv_type(gguf, ctx) == GGUF_TYPE_UINT32)
+    facts->context_length = gguf_get_val_u32(gguf, ctx);
+  note_template(facts, text("tokenizer.chat_template"));
+  uint64_t parameters = 0;
+  for (ggml_tensor* t = ggml_get_first_tensor(tensors); t; t = ggml_get_next_tensor(tensors, t)) {
+    parameters += static_cast<uint64_t>(ggml_nelements(t));
+  }
+  facts->parameters = count_text(parameters);
+  const std::string tag = file_tag(file.filename().string());
+  facts->dtype = tag.empty() ? "-" : tag;
+  gguf_free(gguf);
+  ggml_free(tensors);
+}
+
+void count_tensor(const stcpp_tensor_info* tensor, void* total) {
+  uint64_t n = 1;
+  for (int i = 0; i < tensor->n_dims; ++i) n *= static_cast<uint64_t>(tensor->shape[i]);
+  *static_cast<uint64_t*>(total) += n;
+}
+
+void safetensors_facts(const fs::path& path, ModelFacts* facts) {
+  facts->format = "safetensors";
+  const fs::path dir = fs::is_directory(path) ? path : path.parent_path();
+  const json config = read_json(dir / "config.json");
+  if (config.is_object()) {
+    facts->architecture = config.value("model_type", "-");
+    facts->dtype = config.value("torch_dtype", config.value("dtype", "-"));
+    facts->context_length = config.value("max_position_embeddings", 0L);
+  }
+  const json tokenizer_config = read_json(dir / "tokenizer_config.json");
+  if (tokenizer_config.is_object() && tokenizer_config.contains("chat_template")) {
+    note_template(facts, tokenizer_config["chat_template"].dump());
+  }
+  std::ifstream jinja(dir / "chat_template.jinja");
+  note_template(facts, std::string(std::istreambuf_iterator<char>(jinja), {}));
+  uint64_t parameters = 0;
+  stcpp_status status;
+  char message[256];
+  if (stcpp_checkpoint_tensors(path.c_str(), count_tensor, &parameters, &status, message,
+                               sizeof message)) {
+    facts->parameters = count_text(parameters);
+  }
+}
+
+ModelFacts facts_of(const ModelEntry& entry) {
+  ModelFacts facts;
+  std::error_code ec;
+  if (fs::exists(entry.path / "model_index.json", ec)) {
+    facts.format = "diffusers";
+    facts.architecture = read_json(entry.path / "model_index.json").value("_class_name", "-");
+    return facts;
+  }
+  if (entry.modality == Modality::AUDIO) {
+    facts.format = "ggml";
+    facts.architecture = "whisper";
+    return facts;
+  }
+  const FormatProbe probe = probe_model_path(entry.path);
+  const ResolvedFormat format = resolve_format(probe, entry.registered_format, entry.id);
+  if (format.error) return facts;
+  if (format.format == ModelFormat::GGUF) {
+    gguf_facts(format.file, &facts);
+  } else {
+    safetensors_facts(format.file, &facts);
+  }
+  return facts;
+}
+
+std::vector<ModelEntry> all_models() {
+  return ModelRegistry(default_models_dir(), {}, Quantization::NONE, hub_cache_dir_from_env())
+      .list();
+}
+
+bool is_help(int argc, char** argv) {
+  return argc >= 1 && (!std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h"));
+}
+
+}  // namespace
+
+int run_ls(int argc, char** argv) {
+  if (is_help(argc, argv)) {
+    std::puts(
+        "usage: allm ls\n\nLists the models `allm serve` would serve: the models dir "
+        "($ALLM_MODELS_DIR, default ~/.allm/models)\nand the Hugging Face Hub cache "
+        "($HF_HUB_CACHE, default ~/.cache/huggingface/hub).\n\nexit status: 0 listed, 2 bad "
+        "usage");
+    return 0;
+  }
+  if (argc != 0) {
+    std::fprintf(stderr, "allm ls: takes no arguments (see allm ls --help)\n");
+    return 2;
+  }
+  std::printf("%-44s %-9s %-11s %-14s %-8s %-10s %-10s %s\n", "ID", "MODALITY", "FORMAT", "ARCH",
+              "PARAMS", "QUANT", "SIZE", "WHERE");
+  for (const ModelEntry& entry : all_models()) {
+    const ModelFacts facts = facts_of(entry);
+    std::printf("%-44s %-9s %-11s %-14s %-8s %-10s %-10s %s\n", entry.id.c_str(),
+                modality_name(entry.modality), facts.format.c_str(), facts.architecture.c_str(),
+                facts.parameters.c_str(), facts.dtype.c_str(),
+                format_bytes(disk_size(entry.path)).c_str(), entry.path.c_str());
+  }
+  return 0;
+}
+
+int run_show(int argc, char** argv) {
+  if (is_help(argc, argv)) {
+    std::puts(
+        "usage: allm show ID\n\nDescribes a model of `allm ls`: format, architecture, "
+        "context length, chat template\n(and whether it takes tools), files.\n\nexit "
+        "status: 0 shown, 1 no such model, 2 bad usage");
+    return 0;
+  }
+  if (argc != 1) {
+    std::fprintf(stderr, "allm show: expected one model ID (see allm show --help)\n");
+    return 2;
+  }
+  for (const ModelEntry& entry : all_models()) {
+    if (entry.id != argv[0]) continue;
+    const ModelFacts facts = facts_of(entry);
+    std::printf(
+        "id: %s\npath: %s\nmodality: %s\nformat: %s\narchitecture: %s\nparameters: %s\n"
+        "dtype/quant: %s\ncontext length: %s\nchat template: %s\nfiles:\n",
+        entry.id.c_str(), entry.path.c_str(), modality_name(entry.modality), facts.format.c_str(),
+        facts.architecture.c_str(), facts.parameters.c_str(), facts.dtype.c_str(),
+        facts.context_length ? std::to_string(facts.context_length).c_str() : "-",
+        !facts.chat_template   ? "no"
+        : facts.template_tools ? "yes (supports tools)"
+                               : "yes (no tools)");
+    std::error_code ec;
+    if (!fs::is_directory(entry.path, ec)) {
+      std::printf("  %s  %s\n", entry.path.filename().c_str(),
+                  format_bytes(disk_size(entry.path)).c_str());
+      return 0;
+    }
+    fs::recursive_directory_iterator it(entry.path, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      if (it.depth() >= 8) it.disable_recursion_pending();
+      if (it->is_directory(ec)) continue;
+      std::printf("  %s  %s\n", fs::relative(it->path(), entry.path, ec).c_str(),
+                  format_bytes(disk_size(it->path())).c_str());
+    }
+    return 0;
+  }
+  std::fprintf(stderr, "allm show: no model '%s' (see allm ls)\n", argv[0]);
+  return 1;
+}
+
+int run_rm(int argc, char** argv) {
+  if (is_help(argc, argv)) {
+    std::puts(
+        "usage: allm rm ORG/NAME[@REVISION][:QUANT]\n\nRemoves a pulled model from the "
+        "Hugging Face Hub cache: its snapshot (or, with :QUANT, that\nfile of it) and the "
+        "blobs no other snapshot uses. Models in the models dir are yours to delete.\n\n"
+        "exit status: 0 removed, 1 not in the cache or not removable, 2 bad usage");
+    return 0;
+  }
+  std::string problem;
+  const auto spec = argc == 1 ? parse_repo_spec(argv[0], &problem) : std::nullopt;
+  if (!spec) {
+    std::fprintf(stderr, "allm rm: %s (see allm rm --help)\n",
+                 argc == 1 ? problem.c_str() : "expected one ORG/NAME[@REVISION][:QUANT]");
+    return 2;
+  }
+  const HubCache cache(hub_cache_dir_from_env());
+  const auto repo = cache.find(spec->repo);
+  const auto commit = repo ? cache.resolve_revision(spec->repo, spec->revision) : std::nullopt;
+  if (!repo || !commit) {
+    std::fprintf(stderr, "allm rm: %s is not in the Hub cache %s\n", argv[0], cache.root().c_str());
+    return 1;
+  }
+  std::vector<std::string> files;
+  if (!spec->quant.empty()) {
+    std::vector<HubFile> present;
+    for (const auto& file : cache.snapshot_files(spec->repo, *commit))
+      present.push_back({file, 0, ""});
+    const FileSelection selection = select_files(present, spec->repo, spec->quant);
+    if (!selection.problem.empty()) {
+      std::fprintf(stderr, "allm rm: %s\n", selection.problem.c_str());
+      return 1;
+    }
+    files = selection.files;
+  }
+  uint64_t freed = 0;
+  const std::string error = cache.remove(spec->repo, *commit, files, &freed);
+  if (!error.empty()) {
+    std::fprintf(stderr, "allm rm: %s\n", error.c_str());
+    return 1;
+  }
+  std::printf("removed %s (snapshot %s), freed %s\n", argv[0], commit->c_str(),
+              format_bytes(freed).c_str());
+  return 0;
+}
+
+}  // namespace allm
