@@ -203,7 +203,7 @@ int run_show(int argc, char** argv) {
     for (; !ec && it != end; it.increment(ec)) {
       if (it.depth() >= 8) it.disable_recursion_pending();
       if (it->is_directory(ec)) continue;
-      std::printf("  %s  %s\n", fs::relative(it->path(), entry.path, ec).c_str(),
+      std::printf("  %s  %s\n", it->path().lexically_relative(entry.path).c_str(),
                   format_bytes(disk_size(it->path())).c_str());
     }
     return 0;
@@ -230,7 +230,8 @@ int run_rm(int argc, char** argv) {
   }
   const HubCache cache(hub_cache_dir_from_env());
   const auto repo = cache.find(spec->repo);
-  const auto commit = repo ? cache.resolve_revision(spec->repo, spec->revision) : std::nullopt;
+  auto commit = repo ? cache.resolve_revision(spec->repo, spec->revision) : std::nullopt;
+  if (repo && !commit && spec->revision == "main") commit = repo->default_commit;  // no refs/main
   if (!repo || !commit) {
     std::fprintf(stderr, "allm rm: %s is not in the Hub cache %s\n", argv[0], cache.root().c_str());
     return 1;

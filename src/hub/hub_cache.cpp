@@ -61,7 +61,7 @@ std::string HubCache::link_snapshot_file(const std::string& repo, const std::str
   std::error_code ec;
   fs::create_directories(link.parent_path(), ec);
   fs::remove(link, ec);
-  fs::create_symlink(fs::relative(blob, link.parent_path(), ec), link, ec);
+  fs::create_symlink(blob.lexically_relative(link.parent_path()), link, ec);
   if (ec) {
     ec.clear();
     fs::copy_file(blob, link, fs::copy_options::overwrite_existing, ec);
@@ -77,7 +77,7 @@ std::vector<std::string> HubCache::snapshot_files(const std::string& repo,
   fs::recursive_directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     if (it.depth() >= kMaxDepth) it.disable_recursion_pending();
-    if (!it->is_directory(ec)) files.push_back(fs::relative(it->path(), dir, ec).generic_string());
+    if (!it->is_directory(ec)) files.push_back(it->path().lexically_relative(dir).generic_string());
   }
   return files;
 }
@@ -98,7 +98,7 @@ static std::map<std::string, std::string> read_refs(const fs::path& refs_dir) {
   for (; !ec && it != end; it.increment(ec)) {
     if (it.depth() >= kMaxDepth) it.disable_recursion_pending();
     if (it->is_regular_file(ec)) {
-      refs[fs::relative(it->path(), refs_dir, ec).generic_string()] = read_first_line(it->path());
+      refs[it->path().lexically_relative(refs_dir).generic_string()] = read_first_line(it->path());
     }
   }
   return refs;
@@ -169,6 +169,7 @@ std::string HubCache::remove(const std::string& repo, const std::string& commit,
   std::error_code ec;
   if (!fs::is_directory(snapshot, ec)) return repo + " has no snapshot " + commit + " in the cache";
   for (const auto& file : files.empty() ? snapshot_files(repo, commit) : files) {
+    if (file.find("..") != std::string::npos) return "bad file name " + file;
     const fs::path path = snapshot / file;
     if (!fs::is_symlink(path, ec)) *freed += fs::file_size(path, ec);  // a copy, not a link
     fs::remove(path, ec);

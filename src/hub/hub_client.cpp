@@ -170,8 +170,12 @@ std::string HubClient::download(const std::string& repo, const FileHead& head,
     std::string origin, path;
     if (!split_url(url, &origin, &path)) return "bad download URL " + url;
     std::error_code ec;
-    const uint64_t have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
+    uint64_t have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
     if (head.size && have == head.size) return "";  // a complete .incomplete: only renamed
+    if (head.size && have > head.size) {            // not this file's start: begin again
+      fs::remove(partial, ec);
+      have = 0;
+    }
     httplib::Headers headers = auth_headers(settings_, origin);
     if (have > 0) headers.emplace("Range", "bytes=" + std::to_string(have) + "-");
     auto client = make_client(origin);

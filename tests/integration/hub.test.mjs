@@ -111,7 +111,7 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
     let r = await allm(['pull', 'test-org/tiny-llama'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(hub.requests.map((q) => q.url), [`/api/models/test-org/tiny-llama/revision/main?blobs=true`]);
-    assert.match(r.stdout, /0 B downloaded|0\.00 B downloaded|0 bytes downloaded/);
+    assert.match(r.stdout, / 0\.0 MiB downloaded/);
     hub.requests.length = 0;
     r = await allm(['pull', 'test-org/tiny-llama'], { ...env, HF_HUB_OFFLINE: '1' });
     assert.equal(r.code, 0, r.stderr);
