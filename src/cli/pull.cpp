@@ -54,7 +54,7 @@ int run_pull(int argc, char** argv) {
     std::fprintf(stderr, "allm pull: %s\n", result.error.c_str());
     return 1;
   }
-  std::printf("pulled %s (commit %s): %zu files in %s, %s downloaded\n", argv[0],
+  std::printf("pulled %s (commit %s): %zu file(s) in %s, %s downloaded\n", argv[0],
               result.commit.c_str(), result.files.size(), result.snapshot.c_str(),
               format_bytes(result.downloaded_bytes).c_str());
   return 0;

@@ -106,6 +106,25 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
     assert.doesNotMatch(r.stdout, /\r/);
   });
 
+  it('draws a progress bar (bytes, rate, ETA) on a terminal', T, async () => {
+    // util-linux `script` runs the pull in a pseudo-terminal and copies what it drew.
+    const command = `${ALLM_BIN} pull test-org/tiny-GGUF:Q4_K_M`;
+    const r = await allm(['--version'], env);  // the binary runs at all
+    assert.equal(r.code, 0);
+    const tty = await new Promise((resolve, reject) => {
+      const child = spawn('script', ['-qfec', command, '/dev/null'], {
+        env: { ...process.env, ...env, HF_HUB_CACHE: path.join(tmp, 'tty-cache') }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    assert.equal(tty.code, 0, tty.out);
+    assert.match(tty.out, /\r\x1b\[Ktiny-Q4_K_M\.gguf \[#{24}\] [\d.]+ MiB \/ [\d.]+ MiB {2}[\d.]+ [MG]iB\/s {2}ETA /);
+    assert.match(tty.out, /tiny-Q4_K_M\.gguf {2}[\d.]+ MiB {2}downloaded in/);
+  });
+
   it('pulls nothing again for a complete model, and nothing at all offline', T, async () => {
     hub.requests.length = 0;
     let r = await allm(['pull', 'test-org/tiny-llama'], env);
