@@ -3,6 +3,7 @@
 #include <gguf.h>
 #include <safetensors.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -20,6 +21,9 @@ namespace allm {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+// Model folders nest a few levels at most (a diffusers pipeline: two).
+constexpr int kMaxFolderDepth = 8;
 
 namespace {
 
@@ -199,12 +203,15 @@ int run_show(int argc, char** argv) {
                   format_bytes(disk_size(entry.path)).c_str());
       return 0;
     }
+    std::vector<fs::path> files;
     fs::recursive_directory_iterator it(entry.path, ec), end;
     for (; !ec && it != end; it.increment(ec)) {
-      if (it.depth() >= 8) it.disable_recursion_pending();
-      if (it->is_directory(ec)) continue;
-      std::printf("  %s  %s\n", it->path().lexically_relative(entry.path).c_str(),
-                  format_bytes(disk_size(it->path())).c_str());
+      if (it.depth() >= kMaxFolderDepth) it.disable_recursion_pending();
+      if (!it->is_directory(ec)) files.push_back(it->path().lexically_relative(entry.path));
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      std::printf("  %s  %s\n", file.c_str(), format_bytes(disk_size(entry.path / file)).c_str());
     }
     return 0;
   }
