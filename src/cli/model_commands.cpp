@@ -12,6 +12,7 @@
 #include "base/byte_size.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "cli/usage.h"
 #include "core/model_registry.h"
 #include "hub/file_selection.h"
 #include "hub/hub_cache.h"
@@ -142,25 +143,15 @@ std::vector<ModelEntry> all_models() {
       .list();
 }
 
-bool is_help(int argc, char** argv) {
-  return argc >= 1 && (!std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h"));
-}
-
 }  // namespace
 
 int run_ls(int argc, char** argv) {
-  if (is_help(argc, argv)) {
-    std::puts(
-        "usage: allm ls\n\nLists the models `allm serve` would serve: the models dir "
-        "($ALLM_MODELS_DIR, default ~/.allm/models)\nand the Hugging Face Hub cache "
-        "($HF_HUB_CACHE, default ~/.cache/huggingface/hub).\n\nexit status: 0 listed, 2 bad "
-        "usage");
-    return 0;
-  }
-  if (argc != 0) {
-    std::fprintf(stderr, "allm ls: takes no arguments (see allm ls --help)\n");
-    return 2;
-  }
+  static const char* kHelp =
+      "usage: allm ls\n\nLists the models `allm serve` would serve: the models dir "
+      "($ALLM_MODELS_DIR, default ~/.allm/models)\nand the Hugging Face Hub cache "
+      "($HF_HUB_CACHE, default ~/.cache/huggingface/hub).\n\nexit status: 0 listed, 2 bad "
+      "usage\n";
+  if (auto status = help_or_bad_usage(argc, argv, "ls", kHelp, 0, "no arguments")) return *status;
   std::printf("%-44s %-9s %-11s %-14s %-8s %-10s %-10s %s\n", "ID", "MODALITY", "FORMAT", "ARCH",
               "PARAMS", "QUANT", "SIZE", "WHERE");
   for (const ModelEntry& entry : all_models()) {
@@ -174,17 +165,11 @@ int run_ls(int argc, char** argv) {
 }
 
 int run_show(int argc, char** argv) {
-  if (is_help(argc, argv)) {
-    std::puts(
-        "usage: allm show ID\n\nDescribes a model of `allm ls`: format, architecture, "
-        "context length, chat template\n(and whether it takes tools), files.\n\nexit "
-        "status: 0 shown, 1 no such model, 2 bad usage");
-    return 0;
-  }
-  if (argc != 1) {
-    std::fprintf(stderr, "allm show: expected one model ID (see allm show --help)\n");
-    return 2;
-  }
+  static const char* kHelp =
+      "usage: allm show ID\n\nDescribes a model of `allm ls`: format, architecture, "
+      "context length, chat template\n(and whether it takes tools), files.\n\nexit "
+      "status: 0 shown, 1 no such model, 2 bad usage\n";
+  if (auto status = help_or_bad_usage(argc, argv, "show", kHelp, 1, "one model ID")) return *status;
   for (const ModelEntry& entry : all_models()) {
     if (entry.id != argv[0]) continue;
     const ModelFacts facts = facts_of(entry);
@@ -220,21 +205,13 @@ int run_show(int argc, char** argv) {
 }
 
 int run_rm(int argc, char** argv) {
-  if (is_help(argc, argv)) {
-    std::puts(
-        "usage: allm rm ORG/NAME[@REVISION][:QUANT]\n\nRemoves a pulled model from the "
-        "Hugging Face Hub cache: its snapshot (or, with :QUANT, that\nfile of it) and the "
-        "blobs no other snapshot uses. Models in the models dir are yours to delete.\n\n"
-        "exit status: 0 removed, 1 not in the cache or not removable, 2 bad usage");
-    return 0;
-  }
-  std::string problem;
-  const auto spec = argc == 1 ? parse_repo_spec(argv[0], &problem) : std::nullopt;
-  if (!spec) {
-    std::fprintf(stderr, "allm rm: %s (see allm rm --help)\n",
-                 argc == 1 ? problem.c_str() : "expected one ORG/NAME[@REVISION][:QUANT]");
-    return 2;
-  }
+  static const char* kHelp =
+      "usage: allm rm ORG/NAME[@REVISION][:QUANT]\n\nRemoves a pulled model from the "
+      "Hugging Face Hub cache: its snapshot (or, with :QUANT, that\nfile of it) and the "
+      "blobs no other snapshot uses. Models in the models dir are yours to delete.\n\n"
+      "exit status: 0 removed, 1 not in the cache or not removable, 2 bad usage\n";
+  std::optional<RepoSpec> spec;
+  if (auto status = repo_command_usage(argc, argv, "rm", kHelp, &spec)) return *status;
   const HubCache cache(hub_cache_dir_from_env());
   const auto repo = cache.find(spec->repo);
   auto commit = repo ? cache.resolve_revision(spec->repo, spec->revision) : std::nullopt;
@@ -245,10 +222,8 @@ int run_rm(int argc, char** argv) {
   }
   std::vector<std::string> files;
   if (!spec->quant.empty()) {
-    std::vector<HubFile> present;
-    for (const auto& file : cache.snapshot_files(spec->repo, *commit))
-      present.push_back({file, 0, ""});
-    const FileSelection selection = select_files(present, spec->repo, spec->quant);
+    const FileSelection selection =
+        select_files(files_at(cache.snapshot_files(spec->repo, *commit)), spec->repo, spec->quant);
     if (!selection.problem.empty()) {
       std::fprintf(stderr, "allm rm: %s\n", selection.problem.c_str());
       return 1;

@@ -2,12 +2,12 @@
 #include "cli/pull.h"
 
 #include <cstdio>
-#include <cstring>
 
 #include "base/byte_size.h"
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
+#include "cli/usage.h"
 #include "hub/hub_settings.h"
 #include "hub/pull.h"
 
@@ -32,21 +32,8 @@ static const char* kPullHelp =
     "exit status: 0 pulled, 1 failed, 2 bad usage\n";
 
 int run_pull(int argc, char** argv) {
-  if (argc == 1 && (!std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h"))) {
-    std::fputs(kPullHelp, stdout);
-    return 0;
-  }
-  if (argc != 1 || argv[0][0] == '-') {
-    std::fprintf(stderr,
-                 "allm pull: expected one REPO[@REVISION][:QUANT] (see allm pull --help)\n");
-    return 2;
-  }
-  std::string problem;
-  const auto spec = parse_repo_spec(argv[0], &problem);
-  if (!spec) {
-    std::fprintf(stderr, "allm pull: %s\n", problem.c_str());
-    return 2;
-  }
+  std::optional<RepoSpec> spec;
+  if (auto status = repo_command_usage(argc, argv, "pull", kPullHelp, &spec)) return *status;
   const HubSettings settings = hub_settings_from_env();
   ConsoleProgress progress(stdout);
   const PullResult result = pull_model(settings, *spec, supported_model_types(), progress);

@@ -162,15 +162,14 @@ std::vector<ModelEntry> hub_cache_models(const fs::path& hub_cache) {
   const HubCache cache(hub_cache);
   for (const CachedRepo& repo : cache.list()) {
     const fs::path snapshot = cache.snapshot_dir(repo.repo, repo.default_commit);
-    std::vector<HubFile> files;
-    for (const auto& file : cache.snapshot_files(repo.repo, repo.default_commit)) {
-      files.push_back({file, 0, ""});
-      if (is_primary_gguf(file) || (file.rfind("ggml-", 0) == 0 && ends_with(file, ".bin"))) {
+    const std::vector<std::string> paths = cache.snapshot_files(repo.repo, repo.default_commit);
+    for (const auto& file : paths) {
+      if (is_primary_gguf(file) || is_whisper_cpp_file(file)) {
         entries.push_back(cached_entry(repo.repo + ":" + file_tag(file), snapshot / file));
       }
     }
     // What `allm pull ORG/NAME` would pick among the files there.
-    const FileSelection selection = select_files(files, repo.repo, "");
+    const FileSelection selection = select_files(files_at(paths), repo.repo, "");
     if (!selection.problem.empty()) continue;
     const bool one_file = selection.kind == RepoKind::GGUF ||
                           selection.kind == RepoKind::SD_CHECKPOINT ||

@@ -61,7 +61,7 @@ bool file_matches_tag(const std::string& path, const std::string& tag) {
   return false;
 }
 
-static bool is_whisper_cpp_file(const std::string& path) {
+bool is_whisper_cpp_file(const std::string& path) {
   const std::string name = base_name(path);
   return path == name && name.rfind("ggml-", 0) == 0 && ends_with(name, ".bin");
 }
@@ -84,6 +84,21 @@ static std::string tags_of(const std::vector<std::string>& paths) {
     out += file_tag(path);
   }
   return out;
+}
+
+std::vector<HubFile> files_at(const std::vector<std::string>& paths) {
+  std::vector<HubFile> files;
+  for (const auto& path : paths) files.push_back({path, 0, ""});
+  return files;
+}
+
+static std::vector<std::string> paths_where(const std::vector<HubFile>& files,
+                                            bool (*wanted)(const std::string&)) {
+  std::vector<std::string> paths;
+  for (const auto& f : files) {
+    if (wanted(f.path)) paths.push_back(f.path);
+  }
+  return paths;
 }
 
 static FileSelection refusal(RepoKind kind, std::string problem) {
@@ -110,10 +125,7 @@ static std::vector<std::string> gguf_parts(const std::vector<HubFile>& files,
 
 static FileSelection select_gguf(const std::vector<HubFile>& files, const std::string& repo,
                                  const std::string& quant) {
-  std::vector<std::string> primaries;
-  for (const auto& f : files) {
-    if (is_primary_gguf(f.path)) primaries.push_back(f.path);
-  }
+  const std::vector<std::string> primaries = paths_where(files, is_primary_gguf);
   const std::vector<std::string> wanted =
       quant.empty() ? std::vector<std::string>{"Q4_K_M", "Q8_0"} : std::vector<std::string>{quant};
   std::string chosen;
@@ -135,10 +147,7 @@ static FileSelection select_gguf(const std::vector<HubFile>& files, const std::s
 
 static FileSelection select_whisper_cpp(const std::vector<HubFile>& files, const std::string& repo,
                                         const std::string& quant) {
-  std::vector<std::string> models;
-  for (const auto& f : files) {
-    if (is_whisper_cpp_file(f.path)) models.push_back(f.path);
-  }
+  const std::vector<std::string> models = paths_where(files, is_whisper_cpp_file);
   if (quant.empty() && models.size() == 1) return FileSelection{RepoKind::WHISPER_CPP, models, ""};
   for (const auto& path : models) {
     if (!quant.empty() && lower(file_tag(path)) == lower(quant)) {
@@ -264,11 +273,9 @@ FileSelection select_files(const std::vector<HubFile>& files, const std::string&
     return select_transformers(files, repo);
   }
   // No config.json: single-file Stable Diffusion checkpoints, picked by tag when several.
-  std::vector<std::string> checkpoints;
-  for (const auto& f : files) {
-    if (f.path == base_name(f.path) && ends_with(f.path, ".safetensors"))
-      checkpoints.push_back(f.path);
-  }
+  const std::vector<std::string> checkpoints = paths_where(files, [](const std::string& path) {
+    return path == base_name(path) && ends_with(path, ".safetensors");
+  });
   for (const auto& path : checkpoints) {
     if (checkpoints.size() == 1 && quant.empty()) return {RepoKind::SD_CHECKPOINT, {path}, ""};
     if (!quant.empty() && lower(path).find(lower(quant)) != std::string::npos) {

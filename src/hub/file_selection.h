@@ -15,6 +15,9 @@ struct HubFile {
   std::string lfs_sha256;  // the LFS oid; "" for files stored in git
 };
 
+// Files known by path alone (a snapshot's files).
+std::vector<HubFile> files_at(const std::vector<std::string>& paths);
+
 enum class RepoKind { TRANSFORMERS, GGUF, WHISPER_CPP, DIFFUSERS, SD_CHECKPOINT };
 
 struct FileSelection {
@@ -34,6 +37,8 @@ bool file_matches_tag(const std::string& path, const std::string& tag);
 std::string file_tag(const std::string& path);
 // A model GGUF (not a projector, imatrix or draft model) and, for split ones, its first shard.
 bool is_primary_gguf(const std::string& path);
+// A whisper.cpp model at the top of its repo: "ggml-base.en.bin".
+bool is_whisper_cpp_file(const std::string& path);
 
 // "" when a transformers config.json describes a model aLLM serves; else why not and what to
 // pull instead. `supported_model_types`: the config model_type values the engine runs.

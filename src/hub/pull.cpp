@@ -17,8 +17,7 @@ namespace {
 // The files of the cached snapshot `commit` that the model needs; "" or why they are not all there.
 std::string select_cached(const HubCache& cache, const RepoSpec& spec, const std::string& commit,
                           std::vector<std::string>* files) {
-  std::vector<HubFile> present;
-  for (const auto& path : cache.snapshot_files(spec.repo, commit)) present.push_back({path, 0, ""});
+  const std::vector<HubFile> present = files_at(cache.snapshot_files(spec.repo, commit));
   if (present.empty()) return spec.repo + " at " + spec.revision + " is not in the cache";
   FileSelection selection = select_files(present, spec.repo, spec.quant);
   if (!selection.problem.empty()) return selection.problem;
