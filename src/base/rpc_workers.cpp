@@ -116,6 +116,12 @@ Error register_rpc_workers(const std::vector<std::string>& endpoints,
   return {};
 }
 
+bool device_answers(ggml_backend_dev_t device) {
+  // An RPC device's description is its worker's endpoint.
+  return ggml_backend_dev_backend_reg(device) != ggml_backend_rpc_reg() ||
+         rpc_worker_reachable(ggml_backend_dev_description(device));
+}
+
 Error check_rpc_workers() {
   std::lock_guard<std::mutex> lock(registered_mutex);
   for (const std::string& endpoint : registered()) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "ggml-backend.h"
 
 namespace allm {
 
@@ -22,6 +23,10 @@ bool rpc_worker_reachable(const std::string& endpoint, int timeout_ms = 2000);
 // does not answer. The names of the devices registered go to *devices.
 Error register_rpc_workers(const std::vector<std::string>& endpoints,
                            std::vector<std::string>* devices);
+
+// False for an RPC device whose worker does not answer (asking ggml-rpc about it would end the
+// process); true for every other device.
+bool device_answers(ggml_backend_dev_t device);
 
 // Before a model is placed on devices: every registered worker still answers, else LOAD_FAILED
 // naming the one that does not.
