@@ -11,6 +11,7 @@
 
 #include "api/server.h"
 #include "base/log.h"
+#include "base/rpc_workers.h"
 #include "cli/commands.h"
 #include "cli/pull.h"
 #include "cli/serve_options.h"
@@ -163,6 +164,21 @@ int queued_capacity(const ServeOptions& options, ModelRegistry& registry) {
          options.images.queue;
 }
 
+// The RPC workers' devices joined to ggml's before any model is placed; false when one does not
+// answer (a server that cannot place its models where it was told to does not start).
+bool register_workers(const std::vector<std::string>& endpoints) {
+  if (endpoints.empty()) return true;
+  std::vector<std::string> devices;
+  if (Error error = register_rpc_workers(endpoints, &devices)) {
+    ALLM_LOG_ERROR("%s", error.message.c_str());
+    return false;
+  }
+  std::string names;
+  for (const std::string& device : devices) names += (names.empty() ? "" : ",") + device;
+  ALLM_LOG_INFO("%zu RPC worker(s), devices %s", endpoints.size(), names.c_str());
+  return true;
+}
+
 }  // namespace
 
 int run_serve(int argc, char** argv) {
@@ -195,6 +211,7 @@ int run_serve(int argc, char** argv) {
       ModelRegistry(options.models_dir, options.models).empty() && !add_demo_models(options)) {
     return 1;
   }
+  if (!register_workers(options.rpc_workers)) return 1;
   ModelRegistry registry(options.models_dir, options.models, options.quantization,
                          hub_cache_dir_from_env());
   ALLM_LOG_INFO("%zu model(s) registered from %s, the Hub cache %s and --model",
