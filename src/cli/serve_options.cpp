@@ -119,6 +119,12 @@ const std::vector<Option>& options_table() {
          std::error_code ec;
          if (v.find('=') == std::string::npos && !std::filesystem::exists(v, ec)) {
            if (auto spec = parse_repo_spec(v, &problem)) o.hub_models.push_back(*spec);
+           if (!problem.empty() && v.find('/') == std::string::npos) {
+             problem =
+                 "expected NAME=PATH[:gguf|:safetensors[:QUANT]] or a Hub model "
+                 "ORG/NAME[@REVISION][:QUANT], got '" +
+                 v + "'";
+           }
            return problem;
          }
          auto entry = parse_model_spec(v, &problem);

@@ -100,7 +100,10 @@ class Puller {
         spec_.repo, head, partial,
         [this](uint64_t done, uint64_t total) { observer_.file_progress(done, total); });
     if (!result_.error.empty()) return false;
-    const std::string expected = entry && !entry->lfs_sha256.empty() ? entry->lfs_sha256 : "";
+    // The listed LFS oid, else the X-Linked-Etag of an LFS file (its sha256 too).
+    const std::string expected = entry && !entry->lfs_sha256.empty() ? entry->lfs_sha256
+                                 : is_sha256_hex(head.etag)          ? head.etag
+                                                                     : "";
     if (!expected.empty()) {
       const std::string actual = sha256_file_hex(partial);
       if (actual != expected) {

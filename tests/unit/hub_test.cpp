@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/model_registry.h"
 #include "hub/file_selection.h"
 #include "hub/hub_cache.h"
 #include "hub/hub_client.h"
@@ -139,6 +140,8 @@ TEST(HubSha256, KnownDigests) {
   EXPECT_EQ(sha256_file_hex(file), sha256_hex("abc"));
   fs::remove(file);
   EXPECT_EQ(sha256_file_hex(file), "");
+  EXPECT_TRUE(is_sha256_hex(sha256_hex("")));
+  EXPECT_FALSE(is_sha256_hex(std::string(40, 'a')));
 }
 
 TEST(HubHeaders, EtagsUrlsAndModelInfo) {
@@ -192,5 +195,32 @@ TEST(HubCacheLayout, LinksAndRemovesKeepingSharedBlobs) {
   EXPECT_EQ(freed, 6u);
   ASSERT_EQ(cache.remove(repo, b, {}, &freed), "");
   EXPECT_FALSE(fs::exists(cache.repo_dir(repo)));
+  fs::remove_all(root);
+}
+
+TEST(HubCacheModels, RegistryIdsForCachedRepos) {
+  const fs::path root = fs::temp_directory_path() / "allm-hub-registry-test";
+  fs::remove_all(root);
+  HubCache cache(root);
+  const std::string commit(40, 'c');
+  auto place = [&](const std::string& repo, const std::string& file) {
+    fs::create_directories(cache.blob_path(repo, "x").parent_path());
+    std::ofstream(cache.blob_path(repo, file.substr(0, file.find('/')) + "-blob")) << file;
+    ASSERT_EQ(
+        cache.link_snapshot_file(repo, commit, file, file.substr(0, file.find('/')) + "-blob"), "");
+  };
+  for (const char* file : {"m-Q4_K_M.gguf", "m-Q8_0.gguf"}) place("o/m-GGUF", file);
+  for (const char* file : {"config.json", "model.safetensors"}) place("o/m", file);
+  place("ggerganov/whisper.cpp", "ggml-tiny.bin");
+  ModelRegistry registry(root / "no-models-dir", {}, Quantization::NONE, root);
+  std::vector<std::string> ids;
+  for (const auto& entry : registry.list()) ids.push_back(entry.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"ggerganov/whisper.cpp", "ggerganov/whisper.cpp:tiny",
+                                           "o/m", "o/m-GGUF", "o/m-GGUF:Q4_K_M", "o/m-GGUF:Q8_0"}));
+  auto gguf = registry.find("o/m-GGUF");
+  ASSERT_TRUE(gguf);
+  EXPECT_EQ(gguf->path.filename(), "m-Q4_K_M.gguf");
+  EXPECT_EQ(registry.find("ggerganov/whisper.cpp:tiny")->modality, Modality::AUDIO);
+  EXPECT_EQ(registry.find("o/m")->path, cache.snapshot_dir("o/m", commit));
   fs::remove_all(root);
 }
