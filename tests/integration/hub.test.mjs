@@ -281,9 +281,10 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
 
     it('serves cached models with ids ORG/NAME and ORG/NAME:QUANT, and pulls --model at start', T, async () => {
       hub.requests.length = 0;
-      const srv = new AllmServer({ tmp: await makeTempDir('allm-hub-serve-'), extraArgs: ['--model', 'test-org/tiny-llama', '--model', 'test-org/tiny-GGUF:Q4_K_M'] });
-      const saved = { ...process.env };
-      Object.assign(process.env, env, { HF_HUB_CACHE: cache });
+      const srv = new AllmServer({
+        tmp: await makeTempDir('allm-hub-serve-'), env: { ...env, HF_HUB_CACHE: cache },
+        extraArgs: ['--model', 'test-org/tiny-llama', '--model', 'test-org/tiny-GGUF:Q4_K_M'],
+      });
       try {
         await srv.start();
         const list = await (await fetch(`${srv.baseURL}/v1/models`)).json();
@@ -303,23 +304,21 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
         // Both --model were complete in the cache: no request to the Hub at all.
         assert.equal(hub.requests.length, 0);
       } finally {
-        process.env = saved;
         await srv.cleanup();
       }
     });
 
     it('pulls a missing --model at start with progress in the log, and refuses it clearly offline', T, async () => {
-      const saved = { ...process.env };
       const serveEnv = { ...env, HF_HUB_CACHE: path.join(tmp, 'serve-cache') };
-      Object.assign(process.env, serveEnv);
-      const srv = new AllmServer({ tmp: await makeTempDir('allm-hub-serve-'), extraArgs: ['--model', 'test-org/tiny-GGUF:Q4_K_M'] });
+      const srv = new AllmServer({
+        tmp: await makeTempDir('allm-hub-serve-'), env: serveEnv, extraArgs: ['--model', 'test-org/tiny-GGUF:Q4_K_M'],
+      });
       try {
         await srv.start();
         assert.match(srv.log, /pull: downloaded tiny-Q4_K_M\.gguf/);
         const ids = (await (await fetch(`${srv.baseURL}/v1/models`)).json()).data.map((m) => m.id);
         assert.ok(ids.includes('test-org/tiny-GGUF:Q4_K_M'));
       } finally {
-        process.env = saved;
         await srv.cleanup();
       }
       const r = await allm(['serve', '--models-dir', path.join(tmp, 'none'), '--data-dir', path.join(tmp, 'data'),
