@@ -4,7 +4,6 @@
 #include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 namespace allm {
@@ -29,12 +28,22 @@ static std::string folder_of(const std::string& path) {
   return slash == std::string::npos ? "" : path.substr(0, slash);
 }
 
-// "-00001-of-00003" before ".gguf": {index, count}; {1, 1} for an unsplit file.
+// The split suffix of GGUF shards, before ".gguf": "-00001-of-00003".
+constexpr size_t kSplitSuffixSize = 15;
+
+static bool all_digits(const std::string& text) {
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// {index, count} of a GGUF shard; {1, 1} for an unsplit file.
 static std::pair<int, int> gguf_split(const std::string& path) {
-  static const std::regex split(R"(-(\d{5})-of-(\d{5})\.gguf$)");
-  std::smatch m;
-  if (!std::regex_search(path, m, split)) return {1, 1};
-  return {std::stoi(m[1].str()), std::stoi(m[2].str())};
+  const size_t ext = 5;  // ".gguf"
+  if (!ends_with(path, ".gguf") || path.size() < kSplitSuffixSize + ext) return {1, 1};
+  const std::string part = path.substr(path.size() - ext - kSplitSuffixSize, kSplitSuffixSize);
+  const std::string index = part.substr(1, 5), count = part.substr(10, 5);
+  if (part[0] != '-' || part.compare(6, 4, "-of-") != 0 || !all_digits(index) || !all_digits(count))
+    return {1, 1};
+  return {std::stoi(index), std::stoi(count)};
 }
 
 static bool is_model_gguf(const std::string& path) {
@@ -69,10 +78,9 @@ bool is_whisper_cpp_file(const std::string& path) {
 std::string file_tag(const std::string& path) {
   std::string name = base_name(path);
   if (is_whisper_cpp_file(name)) return name.substr(5, name.size() - 9);
-  static const std::regex split(R"(-\d{5}-of-\d{5}\.gguf$)");
-  name = std::regex_replace(name, split, ".gguf");
   if (!ends_with(lower(name), ".gguf")) return "";
-  const std::string stem = name.substr(0, name.size() - 5);
+  const size_t split = gguf_split(name).second > 1 ? kSplitSuffixSize : 0;
+  const std::string stem = name.substr(0, name.size() - 5 - split);
   const size_t sep = stem.find_last_of("-.");
   return sep == std::string::npos ? stem : stem.substr(sep + 1);
 }
@@ -179,8 +187,10 @@ static bool is_tokenizer_or_config(const std::string& name) {
 
 // A variant a folder may hold beside its plain weights: "diffusion_pytorch_model.fp16.safetensors".
 static bool is_weight_variant(const std::string& name) {
-  static const std::regex variant(R"(\.(fp16|bf16|fp32|non_ema|ema)\.safetensors$)");
-  return std::regex_search(lower(name), variant);
+  for (const char* variant : {".fp16", ".bf16", ".fp32", ".non_ema", ".ema"}) {
+    if (ends_with(lower(name), variant + std::string(".safetensors"))) return true;
+  }
+  return false;
 }
 
 static FileSelection select_diffusers(const std::vector<HubFile>& files, const std::string& repo) {
@@ -249,13 +259,18 @@ static FileSelection select_transformers(const std::vector<HubFile>& files,
 FileSelection select_files(const std::vector<HubFile>& files, const std::string& repo,
                            const std::string& quant) {
   auto has = [&](auto pred) { return std::any_of(files.begin(), files.end(), pred); };
-  if (has([](const HubFile& f) { return is_model_gguf(f.path); })) {
+  const bool has_config = has([](const HubFile& f) { return f.path == "config.json"; });
+  // A safetensors folder that also ships GGUF files is the folder, unless a tag names a GGUF.
+  const bool folder_first =
+      quant.empty() && has_config && has([](const HubFile& f) {
+        return f.path == base_name(f.path) && ends_with(f.path, ".safetensors");
+      });
+  if (!folder_first && has([](const HubFile& f) { return is_model_gguf(f.path); })) {
     return select_gguf(files, repo, quant);
   }
   if (has([](const HubFile& f) { return is_whisper_cpp_file(f.path); })) {
     return select_whisper_cpp(files, repo, quant);
   }
-  const bool has_config = has([](const HubFile& f) { return f.path == "config.json"; });
   const RepoKind kind = has([](const HubFile& f) { return f.path == "model_index.json"; })
                             ? RepoKind::DIFFUSERS
                             : RepoKind::TRANSFORMERS;

@@ -7,6 +7,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "hub/repo_spec.h"
+
 namespace allm {
 
 namespace fs = std::filesystem;
@@ -56,6 +58,9 @@ std::string parse_repo_info(const std::string& body, RepoInfo* info) {
     return "the Hub's model info has no commit (\"sha\")";
   }
   info->commit = json["sha"].get<std::string>();
+  // It names a folder of the cache.
+  if (!is_commit_hash(info->commit))
+    return "the Hub's model info names no commit: \"sha\" is '" + info->commit.substr(0, 64) + "'";
   const auto siblings = json.value("siblings", nlohmann::json::array());
   if (!siblings.is_array()) return "the Hub's model info has no file list (\"siblings\")";
   for (const auto& sibling : siblings) {
@@ -102,17 +107,26 @@ static std::string connection_problem(const std::string& url, httplib::Error err
          " (set HF_HUB_OFFLINE=1 to use the cache only, HF_ENDPOINT for a mirror)";
 }
 
-std::string HubClient::http_problem(const std::string& repo, int status,
+// The Hub says why in X-Error-Code: RepoNotFound (also for private repos without a token),
+// GatedRepo, RevisionNotFound, EntryNotFound.
+std::string HubClient::http_problem(const std::string& repo, const httplib::Response& response,
                                     const std::string& what) const {
-  if (status == 401 || status == 403) {
-    return repo + " is gated or private (the Hub answered " + std::to_string(status) + " for " +
-           what +
-           "): accept its terms on its Hub page, then give a token with read access: "
-           "set HF_TOKEN=hf_... or run `huggingface-cli login`" +
-           (settings_.token.empty() ? " (no token was sent)" : " (the token sent was refused)");
+  const std::string code = response.get_header_value("X-Error-Code");
+  const std::string status = std::to_string(response.status);
+  const std::string token_hint =
+      settings_.token.empty() ? " (no token was sent)" : " (the token sent was refused)";
+  if (code == "RepoNotFound") {
+    return "repository " + repo + " not found on " + settings_.endpoint + " (" + status +
+           "); if it is private, set HF_TOKEN=hf_... or run `huggingface-cli login`" + token_hint;
   }
-  if (status == 404) return what + " not found on " + settings_.endpoint + " (404)";
-  return "the Hub answered " + std::to_string(status) + " for " + what;
+  if (response.status == 401 || response.status == 403) {
+    return repo + " is gated or private (the Hub answered " + status + " for " + what +
+           "): accept its terms on its Hub page, then give a token with read access: set "
+           "HF_TOKEN=hf_... or run `huggingface-cli login`" +
+           token_hint;
+  }
+  if (response.status == 404) return what + " not found on " + settings_.endpoint + " (404)";
+  return "the Hub answered " + status + " for " + what;
 }
 
 std::string HubClient::repo_info(const std::string& repo, const std::string& revision,
@@ -130,7 +144,7 @@ std::string HubClient::repo_info(const std::string& repo, const std::string& rev
   });
   if (!res) return connection_problem(settings_.endpoint, res.error());
   if (res->status != 200) {
-    return http_problem(repo, res->status, "model " + repo + " at revision " + revision);
+    return http_problem(repo, *res, "model " + repo + " at revision " + revision);
   }
   return parse_repo_info(body, info);
 }
@@ -145,7 +159,7 @@ std::string HubClient::head_file(const std::string& repo, const std::string& com
   auto client = make_client(origin);
   auto res = client->Head(path, auth_headers(settings_, origin));
   if (!res) return connection_problem(url, res.error());
-  if (res->status >= 400) return http_problem(repo, res->status, file + " of " + repo);
+  if (res->status >= 400) return http_problem(repo, *res, file + " of " + repo);
   head->commit = res->get_header_value("X-Repo-Commit");
   head->etag =
       normalize_etag(res->has_header("X-Linked-Etag") ? res->get_header_value("X-Linked-Etag")
@@ -159,7 +173,11 @@ std::string HubClient::head_file(const std::string& repo, const std::string& com
     const std::string location = res->get_header_value("Location");
     head->location = location[0] == '/' ? origin + location : location;
   }
-  if (head->etag.empty()) return "the Hub sent no ETag for " + file + " of " + repo;
+  // It names a file of the cache: hex digits (a sha256 or git blob id) and little else.
+  if (head->etag.empty() || head->etag.size() > 128 ||
+      head->etag.find_first_not_of("0123456789abcdefABCDEF-_") != std::string::npos) {
+    return "the Hub sent no usable ETag for " + file + " of " + repo;
+  }
   return "";
 }
 
@@ -211,7 +229,7 @@ std::string HubClient::download(const std::string& repo, const FileHead& head,
       return "download of " + url + " stopped after " + std::to_string(written) + " bytes (" +
              httplib::to_string(res.error()) + "); run the same command again to resume";
     }
-    if (res->status != 200 && res->status != 206) return http_problem(repo, res->status, url);
+    if (res->status != 200 && res->status != 206) return http_problem(repo, *res, url);
     if (!out) return "cannot write " + partial.string();
     if (head.size && written != head.size) {
       return "download of " + url + " ended after " + std::to_string(written) + " of " +

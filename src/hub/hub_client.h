@@ -12,6 +12,10 @@
 #include "hub/file_selection.h"
 #include "hub/hub_settings.h"
 
+namespace httplib {
+struct Response;
+}
+
 namespace allm {
 
 struct RepoInfo {
@@ -51,7 +55,8 @@ class HubClient {
                        const std::filesystem::path& partial, const Progress& progress) const;
 
  private:
-  std::string http_problem(const std::string& repo, int status, const std::string& what) const;
+  std::string http_problem(const std::string& repo, const httplib::Response& response,
+                           const std::string& what) const;
 
   HubSettings settings_;
 };

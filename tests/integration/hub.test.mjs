@@ -195,8 +195,14 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it('reports a file the Hub does not have (404)', T, async () => {
-    const r = await allm(['pull', 'test-org/missing'], env);
+  it('reports a repo, revision or file the Hub does not have', T, async () => {
+    let r = await allm(['pull', 'test-org/no-such-repo'], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /repository test-org\/no-such-repo not found.*\(401\).*if it is private, set HF_TOKEN/);
+    r = await allm(['pull', 'test-org/tiny-llama@v9'], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /test-org\/tiny-llama at revision v9 not found.*404/);
+    r = await allm(['pull', 'test-org/missing'], env);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /tokenizer\.json.*not found.*404/);
   });

@@ -75,11 +75,16 @@ export class HubStandIn {
     res.writeHead(404).end();
   }
 
-  // The repo, or an answer already sent (404 for no such repo or revision, 401 for gated).
+  // The repo, or an answer already sent (401 for no such repo or a gated one, 404 for a revision).
   lookUp(req, res, name, revision) {
     const repo = this.repos.get(name);
-    if (!repo || (revision !== 'main' && revision !== repo.commit)) {
-      res.writeHead(404, { 'X-Error-Code': repo ? 'RevisionNotFound' : 'RepoNotFound' }).end();
+    // Like the Hub, 401 for a repo that does not exist (it might be private), 404 for a revision.
+    if (!repo) {
+      res.writeHead(401, { 'X-Error-Code': 'RepoNotFound' }).end('{"error":"Repository not found"}');
+      return null;
+    }
+    if (revision !== 'main' && revision !== repo.commit) {
+      res.writeHead(404, { 'X-Error-Code': 'RevisionNotFound' }).end();
       return null;
     }
     if (!this.authorized(repo, req)) {

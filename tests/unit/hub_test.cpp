@@ -97,6 +97,10 @@ TEST(HubFileSelection, SafetensorsFolderSkipsDuplicates) {
       select_files(listing({"config.json", "pytorch_model.bin"}), "o/m", "").problem.find("GGUF"),
       std::string::npos);
   EXPECT_NE(select_files(listing({"config.json", "model.safetensors"}), "o/m", "Q4").problem, "");
+  // Both a folder and GGUF files: the folder, or the GGUF a tag names.
+  const auto both = listing({"config.json", "model.safetensors", "m-Q4_K_M.gguf"});
+  EXPECT_EQ(select_files(both, "o/m", "").kind, RepoKind::TRANSFORMERS);
+  EXPECT_EQ(select_files(both, "o/m", "Q4_K_M").files, std::vector<std::string>{"m-Q4_K_M.gguf"});
 }
 
 TEST(HubFileSelection, WhisperCppAndDiffusers) {
@@ -155,17 +159,20 @@ TEST(HubHeaders, EtagsUrlsAndModelInfo) {
   EXPECT_EQ(url_encode("refs/pr/1", false), "refs%2Fpr%2F1");
   EXPECT_EQ(url_encode("unet/a b.json", true), "unet/a%20b.json");
   RepoInfo info;
-  EXPECT_EQ(parse_repo_info(R"({"sha":"c0ffee","siblings":[{"rfilename":"config.json","size":12},
+  const std::string commit(40, 'c');
+  EXPECT_EQ(parse_repo_info(
+                R"({"sha":")" + commit + R"(","siblings":[{"rfilename":"config.json","size":12},
       {"rfilename":"model.safetensors","lfs":{"sha256":"ab","size":99}},
       {"rfilename":"../escape"},{"nope":1}]})",
-                            &info),
+                &info),
             "");
-  EXPECT_EQ(info.commit, "c0ffee");
+  EXPECT_EQ(info.commit, commit);
   ASSERT_EQ(info.files.size(), 2u);
   EXPECT_EQ(info.files[0].size, 12u);
   EXPECT_EQ(info.files[1].lfs_sha256, "ab");
   EXPECT_EQ(info.files[1].size, 99u);
   EXPECT_NE(parse_repo_info("not json", &info), "");
+  EXPECT_NE(parse_repo_info(R"({"sha":"../../escape"})", &info), "");
 }
 
 TEST(HubCacheLayout, LinksAndRemovesKeepingSharedBlobs) {
