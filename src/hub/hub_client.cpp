@@ -102,6 +102,13 @@ static httplib::Headers auth_headers(const HubSettings& settings, const std::str
   return headers;
 }
 
+// A renamed repo's URLs redirect to the same host's new path; huggingface_hub follows those (and
+// only those) before it reads the Hub's headers.
+static bool is_renamed_repo_redirect(const httplib::Result& res) {
+  return res && res->status >= 300 && res->status < 400 &&
+         res->get_header_value("Location").rfind('/', 0) == 0;
+}
+
 static std::string connection_problem(const std::string& url, httplib::Error error) {
   return "cannot reach " + url + ": " + httplib::to_string(error) +
          " (set HF_HUB_OFFLINE=1 to use the cache only, HF_ENDPOINT for a mirror)";
@@ -134,14 +141,20 @@ std::string HubClient::repo_info(const std::string& repo, const std::string& rev
   std::string origin, base;
   if (!split_url(settings_.endpoint, &origin, &base)) return "HF_ENDPOINT is not an http(s) URL";
   if (base == "/") base.clear();
-  const std::string path =
+  std::string path =
       base + "/api/models/" + repo + "/revision/" + url_encode(revision, false) + "?blobs=true";
   auto client = make_client(origin);
   std::string body;
-  auto res = client->Get(path, auth_headers(settings_, origin), [&](const char* data, size_t size) {
-    body.append(data, size);
-    return body.size() <= kMaxInfoBytes;
-  });
+  httplib::Result res;
+  for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+    body.clear();
+    res = client->Get(path, auth_headers(settings_, origin), [&](const char* data, size_t size) {
+      body.append(data, size);
+      return body.size() <= kMaxInfoBytes;
+    });
+    if (!is_renamed_repo_redirect(res)) break;
+    path = res->get_header_value("Location");
+  }
   if (!res) return connection_problem(settings_.endpoint, res.error());
   if (res->status != 200) {
     return http_problem(repo, *res, "model " + repo + " at revision " + revision);
@@ -157,7 +170,12 @@ std::string HubClient::head_file(const std::string& repo, const std::string& com
   std::string origin, path;
   if (!split_url(url, &origin, &path)) return "HF_ENDPOINT is not an http(s) URL";
   auto client = make_client(origin);
-  auto res = client->Head(path, auth_headers(settings_, origin));
+  httplib::Result res;
+  for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+    res = client->Head(path, auth_headers(settings_, origin));
+    if (!is_renamed_repo_redirect(res)) break;
+    path = res->get_header_value("Location");
+  }
   if (!res) return connection_problem(url, res.error());
   if (res->status >= 400) return http_problem(repo, *res, file + " of " + repo);
   head->commit = res->get_header_value("X-Repo-Commit");

@@ -195,6 +195,15 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('follows a renamed repo to its new name, caching it under the name asked for', T, async () => {
+    hub.renamed.set('old-org/tiny', 'test-org/tiny-llama');
+    const r = await allm(['pull', 'old-org/tiny'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const snap = snapshot('models--old-org--tiny', commits.llama);
+    assert.deepEqual((await fsp.readdir(snap)).sort(), Object.keys(llama).sort());
+    assert.ok(hub.requests.some((q) => q.url.startsWith('/old-org/tiny/resolve/')));
+  });
+
   it('reports a repo, revision or file the Hub does not have', T, async () => {
     let r = await allm(['pull', 'test-org/no-such-repo'], env);
     assert.equal(r.code, 1);

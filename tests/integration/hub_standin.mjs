@@ -17,6 +17,7 @@ export class HubStandIn {
     this.repos = new Map();   // "org/name" → {commit, files: Map(path → Buffer), ...options}
     this.requests = [];       // {server: 'hub'|'cdn', method, url, range, authorization}
     this.token = 'hf_test_token';
+    this.renamed = new Map();  // old "org/name" → the repo it is now
   }
 
   /**
@@ -68,6 +69,16 @@ export class HubStandIn {
   onHub(req, res) {
     this.record('hub', req);
     const url = new URL(req.url, this.endpoint);
+    // A renamed repo: its old URLs redirect (307) to the same path under the new name.
+    for (const [old, now] of this.renamed) {
+      for (const prefix of [`/${old}/`, `/api/models/${old}/`]) {
+        if (url.pathname.startsWith(prefix)) {
+          const moved = prefix.replace(old, now) + req.url.slice(prefix.length);
+          res.writeHead(307, { Location: moved }).end();
+          return;
+        }
+      }
+    }
     const info = url.pathname.match(/^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/);
     if (info) return this.modelInfo(req, res, info[1], decodeURIComponent(info[2]));
     const resolve = url.pathname.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/);
