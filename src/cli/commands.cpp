@@ -1,0 +1,14 @@
+#include "cli/commands.h"
+
+namespace allm {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"serve", "run the OpenAI-compatible API server", run_serve},
+      {"run", "chat with a model in the terminal, or answer one prompt", run_chat},
+      {"ps", "list the models a running server has loaded", run_ps},
+  };
+  return table;
+}
+
+}  // namespace allm
