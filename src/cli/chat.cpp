@@ -19,6 +19,7 @@
 #include "base/random_id.h"
 #include "cli/chat_input.h"
 #include "cli/client_options.h"
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/interrupts.h"
 #include "cli/server_client.h"
@@ -309,16 +310,9 @@ class ChatSession {
 
 int run_chat(int argc, char** argv) {
   RunOptions options;
-  std::string problem;
-  bool show_help = false;
-  if (!parse_run_options(argc, argv, &options, &problem, &show_help)) {
-    std::fprintf(stderr, "allm run: %s\n", problem.c_str());
-    return kExitUsage;
-  }
-  if (show_help) {
-    std::fputs(run_help().c_str(), stdout);
-    return kExitOk;
-  }
+  if (const std::optional<int> done =
+          parse_command_line("run", argc, argv, parse_run_options, run_help, &options))
+    return *done;
   std::signal(SIGPIPE, SIG_IGN);
   Interrupts interrupts;  // before any thread starts
   ChatServer server;

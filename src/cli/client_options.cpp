@@ -31,6 +31,23 @@ bool parse_integer(const std::string& text, long long lo, long long hi, long lon
   return true;
 }
 
+// A switch (no value) that sets *target.
+ClientOption switch_option(const char* flag, const char* help, bool* target) {
+  return {flag, "", help, [target](const std::string&) {
+            *target = true;
+            return std::string();
+          }};
+}
+
+// An option whose value is kept as given.
+ClientOption text_option(const char* flag, const char* value_name, const char* help,
+                         std::string* target) {
+  return {flag, value_name, help, [target](const std::string& v) {
+            *target = v;
+            return std::string();
+          }};
+}
+
 std::string set_port(const std::string& value, int* port) {
   long long v = 0;
   if (!parse_integer(value, 1, 65535, &v))
@@ -48,11 +65,8 @@ std::vector<ClientOption> address_options(ServerAddress* server) {
     server->api_key = all.substr(0, all.find(','));
   }
   return {
-      {"--host", "ADDR", "the server's address (default 127.0.0.1)  [ALLM_HOST]",
-       [server](const std::string& v) {
-         server->host = v;
-         return std::string();
-       }},
+      text_option("--host", "ADDR", "the server's address (default 127.0.0.1)  [ALLM_HOST]",
+                  &server->host),
       {"--port", "N", "the server's port (default 8080)  [ALLM_PORT]",
        [server](const std::string& v) { return set_port(v, &server->port); }},
       {"--api-key", "KEY",
@@ -131,22 +145,16 @@ std::string options_help(const std::vector<ClientOption>& table) {
 
 std::vector<ClientOption> ps_table(PsOptions* options) {
   std::vector<ClientOption> table = address_options(&options->server);
-  table.push_back({"--json", "",
-                   "print the server's JSON (GET /v1/admin/models) instead of a table",
-                   [options](const std::string&) {
-                     options->json = true;
-                     return std::string();
-                   }});
+  table.push_back(switch_option("--json",
+                                "print the server's JSON (GET /v1/admin/models) instead of a table",
+                                &options->json));
   return table;
 }
 
 std::vector<ClientOption> run_table(RunOptions* options) {
   std::vector<ClientOption> table = address_options(&options->server);
-  table.push_back({"--system", "TEXT", "a system message at the start of the conversation",
-                   [options](const std::string& v) {
-                     options->system = v;
-                     return std::string();
-                   }});
+  table.push_back(text_option(
+      "--system", "TEXT", "a system message at the start of the conversation", &options->system));
   table.push_back({"--temperature", "T", "sampling temperature, 0 to 2 (default: the server's, 1)",
                    [options](const std::string& v) {
                      char* end = nullptr;
@@ -172,12 +180,9 @@ std::vector<ClientOption> run_table(RunOptions* options) {
                      options->seed = n;
                      return std::string();
                    }});
-  table.push_back({"--verbose", "",
-                   "print each request on stderr, and the log of a server started in this process",
-                   [options](const std::string&) {
-                     options->verbose = true;
-                     return std::string();
-                   }});
+  table.push_back(switch_option(
+      "--verbose", "print each request on stderr, and the log of a server started in this process",
+      &options->verbose));
   return table;
 }
 

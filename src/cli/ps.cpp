@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/client_options.h"
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/ps_table.h"
 #include "cli/server_client.h"
@@ -10,16 +11,9 @@ namespace allm {
 
 int run_ps(int argc, char** argv) {
   PsOptions options;
-  std::string problem;
-  bool show_help = false;
-  if (!parse_ps_options(argc, argv, &options, &problem, &show_help)) {
-    std::fprintf(stderr, "allm ps: %s\n", problem.c_str());
-    return kExitUsage;
-  }
-  if (show_help) {
-    std::fputs(ps_help().c_str(), stdout);
-    return kExitOk;
-  }
+  if (const std::optional<int> done =
+          parse_command_line("ps", argc, argv, parse_ps_options, ps_help, &options))
+    return *done;
   ServerClient client(options.server);
   json loaded;
   ClientFailure failure;

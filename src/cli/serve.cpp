@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "base/log.h"
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
 #include "cli/server_instance.h"
@@ -46,16 +47,9 @@ void shut_down(ServerInstance& server, const sigset_t& signals, int signal_numbe
 
 int run_serve(int argc, char** argv) {
   ServeOptions options;
-  std::string problem;
-  bool show_help = false;
-  if (!parse_serve_options(argc, argv, &options, &problem, &show_help)) {
-    std::fprintf(stderr, "allm serve: %s\n", problem.c_str());
-    return kExitUsage;
-  }
-  if (show_help) {
-    std::fputs(serve_help().c_str(), stdout);
-    return kExitOk;
-  }
+  if (const std::optional<int> done =
+          parse_command_line("serve", argc, argv, parse_serve_options, serve_help, &options))
+    return *done;
   std::signal(SIGPIPE, SIG_IGN);
   // A file-size limit (ulimit -f) fails the write that passes it, which the response store
   // reports, instead of killing the server.
