@@ -113,7 +113,7 @@ describe('allm ps with an API key', { timeout: HOOK_TIMEOUT_MS + 2 * TEST_TIMEOU
   });
 });
 
-describe('allm run, one answer', { timeout: HOOK_TIMEOUT_MS + 4 * TEST_TIMEOUT_MS }, () => {
+describe('allm run, one answer', { timeout: HOOK_TIMEOUT_MS + 5 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer();
 
   it('streams the answer to stdout (a file) and exits 0; the prompt may come on stdin', T, async () => {
@@ -135,6 +135,32 @@ describe('allm run, one answer', { timeout: HOOK_TIMEOUT_MS + 4 * TEST_TIMEOUT_M
     const r = await runAllm(['run', 'no-such-model', 'hi'], { env: { ALLM_PORT: String(srv.server.port) } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^allm run: the server answered HTTP 404: The model 'no-such-model' does not exist/);
+  });
+
+  it('the interactive chat on a server in process: the second request holds the first turn', T, async () => {
+    const env = {
+      ALLM_PORT: String(await freePort()),
+      ALLM_MODELS_DIR: srv.server.modelsDir,
+      ALLM_DATA_DIR: path.join(await makeTempDir(), 'data'),
+    };
+    const chat = new PtySession(['run', MODEL, ...SAMPLING, '--verbose'], { env });
+    let at = await chat.waitFor('>>> ');
+    chat.type('"""\nfirst\nturn"""\n');
+    at = await chat.waitFor(/status=200 model=tiny[^\n]*\n[^]*>>> /, { from: at });
+    chat.type('second turn\n');
+    at = await chat.waitFor(/status=200 model=tiny[^\n]*\n[^]*>>> /, { from: at });
+    chat.type('/bye\n');
+    assert.equal(await chat.exitCode(), 0, chat.output);
+    // Each request on a line of its own, after whatever prompt the terminal showed.
+    const requests = [...chat.output.matchAll(/POST \/v1\/chat\/completions (\{.*\})\r?\n/g)]
+      .map((m) => JSON.parse(m[1]));
+    assert.equal(requests.length, 2, chat.output);
+    assert.deepEqual(requests[0].messages, [{ role: 'user', content: 'first\nturn' }]);
+    const second = requests[1].messages;
+    assert.equal(second.length, 3);
+    assert.deepEqual(second[0], requests[0].messages[0]);
+    assert.equal(second[1].role, 'assistant');
+    assert.deepEqual(second[2], { role: 'user', content: 'second turn' });
   });
 
   it('starts a server in process when none answers (an id from the models dir, or NAME=PATH)', T, async () => {
