@@ -3,12 +3,14 @@
 // interactive chat in a pseudo-terminal (multi-line input, history, /clear, Ctrl-C, /bye).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  useServer, postJSON, getJSON, show, freePort, makeTempDir, MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  useServer, postJSON, getJSON, show, freePort, makeTempDir, sleep, ALLM_BIN, MODEL, TEST_TIMEOUT_MS,
+  HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
-import { runAllm, PtySession, startChatStub } from './cli_helpers.mjs';
+import { cliEnv, runAllm, PtySession, startChatStub } from './cli_helpers.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const SAMPLING = ['--temperature', '0', '--seed', '7', '--max-tokens', '12'];
@@ -186,7 +188,7 @@ describe('allm run, one answer', { timeout: HOOK_TIMEOUT_MS + 5 * TEST_TIMEOUT_M
   });
 });
 
-describe('allm run, interactive chat in a terminal', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () => {
+describe('allm run against a stand-in server: the terminal chat, Ctrl-C', { timeout: HOOK_TIMEOUT_MS + 4 * TEST_TIMEOUT_MS }, () => {
   let stub;
   before(async () => { stub = await startChatStub(); });
   after(async () => { await stub.close(); });
@@ -244,6 +246,22 @@ describe('allm run, interactive chat in a terminal', { timeout: HOOK_TIMEOUT_MS 
     at = await chat.waitFor('Ctrl-C again', { from: at });
     chat.type('\x03');
     assert.equal(await chat.exitCode(), 0, chat.output);
+  });
+
+  it('Ctrl-C stops a one-prompt answer: what was written stays on stdout, status 130', T, async () => {
+    stub.closedStreams = 0;
+    const child = spawn(ALLM_BIN, ['run', 'stub-model', 'talk forever'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: cliEnv({ ALLM_PORT: String(stub.port) }),
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    const exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    while (!stdout.includes('tick tick ')) await sleep(20);
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.match(stdout, /^(tick )+\n$/);
+    while (stub.closedStreams === 0) await sleep(20);
   });
 
   it('Ctrl-D ends the chat with status 0', T, async () => {

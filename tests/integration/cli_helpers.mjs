@@ -11,7 +11,7 @@ import { ALLM_BIN, sleep } from '../e2e/helpers.mjs';
 const PTY_BRIDGE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pty_bridge.py');
 
 // The CLI's environment: none of the ALLM_* settings of whoever runs the tests.
-function cliEnv(env) {
+export function cliEnv(env) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ALLM_')));
   return { ...clean, ...env };
 }
