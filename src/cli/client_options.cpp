@@ -20,6 +20,9 @@ struct ClientOption {
   const char* help;
   // Applies one value; returns a problem or "".
   std::function<std::string(const std::string&)> apply;
+  // The environment variable giving the default, as for allm serve (nullptr: none); for a
+  // comma-separated list there (ALLM_API_KEY), its first item.
+  const char* env = nullptr;
 };
 
 bool parse_integer(const std::string& text, long long lo, long long hi, long long* out) {
@@ -41,11 +44,13 @@ ClientOption switch_option(const char* flag, const char* help, bool* target) {
 
 // An option whose value is kept as given.
 ClientOption text_option(const char* flag, const char* value_name, const char* help,
-                         std::string* target) {
-  return {flag, value_name, help, [target](const std::string& v) {
+                         std::string* target, const char* env = nullptr) {
+  return {flag, value_name, help,
+          [target](const std::string& v) {
             *target = v;
             return std::string();
-          }};
+          },
+          env};
 }
 
 std::string set_port(const std::string& value, int* port) {
@@ -56,26 +61,35 @@ std::string set_port(const std::string& value, int* port) {
   return "";
 }
 
-// The address options every client command has; the environment gives their defaults.
+// The address options every client command has, read from allm serve's environment variables
+// first.
 std::vector<ClientOption> address_options(ServerAddress* server) {
-  if (const char* host = std::getenv("ALLM_HOST"); host && *host) server->host = host;
-  if (const char* port = std::getenv("ALLM_PORT"); port && *port) set_port(port, &server->port);
-  if (const char* keys = std::getenv("ALLM_API_KEY"); keys && *keys) {
-    const std::string all = keys;
-    server->api_key = all.substr(0, all.find(','));
-  }
   return {
-      text_option("--host", "ADDR", "the server's address (default 127.0.0.1)  [ALLM_HOST]",
-                  &server->host),
-      {"--port", "N", "the server's port (default 8080)  [ALLM_PORT]",
-       [server](const std::string& v) { return set_port(v, &server->port); }},
-      {"--api-key", "KEY",
-       "the key the server was started with (--api-key)  [ALLM_API_KEY, its first key]",
+      text_option("--host", "ADDR", "the server's address (default 127.0.0.1)", &server->host,
+                  "ALLM_HOST"),
+      {"--port", "N", "the server's port (default 8080)",
+       [server](const std::string& v) { return set_port(v, &server->port); }, "ALLM_PORT"},
+      {"--api-key", "KEY", "the key the server was started with (its --api-key)",
        [server](const std::string& v) {
          server->api_key = v;
          return v.empty() ? std::string("the key is empty") : std::string();
-       }},
+       },
+       "ALLM_API_KEY"},
   };
+}
+
+// The environment's defaults: false with a problem naming the variable.
+bool apply_environment(const std::vector<ClientOption>& table, std::string* problem) {
+  for (const ClientOption& option : table) {
+    const char* value = option.env ? std::getenv(option.env) : nullptr;
+    if (!value || !*value) continue;
+    const std::string text = value;
+    if (std::string error = option.apply(text.substr(0, text.find(','))); !error.empty()) {
+      *problem = std::string(option.env) + ": " + error;
+      return false;
+    }
+  }
+  return true;
 }
 
 // Flags (`--flag VALUE`, `--flag=VALUE`, switches) and positional arguments (all of them after
@@ -83,6 +97,7 @@ std::vector<ClientOption> address_options(ServerAddress* server) {
 bool parse_args(const std::vector<ClientOption>& table, const char* command, int argc, char** argv,
                 std::vector<std::string>* positionals, std::string* problem, bool* show_help) {
   *show_help = false;
+  if (!apply_environment(table, problem)) return false;
   bool options_end = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
@@ -138,7 +153,8 @@ std::string options_help(const std::vector<ClientOption>& table) {
   for (const ClientOption& option : table) {
     std::string left = std::string("  ") + option.flag;
     if (*option.value_name) left += std::string(" ") + option.value_name;
-    out += left + "\n      " + option.help + "\n";
+    out += left + "\n      " + option.help;
+    out += option.env ? std::string("  [") + option.env + "]\n" : "\n";
   }
   return out + "  --help\n      print this help\n";
 }

@@ -105,6 +105,11 @@ TEST(ClientOptions, AddressFromTheEnvironmentThenFlags) {
   EXPECT_FALSE(parse(parse_ps_options, {"extra"}, &defaults, &problem, &help));
   ASSERT_TRUE(parse(parse_ps_options, {"--help"}, &defaults, &problem, &help));
   EXPECT_TRUE(help);
+  setenv("ALLM_PORT", "http", 1);
+  PsOptions bad_env;
+  EXPECT_FALSE(parse(parse_ps_options, {}, &bad_env, &problem, &help));
+  unsetenv("ALLM_PORT");
+  EXPECT_EQ(problem.rfind("ALLM_PORT: ", 0), 0u) << problem;
   ServerAddress v6{"::1", 8080, ""};
   EXPECT_EQ(v6.url(), "http://[::1]:8080");
 }
