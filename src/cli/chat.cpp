@@ -68,7 +68,11 @@ bool start_in_process(const RunOptions& options, ChatServer* server) {
   serve.preload = {server->model};  // a missing or broken model shows before the first prompt
   set_log_level(options.verbose ? LogLevel::INFO : LogLevel::ERROR);
   const std::string serve_models_dir = serve.models_dir;
+  // A large model takes a while to load: say so on a terminal, then clear the line.
+  const bool show_loading = !options.verbose && isatty(STDERR_FILENO);
+  if (show_loading) std::fprintf(stderr, "loading %s ...", server->model.c_str());
   server->in_process = ServerInstance::create(std::move(serve));
+  if (show_loading) std::fputs("\r\033[K", stderr);
   if (!server->in_process || !server->in_process->start()) {
     std::fprintf(stderr,
                  "allm run: cannot serve '%s' in this process (see the message above; models "

@@ -171,7 +171,7 @@ std::vector<ClientOption> run_table(RunOptions* options) {
   std::vector<ClientOption> table = address_options(&options->server);
   table.push_back(text_option(
       "--system", "TEXT", "a system message at the start of the conversation", &options->system));
-  table.push_back({"--temperature", "T", "sampling temperature, 0 to 2 (default: the server's, 1)",
+  table.push_back({"--temperature", "T", "sampling temperature, 0 to 2 (default: the server's)",
                    [options](const std::string& v) {
                      char* end = nullptr;
                      const double t = std::strtod(v.c_str(), &end);
