@@ -5,7 +5,7 @@
 //   still cannot fit is refused with OOM_RAM / OOM_VRAM (507); a failed load leaves nothing
 //   behind, so the model can be loaded later;
 // - models idle for --keep-alive are unloaded;
-// - /metrics shows each loaded model and what it is charged.
+// - /metrics and GET /v1/admin/models show each loaded model and what it is charged.
 // A manager holds a ModelPool of its own model type; a request holds a ModelLease.
 #pragma once
 
