@@ -216,12 +216,6 @@ int answer_once(const RunOptions& options, ChatServer& server, Interrupts& inter
   return turn.end == TurnEnd::STOPPED ? kExitInterrupted : kExitOk;
 }
 
-constexpr const char* kChatHelp =
-    "  \"\"\"          start a message of several lines; a line ending in \"\"\" ends it\n"
-    "  /clear       forget the conversation so far\n"
-    "  /bye         end the chat (also Ctrl-D)\n"
-    "  Ctrl-C       stop the answer being written; twice at the prompt ends the chat\n";
-
 // The interactive chat: the conversation so far goes with each message.
 class ChatSession {
  public:
@@ -233,7 +227,7 @@ class ChatSession {
     std::string pending;
     bool interrupted_at_prompt = false;
     for (;;) {
-      write_out(input_.in_block() ? "... " : ">>> ");
+      if (pending.empty()) write_out(input_.in_block() ? "... " : ">>> ");  // not mid-line
       pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {interrupts_.fd(), POLLIN, 0}};
       if (poll(fds, 2, -1) < 0) continue;
       if (fds[1].revents & POLLIN) {
@@ -273,7 +267,7 @@ class ChatSession {
         history_ = json::array();
         write_out("(conversation cleared)\n");
         return std::nullopt;
-      case ChatInput::Kind::HELP: write_out(kChatHelp); return std::nullopt;
+      case ChatInput::Kind::HELP: write_out(kChatCommandsHelp); return std::nullopt;
       case ChatInput::Kind::UNKNOWN:
         write_out("unknown command " + entry.text + " (/? for help)\n");
         return std::nullopt;

@@ -7,6 +7,14 @@
 
 namespace allm {
 
+// What can be typed at the prompt, for /? and allm run --help.
+constexpr const char* kChatCommandsHelp =
+    "  \"\"\"          start a message of several lines; a line ending in \"\"\" ends it\n"
+    "  /clear       forget the conversation so far\n"
+    "  /bye         end the chat (also Ctrl-D)\n"
+    "  /?           this help\n"
+    "  Ctrl-C       stop the answer being written; twice at the prompt ends the chat\n";
+
 class ChatInput {
  public:
   enum class Kind {

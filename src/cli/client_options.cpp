@@ -5,6 +5,8 @@
 #include <functional>
 #include <vector>
 
+#include "cli/chat_input.h"
+
 namespace allm {
 
 std::string ServerAddress::url() const {
@@ -252,12 +254,8 @@ std::string run_help() {
          "stopped at exit. ID may also be NAME=PATH[:gguf|:safetensors[:QUANT]] (as allm serve\n"
          "--model), which is always served in this process.\n\n"
          "With PROMPT, or without it when stdin is not a terminal (the prompt is all of stdin),\n"
-         "one answer is streamed to stdout. Otherwise an interactive chat:\n"
-         "  \"\"\"          starts and ends a message of several lines\n"
-         "  /clear       forgets the conversation so far\n"
-         "  /bye, Ctrl-D ends the chat\n"
-         "  Ctrl-C       stops the answer being written; at the prompt, twice ends the chat\n\n" +
-         options_help(run_table(&unused)) +
+         "one answer is streamed to stdout. Otherwise an interactive chat:\n" +
+         std::string(kChatCommandsHelp) + "\n" + options_help(run_table(&unused)) +
          "\nexit status: 0 done, 1 failed (the message says why), 2 bad command line,\n"
          "130 Ctrl-C stopped a one-prompt answer\n";
 }
