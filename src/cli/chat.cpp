@@ -60,6 +60,15 @@ bool start_in_process(const RunOptions& options, ChatServer* server) {
     server->model = entry->id;
     serve.models.push_back(*entry);
   }
+  // Said plainly here rather than as a failed start-up (the demo models come only without any).
+  ModelRegistry registry(serve.models_dir, serve.models, serve.quantization);
+  if (!registry.empty() && !registry.find(server->model)) {
+    std::fprintf(stderr,
+                 "allm run: no server answers at %s, and there is no model '%s' in %s (start "
+                 "allm serve, or give the model as NAME=PATH)\n",
+                 options.server.url().c_str(), server->model.c_str(), serve.models_dir.c_str());
+    return false;
+  }
   serve.server.host = "127.0.0.1";
   serve.server.port = 0;
   const std::string api_key = random_id("sk-");
@@ -67,17 +76,13 @@ bool start_in_process(const RunOptions& options, ChatServer* server) {
   serve.text.parallel = 1;
   serve.preload = {server->model};  // a missing or broken model shows before the first prompt
   set_log_level(options.verbose ? LogLevel::INFO : LogLevel::ERROR);
-  const std::string serve_models_dir = serve.models_dir;
-  // A large model takes a while to load: say so on a terminal, then clear the line.
-  const bool show_loading = !options.verbose && isatty(STDERR_FILENO);
-  if (show_loading) std::fprintf(stderr, "loading %s ...", server->model.c_str());
+  // A large model takes a while to load: say so on a terminal.
+  if (!options.verbose && isatty(STDERR_FILENO))
+    std::fprintf(stderr, "loading %s in this process ...\n", server->model.c_str());
   server->in_process = ServerInstance::create(std::move(serve));
-  if (show_loading) std::fputs("\r\033[K", stderr);
   if (!server->in_process || !server->in_process->start()) {
-    std::fprintf(stderr,
-                 "allm run: cannot serve '%s' in this process (see the message above; models "
-                 "dir %s)\n",
-                 options.model.c_str(), serve_models_dir.c_str());
+    std::fprintf(stderr, "allm run: cannot serve '%s' in this process (see the message above)\n",
+                 options.model.c_str());
     return false;
   }
   server->client = std::make_unique<ServerClient>(

@@ -184,7 +184,12 @@ describe('allm run, one answer', { timeout: HOOK_TIMEOUT_MS + 5 * TEST_TIMEOUT_M
     assert.equal(bySpec.stderr, '', 'without --verbose the in-process server logs nothing');
     const missing = await runAllm(['run', 'no-such-model', 'hi'], { env });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /cannot serve 'no-such-model' in this process/);
+    assert.match(missing.stderr, new RegExp(`^allm run: no server answers at http://127\\.0\\.0\\.1:${env.ALLM_PORT}, and there is no model 'no-such-model' in ${srv.server.modelsDir} `));
+    const broken = path.join(await makeTempDir(), 'broken.gguf');
+    fs.writeFileSync(broken, 'not a gguf file');
+    const unloadable = await runAllm(['run', `broken=${broken}`, 'hi'], { env });
+    assert.equal(unloadable.code, 1);
+    assert.match(unloadable.stderr, /cannot serve 'broken=.*' in this process \(see the message above/);
   });
 });
 
