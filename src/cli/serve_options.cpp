@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/byte_size.h"
+#include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/memory_plan.h"
 
@@ -148,6 +149,17 @@ const std::vector<Option>& options_table() {
          o.text.device = v;
          o.images.device = v;
          return std::string();
+       }},
+      {"--rpc", "ALLM_RPC", "HOST:PORT[,...]",
+       "ggml RPC workers (`allm rpc-server`, or llama.cpp's rpc-server) whose devices join this "
+       "server's as RPC0, RPC1, ...: models place layers on them as on local GPUs (--device, "
+       "--gpu-layers). A worker that does not answer at start stops the server; one gone later "
+       "fails the loads that would use it (LOAD_FAILED). RPC is unauthenticated: private networks "
+       "only",
+       [](ServeOptions& o, const std::string& v) {
+         std::string problem;
+         parse_rpc_endpoints(v, &o.rpc_workers, &problem);
+         return problem;
        }},
       {"--vae-tiling", "ALLM_VAE_TILING", "MODE",
        "decode images in overlapping 512-pixel tiles: auto (default: on a GPU when the whole "

@@ -26,8 +26,9 @@ struct ServeOptions {
   std::vector<ModelEntry> models;
   Quantization quantization = Quantization::NONE;  // safetensors models without a suffix
   std::vector<std::string> preload;
-  bool demo = true;                 // generate demo models when none are configured
-  int shutdown_grace_seconds = 30;  // running requests may finish this long after SIGTERM
+  std::vector<std::string> rpc_workers;  // HOST:PORT of ggml RPC workers
+  bool demo = true;                      // generate demo models when none are configured
+  int shutdown_grace_seconds = 30;       // running requests may finish this long after SIGTERM
 };
 
 // Fills `options` from the environment, then the command line (which wins). On a problem,

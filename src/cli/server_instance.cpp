@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "base/log.h"
+#include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
@@ -96,6 +97,21 @@ ServerConfig server_config(const ServeOptions& options, ModelRegistry& registry)
   return config;
 }
 
+// The RPC workers' devices joined to ggml's before any model is placed; false when one does not
+// answer (a server that cannot place its models where it was told to does not start).
+bool register_workers(const std::vector<std::string>& endpoints) {
+  if (endpoints.empty()) return true;
+  std::vector<std::string> devices;
+  if (Error error = register_rpc_workers(endpoints, &devices)) {
+    ALLM_LOG_ERROR("%s", error.message.c_str());
+    return false;
+  }
+  std::string names;
+  for (const std::string& device : devices) names += (names.empty() ? "" : ",") + device;
+  ALLM_LOG_INFO("%zu RPC worker(s), devices %s", endpoints.size(), names.c_str());
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
@@ -111,6 +127,7 @@ std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
       !add_demo_models(options)) {
     return nullptr;
   }
+  if (!register_workers(options.rpc_workers)) return nullptr;
   Error error;
   auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error,
                                    options.store);

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/rpc_workers.h"
 #include "ggml-backend.h"
 
 namespace allm {
@@ -28,6 +29,7 @@ std::vector<GpuMemory> MachineMemory::gpus() {
     ggml_backend_dev_t device = ggml_backend_dev_get(i);
     const enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
     if (type != GGML_BACKEND_DEVICE_TYPE_GPU && type != GGML_BACKEND_DEVICE_TYPE_IGPU) continue;
+    if (!device_answers(device)) continue;  // its load fails on the worker check, naming it
     size_t free = 0, total = 0;
     ggml_backend_dev_memory(device, &free, &total);
     GpuMemory gpu{ggml_backend_dev_description(device), free, total};

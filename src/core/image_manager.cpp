@@ -4,6 +4,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "image/diffusion_memory.h"
 
@@ -39,10 +40,12 @@ ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
           [this, entry](Error* load_error, uint64_t*) -> std::shared_ptr<DiffusionModel> {
             const auto started = Clock::now();
             ALLM_LOG_INFO("loading image model '%s' from %s", entry.id.c_str(), entry.path.c_str());
-            Error error;
-            std::shared_ptr<DiffusionModel> model = DiffusionModel::load(
-                entry.path.string(), threads_per_job(config_.threads, config_.parallel),
-                config_.device, config_.vae_tiling, &error);
+            Error error = config_.device == "none" ? Error{} : check_rpc_workers();
+            std::shared_ptr<DiffusionModel> model =
+                error ? nullptr
+                      : DiffusionModel::load(entry.path.string(),
+                                             threads_per_job(config_.threads, config_.parallel),
+                                             config_.device, config_.vae_tiling, &error);
             if (!model) {
               ALLM_LOG_ERROR("image model '%s' failed to load: %s", entry.id.c_str(),
                              error.message.c_str());

@@ -4,6 +4,7 @@
 
 #include "base/byte_size.h"
 #include "base/log.h"
+#include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/metrics.h"
 #include "text/scheduler.h"
@@ -74,6 +75,14 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   const bool cpu_only = config_.device == "none";
   params.gpu_layers = cpu_only ? 0 : config_.gpu_layers;
   params.device = cpu_only ? "" : config_.device;
+  if (params.gpu_layers != 0) {
+    if (Error unreachable = check_rpc_workers()) {
+      ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(),
+                     unreachable.message.c_str());
+      *error = unreachable;
+      return nullptr;
+    }
+  }
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)

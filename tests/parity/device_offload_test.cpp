@@ -122,17 +122,28 @@ const std::string& test_device() {
   return name;
 }
 
+// A fixture of `arch` written afresh into the temp dir under `name`; empty, with a failure
+// added, when it cannot be written.
+fs::path fresh_fixture(const std::string& name, Arch arch) {
+  const fs::path dir = fs::temp_directory_path() / name;
+  fs::remove_all(dir);
+  fixture::FixtureOptions options;
+  options.arch = arch;
+  options.out_dir = dir.string();
+  std::string problem;
+  if (!fixture::write_hf_fixture(options, &problem)) {
+    ADD_FAILURE() << problem;
+    return {};
+  }
+  return dir;
+}
+
 class DeviceOffload : public ::testing::TestWithParam<ArchitectureCase> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(test_device().empty()) << "the RPC device did not register";
-    dir_ = fs::temp_directory_path() / ("allm-device-offload-" + std::string(GetParam().name));
-    fs::remove_all(dir_);
-    fixture::FixtureOptions options;
-    options.arch = GetParam().arch;
-    options.out_dir = dir_.string();
-    std::string problem;
-    ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+    dir_ = fresh_fixture("allm-device-offload-" + std::string(GetParam().name), GetParam().arch);
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -280,13 +291,8 @@ TEST(DiffusionOffload, SameImageAsTheCpu) {
 
 TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
   ASSERT_FALSE(test_device().empty());
-  const fs::path dir = fs::temp_directory_path() / "allm-device-choice";
-  fs::remove_all(dir);
-  fixture::FixtureOptions options;
-  options.arch = Arch::Llama;
-  options.out_dir = dir.string();
-  std::string problem;
-  ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+  const fs::path dir = fresh_fixture("allm-device-choice", Arch::Llama);
+  ASSERT_FALSE(dir.empty());
   BackendParams params;
   params.ctx_per_sequence = 64;
   params.device = "Vulkan7";
@@ -303,13 +309,8 @@ TEST(DeviceChoice, AnUnknownDeviceIsRefusedNamingTheDevicesThereAre) {
 // to the GPU with the whole embedding matrix copied there for every batch (a 1B model decoded at
 // a twentieth of llama.cpp's speed on an H200).
 TEST(WeightBuffers, HostWeightsAreMarkedAsWeights) {
-  const fs::path dir = fs::temp_directory_path() / "allm-weight-buffers";
-  fs::remove_all(dir);
-  fixture::FixtureOptions options;
-  options.arch = Arch::Llama;
-  options.out_dir = dir.string();
-  std::string problem;
-  ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
+  const fs::path dir = fresh_fixture("allm-weight-buffers", Arch::Llama);
+  ASSERT_FALSE(dir.empty());
   stcpp::Failure failure;
   auto checkpoint = stcpp::Checkpoint::open(dir.string(), &failure);
   ASSERT_TRUE(checkpoint) << failure.message;

@@ -58,6 +58,16 @@ TEST(ServeOptions, QuantizeOnLoad) {
   EXPECT_NE(problem.find("unknown quantization 'int8'"), std::string::npos);
 }
 
+TEST(ServeOptions, RpcWorkers) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_TRUE(o.rpc_workers.empty());
+  ASSERT_TRUE(parse({"--rpc", "10.0.0.2:50052,10.0.0.3:50052"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.rpc_workers, (std::vector<std::string>{"10.0.0.2:50052", "10.0.0.3:50052"}));
+  EXPECT_FALSE(parse({"--rpc", "10.0.0.2"}, &o, &problem));
+  EXPECT_NE(problem.find("HOST:PORT"), std::string::npos) << problem;
+}
+
 TEST(ServeOptions, VaeTiling) {
   ServeOptions o;
   std::string problem;

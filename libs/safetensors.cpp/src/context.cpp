@@ -12,6 +12,7 @@ Context::Context(const Model& model, const stcpp_context_params& params)
     : model_(model), params_(params) {}
 
 Context::~Context() {
+  graph_.reset();
   if (scheduler_) ggml_backend_sched_free(scheduler_);
   for (ggml_backend_t backend : backends_) ggml_backend_free(backend);
 }
@@ -62,6 +63,8 @@ Failure Context::init() {
 // made anew for a batch whose graph is larger.
 Failure Context::fit_scheduler(size_t nodes) {
   if (scheduler_ && nodes <= scheduler_nodes_) return {};
+  graph_.reset();  // allocated in the scheduler going away
+  graph_shape_.clear();
   if (scheduler_) ggml_backend_sched_free(scheduler_);
   scheduler_ = ggml_backend_sched_new(backends_.data(), nullptr, static_cast<int>(backends_.size()),
                                       nodes, false, true);
@@ -137,6 +140,25 @@ void Context::fill_masks(const std::vector<TokenGroup>& groups) const {
   }
 }
 
+Failure Context::build_graph(std::vector<TokenGroup> groups, int n_tokens, int n_outputs,
+                             size_t nodes) {
+  graph_.reset();
+  graph_shape_.clear();
+  auto graph =
+      std::make_unique<Graph>(model_, cache_, std::move(groups), n_tokens, n_outputs, nodes);
+  ggml_tensor* out = model_.architecture->build(*graph);
+  ggml_build_forward_expand(graph->cgraph(), out);
+  ggml_backend_sched_reset(scheduler_);
+  if (!ggml_backend_sched_alloc_graph(scheduler_, graph->cgraph())) {
+    return fail(model_.devices.empty() ? STCPP_OOM_RAM : STCPP_OOM_VRAM,
+                "cannot allocate the compute buffers for a batch of " + std::to_string(n_tokens) +
+                    " tokens");
+  }
+  graph_ = std::move(graph);
+  graph_output_ = out;
+  return {};
+}
+
 Failure Context::decode(const stcpp_batch& b) {
   std::vector<TokenGroup> groups;
   if (Failure f = validate(b, &groups)) return f;
@@ -151,25 +173,34 @@ Failure Context::decode(const stcpp_batch& b) {
   if (output_ids.empty()) output_ids.push_back(b.n_tokens - 1);  // the graph needs one row
   const size_t nodes = max_graph_nodes(model_.config, static_cast<int>(groups.size()));
   if (Failure f = fit_scheduler(nodes)) return f;
-  Graph graph(model_, cache_, groups, b.n_tokens, static_cast<int>(output_ids.size()), nodes);
-  ggml_tensor* out = model_.architecture->build(graph);
-  ggml_build_forward_expand(graph.cgraph(), out);
-  ggml_backend_sched_reset(scheduler_);
-  if (!ggml_backend_sched_alloc_graph(scheduler_, graph.cgraph())) {
-    return fail(model_.devices.empty() ? STCPP_OOM_RAM : STCPP_OOM_VRAM,
-                "cannot allocate the compute buffers for a batch of " + std::to_string(b.n_tokens) +
-                    " tokens");
+  const int n_outputs = static_cast<int>(output_ids.size());
+  const std::vector<int64_t> shape = graph_shape(
+      groups, b.n_tokens, n_outputs, model_.config.sliding_window, cache_.ctx_per_seq());
+  if (graph_ && shape == graph_shape_) {
+    graph_->set_positions(groups);
+  } else if (Failure f = build_graph(groups, b.n_tokens, n_outputs, nodes)) {
+    return f;
+  } else {
+    graph_shape_ = shape;
   }
+  Graph& graph = *graph_;
   ggml_backend_tensor_set(graph.tokens(), b.tokens, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.positions(), b.positions, 0, b.n_tokens * sizeof(int32_t));
   ggml_backend_tensor_set(graph.output_ids(), output_ids.data(), 0,
                           output_ids.size() * sizeof(int32_t));
+  std::vector<int64_t> cells(b.n_tokens);
+  for (int i = 0; i < b.n_tokens; ++i) {
+    cells[i] = int64_t{b.seq_ids[i]} * cache_.ctx_per_seq() + b.positions[i];
+  }
+  ggml_backend_tensor_set(graph.kv_cells(), cells.data(), 0, cells.size() * sizeof(int64_t));
   fill_masks(graph.groups());
   if (ggml_backend_sched_graph_compute(scheduler_, graph.cgraph()) != GGML_STATUS_SUCCESS) {
+    graph_.reset();
+    graph_shape_.clear();
     return fail(STCPP_INTERNAL, "the compute graph failed");
   }
-  logits_.resize(ggml_nelements(out));
-  ggml_backend_tensor_get(out, logits_.data(), 0, logits_.size() * sizeof(float));
+  logits_.resize(ggml_nelements(graph_output_));
+  ggml_backend_tensor_get(graph_output_, logits_.data(), 0, logits_.size() * sizeof(float));
   for (const TokenGroup& g : groups) cache_.set_length(g.seq, g.pos0 + g.count);
   return {};
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ class Context {
  private:
   Failure validate(const stcpp_batch& batch, std::vector<struct TokenGroup>* groups) const;
   Failure fit_scheduler(size_t nodes);
+  Failure build_graph(std::vector<struct TokenGroup> groups, int n_tokens, int n_outputs,
+                      size_t nodes);
   void fill_masks(const std::vector<struct TokenGroup>& groups) const;
 
   const Model& model_;
@@ -45,6 +48,13 @@ class Context {
   std::vector<ggml_backend_t> backends_;
   ggml_backend_sched_t scheduler_ = nullptr;
   size_t scheduler_nodes_ = 0;  // the graph size it was made for
+  // The last batch's graph, allocated in the scheduler, and its shape (graph_shape): a batch of
+  // the same shape (each decode step of the same sequences, mostly) runs it again with new
+  // inputs. Not rebuilding saves the host's work, and an unchanged graph lets a GPU backend
+  // replay what it captured.
+  std::unique_ptr<class Graph> graph_;
+  ggml_tensor* graph_output_ = nullptr;
+  std::vector<int64_t> graph_shape_;
   std::vector<float> logits_;
   std::vector<int> logit_rows_;  // batch index → row of logits_, -1 when not asked for
 };

@@ -16,23 +16,47 @@ Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups,
   tokens_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_tokens);
   positions_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_tokens);
   output_ids_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I32, n_outputs);
-  for (ggml_tensor* t : {tokens_, positions_, output_ids_}) ggml_set_input(t);
+  kv_cells_ = ggml_new_tensor_1d(ctx_, GGML_TYPE_I64, n_tokens);
+  for (ggml_tensor* t : {tokens_, positions_, output_ids_, kv_cells_}) ggml_set_input(t);
+  const int window = model.config.sliding_window, ctx = cache.ctx_per_seq();
   for (TokenGroup& g : groups_) {
-    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, 0), g.count);
+    g.mask = ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, 0, ctx), g.count);
     ggml_set_input(g.mask);
-    if (const int window = model.config.sliding_window; window > 0) {
-      g.window_first = std::max(0, g.pos0 - window + 1);
+    if (window > 0) {
+      g.window_first = window_first(g, window);
       g.window_mask =
-          ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, g.window_first), g.count);
+          ggml_new_tensor_2d(ctx_, GGML_TYPE_F16, padded_cells(g, g.window_first, ctx), g.count);
       ggml_set_input(g.window_mask);
     }
   }
 }
 
-int64_t Graph::padded_cells(const TokenGroup& g, int first) const {
+int window_first(const TokenGroup& g, int window) {
+  return std::max(0, g.pos0 - window + 1);
+}
+
+int64_t padded_cells(const TokenGroup& g, int first, int ctx_per_seq) {
   const int64_t used = g.pos0 + g.count - first;
   const int64_t padded = (used + kKvPad - 1) / kKvPad * kKvPad;
-  return std::min<int64_t>(padded, cache_.ctx_per_seq() - first);
+  return std::min<int64_t>(padded, ctx_per_seq - first);
+}
+
+std::vector<int64_t> graph_shape(const std::vector<TokenGroup>& groups, int n_tokens, int n_outputs,
+                                 int window, int ctx_per_seq) {
+  std::vector<int64_t> shape = {n_tokens, n_outputs};
+  for (const TokenGroup& g : groups) {
+    const int first = window > 0 ? window_first(g, window) : 0;
+    for (int64_t v :
+         {int64_t{g.seq}, int64_t{g.first}, int64_t{g.count}, padded_cells(g, 0, ctx_per_seq),
+          int64_t{first}, padded_cells(g, first, ctx_per_seq)}) {
+      shape.push_back(v);
+    }
+  }
+  return shape;
+}
+
+void Graph::set_positions(const std::vector<TokenGroup>& groups) {
+  for (size_t i = 0; i < groups_.size(); ++i) groups_[i].pos0 = groups[i].pos0;
 }
 
 Graph::~Graph() {
@@ -71,17 +95,12 @@ ggml_tensor* Graph::rope(ggml_tensor* x) {
                        r.beta_slow);
 }
 
-// Writes this batch's keys and values into each sequence's cells.
+// Writes this batch's keys and values into their cells, the cells given by an input (not by
+// views at batch-dependent offsets): consecutive decode steps then build the same graph.
 void Graph::store_kv(ggml_tensor* k, ggml_tensor* v, int layer) {
-  for (const TokenGroup& g : groups_) {
-    for (auto [src, cache] : {std::pair{k, cache_.k(layer)}, std::pair{v, cache_.v(layer)}}) {
-      ggml_tensor* rows = ggml_view_2d(ctx_, src, src->ne[0] * src->ne[1], g.count, src->nb[2],
-                                       g.first * src->nb[2]);
-      const size_t cell = static_cast<size_t>(g.seq) * cache_.ctx_per_seq() + g.pos0;
-      ggml_tensor* dst =
-          ggml_view_2d(ctx_, cache, cache->ne[0], g.count, cache->nb[1], cell * cache->nb[1]);
-      ggml_build_forward_expand(gf_, ggml_cpy(ctx_, rows, dst));
-    }
+  for (auto [src, cache] : {std::pair{k, cache_.k(layer)}, std::pair{v, cache_.v(layer)}}) {
+    ggml_tensor* rows = ggml_view_2d(ctx_, src, src->ne[0] * src->ne[1], src->ne[2], src->nb[2], 0);
+    ggml_build_forward_expand(gf_, ggml_set_rows(ctx_, cache, rows, kv_cells_));
   }
 }
 

@@ -41,6 +41,16 @@ struct AttentionOptions {
   bool scale_queries = false;
 };
 
+// The first cell a windowed layer reads for group g.
+int window_first(const TokenGroup& g, int window);
+// How many cells from `first` the group's attention reads: see TokenGroup::mask.
+int64_t padded_cells(const TokenGroup& g, int first, int ctx_per_seq);
+// What a batch's graph depends on besides the values of its inputs: the token and output counts
+// and, per group, its sequence, place in the batch, length and the cells its attention reads.
+// Batches of the same shape run the same graph.
+std::vector<int64_t> graph_shape(const std::vector<TokenGroup>& groups, int n_tokens, int n_outputs,
+                                 int window, int ctx_per_seq);
+
 class Graph {
  public:
   Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups, int n_tokens,
@@ -54,6 +64,9 @@ class Graph {
   ggml_tensor* tokens() const { return tokens_; }
   ggml_tensor* positions() const { return positions_; }
   ggml_tensor* output_ids() const { return output_ids_; }
+  ggml_tensor* kv_cells() const { return kv_cells_; }  // I64: each token's cache cell
+  // For a batch of the same shape (graph_shape): the groups' positions, which its masks follow.
+  void set_positions(const std::vector<TokenGroup>& groups);
 
   // Building blocks.
   ggml_tensor* embed(ggml_tensor* table);
@@ -84,8 +97,6 @@ class Graph {
   void split_qkv(ggml_tensor* qkv, ggml_tensor** q, ggml_tensor** k, ggml_tensor** v);
   ggml_tensor* rope_factors() const;
   ggml_tensor* cached(ggml_tensor* cache, const TokenGroup& g, int first, int64_t n_kv);
-  // How many cells from `first` the group's attention reads: see TokenGroup::mask.
-  int64_t padded_cells(const TokenGroup& g, int first) const;
   ggml_tensor* attend(ggml_tensor* q, const TokenGroup& group, int layer,
                       const AttentionOptions& options);
   ggml_tensor* join_rows(const std::vector<ggml_tensor*>& parts);
@@ -100,6 +111,7 @@ class Graph {
   ggml_tensor* tokens_;
   ggml_tensor* positions_;
   ggml_tensor* output_ids_;
+  ggml_tensor* kv_cells_;
   bool outputs_selected_ = false;  // output_rows() already applied
 };
 
