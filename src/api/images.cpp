@@ -132,7 +132,7 @@ void handle_generations(ApiContext& ctx, const std::string& public_url, const ht
 void register_image_routes(httplib::Server& server, ApiContext& ctx,
                            const std::string& public_url) {
   server.Post("/v1/images/generations",
-              [&ctx, public_url](const httplib::Request& req, httplib::Response& res) {
+              [&ctx, &public_url](const httplib::Request& req, httplib::Response& res) {
                 handle_generations(ctx, public_url, req, res);
               });
   server.Get(R"(/v1/images/files/([A-Za-z0-9_]+))",

@@ -17,7 +17,7 @@ class BackgroundJobs;
 
 struct ApiContext {
   ModelRegistry& registry;
-  ModelLifecycle& lifecycle;  // which models are loaded, for /metrics
+  ModelLifecycle& lifecycle;  // which models are loaded, for /metrics and /v1/admin/models
   TextManager& text;
   ConversationService& conversations;  // the Responses API's stored responses
   BackgroundJobs& background;          // background responses being generated
@@ -29,8 +29,11 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
-// `public_url`: where clients reach the server (no trailing '/'), for image urls.
+// `public_url`: where clients reach the server (no trailing '/'), for image urls; kept by
+// reference (the server sets it once bound) and read at each request.
 void register_image_routes(httplib::Server& server, ApiContext& ctx, const std::string& public_url);
 void register_metrics_routes(httplib::Server& server, ApiContext& ctx);
+// GET /v1/admin/models: what `allm ps` shows.
+void register_admin_routes(httplib::Server& server, ApiContext& ctx);
 
 }  // namespace allm

@@ -86,8 +86,9 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
   register_audio_routes(server, ctx_);
-  register_image_routes(server, ctx_, public_base_url(config_));
+  register_image_routes(server, ctx_, public_url_);
   register_metrics_routes(server, ctx_);
+  register_admin_routes(server, ctx_);
 }
 
 httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Request& req,
@@ -129,13 +130,23 @@ httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Reques
 
 ApiServer::~ApiServer() = default;
 
-bool ApiServer::run() {
-  if (!server_->bind_to_port(config_.host, config_.port)) {
+bool ApiServer::bind() {
+  const bool any_port = config_.port == 0;
+  const int port = any_port
+                       ? server_->bind_to_any_port(config_.host)
+                       : (server_->bind_to_port(config_.host, config_.port) ? config_.port : -1);
+  if (port <= 0) {
     ALLM_LOG_ERROR("cannot listen on %s:%d (address in use or not available)", config_.host.c_str(),
                    config_.port);
     return false;
   }
+  config_.port = port;
+  public_url_ = public_base_url(config_);
   ALLM_LOG_INFO("listening on http://%s:%d", config_.host.c_str(), config_.port);
+  return true;
+}
+
+bool ApiServer::listen() {
   return server_->listen_after_bind();
 }
 

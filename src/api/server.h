@@ -32,7 +32,12 @@ class ApiServer {
   ApiServer(ApiContext ctx, ServerConfig config);
   ~ApiServer();
   // Binds and serves until stop(); false when the address cannot be bound.
-  bool run();
+  bool run() { return bind() && listen(); }
+  // The two halves of run(): bind() takes the address (port 0: a free port, which port() then
+  // tells), listen() serves until stop().
+  bool bind();
+  bool listen();
+  int port() const { return config_.port; }
   void stop();
 
  private:
@@ -42,6 +47,8 @@ class ApiServer {
 
   ApiContext ctx_;
   ServerConfig config_;
+  // Where clients reach the server, for image urls; bind() completes it when the port was 0.
+  std::string public_url_;
   // config_.api_keys as the request checks compare them.
   std::vector<KeyDigest> api_key_digests_;
   std::unique_ptr<httplib::Server> server_;

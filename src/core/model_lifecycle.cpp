@@ -192,17 +192,38 @@ std::vector<std::pair<std::string, std::shared_ptr<void>>> ModelLifecycle::loade
   return out;
 }
 
+std::vector<LoadedModelState> ModelLifecycle::loaded_models() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<LoadedModelState> out;
+  for (const auto& [key, r] : residents_) {
+    LoadedModelState state;
+    state.id = r->id;
+    state.modality = r->modality;
+    state.charge = r->charge;
+    state.requests = r->activity->requests();
+    if (state.requests == 0) {
+      state.idle_seconds = r->activity->idle_seconds();
+      if (config_.keep_alive_seconds > 0)
+        state.unloads_in_seconds = std::max(0.0, config_.keep_alive_seconds - state.idle_seconds);
+    }
+    out.push_back(std::move(state));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const LoadedModelState& a, const LoadedModelState& b) { return a.id < b.id; });
+  return out;
+}
+
 void ModelLifecycle::publish_metrics(Metrics& metrics) {
   // Read now: models unloaded since the last scrape drop out.
   for (const char* name : {"allm_model_loaded", "allm_model_memory_bytes", "allm_model_vram_bytes"})
     metrics.reset(name);
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& [key, r] : residents_) {
-    metrics.set("allm_model_loaded", {{"model", r->id}, {"modality", modality_name(r->modality)}},
-                1);
-    metrics.set("allm_model_memory_bytes", {{"model", r->id}},
-                static_cast<double>(r->charge.total()));
-    metrics.set("allm_model_vram_bytes", {{"model", r->id}}, static_cast<double>(r->charge.vram));
+  for (const LoadedModelState& model : loaded_models()) {
+    metrics.set("allm_model_loaded",
+                {{"model", model.id}, {"modality", modality_name(model.modality)}}, 1);
+    metrics.set("allm_model_memory_bytes", {{"model", model.id}},
+                static_cast<double>(model.charge.total()));
+    metrics.set("allm_model_vram_bytes", {{"model", model.id}},
+                static_cast<double>(model.charge.vram));
   }
 }
 

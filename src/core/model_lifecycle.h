@@ -5,7 +5,7 @@
 //   still cannot fit is refused with OOM_RAM / OOM_VRAM (507); a failed load leaves nothing
 //   behind, so the model can be loaded later;
 // - models idle for --keep-alive are unloaded;
-// - /metrics shows each loaded model and what it is charged.
+// - /metrics and GET /v1/admin/models show each loaded model and what it is charged.
 // A manager holds a ModelPool of its own model type; a request holds a ModelLease.
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -44,6 +45,7 @@ class ModelActivity {
   }
   void touch();
   bool idle() const { return requests_.load() == 0; }
+  int requests() const { return requests_.load(); }
   int64_t last_used() const { return last_used_.load(); }
   double idle_seconds() const;
 
@@ -92,6 +94,17 @@ struct LifecycleConfig {
   MemoryLimits max_memory;        // 0: no budget (free memory is always checked)
 };
 
+// A loaded model as `allm ps` shows it (GET /v1/admin/models).
+struct LoadedModelState {
+  std::string id;
+  Modality modality = Modality::TEXT;
+  MemoryCharge charge;      // what the memory plan counts for it
+  int requests = 0;         // running or waiting
+  double idle_seconds = 0;  // since its last request ended; 0 while it has requests
+  // When --keep-alive will unload it if nothing comes; unset without keep-alive or while busy.
+  std::optional<double> unloads_in_seconds;
+};
+
 class ModelLifecycle {
  public:
   using Clock = std::chrono::steady_clock;
@@ -114,6 +127,8 @@ class ModelLifecycle {
   // The loaded model with one more request counted on it, loading it first when needed.
   Held acquire(Modality modality, const std::string& id, const Loader& loader, Error* error);
   std::vector<std::pair<std::string, std::shared_ptr<void>>> loaded(Modality modality);
+  // Every loaded model of every modality, in id order.
+  std::vector<LoadedModelState> loaded_models();
   // allm_model_loaded / allm_model_memory_bytes / allm_model_vram_bytes for every loaded model.
   void publish_metrics(Metrics& metrics);
   // Unloads the models idle for --keep-alive (the keep-alive thread's work).

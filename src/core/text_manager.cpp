@@ -276,11 +276,18 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   return stream;
 }
 
+std::map<std::string, TextQueueState> TextManager::queue_states() {
+  std::map<std::string, TextQueueState> out;
+  for (const auto& [id, model] : models_.loaded())
+    out[id] = {model->scheduler->active_sequences(), model->scheduler->waiting_jobs()};
+  return out;
+}
+
 void TextManager::publish_metrics(Metrics& metrics) {
   for (const char* name : {"allm_queue_depth", "allm_active_sequences"}) metrics.reset(name);
-  for (const auto& [id, model] : models_.loaded()) {
-    metrics.set("allm_queue_depth", {{"model", id}}, model->scheduler->waiting_jobs());
-    metrics.set("allm_active_sequences", {{"model", id}}, model->scheduler->active_sequences());
+  for (const auto& [id, queue] : queue_states()) {
+    metrics.set("allm_queue_depth", {{"model", id}}, queue.waiting);
+    metrics.set("allm_active_sequences", {{"model", id}}, queue.active_sequences);
   }
 }
 

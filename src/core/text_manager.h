@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,6 +97,12 @@ class TextStream {
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
 };
 
+// A loaded text model's scheduler now.
+struct TextQueueState {
+  int active_sequences = 0;  // requests being decoded
+  int waiting = 0;           // requests waiting for a free sequence
+};
+
 class TextManager {
  public:
   // Models load, stay and go through `lifecycle` (shared with the other managers).
@@ -108,6 +115,8 @@ class TextManager {
   std::shared_ptr<TextStream> start(const TextRequest& request, Error* error);
   // Sets the gauges about loaded text models' queues (queue depth, active sequences).
   void publish_metrics(Metrics& metrics);
+  // Each loaded text model's queue, by id.
+  std::map<std::string, TextQueueState> queue_states();
   // Ends every running and waiting generation with CANCELLED (shutdown past its grace).
   void cancel_all();
 

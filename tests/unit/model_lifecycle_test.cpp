@@ -289,6 +289,39 @@ TEST_F(LifecycleTest, KeepAliveUnloadsIdleModelsOfEveryModality) {
   EXPECT_EQ(alive, 0);
 }
 
+TEST_F(LifecycleTest, LoadedModelsSayWhatTheyHoldAndWhenKeepAliveUnloadsThem) {
+  LifecycleConfig config;
+  config.keep_alive_seconds = 600;
+  start(config);
+  memory.gpu_list = {{"GPU0", 8 * GiB, 8 * GiB}};
+  Error error;
+  { EXPECT_TRUE(get(*text, "state-text", bytes(3 * GiB, GpuUse::ALL_GPUS), &error)); }
+  auto held = get(*audio, "state-audio", bytes(GiB), &error);
+  const std::vector<LoadedModelState> models = lifecycle->loaded_models();
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].id, "state-audio");  // in id order
+  EXPECT_EQ(models[0].modality, Modality::AUDIO);
+  EXPECT_EQ(models[0].requests, 1);
+  EXPECT_EQ(models[0].idle_seconds, 0);
+  EXPECT_FALSE(models[0].unloads_in_seconds);  // busy: keep-alive waits
+  EXPECT_EQ(models[0].charge.ram, GiB);
+  EXPECT_EQ(models[1].id, "state-text");
+  EXPECT_EQ(models[1].requests, 0);
+  EXPECT_EQ(models[1].charge.vram, 3 * GiB);
+  EXPECT_GE(models[1].idle_seconds, 0);
+  ASSERT_TRUE(models[1].unloads_in_seconds);
+  EXPECT_NEAR(*models[1].unloads_in_seconds, 600 - models[1].idle_seconds, 1e-9);
+}
+
+TEST_F(LifecycleTest, WithoutKeepAliveNothingIsDueToUnload) {
+  start();
+  Error error;
+  { EXPECT_TRUE(get(*text, "forever-text", bytes(10), &error)); }
+  const std::vector<LoadedModelState> models = lifecycle->loaded_models();
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_FALSE(models[0].unloads_in_seconds);
+}
+
 TEST(ModelLease, ReleaseHandsTheRequestOver) {
   auto activity = std::make_shared<ModelActivity>();
   activity->begin();

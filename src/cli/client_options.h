@@ -1,0 +1,43 @@
+// Command lines of the commands that talk to a running server (`allm ps`, `allm run`): the
+// server's address and API key, with the same defaults and environment variables as `allm serve`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace allm {
+
+struct ServerAddress {
+  std::string host = "127.0.0.1";  // ALLM_HOST
+  int port = 8080;                 // ALLM_PORT
+  std::string api_key;             // ALLM_API_KEY (its first key)
+  std::string url() const;         // http://HOST:PORT
+};
+
+struct PsOptions {
+  ServerAddress server;
+  bool json = false;  // the route's JSON instead of the table
+};
+
+struct RunOptions {
+  ServerAddress server;
+  std::string model;  // an id, or NAME=PATH[:FORMAT[:QUANT]] to serve in this process
+  std::optional<std::string> prompt;  // none: from stdin, or the interactive chat on a terminal
+  std::string system;
+  std::optional<double> temperature;
+  std::optional<int> max_tokens;
+  std::optional<int64_t> seed;
+  bool verbose = false;  // each request body, and an in-process server's log, on stderr
+};
+
+// Fill the options from the environment, then the command line. False with a message on a bad
+// command line; true with *show_help set for --help.
+bool parse_ps_options(int argc, char** argv, PsOptions* options, std::string* problem,
+                      bool* show_help);
+bool parse_run_options(int argc, char** argv, RunOptions* options, std::string* problem,
+                       bool* show_help);
+std::string ps_help();
+std::string run_help();
+
+}  // namespace allm

@@ -1,0 +1,60 @@
+// What `allm serve` runs, built from its options: the model registry, the response store, the
+// managers and the HTTP server. `allm serve` runs one until a signal; `allm run` starts one in
+// its own process when no server answers.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "api/server.h"
+#include "cli/serve_options.h"
+#include "core/background_jobs.h"
+#include "core/conversation_service.h"
+
+namespace allm {
+
+class ServerInstance {
+ public:
+  // Everything but the listening socket; nullptr when the data dir, the demo models, the response
+  // store or a --preload fails (logged). `options.server.port` 0: a free port (see port()).
+  static std::unique_ptr<ServerInstance> create(ServeOptions options);
+  ~ServerInstance();
+
+  // Binds the address and serves on a thread of its own until stop(); false when the address
+  // cannot be bound.
+  bool start();
+  int port() const { return server_.port(); }
+  // Whether the HTTP server is still serving (it may stop by itself on an error).
+  bool serving() const { return serving_; }
+  // No new connections; requests already running go on.
+  void stop() { server_.stop(); }
+  // Ends every running text, audio and image job with CANCELLED.
+  void cancel_all();
+  // Waits for the server thread; whether it served without an error.
+  bool wait();
+
+ private:
+  ServerInstance(ServeOptions options, std::unique_ptr<ResponseStore> store);
+  bool preload();
+
+  ServeOptions options_;
+  ModelRegistry registry_;
+  std::unique_ptr<ResponseStore> store_;
+  ConversationService conversations_;
+  // Declared before the managers, so that it outlives them: it holds their loaded models.
+  MachineMemory machine_memory_;
+  ModelLifecycle lifecycle_;
+  TextManager text_;
+  AudioManager audio_;
+  ImageManager images_;
+  // Background responses: declared after the managers, so that their jobs are cancelled and
+  // waited for (and store how they ended) before the models go.
+  BackgroundJobs background_;
+  ApiServer server_;
+  std::atomic<bool> serving_{false};
+  bool served_ok_ = false;
+  std::thread http_;
+};
+
+}  // namespace allm
