@@ -7,6 +7,8 @@ const std::vector<Command>& commands() {
       {"serve", "run the OpenAI-compatible API server", run_serve},
       {"run", "chat with a model in the terminal, or answer one prompt", run_chat},
       {"ps", "list the models a running server has loaded", run_ps},
+      {"rpc-server", "serve this machine's devices to other allm servers (ggml RPC)",
+       run_rpc_server},
   };
   return table;
 }

@@ -23,6 +23,7 @@ const std::vector<Command>& commands();
 
 int run_serve(int argc, char** argv);
 int run_ps(int argc, char** argv);
+int run_rpc_server(int argc, char** argv);
 int run_chat(int argc, char** argv);  // allm run
 
 }  // namespace allm
