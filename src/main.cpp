@@ -11,7 +11,7 @@
 static void print_help(FILE* out) {
   std::fputs("usage: allm <command> [options]\n\ncommands:\n", out);
   for (const allm::Command& command : allm::commands())
-    std::fprintf(out, "  %-8s %s\n", command.name, command.summary);
+    std::fprintf(out, "  %-11s %s\n", command.name, command.summary);
   std::fputs(
       "\n'allm <command> --help' describes a command.\n\n"
       "options:\n"

@@ -204,7 +204,55 @@ std::vector<ClientOption> run_table(RunOptions* options) {
   return table;
 }
 
+std::vector<ClientOption> rpc_server_table(RpcServerOptions* options) {
+  return {
+      text_option("--host", "ADDR",
+                  "the address to listen on (default 127.0.0.1; another exposes the devices to "
+                  "whoever reaches it: private networks only)",
+                  &options->host),
+      {"--port", "N", "the port to listen on (default 50052)",
+       [options](const std::string& v) { return set_port(v, &options->port); }},
+      {"--threads", "N", "CPU threads when serving the CPU (default: one per physical core)",
+       [options](const std::string& v) {
+         long long n = 0;
+         if (!parse_integer(v, 1, 1024, &n))
+           return "expected an integer in [1, 1024], got '" + v + "'";
+         options->threads = static_cast<int>(n);
+         return std::string();
+       }},
+      text_option("--device", "NAME[,NAME...]",
+                  "the ggml devices to serve (e.g. CUDA0,CUDA1; default: every GPU, else the "
+                  "CPU; none: the CPU)",
+                  &options->device),
+  };
+}
+
 }  // namespace
+
+bool parse_rpc_server_options(int argc, char** argv, RpcServerOptions* options,
+                              std::string* problem, bool* show_help) {
+  std::vector<std::string> positionals;
+  if (!parse_args(rpc_server_table(options), "rpc-server", argc, argv, &positionals, problem,
+                  show_help)) {
+    return false;
+  }
+  if (!*show_help && !positionals.empty()) {
+    *problem = "unexpected argument '" + positionals[0] + "' (see allm rpc-server --help)";
+    return false;
+  }
+  return true;
+}
+
+std::string rpc_server_help() {
+  RpcServerOptions unused;
+  return "usage: allm rpc-server [options]\n\n"
+         "Serves this machine's devices over ggml's RPC protocol to `allm serve --rpc HOST:PORT`\n"
+         "(or llama.cpp's --rpc) on another machine, which places model layers on them as on its\n"
+         "own GPUs. RPC has no authentication or encryption: run it on a private network only.\n"
+         "It serves until stopped.\n\n" +
+         options_help(rpc_server_table(&unused)) +
+         "\nexit status: 1 it cannot listen at the address, 2 bad command line\n";
+}
 
 bool parse_ps_options(int argc, char** argv, PsOptions* options, std::string* problem,
                       bool* show_help) {

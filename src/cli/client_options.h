@@ -31,13 +31,24 @@ struct RunOptions {
   bool verbose = false;  // each request body, and an in-process server's log, on stderr
 };
 
+// `allm rpc-server`: a ggml RPC worker serving this machine's devices.
+struct RpcServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless asked: RPC has no authentication
+  int port = 50052;                // llama.cpp's rpc-server default
+  int threads = 0;                 // CPU threads; 0: one per physical core
+  std::string device;              // comma-separated ggml names; "": every GPU, else the CPU
+};
+
 // Fill the options from the environment, then the command line. False with a message on a bad
 // command line; true with *show_help set for --help.
 bool parse_ps_options(int argc, char** argv, PsOptions* options, std::string* problem,
                       bool* show_help);
 bool parse_run_options(int argc, char** argv, RunOptions* options, std::string* problem,
                        bool* show_help);
+bool parse_rpc_server_options(int argc, char** argv, RpcServerOptions* options,
+                              std::string* problem, bool* show_help);
 std::string ps_help();
+std::string rpc_server_help();
 std::string run_help();
 
 }  // namespace allm

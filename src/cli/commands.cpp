@@ -11,6 +11,8 @@ const std::vector<Command>& commands() {
       {"ls", "list the models: the models dir and the Hub cache", run_ls},
       {"show", "describe a model", run_show},
       {"rm", "remove a pulled model from the Hub cache", run_rm},
+      {"rpc-server", "serve this machine's devices to other allm servers (ggml RPC)",
+       run_rpc_server},
   };
   return table;
 }

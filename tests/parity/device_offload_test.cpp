@@ -26,6 +26,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "base/rpc_workers.h"
 #include "demo/tiny_sd.h"
 #include "diffusion.h"
 #include "ggml-backend.h"
@@ -79,17 +80,6 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
-bool accepts_connections(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  close(fd);
-  return ok;
-}
-
 // An RPC device serving this process's CPU: its server started on a free port (it serves until
 // the process ends), its ggml name returned.
 std::string start_rpc_device() {
@@ -99,7 +89,7 @@ std::string start_rpc_device() {
     ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     ggml_backend_rpc_start_server(endpoint.c_str(), nullptr, 2, 1, &cpu);
   }).detach();
-  for (int i = 0; i < 500 && !accepts_connections(port); ++i) {
+  for (int i = 0; i < 500 && !rpc_worker_reachable(endpoint, 100); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ggml_backend_reg_t server = ggml_backend_rpc_add_server(endpoint.c_str());
