@@ -10,9 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "base/byte_size.h"
+#include "cli/client_options.h"
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/serve_options.h"
-#include "cli/usage.h"
 #include "core/model_registry.h"
 #include "hub/file_selection.h"
 #include "hub/hub_cache.h"
@@ -146,12 +147,10 @@ std::vector<ModelEntry> all_models() {
 }  // namespace
 
 int run_ls(int argc, char** argv) {
-  static const char* kHelp =
-      "usage: allm ls\n\nLists the models `allm serve` would serve: the models dir "
-      "($ALLM_MODELS_DIR, default ~/.allm/models)\nand the Hugging Face Hub cache "
-      "($HF_HUB_CACHE, default ~/.cache/huggingface/hub).\n\nexit status: 0 listed, 2 bad "
-      "usage\n";
-  if (auto status = help_or_bad_usage(argc, argv, "ls", kHelp, 0, "no arguments")) return *status;
+  LsOptions options;
+  if (auto status = parse_command_line("ls", argc, argv, parse_ls_options, ls_help, &options)) {
+    return *status;
+  }
   std::printf("%-44s %-9s %-11s %-14s %-8s %-10s %-10s %s\n", "ID", "MODALITY", "FORMAT", "ARCH",
               "PARAMS", "QUANT", "SIZE", "WHERE");
   for (const ModelEntry& entry : all_models()) {
@@ -161,17 +160,17 @@ int run_ls(int argc, char** argv) {
                 facts.parameters.c_str(), facts.dtype.c_str(),
                 format_bytes(disk_size(entry.path)).c_str(), entry.path.c_str());
   }
-  return 0;
+  return kExitOk;
 }
 
 int run_show(int argc, char** argv) {
-  static const char* kHelp =
-      "usage: allm show ID\n\nDescribes a model of `allm ls`: format, architecture, "
-      "context length, chat template\n(and whether it takes tools), files.\n\nexit "
-      "status: 0 shown, 1 no such model, 2 bad usage\n";
-  if (auto status = help_or_bad_usage(argc, argv, "show", kHelp, 1, "one model ID")) return *status;
+  ShowOptions options;
+  if (auto status =
+          parse_command_line("show", argc, argv, parse_show_options, show_model_help, &options)) {
+    return *status;
+  }
   for (const ModelEntry& entry : all_models()) {
-    if (entry.id != argv[0]) continue;
+    if (entry.id != options.id) continue;
     const ModelFacts facts = facts_of(entry);
     std::printf(
         "id: %s\npath: %s\nmodality: %s\nformat: %s\narchitecture: %s\nparameters: %s\n"
@@ -186,7 +185,7 @@ int run_show(int argc, char** argv) {
     if (!fs::is_directory(entry.path, ec)) {
       std::printf("  %s  %s\n", entry.path.filename().c_str(),
                   format_bytes(disk_size(entry.path)).c_str());
-      return 0;
+      return kExitOk;
     }
     std::vector<fs::path> files;
     fs::recursive_directory_iterator it(entry.path, ec), end;
@@ -198,47 +197,46 @@ int run_show(int argc, char** argv) {
     for (const fs::path& file : files) {
       std::printf("  %s  %s\n", file.c_str(), format_bytes(disk_size(entry.path / file)).c_str());
     }
-    return 0;
+    return kExitOk;
   }
-  std::fprintf(stderr, "allm show: no model '%s' (see allm ls)\n", argv[0]);
-  return 1;
+  std::fprintf(stderr, "allm show: no model '%s' (see allm ls)\n", options.id.c_str());
+  return kExitFailure;
 }
 
 int run_rm(int argc, char** argv) {
-  static const char* kHelp =
-      "usage: allm rm ORG/NAME[@REVISION][:QUANT]\n\nRemoves a pulled model from the "
-      "Hugging Face Hub cache: its snapshot (or, with :QUANT, that\nfile of it) and the "
-      "blobs no other snapshot uses. Models in the models dir are yours to delete.\n\n"
-      "exit status: 0 removed, 1 not in the cache or not removable, 2 bad usage\n";
-  std::optional<RepoSpec> spec;
-  if (auto status = repo_command_usage(argc, argv, "rm", kHelp, &spec)) return *status;
+  RepoCommandOptions options;
+  if (auto status = parse_command_line("rm", argc, argv, parse_rm_options, rm_help, &options)) {
+    return *status;
+  }
+  const RepoSpec& spec = options.spec;
   const HubCache cache(hub_cache_dir_from_env());
-  const auto repo = cache.find(spec->repo);
-  auto commit = repo ? cache.resolve_revision(spec->repo, spec->revision) : std::nullopt;
-  if (repo && !commit && spec->revision == "main") commit = repo->default_commit;  // no refs/main
+  const auto repo = cache.find(spec.repo);
+  auto commit = repo ? cache.resolve_revision(spec.repo, spec.revision) : std::nullopt;
+  if (repo && !commit && spec.revision == "main") commit = repo->default_commit;  // no refs/main
   if (!repo || !commit) {
-    std::fprintf(stderr, "allm rm: %s is not in the Hub cache %s\n", argv[0], cache.root().c_str());
-    return 1;
+    std::fprintf(stderr, "allm rm: %s is not in the Hub cache %s\n", options.argument.c_str(),
+                 cache.root().c_str());
+    return kExitFailure;
   }
   std::vector<std::string> files;
-  if (!spec->quant.empty()) {
+  if (!spec.quant.empty()) {
     const FileSelection selection =
-        select_files(files_at(cache.snapshot_files(spec->repo, *commit)), spec->repo, spec->quant);
+        select_files(files_at(cache.snapshot_files(spec.repo, *commit)), spec.repo, spec.quant);
     if (!selection.problem.empty()) {
       std::fprintf(stderr, "allm rm: %s\n", selection.problem.c_str());
-      return 1;
+      return kExitFailure;
     }
     files = selection.files;
   }
   uint64_t freed = 0;
-  const std::string error = cache.remove(spec->repo, *commit, files, &freed);
+  const std::string error = cache.remove(spec.repo, *commit, files, &freed);
   if (!error.empty()) {
     std::fprintf(stderr, "allm rm: %s\n", error.c_str());
-    return 1;
+    return kExitFailure;
   }
-  std::printf("removed %s (snapshot %s), freed %s\n", argv[0], commit->c_str(),
+  std::printf("removed %s (snapshot %s), freed %s\n", options.argument.c_str(), commit->c_str(),
               format_bytes(freed).c_str());
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace allm

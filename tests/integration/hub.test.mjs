@@ -242,9 +242,12 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
   });
 
   it('rejects bad usage with status 2', T, async () => {
-    for (const args of [['pull'], ['pull', 'no-slash'], ['pull', 'a/b/c'], ['pull', '../x'], ['rm'], ['show']]) {
+    const bad = [['pull'], ['pull', 'no-slash'], ['pull', 'a/b/c'], ['pull', '../x'], ['pull', 'a/b', 'c'],
+      ['rm'], ['rm', '--bogus', 'a/b'], ['show'], ['show', '--bogus'], ['ls', 'extra']];
+    for (const args of bad) {
       const r = await allm(args, env);
       assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, new RegExp(`^allm ${args[0]}: .*see allm ${args[0]} --help`), args.join(' '));
     }
     for (const cmd of ['pull', 'ls', 'show', 'rm']) {
       const r = await allm([cmd, '--help'], env);
