@@ -150,6 +150,20 @@ bool parse_args(const std::vector<ClientOption>& table, const char* command, int
   return true;
 }
 
+// parse_args for a command taking exactly `count` positional arguments (`expected` names them
+// in the message otherwise).
+bool parse_args_exactly(const std::vector<ClientOption>& table, const char* command, int argc,
+                        char** argv, size_t count, const char* expected,
+                        std::vector<std::string>* positionals, std::string* problem,
+                        bool* show_help) {
+  if (!parse_args(table, command, argc, argv, positionals, problem, show_help)) return false;
+  if (*show_help || positionals->size() == count) return true;
+  *problem = positionals->size() > count ? "unexpected argument '" + (*positionals)[count] + "'"
+                                         : std::string("expected ") + expected;
+  *problem += std::string(" (see allm ") + command + " --help)";
+  return false;
+}
+
 std::string options_help(const std::vector<ClientOption>& table) {
   std::string out = "options:\n";
   for (const ClientOption& option : table) {
@@ -232,15 +246,8 @@ std::vector<ClientOption> rpc_server_table(RpcServerOptions* options) {
 bool parse_rpc_server_options(int argc, char** argv, RpcServerOptions* options,
                               std::string* problem, bool* show_help) {
   std::vector<std::string> positionals;
-  if (!parse_args(rpc_server_table(options), "rpc-server", argc, argv, &positionals, problem,
-                  show_help)) {
-    return false;
-  }
-  if (!*show_help && !positionals.empty()) {
-    *problem = "unexpected argument '" + positionals[0] + "' (see allm rpc-server --help)";
-    return false;
-  }
-  return true;
+  return parse_args_exactly(rpc_server_table(options), "rpc-server", argc, argv, 0, "no arguments",
+                            &positionals, problem, show_help);
 }
 
 std::string rpc_server_help() {
@@ -257,13 +264,8 @@ std::string rpc_server_help() {
 bool parse_ps_options(int argc, char** argv, PsOptions* options, std::string* problem,
                       bool* show_help) {
   std::vector<std::string> positionals;
-  if (!parse_args(ps_table(options), "ps", argc, argv, &positionals, problem, show_help))
-    return false;
-  if (!*show_help && !positionals.empty()) {
-    *problem = "unexpected argument '" + positionals[0] + "' (see allm ps --help)";
-    return false;
-  }
-  return true;
+  return parse_args_exactly(ps_table(options), "ps", argc, argv, 0, "no arguments", &positionals,
+                            problem, show_help);
 }
 
 bool parse_run_options(int argc, char** argv, RunOptions* options, std::string* problem,
@@ -306,6 +308,100 @@ std::string run_help() {
          std::string(kChatCommandsHelp) + "\n" + options_help(run_table(&unused)) +
          "\nexit status: 0 done, 1 failed (the message says why), 2 bad command line,\n"
          "130 Ctrl-C stopped a one-prompt answer\n";
+}
+
+namespace {
+
+// `allm pull` and `allm rm`: one REPO[@REVISION][:QUANT] and no options.
+bool parse_repo_command_options(const char* command, int argc, char** argv,
+                                RepoCommandOptions* options, std::string* problem,
+                                bool* show_help) {
+  std::vector<std::string> positionals;
+  if (!parse_args_exactly({}, command, argc, argv, 1, "one ORG/NAME[@REVISION][:QUANT]",
+                          &positionals, problem, show_help)) {
+    return false;
+  }
+  if (*show_help) return true;
+  options->argument = positionals[0];
+  std::optional<RepoSpec> spec = parse_repo_spec(positionals[0], problem);
+  if (!spec) {
+    *problem += std::string(" (see allm ") + command + " --help)";
+    return false;
+  }
+  options->spec = *spec;
+  return true;
+}
+
+}  // namespace
+
+bool parse_pull_options(int argc, char** argv, RepoCommandOptions* options, std::string* problem,
+                        bool* show_help) {
+  return parse_repo_command_options("pull", argc, argv, options, problem, show_help);
+}
+
+bool parse_rm_options(int argc, char** argv, RepoCommandOptions* options, std::string* problem,
+                      bool* show_help) {
+  return parse_repo_command_options("rm", argc, argv, options, problem, show_help);
+}
+
+bool parse_show_options(int argc, char** argv, ShowOptions* options, std::string* problem,
+                        bool* show_help) {
+  std::vector<std::string> positionals;
+  if (!parse_args_exactly({}, "show", argc, argv, 1, "one model ID", &positionals, problem,
+                          show_help)) {
+    return false;
+  }
+  if (!*show_help) options->id = positionals[0];
+  return true;
+}
+
+bool parse_ls_options(int argc, char** argv, LsOptions*, std::string* problem, bool* show_help) {
+  std::vector<std::string> positionals;
+  return parse_args_exactly({}, "ls", argc, argv, 0, "no arguments", &positionals, problem,
+                            show_help);
+}
+
+std::string pull_help() {
+  return "usage: allm pull REPO[@REVISION][:QUANT]\n\n"
+         "Downloads a model from the Hugging Face Hub into the shared Hub cache (the one the "
+         "Python\n"
+         "tools use), only the files it needs, verified against the Hub's sha256 and resumable.\n\n"
+         "  allm pull Qwen/Qwen3-0.6B                              a safetensors folder\n"
+         "  allm pull bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M  one GGUF file, by quant tag\n"
+         "  allm pull ggerganov/whisper.cpp:base.en                one whisper.cpp model\n"
+         "  allm pull ORG/NAME@v1.0                                a branch, tag or commit\n\n"
+         "Without :QUANT a GGUF repo gives its Q4_K_M file, else Q8_0, else its first.\n\n"
+         "environment:\n"
+         "  HF_TOKEN        token for gated or private repos (else $HF_HOME/token, as written by\n"
+         "                  `huggingface-cli login`)\n"
+         "  HF_HOME         Hub tools' folder (default ~/.cache/huggingface)\n"
+         "  HF_HUB_CACHE    the cache (default $HF_HOME/hub)\n"
+         "  HF_ENDPOINT     the Hub or a mirror (default https://huggingface.co)\n"
+         "  HF_HUB_OFFLINE  1: no network; succeed only when the model is in the cache\n\n"
+         "exit status: 0 pulled, 1 failed, 2 bad command line\n";
+}
+
+std::string rm_help() {
+  return "usage: allm rm ORG/NAME[@REVISION][:QUANT]\n\n"
+         "Removes a pulled model from the Hugging Face Hub cache: its snapshot (or, with :QUANT,\n"
+         "that file of it) and the blobs no other snapshot uses. Models in the models dir are\n"
+         "yours to delete.\n\n"
+         "exit status: 0 removed, 1 not in the cache or not removable, 2 bad command line\n";
+}
+
+std::string show_model_help() {
+  return "usage: allm show ID\n\n"
+         "Describes a model of `allm ls`: format, architecture, context length, chat template\n"
+         "(and whether it takes tools), files.\n\n"
+         "exit status: 0 shown, 1 no such model, 2 bad command line\n";
+}
+
+std::string ls_help() {
+  return "usage: allm ls\n\n"
+         "Lists the models `allm serve` would serve: the models dir ($ALLM_MODELS_DIR, default\n"
+         "~/.allm/models) and the Hugging Face Hub cache ($HF_HUB_CACHE, default\n"
+         "~/.cache/huggingface/hub).\n\n"
+         "exit status: 0 listed, 2 bad command line\n";
 }
 
 }  // namespace allm

@@ -1,10 +1,13 @@
-// Command lines of the commands that talk to a running server (`allm ps`, `allm run`): the
-// server's address and API key, with the same defaults and environment variables as `allm serve`.
+// Command lines of the commands other than `allm serve`. Those that talk to a running server
+// (`allm ps`, `allm run`) take its address and API key with the same defaults and environment
+// variables as `allm serve`.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include "hub/repo_spec.h"
 
 namespace allm {
 
@@ -39,6 +42,20 @@ struct RpcServerOptions {
   std::string device;              // comma-separated ggml names; "": every GPU, else the CPU
 };
 
+// `allm pull REPO` and `allm rm REPO`: one Hugging Face Hub repository.
+struct RepoCommandOptions {
+  std::string argument;  // as given, for messages
+  RepoSpec spec;
+};
+
+// `allm show ID`.
+struct ShowOptions {
+  std::string id;
+};
+
+// `allm ls` has no options.
+struct LsOptions {};
+
 // Fill the options from the environment, then the command line. False with a message on a bad
 // command line; true with *show_help set for --help.
 bool parse_ps_options(int argc, char** argv, PsOptions* options, std::string* problem,
@@ -47,7 +64,19 @@ bool parse_run_options(int argc, char** argv, RunOptions* options, std::string* 
                        bool* show_help);
 bool parse_rpc_server_options(int argc, char** argv, RpcServerOptions* options,
                               std::string* problem, bool* show_help);
+bool parse_pull_options(int argc, char** argv, RepoCommandOptions* options, std::string* problem,
+                        bool* show_help);
+bool parse_rm_options(int argc, char** argv, RepoCommandOptions* options, std::string* problem,
+                      bool* show_help);
+bool parse_show_options(int argc, char** argv, ShowOptions* options, std::string* problem,
+                        bool* show_help);
+bool parse_ls_options(int argc, char** argv, LsOptions* options, std::string* problem,
+                      bool* show_help);
+std::string ls_help();
 std::string ps_help();
+std::string pull_help();
+std::string rm_help();
+std::string show_model_help();
 std::string rpc_server_help();
 std::string run_help();
 

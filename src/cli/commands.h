@@ -25,5 +25,10 @@ int run_serve(int argc, char** argv);
 int run_ps(int argc, char** argv);
 int run_rpc_server(int argc, char** argv);
 int run_chat(int argc, char** argv);  // allm run
+// Hub models (cli/pull.cpp, cli/model_commands.cpp).
+int run_pull(int argc, char** argv);
+int run_ls(int argc, char** argv);
+int run_show(int argc, char** argv);
+int run_rm(int argc, char** argv);
 
 }  // namespace allm

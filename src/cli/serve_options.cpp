@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 
@@ -108,12 +109,24 @@ const std::vector<Option>& options_table() {
          o.models_dir = v;
          return std::string();
        }},
-      {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|:safetensors[:QUANT]]",
+      {"--model", "ALLM_MODEL", "NAME=PATH[:gguf|:safetensors[:QUANT]] or ORG/NAME[:QUANT]",
        "register a model; the suffix picks the format when PATH holds both, and QUANT (none, "
-       "q8_0, q4_0, q4_k) quantizes a safetensors model on load (repeatable; the environment "
+       "q8_0, q4_0, q4_k) quantizes a safetensors model on load; ORG/NAME is a Hugging Face "
+       "Hub model, pulled at start when not in the cache (repeatable; the environment "
        "variable takes a comma-separated list)",
        [](ServeOptions& o, const std::string& v) {
          std::string problem;
+         std::error_code ec;
+         if (v.find('=') == std::string::npos && !std::filesystem::exists(v, ec)) {
+           if (auto spec = parse_repo_spec(v, &problem)) o.hub_models.push_back(*spec);
+           if (!problem.empty() && v.find('/') == std::string::npos) {
+             problem =
+                 "expected NAME=PATH[:gguf|:safetensors[:QUANT]] or a Hub model "
+                 "ORG/NAME[@REVISION][:QUANT], got '" +
+                 v + "'";
+           }
+           return problem;
+         }
          auto entry = parse_model_spec(v, &problem);
          if (entry) o.models.push_back(*entry);
          return problem;
@@ -314,9 +327,14 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 }  // namespace
 
+std::string default_models_dir() {
+  const char* dir = std::getenv("ALLM_MODELS_DIR");
+  return dir && *dir ? dir : home_path(".allm/models");
+}
+
 bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::string* problem,
                          bool* show_help) {
-  options->models_dir = home_path(".allm/models");
+  options->models_dir = home_path(".allm/models");  // ALLM_MODELS_DIR is read below
   options->data_dir = home_path(".allm");
   *show_help = false;
   for (const Option& option : options_table()) {

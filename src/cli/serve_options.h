@@ -11,6 +11,7 @@
 #include "core/model_registry.h"
 #include "core/response_store.h"
 #include "core/text_manager.h"
+#include "hub/repo_spec.h"
 
 namespace allm {
 
@@ -24,6 +25,8 @@ struct ServeOptions {
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;
+  std::vector<RepoSpec>
+      hub_models;  // --model ORG/NAME[:QUANT]: from the Hub cache, pulled if missing
   Quantization quantization = Quantization::NONE;  // safetensors models without a suffix
   std::vector<std::string> preload;
   std::vector<std::string> rpc_workers;  // HOST:PORT of ggml RPC workers
@@ -36,5 +39,7 @@ struct ServeOptions {
 bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::string* problem,
                          bool* show_help);
 std::string serve_help();
+// --models-dir's default: $ALLM_MODELS_DIR, else ~/.allm/models.
+std::string default_models_dir();
 
 }  // namespace allm

@@ -4,11 +4,13 @@
 
 #include "base/log.h"
 #include "base/rpc_workers.h"
+#include "cli/pull.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
+#include "hub/hub_settings.h"
 
 namespace allm {
 
@@ -123,8 +125,9 @@ std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
                    ec.message().c_str());
     return nullptr;
   }
-  if (options.demo && ModelRegistry(options.models_dir, options.models).empty() &&
-      !add_demo_models(options)) {
+  if (!pull_hub_models(options.hub_models)) return nullptr;
+  if (options.demo && options.hub_models.empty() &&
+      ModelRegistry(options.models_dir, options.models).empty() && !add_demo_models(options)) {
     return nullptr;
   }
   if (!register_workers(options.rpc_workers)) return nullptr;
@@ -144,7 +147,8 @@ std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
 
 ServerInstance::ServerInstance(ServeOptions options, std::unique_ptr<ResponseStore> store)
     : options_(std::move(options)),
-      registry_(options_.models_dir, options_.models, options_.quantization),
+      registry_(options_.models_dir, options_.models, options_.quantization,
+                hub_cache_dir_from_env()),
       store_(std::move(store)),
       conversations_(*store_),
       lifecycle_(options_.lifecycle, machine_memory_),
@@ -154,8 +158,9 @@ ServerInstance::ServerInstance(ServeOptions options, std::unique_ptr<ResponseSto
       server_(
           ApiContext{registry_, lifecycle_, text_, conversations_, background_, audio_, images_},
           server_config(options_, registry_)) {
-  ALLM_LOG_INFO("%zu model(s) registered from %s and --model", registry_.list().size(),
-                options_.models_dir.c_str());
+  ALLM_LOG_INFO("%zu model(s) registered from %s, the Hub cache %s and --model",
+                registry_.list().size(), options_.models_dir.c_str(),
+                hub_cache_dir_from_env().c_str());
 }
 
 ServerInstance::~ServerInstance() {

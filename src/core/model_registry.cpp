@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "hub/file_selection.h"
+#include "hub/hub_cache.h"
+
 namespace allm {
 
 namespace fs = std::filesystem;
@@ -146,11 +149,43 @@ std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string*
   return entry;
 }
 
+static ModelEntry cached_entry(std::string id, fs::path path) {
+  ModelEntry entry;
+  entry.id = std::move(id);
+  entry.modality = modality_of_path(path);
+  entry.path = std::move(path);
+  return entry;
+}
+
+std::vector<ModelEntry> hub_cache_models(const fs::path& hub_cache) {
+  std::vector<ModelEntry> entries;
+  const HubCache cache(hub_cache);
+  for (const CachedRepo& repo : cache.list()) {
+    const fs::path snapshot = cache.snapshot_dir(repo.repo, repo.default_commit);
+    const std::vector<std::string> paths = cache.snapshot_files(repo.repo, repo.default_commit);
+    for (const auto& file : paths) {
+      if (is_primary_gguf(file) || is_whisper_cpp_file(file)) {
+        entries.push_back(cached_entry(repo.repo + ":" + file_tag(file), snapshot / file));
+      }
+    }
+    // What `allm pull ORG/NAME` would pick among the files there.
+    const FileSelection selection = select_files(files_at(paths), repo.repo, "");
+    if (!selection.problem.empty()) continue;
+    const bool one_file = selection.kind == RepoKind::GGUF ||
+                          selection.kind == RepoKind::SD_CHECKPOINT ||
+                          selection.kind == RepoKind::WHISPER_CPP;
+    entries.push_back(
+        cached_entry(repo.repo, one_file ? snapshot / selection.files.front() : snapshot));
+  }
+  return entries;
+}
+
 ModelRegistry::ModelRegistry(fs::path models_dir, std::vector<ModelEntry> explicit_models,
-                             Quantization quantization)
+                             Quantization quantization, fs::path hub_cache)
     : models_dir_(std::move(models_dir)),
       explicit_models_(std::move(explicit_models)),
-      quantization_(quantization) {
+      quantization_(quantization),
+      hub_cache_(std::move(hub_cache)) {
   refresh();
 }
 
@@ -175,6 +210,9 @@ void ModelRegistry::refresh() {
       }
       entries[entry.id] = entry;
     }
+  }
+  if (!hub_cache_.empty()) {
+    for (auto& entry : hub_cache_models(hub_cache_)) entries[entry.id] = entry;
   }
   for (const auto& entry : explicit_models_) entries[entry.id] = entry;  // flags win
   for (auto& [id, entry] : entries) {

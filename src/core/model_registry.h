@@ -60,11 +60,18 @@ struct ModelEntry {
 // or q4_k, anything else after `:safetensors:` is a problem.
 std::optional<ModelEntry> parse_model_spec(const std::string& spec, std::string* problem);
 
+// The models of a Hugging Face Hub cache: each repo's default snapshot as `ORG/NAME`, and each
+// GGUF (or whisper.cpp) file of it as `ORG/NAME:TAG` (ORG/NAME itself then being the file
+// `allm pull ORG/NAME` picks).
+std::vector<ModelEntry> hub_cache_models(const std::filesystem::path& hub_cache);
+
 class ModelRegistry {
  public:
-  // `quantization` applies to the models that name none.
+  // `quantization` applies to the models that name none; `hub_cache` (when not empty) adds the
+  // models of a Hugging Face Hub cache.
   ModelRegistry(std::filesystem::path models_dir, std::vector<ModelEntry> explicit_models,
-                Quantization quantization = Quantization::NONE);
+                Quantization quantization = Quantization::NONE,
+                std::filesystem::path hub_cache = {});
 
   // Re-reads the models dir so that models dropped in while running are found.
   void refresh();
@@ -76,6 +83,7 @@ class ModelRegistry {
   std::filesystem::path models_dir_;
   std::vector<ModelEntry> explicit_models_;
   Quantization quantization_;
+  std::filesystem::path hub_cache_;
   std::mutex mutex_;
   std::map<std::string, ModelEntry> entries_;
 };

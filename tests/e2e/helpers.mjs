@@ -134,8 +134,11 @@ export async function copyFixture(dest) {
 
 export class AllmServer {
   // `launcher`: a command that execs the server, e.g. ['prlimit', '--fsize=262144', '--'].
-  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512, launcher = [] }) {
+  // `env`: added to the server's environment. The Hugging Face Hub cache is the test's own
+  // (tmp/hf-hub) unless `env` names one: a developer's downloaded models stay out of the tests.
+  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512, launcher = [], env = {} }) {
     this.tmp = tmp;
+    this.env = { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hf-hub'), ...env };
     this.launcher = launcher;
     this.modelsDir = path.join(tmp, 'models');
     this.dataDir = path.join(tmp, 'data');
@@ -177,7 +180,7 @@ export class AllmServer {
     const args = this.args();
     const command = [...this.launcher, ALLM_BIN, ...args];
     this.appendLog(`\n===== [test] starting (#${this.generation}): ${command.join(' ')}\n`);
-    const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.tmp });
+    const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.tmp, env: this.env });
     this.child = child;
     liveChildren.add(child);
     child.stdout.setEncoding('utf8');

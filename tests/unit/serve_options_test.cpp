@@ -41,6 +41,21 @@ TEST(ServeOptions, RejectsBadValues) {
   EXPECT_FALSE(parse({"--parallel"}, &o, &problem));
 }
 
+TEST(ServeOptions, HubModels) {
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({"--model", "org/name-GGUF@v2:Q4_K_M", "--model", "m=/x"}, &o, &problem))
+      << problem;
+  ASSERT_EQ(o.hub_models.size(), 1u);
+  EXPECT_EQ(o.hub_models[0].repo, "org/name-GGUF");
+  EXPECT_EQ(o.hub_models[0].revision, "v2");
+  EXPECT_EQ(o.hub_models[0].quant, "Q4_K_M");
+  ASSERT_EQ(o.models.size(), 1u);
+  EXPECT_FALSE(parse({"--model", "org/na me"}, &o, &problem));
+  EXPECT_FALSE(parse({"--model", "nopath"}, &o, &problem));
+  EXPECT_NE(problem.find("ORG/NAME"), std::string::npos);
+}
+
 TEST(ServeOptions, QuantizeOnLoad) {
   ServeOptions o;
   std::string problem;
