@@ -11,6 +11,8 @@ import {
   ALLM_BIN, AllmServer, makeTempDir, runCommand, HOOK_TIMEOUT_MS, TEST_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { HF_TOOL } from './hf_fixture.mjs';
+
+const SD_FIXTURE_TOOL = path.join(path.dirname(ALLM_BIN), 'allm-make-sd-fixture');
 import { HubStandIn } from './hub_standin.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
@@ -104,6 +106,46 @@ describe('Hugging Face Hub: allm pull, ls, show, rm', { timeout: HOOK_TIMEOUT_MS
     assert.equal(hub.count('cdn', 'GET'), 1);
     for (const file of files) assert.match(r.stdout, new RegExp(`^${file.replace('.', '\\.')}  .*downloaded`, 'm'));
     assert.doesNotMatch(r.stdout, /\r/);
+  });
+
+  it('pulls a diffusers folder: its pipeline components only, and serves it for images', T, async () => {
+    const sdDir = path.join(tmp, 'sd');
+    const made = await runCommand(SD_FIXTURE_TOOL, [sdDir, '--layout', 'diffusers']);
+    assert.equal(made.code, 0, made.stderr);
+    const sd = await readTree(sdDir);
+    const noise = (n) => crypto.randomBytes(n);
+    const commit = hub.addRepo('test-org/tiny-sd', {
+      ...sd, 'README.md': Buffer.from('# sd'), 'v1-5-pruned-emaonly.safetensors': noise(300),
+      'safety_checker/config.json': Buffer.from('{}'), 'safety_checker/model.safetensors': noise(200),
+      'feature_extractor/preprocessor_config.json': Buffer.from('{}'),
+      'unet/diffusion_pytorch_model.fp16.safetensors': noise(200), 'unet/diffusion_pytorch_model.bin': noise(200),
+      'vae/diffusion_pytorch_model.bin': noise(100),
+    });
+    const r = await allm(['pull', 'test-org/tiny-sd'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const snap = snapshot('models--test-org--tiny-sd', commit);
+    const pulled = (await fsp.readdir(snap, { recursive: true }))
+      .filter((f) => !fs.statSync(path.join(snap, f)).isDirectory()).sort();
+    assert.deepEqual(pulled, Object.keys(sd).sort());
+    // Served from the cache, it draws what the same folder served from disk draws.
+    const srv = new AllmServer({
+      tmp: await makeTempDir('allm-hub-serve-'), env: { ...env, HF_HUB_CACHE: cache },
+      extraArgs: ['--model', `sd-local=${sdDir}`, '--image-queue', '0'],
+    });
+    try {
+      await srv.start();
+      const draw = async (model) => {
+        const res = await fetch(`${srv.baseURL}/v1/images/generations`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ model, prompt: 'a cat', size: '64x64', steps: 2, seed: 3, response_format: 'b64_json' }),
+        });
+        assert.equal(res.status, 200, `${model}: ${await res.clone().text()}`);
+        return (await res.json()).data[0].b64_json;
+      };
+      assert.equal(await draw('test-org/tiny-sd'), await draw('sd-local'));
+    } finally {
+      await srv.cleanup();
+    }
   });
 
   it('draws a progress bar (bytes, rate, ETA) on a terminal', T, async () => {
