@@ -59,6 +59,7 @@ std::string endpoint_label(const std::string& method, const std::string& path) {
                                        "/v1/images/generations",
                                        "/v1/models",
                                        "/health",
+                                       "/health/ready",
                                        "/metrics"};
   for (const char* fixed : kFixed) {
     if (path == fixed) return method + " " + path;

@@ -253,4 +253,10 @@ bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_g
   }
 }
 
+json devices_json(const std::vector<DeviceLayers>& devices) {
+  json out = json::array();
+  for (const DeviceLayers& d : devices) out.push_back({{"name", d.device}, {"layers", d.layers}});
+  return out;
+}
+
 }  // namespace allm

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "httplib.h"
@@ -14,6 +15,7 @@ namespace allm {
 using json = nlohmann::ordered_json;
 class TextStream;
 struct TextEvent;
+struct DeviceLayers;
 
 // Seconds a 429 (a full queue) asks the client to wait before retrying.
 constexpr int kRetryAfterSeconds = 1;
@@ -23,6 +25,8 @@ int http_status(const Error& error);
 json error_body(const Error& error);
 void send_error(httplib::Response& res, const Error& error);
 void send_json(httplib::Response& res, const json& body, int status = 200);
+// A loaded text model's placement: [{"name": "RPC0", "layers": 2}, ...].
+json devices_json(const std::vector<DeviceLayers>& devices);
 
 // Deepest nesting of arrays and objects a request body may have. Client JSON is walked and
 // printed by recursive code (nlohmann's dump, our readers), so the depth bounds the stack.

@@ -2,11 +2,15 @@
 #include "api/http_util.h"
 #include "api/routes.h"
 #include "core/model_registry.h"
+#include "core/readiness.h"
+#include "core/text_manager.h"
 #include "text/text_memory.h"
 
 namespace allm {
 
-static json model_object(const ModelEntry& entry, int64_t created) {
+// `placements`: where the loaded text models are; a loaded one says so ("devices").
+static json model_object(const ModelEntry& entry, int64_t created,
+                         const std::map<std::string, std::vector<DeviceLayers>>& placements) {
   json model;
   model["id"] = entry.id;
   model["object"] = "model";
@@ -36,6 +40,9 @@ static json model_object(const ModelEntry& entry, int64_t created) {
     model["quantization"] = quantization_name(quantization);
   }
   model["weights_bytes"] = text_weights_bytes(resolved.format, resolved.file, quantization);
+  if (auto it = placements.find(entry.id); it != placements.end()) {
+    model["devices"] = devices_json(it->second);
+  }
   return model;
 }
 
@@ -44,10 +51,18 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx) {
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, json{{"status", "ok"}});
   });
+  // 503 (with Retry-After) while starting or shutting down: a load balancer sends elsewhere.
+  server.Get("/health/ready", [&ctx](const httplib::Request&, httplib::Response& res) {
+    const Readiness::Phase phase = ctx.readiness.phase();
+    const bool ready = phase == Readiness::Phase::READY;
+    if (!ready) res.set_header("Retry-After", "1");
+    send_json(res, json{{"status", Readiness::name(phase)}}, ready ? 200 : 503);
+  });
   server.Get("/v1/models", [&ctx, started](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
+    const auto placements = ctx.text.placements();
     for (const ModelEntry& entry : ctx.registry.list())
-      data.push_back(model_object(entry, started));
+      data.push_back(model_object(entry, started, placements));
     send_json(res, json{{"object", "list"}, {"data", data}});
   });
   server.Get(
@@ -59,7 +74,7 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx) {
                                         "model", "model_not_found"));
           return;
         }
-        send_json(res, model_object(*entry, started));
+        send_json(res, model_object(*entry, started, ctx.text.placements()));
       });
 }
 

@@ -14,6 +14,7 @@ class AudioManager;
 class ImageManager;
 class ConversationService;
 class BackgroundJobs;
+class Readiness;
 
 struct ApiContext {
   ModelRegistry& registry;
@@ -23,6 +24,7 @@ struct ApiContext {
   BackgroundJobs& background;          // background responses being generated
   AudioManager& audio;
   ImageManager& images;
+  const Readiness& readiness;  // GET /health/ready
 };
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx);

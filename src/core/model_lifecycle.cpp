@@ -81,8 +81,13 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
     resident->activity->begin();
     return Held{resident->model, resident->activity};
   };
+  std::shared_ptr<Resident> unhealthy;  // freed (outside the lock) before the model loads again
   for (;;) {
-    if (auto it = residents_.find(key); it != residents_.end()) return lease(it->second);
+    if (auto it = residents_.find(key); it != residents_.end()) {
+      if (!loader.healthy || loader.healthy(it->second->model.get())) return lease(it->second);
+      unhealthy = drop_unhealthy(it);
+      continue;
+    }
     auto it = loading_.find(key);
     if (it == loading_.end()) break;
     std::shared_future<Error> pending = it->second;
@@ -97,12 +102,24 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
   }
   LoadInProgress pending(*this, lock, key);
   lock.unlock();
+  unhealthy.reset();
   std::shared_ptr<Resident> resident = load(modality, id, loader, error);
   lock.lock();
   if (resident) residents_[key] = resident;
   pending.end(resident ? Error{} : *error);
   if (!resident) return {};
   return lease(resident);
+}
+
+std::shared_ptr<ModelLifecycle::Resident> ModelLifecycle::drop_unhealthy(
+    std::map<Key, std::shared_ptr<Resident>>::iterator it) {
+  std::shared_ptr<Resident> dropped = std::move(it->second);
+  residents_.erase(it);
+  ALLM_LOG_WARN("unloading %s model '%s': it lost a device; loading it again",
+                modality_name(dropped->modality), dropped->id.c_str());
+  Metrics::global().add("allm_model_unloads_total",
+                        {{"model", dropped->id}, {"reason", "unhealthy"}});
+  return dropped;
 }
 
 std::shared_ptr<ModelLifecycle::Resident> ModelLifecycle::load(Modality modality,

@@ -57,7 +57,8 @@ ModelLoader<TextManager::LoadedModel> TextManager::loader_for(const ModelEntry& 
           },
           [this, entry, resolved](Error* load_error, uint64_t* measured) {
             return load(entry, *resolved, load_error, measured);
-          }};
+          },
+          [](const LoadedModel& model) { return model.scheduler->backend().healthy(); }};
 }
 
 std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& entry,
@@ -75,6 +76,7 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   const bool cpu_only = config_.device == "none";
   params.gpu_layers = cpu_only ? 0 : config_.gpu_layers;
   params.device = cpu_only ? "" : config_.device;
+  params.tensor_split = config_.tensor_split;
   if (params.gpu_layers != 0) {
     if (Error unreachable = check_rpc_workers()) {
       ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(),
@@ -83,10 +85,16 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
       return nullptr;
     }
   }
+  const RpcPlacement workers = watch_rpc_workers();
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)
           : open_safetensors_backend(resolved.file.string(), params, error);
+  if (const std::string lost = workers.lost_worker(); !lost.empty()) {
+    *error = make_error(ErrorCode::LOAD_FAILED,
+                        "the RPC worker " + lost + " was lost while the model loaded");
+    backend.reset();
+  }
   if (!backend) {
     ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(), error->message.c_str());
     return nullptr;
@@ -280,6 +288,12 @@ std::map<std::string, TextQueueState> TextManager::queue_states() {
   std::map<std::string, TextQueueState> out;
   for (const auto& [id, model] : models_.loaded())
     out[id] = {model->scheduler->active_sequences(), model->scheduler->waiting_jobs()};
+  return out;
+}
+
+std::map<std::string, std::vector<DeviceLayers>> TextManager::placements() {
+  std::map<std::string, std::vector<DeviceLayers>> out;
+  for (const auto& [id, model] : models_.loaded()) out[id] = model->scheduler->backend().devices();
   return out;
 }
 

@@ -29,6 +29,7 @@ struct TextManagerConfig {
   int max_output_tokens = 0;             // cap on max_output_tokens / max_tokens; 0: the context
   int gpu_layers = -1;                   // decoder layers on the GPU (-1: all, 0: none)
   std::string device;                    // the ggml device ("": the first GPU; "none": CPU only)
+  std::vector<float> tensor_split;       // each device's share of the layers (empty: free memory)
 };
 
 class Metrics;
@@ -117,6 +118,8 @@ class TextManager {
   void publish_metrics(Metrics& metrics);
   // Each loaded text model's queue, by id.
   std::map<std::string, TextQueueState> queue_states();
+  // Where each loaded model's blocks are (GET /v1/models, /v1/admin/models).
+  std::map<std::string, std::vector<DeviceLayers>> placements();
   // Ends every running and waiting generation with CANCELLED (shutdown past its grace).
   void cancel_all();
 

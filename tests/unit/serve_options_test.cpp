@@ -83,6 +83,19 @@ TEST(ServeOptions, RpcWorkers) {
   EXPECT_NE(problem.find("HOST:PORT"), std::string::npos) << problem;
 }
 
+TEST(ServeOptions, TensorSplitIsNonNegativeProportions) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_TRUE(o.text.tensor_split.empty());  // default: by free memory
+  ASSERT_TRUE(parse({"--tensor-split", "3,1,0.5"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.text.tensor_split, (std::vector<float>{3, 1, 0.5f}));
+  ASSERT_TRUE(parse({"--tensor-split", "0,1"}, &o, &problem)) << problem;  // none on the first
+  for (const char* bad : {"", "3,", ",1", "a,1", "-1,2", "0,0", "1,inf", "1;2"}) {
+    EXPECT_FALSE(parse({"--tensor-split", bad}, &o, &problem)) << bad;
+    EXPECT_NE(problem.find("proportions"), std::string::npos) << problem;
+  }
+}
+
 TEST(ServeOptions, VaeTiling) {
   ServeOptions o;
   std::string problem;
