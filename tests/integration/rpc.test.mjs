@@ -59,10 +59,18 @@ class Worker {
   }
 }
 
-async function startWorkers(n) {
-  const workers = [];
-  for (let i = 0; i < n; ++i) workers.push(await new Worker(await freePort()).start());
-  return workers;
+// n workers started before the suite's server (useServer after this) and killed after it.
+function useWorkers(n, { started } = {}) {
+  const handle = {
+    workers: [],
+    get endpoints() { return handle.workers.map((w) => w.endpoint).join(','); },
+  };
+  before(async () => {
+    for (let i = 0; i < n; ++i) handle.workers.push(await new Worker(await freePort()).start());
+    if (started) started(handle.workers);
+  }, { timeout: HOOK_TIMEOUT_MS });
+  after(async () => { for (const w of handle.workers) await w.kill(); });
+  return handle;
 }
 
 const chat = (baseURL, model, extra = {}) => postJSON(baseURL, '/v1/chat/completions', {
@@ -77,13 +85,7 @@ async function devicesOf(baseURL, model) {
 }
 
 describe('RPC workers: a model split over the CPU and two workers', { timeout: HOOK_TIMEOUT_MS * 3 + 4 * TEST_TIMEOUT_MS }, () => {
-  let workers = [];
-  const rpc = { endpoints: '' };
-  before(async () => {
-    workers = await startWorkers(2);
-    rpc.endpoints = workers.map((w) => w.endpoint).join(',');
-  }, { timeout: HOOK_TIMEOUT_MS });
-  after(async () => { for (const w of workers) await w.kill(); });
+  const rpc = useWorkers(2);
 
   const local = useServer({ setup: withHfFixture, extraArgs: ['--device', 'none'] });
   // 2 of the 3 blocks offloaded, one per worker: the first layer stays on the CPU for the GGUF
@@ -119,13 +121,7 @@ describe('RPC workers: a model split over the CPU and two workers', { timeout: H
 });
 
 describe('RPC workers: a worker lost mid-stream', { timeout: HOOK_TIMEOUT_MS * 2 + 2 * TEST_TIMEOUT_MS }, () => {
-  let workers = [];
-  const rpc = { endpoints: '' };
-  before(async () => {
-    workers = await startWorkers(2);
-    rpc.endpoints = workers.map((w) => w.endpoint).join(',');
-  }, { timeout: HOOK_TIMEOUT_MS });
-  after(async () => { for (const w of workers) await w.kill(); });
+  const rpc = useWorkers(2);
 
   // Every block offloaded, 3:1. The GGUF's 3 blocks fall in the first worker's three quarters;
   // safetensors.cpp's 2 layers do too, but its output head goes to the last device: the second
@@ -138,7 +134,7 @@ describe('RPC workers: a worker lost mid-stream', { timeout: HOOK_TIMEOUT_MS * 2
   });
 
   it('fails the request naming the worker; the server serves the other model; the model loads again once the worker is back', T, async () => {
-    const [, second] = workers;
+    const [, second] = rpc.workers;
     const before = await chat(srv.baseURL, SAFETENSORS);
     assert.equal(before.status, 200, show('before', before));
     assert.equal((await chat(srv.baseURL, GGUF)).status, 200);
@@ -196,11 +192,8 @@ describe('RPC workers: start-up', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_
   });
 
   describe('a tensor split of another count than the devices', () => {
-    let worker;
-    const rpc = { endpoint: '' };
-    before(async () => { [worker] = await startWorkers(1); rpc.endpoint = worker.endpoint; }, { timeout: HOOK_TIMEOUT_MS });
-    after(async () => { await worker.kill(); });
-    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoint, '--tensor-split', '1,1'] });
+    const rpc = useWorkers(1);
+    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoints, '--tensor-split', '1,1'] });
 
     it('fails the load, saying so', T, async () => {
       const r = await chat(srv.baseURL, GGUF);
@@ -211,15 +204,9 @@ describe('RPC workers: start-up', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_
   });
 
   describe('readiness while the server waits for its worker', () => {
-    let worker;
-    const rpc = { endpoint: '' };
-    before(async () => {
-      [worker] = await startWorkers(1);
-      rpc.endpoint = worker.endpoint;
-      worker.child.kill('SIGSTOP');  // it accepts connections (the kernel does) but answers nothing
-    }, { timeout: HOOK_TIMEOUT_MS });
-    after(async () => { await worker.kill(); });
-    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoint] });
+    // Stopped: it accepts connections (the kernel does) but answers nothing.
+    const rpc = useWorkers(1, { started: ([worker]) => worker.child.kill('SIGSTOP') });
+    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoints] });
 
     it('GET /health/ready is 503 "starting" until the worker answers, then 200; /health is 200 throughout', T, async () => {
       assert.equal((await getJSON(srv.baseURL, '/health')).status, 200);
@@ -227,7 +214,7 @@ describe('RPC workers: start-up', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_
       assert.equal(starting.status, 503, show('starting', starting));
       assert.equal(starting.json.status, 'starting');
       assert.equal(starting.headers.get('retry-after'), '1');
-      worker.child.kill('SIGCONT');
+      rpc.workers[0].child.kill('SIGCONT');
       let ready;
       for (let i = 0; i < 100; ++i) {
         ready = await getJSON(srv.baseURL, '/health/ready');
