@@ -42,12 +42,16 @@ if [ ! -f "$DEPS_DIR/llama.cpp/.allm-complete" ]; then
   echo "fetch-deps: llama.cpp ready in $DEPS_DIR/llama.cpp"
 fi
 
-# apply_patch DIR PATCH: applies PATCH (scripts/patches/) to DIR once; fails when it neither
-# applies nor is already applied.
+# apply_patch DIR PATCH: applies PATCH (scripts/patches/) to DIR once. Files carrying another
+# version of it (the patch was changed since) are restored from DIR's git first; fails when it
+# still does not apply.
 apply_patch() {
   local dir="$1" patch="$2"
   if git -C "$dir" apply --reverse --check "$patch" 2>/dev/null; then
     return
+  fi
+  if ! git -C "$dir" apply --check "$patch" 2>/dev/null; then
+    git -C "$dir" apply --numstat "$patch" | cut -f3 | xargs git -C "$dir" checkout --
   fi
   if ! git -C "$dir" apply "$patch"; then
     echo "fetch-deps: $patch does not apply to $dir" >&2
