@@ -225,12 +225,12 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   device_list.push_back(nullptr);
   std::vector<float> split(llama_max_devices(), 0.0f);
   std::vector<double> shares;
+  if (devices.size() > split.size() || (!params.tensor_split.empty() && params.gpu_layers != 0 &&
+                                        params.tensor_split.size() != devices.size())) {
+    *error = make_error(ErrorCode::UNSUPPORTED, tensor_split_mismatch(params, devices));
+    return nullptr;
+  }
   if (!devices.empty()) {
-    if (devices.size() > split.size() ||
-        (!params.tensor_split.empty() && params.tensor_split.size() != devices.size())) {
-      *error = make_error(ErrorCode::UNSUPPORTED, tensor_split_mismatch(params, devices));
-      return nullptr;
-    }
     shares = device_shares(params, devices);
     std::copy(shares.begin(), shares.end(), split.begin());
     model_params.devices = device_list.data();

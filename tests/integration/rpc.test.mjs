@@ -193,20 +193,27 @@ describe('RPC workers: start-up', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_
 
   describe('a tensor split of another count than the devices', () => {
     const rpc = useWorkers(1);
-    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoints, '--tensor-split', '1,1'] });
+    const srv = useServer({
+      setup: async (o) => {
+        await withHfFixture(o);
+        return ['--rpc', rpc.endpoints, '--tensor-split', '1,1'];
+      },
+    });
 
-    it('fails the load, saying so', T, async () => {
-      const r = await chat(srv.baseURL, GGUF);
-      assert.equal(r.status, 501, show('load', r));
-      assert.equal(r.json.error.code, 'UNSUPPORTED');
-      assert.match(r.json.error.message, /the tensor split gives 2 proportions for 1 devices \(RPC0\)/);
+    it('fails the load of a GGUF and a safetensors model, saying so', T, async () => {
+      for (const model of [GGUF, SAFETENSORS]) {
+        const r = await chat(srv.baseURL, model);
+        assert.equal(r.status, 501, show(`load ${model}`, r));
+        assert.equal(r.json.error.code, 'UNSUPPORTED');
+        assert.match(r.json.error.message, /the tensor split gives 2 proportions for 1 devices \(RPC0\)/);
+      }
     });
   });
 
   describe('readiness while the server waits for its worker', () => {
     // Stopped: it accepts connections (the kernel does) but answers nothing.
     const rpc = useWorkers(1, { started: ([worker]) => worker.child.kill('SIGSTOP') });
-    const srv = useServer({ setup: async () => ['--rpc', rpc.endpoints] });
+    const srv = useServer({ waitReady: false, setup: async () => ['--rpc', rpc.endpoints] });
 
     it('GET /health/ready is 503 "starting" until the worker answers, then 200; /health is 200 throughout', T, async () => {
       assert.equal((await getJSON(srv.baseURL, '/health')).status, 200);

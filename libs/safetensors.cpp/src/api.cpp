@@ -111,7 +111,7 @@ Failure device_shares(const stcpp_model_params& params,
       return stcpp::fail(STCPP_UNSUPPORTED,
                          "the tensor split gives " + std::to_string(params.n_tensor_split) +
                              " proportions for " + std::to_string(devices.size()) + " devices (" +
-                             names + ")");
+                             (names.empty() ? "none" : names) + ")");
     }
     shares->assign(params.tensor_split, params.tensor_split + params.n_tensor_split);
     return {};
@@ -131,9 +131,9 @@ Failure device_shares(const stcpp_model_params& params,
 Failure choose_devices(const stcpp_model_params& params, stcpp::Model* m) {
   if (params.n_gpu_layers == 0) return {};
   if (Failure f = stcpp::find_gpus(params.device ? params.device : "", &m->devices)) return f;
-  if (m->devices.empty()) return {};
   std::vector<double> shares;
   if (Failure f = device_shares(params, m->devices, &shares)) return f;
+  if (m->devices.empty()) return {};
   const int n_layer = m->config.num_hidden_layers;
   m->layer_device = stcpp::split_layers(n_layer, params.n_gpu_layers, shares);
   const bool all = params.n_gpu_layers < 0 || params.n_gpu_layers > n_layer;
