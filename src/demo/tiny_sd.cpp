@@ -149,7 +149,7 @@ void plan_unet(Plan& c, const TinySdSpec& s) {
   const int levels = static_cast<int>(s.channel_mult.size());
   c.linear(p + "time_embed.0", "time_embedding.linear_1", mc, emb);
   c.linear(p + "time_embed.2", "time_embedding.linear_2", emb, emb);
-  c.conv(p + "input_blocks.0.0", "conv_in", 4, mc, 3);
+  c.conv(p + "input_blocks.0.0", "conv_in", s.inpainting ? 9 : 4, mc, 3);
   std::vector<int64_t> skips = {mc};
   int64_t ch = mc;
   int index = 1;
