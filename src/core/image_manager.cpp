@@ -73,7 +73,8 @@ ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
                           std::chrono::duration<double>(Clock::now() - started).count(),
                           model->device(), vae_tiling_name(config_.vae_tiling));
             return model;
-          }};
+          },
+          [](const DiffusionModel& model) { return model.healthy(); }};
 }
 
 Error ImageManager::check_size(int w, int h) const {

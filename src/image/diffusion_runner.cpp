@@ -82,6 +82,9 @@ std::unique_ptr<DiffusionModel> DiffusionModel::load(const std::string& path, in
   return std::unique_ptr<DiffusionModel>(new DiffusionModel(model));
 }
 
+DiffusionModel::DiffusionModel(diffusion_model* model)
+    : model_(model), worker_(std::vector<std::string>{diffusion_model_device(model)}) {}
+
 DiffusionModel::~DiffusionModel() {
   diffusion_model_free(model_);
 }
@@ -134,6 +137,8 @@ Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>&
   diffusion_status status = DIFFUSION_OK;
   run_on_compute_thread(
       [&] { status = diffusion_generate(model_, &p, rgb.data(), message, sizeof message); });
+  // A lost worker's part of the compute gave nothing (or failed): that is the error.
+  if (Error lost = worker_.check()) return lost;
   if (status != DIFFUSION_OK) return make_error(error_code_of(status), message);
   size_t size = 0;
   uint8_t* encoded = diffusion_png_encode(rgb.data(), job.width, job.height, &size);

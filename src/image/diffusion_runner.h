@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/rpc_workers.h"
 
 struct diffusion_model;
 
@@ -60,6 +61,8 @@ class DiffusionModel {
   int default_size() const;          // the side it was trained at: 512 or 768
   bool can_encode() const;           // has a VAE encoder (image to image)
   bool inpainting() const;           // an inpainting checkpoint
+  // False once the RPC worker holding it is lost (it must be loaded again).
+  bool healthy() const { return worker_.lost_worker().empty(); }
 
   // Generates one image as PNG into *png. `on_step(step, steps)` follows each sampling step;
   // `should_stop` is polled while a step computes and after each one, and when it says yes the
@@ -68,8 +71,9 @@ class DiffusionModel {
                  const std::function<void(int step, int steps)>& on_step, std::string* png);
 
  private:
-  explicit DiffusionModel(diffusion_model* model) : model_(model) {}
+  explicit DiffusionModel(diffusion_model* model);
   diffusion_model* model_;
+  RpcPlacement worker_;  // its device's, when an RPC worker's
 };
 
 }  // namespace allm

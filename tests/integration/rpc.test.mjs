@@ -17,6 +17,7 @@ import {
 } from '../e2e/helpers.mjs';
 import { makeHfFixture } from './hf_fixture.mjs';
 import { metricValue, scrape } from './metrics_helpers.mjs';
+import { IMAGE_MODEL, withAllModalities } from './modalities.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const GGUF = 'tiny';            // the llama GGUF fixture: 2 layers + the output head
@@ -174,6 +175,30 @@ describe('RPC workers: a worker lost mid-stream', { timeout: HOOK_TIMEOUT_MS * 2
     assert.equal(again.status, 200, show('once the worker is back', again));
     assert.equal(again.json.choices[0].message.content, before.json.choices[0].message.content);
     assert.equal((await chat(srv.baseURL, GGUF)).json.choices[0].message.content, other.json.choices[0].message.content);
+  });
+});
+
+describe('RPC workers: an image model on a lost worker', { timeout: HOOK_TIMEOUT_MS * 2 + TEST_TIMEOUT_MS }, () => {
+  const rpc = useWorkers(1);
+  const srv = useServer({ setup: async (o) => [...await withAllModalities(o), '--rpc', rpc.endpoints] });
+  const generate = () => postJSON(srv.baseURL, '/v1/images/generations',
+    { model: IMAGE_MODEL, prompt: 'a red square', size: '64x64', steps: 2, seed: 5 });
+
+  it('fails the generation naming the worker, then loads again once the worker is back', T, async () => {
+    const first = await generate();
+    assert.equal(first.status, 200, show('on the worker', first));
+    const [worker] = rpc.workers;
+    await worker.kill();
+    const lost = await generate();
+    assert.equal(lost.status, 500, show('worker lost', lost));
+    assert.equal(lost.json.error.code, 'INTERNAL');
+    assert.match(lost.json.error.message, new RegExp(`RPC worker ${worker.endpoint} was lost`));
+    const down = await generate();
+    assert.equal(down.json?.error?.code, 'LOAD_FAILED', show('worker down', down));
+    await worker.start();
+    const again = await generate();
+    assert.equal(again.status, 200, show('worker back', again));
+    assert.equal(again.json.data[0].b64_json, first.json.data[0].b64_json, 'the same seed gives the same image');
   });
 });
 
