@@ -85,7 +85,8 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
       return nullptr;
     }
   }
-  const RpcPlacement workers = watch_rpc_workers();
+  // Which worker, if any, went away while the model was placed on them.
+  const RpcPlacement workers = params.gpu_layers != 0 ? watch_rpc_workers() : RpcPlacement();
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)
