@@ -74,6 +74,9 @@ class ModelLifecycle::LoadInProgress {
 ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::string& id,
                                              const Loader& loader, Error* error) {
   const Key key{modality, id};
+  // A model that lost a device, taken out below: declared before the lock, so that it is freed
+  // outside it (before a load of its replacement, or on return).
+  std::shared_ptr<Resident> unhealthy;
   std::unique_lock<std::mutex> lock(mutex_);
   // Counting the request under mutex_ is what keeps eviction and keep-alive (which look at the
   // count under mutex_) from taking the model away before the request uses it.
@@ -81,7 +84,6 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
     resident->activity->begin();
     return Held{resident->model, resident->activity};
   };
-  std::shared_ptr<Resident> unhealthy;  // freed (outside the lock) before the model loads again
   for (;;) {
     if (auto it = residents_.find(key); it != residents_.end()) {
       if (!loader.healthy || loader.healthy(it->second->model.get())) return lease(it->second);
