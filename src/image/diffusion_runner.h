@@ -51,7 +51,7 @@ class DiffusionModel {
 
   const char* architecture() const;  // "sd1", "sd2"
   const char* device() const;        // its GPU's name, or "CPU"
-  int default_size() const;          // the side it was trained at: 512 or 768
+  int default_size() const;          // the side it was trained at: 512, 768 or 1024 (SDXL)
 
   // Generates one image as PNG into *png. `on_step(step, steps)` follows each sampling step;
   // `should_stop` is polled while a step computes and after each one, and when it says yes the

@@ -8,16 +8,34 @@ namespace dcpp {
 
 namespace {
 
+struct Conditioning {
+  std::vector<float> context, pooled;
+};
+
 // The guided denoiser D(x, sigma) = c_skip * x + c_out * output, the output from one UNet call on
 // the batch [prompt, negative prompt] (or the prompt alone without guidance), guided as
 // uncond + cfg * (cond - uncond).
 class GuidedDenoiser {
  public:
-  GuidedDenoiser(Model& m, const diffusion_generate_params& p, std::vector<float> cond,
-                 std::vector<float> uncond, int w, int h)
+  // `cond`, `uncond`: the prompts' context then (SDXL) pooled text.
+  GuidedDenoiser(Model& m, const diffusion_generate_params& p, const Conditioning& cond,
+                 const Conditioning& uncond, int w, int h)
       : m_(m), cfg_(p.cfg_scale), w_(w), h_(h) {
-    context_ = std::move(cond);
-    if (guided()) context_.insert(context_.end(), uncond.begin(), uncond.end());
+    const int n = guided() ? 2 : 1;
+    for (const Conditioning* c : {&cond, &uncond}) {
+      if (c == &uncond && !guided()) break;
+      context_.insert(context_.end(), c->context.begin(), c->context.end());
+      added_.pooled.insert(added_.pooled.end(), c->pooled.begin(), c->pooled.end());
+    }
+    // SDXL's size conditioning as diffusers sets it: original size = target size = the image's,
+    // no crop (height before width).
+    if (!cond.pooled.empty()) {
+      for (int i = 0; i < n; ++i) {
+        added_.sizes.insert(added_.sizes.end(),
+                            {static_cast<float>(p.height), static_cast<float>(p.width), 0.0f, 0.0f,
+                             static_cast<float>(p.height), static_cast<float>(p.width)});
+      }
+    }
   }
   bool guided() const { return cfg_ > 1.0f; }
 
@@ -32,7 +50,7 @@ class GuidedDenoiser {
     const float t = m_.schedule.timestep(sigma);
     std::vector<float> out;
     failure = unet_eval(m_, input, w_, h_, n, std::vector<float>(n, t), context_,
-                        static_cast<int>(m_.clip.context), &out);
+                        static_cast<int>(m_.clip.context), added_, &out);
     if (failure) return false;
     denoised->resize(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
@@ -49,6 +67,7 @@ class GuidedDenoiser {
   float cfg_;
   int w_, h_;
   std::vector<float> context_;
+  AddedConditioning added_;
 };
 
 void to_rgb(const std::vector<float>& image, int w, int h, uint8_t* rgb) {
@@ -61,10 +80,20 @@ void to_rgb(const std::vector<float>& image, int w, int h, uint8_t* rgb) {
   }
 }
 
-Failure encode_prompt(Model& m, const char* text, int clip_skip, std::vector<float>* out) {
-  const std::vector<int32_t> ids =
-      m.tokenizer->encode_padded(text ? text : "", static_cast<int>(m.clip.context), m.pad_token);
-  return encode_text(m, ids, clip_skip, out);
+Failure encode(Model& m, const char* text, int clip_skip, Conditioning* out) {
+  return encode_prompt(m, text ? text : "", clip_skip, &out->context, &out->pooled);
+}
+
+// The negative prompt's conditioning: zeros for an empty one where the model asks for them
+// (SDXL base, as diffusers' force_zeros_for_empty_prompt).
+Failure encode_negative(Model& m, const diffusion_generate_params& p, const Conditioning& cond,
+                        Conditioning* out) {
+  if (m.zeros_for_empty_negative && (!p.negative_prompt || !*p.negative_prompt)) {
+    out->context.assign(cond.context.size(), 0.0f);
+    out->pooled.assign(cond.pooled.size(), 0.0f);
+    return {};
+  }
+  return encode(m, p.negative_prompt, p.clip_skip, out);
 }
 
 Failure check_params(const Model& m, const diffusion_generate_params& p) {
@@ -91,15 +120,15 @@ Failure generate(Model& m, const diffusion_generate_params& p, uint8_t* rgb) {
   m.executor.set_abort(p.should_abort
                            ? std::function<bool()>([&p] { return p.should_abort(p.user_data); })
                            : std::function<bool()>());
-  std::vector<float> cond, uncond;
-  if (Failure f = encode_prompt(m, p.prompt, p.clip_skip, &cond)) return f;
+  Conditioning cond, uncond;
+  if (Failure f = encode(m, p.prompt, p.clip_skip, &cond)) return f;
   if (p.cfg_scale > 1.0f) {
-    if (Failure f = encode_prompt(m, p.negative_prompt, p.clip_skip, &uncond)) return f;
+    if (Failure f = encode_negative(m, p, cond, &uncond)) return f;
   }
   const int w = p.width / m.vae_factor, h = p.height / m.vae_factor;
   NormalRng rng(p.seed);
   Latent x = rng.normal(static_cast<size_t>(w) * h * m.unet.in_channels);
-  GuidedDenoiser denoiser(m, p, std::move(cond), std::move(uncond), w, h);
+  GuidedDenoiser denoiser(m, p, cond, uncond, w, h);
   const std::vector<float> sigmas = m.schedule.for_sampler(p.sampler, p.steps);
   bool cancelled = false;
   const bool done = sample(
