@@ -311,11 +311,13 @@ TinySdSpec tiny_sdxl() {
   TinySdSpec s;
   s.sdxl = true;
   s.model_channels = 64;
-  s.attention = {false, true};
-  s.transformer_depth = {0, 2};
+  s.channel_mult = {1, 1, 2};
+  s.attention = {false, true, true};
+  s.transformer_depth = {0, 1, 2};  // SDXL: 0, 2, 10
   s.res_blocks = 2;
   s.clip_hidden = 64;
-  s.clip_layers = 3;  // clip_skip 2 still leaves one layer of the penultimate's two
+  s.clip_layers = 3;          // clip_skip 2 still leaves one layer of the penultimate's two
+  s.vae_mult = {1, 1, 1, 1};  // 32 channels throughout: 1024x1024, SDXL's default, decodes fast
   return s;
 }
 

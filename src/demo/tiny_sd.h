@@ -57,7 +57,8 @@ struct TinySdSpec {
 TinySdSpec sd15_dimensions();
 // A tiny SD 2.x shape (model_channels 64).
 TinySdSpec tiny_sd2();
-// A tiny SDXL base shape: no attention on the first level, two transformer blocks on the second.
+// A tiny SDXL base shape: three levels as SDXL, no attention on the first, then one and two
+// transformer blocks (SDXL: two and ten).
 TinySdSpec tiny_sdxl();
 
 // Single file: `dir`/model.safetensors (+ model.yaml for v-prediction) and

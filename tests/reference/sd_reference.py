@@ -363,7 +363,7 @@ def compare(name, ours, ref):
     return ok
 
 
-def check(fixture_tool, probe, work, variant, fixture_args):
+def check(fixture_tool, probe, work, variant, fixture_args, latent_w=LATENT_W, latent_h=LATENT_H):
     print(f"== {variant}")
     os.makedirs(work, exist_ok=True)
     subprocess.run([fixture_tool, work] + fixture_args, check=True)
@@ -374,10 +374,10 @@ def check(fixture_tool, probe, work, variant, fixture_args):
     rng = np.random.default_rng(0)
     d = w[U + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight" if sdxl else
           U + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1]
-    x = rng.standard_normal((4, LATENT_H, LATENT_W))
+    x = rng.standard_normal((4, latent_h, latent_w))
     context = rng.standard_normal((77, d)) * 0.5
-    z = rng.standard_normal((4, LATENT_H, LATENT_W)) * 4
-    img = np.tanh(rng.standard_normal((3, 8 * LATENT_H, 8 * LATENT_W)))
+    z = rng.standard_normal((4, latent_h, latent_w)) * 4
+    img = np.tanh(rng.standard_normal((3, 8 * latent_h, 8 * latent_w)))
     pooled, sizes = None, None
     if sdxl:
         pooled = rng.standard_normal(w["conditioner.embedders.1.model.text_projection"].shape[1])
@@ -388,7 +388,7 @@ def check(fixture_tool, probe, work, variant, fixture_args):
     context.astype(np.float32).tofile(os.path.join(work, "context.f32"))
     z.astype(np.float32).tofile(os.path.join(work, "vae_z.f32"))
     img.astype(np.float32).tofile(os.path.join(work, "vae_img.f32"))
-    subprocess.run([probe, os.path.join(work, "model.safetensors"), work, PROMPT, str(LATENT_W), str(LATENT_H),
+    subprocess.run([probe, os.path.join(work, "model.safetensors"), work, PROMPT, str(latent_w), str(latent_h),
                     str(TIMESTEP)], check=True)
 
     def read(name, shape, dtype=np.float32):
@@ -411,7 +411,7 @@ def check(fixture_tool, probe, work, variant, fixture_args):
         ok &= compare("text", read("text.f32", (77, d)), text_model(w, ids))
         ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), text_model(w, ids, skip=2))
     ok &= compare("unet", read("unet.f32", x.shape), unet(w, x32, TIMESTEP, c32, pooled, sizes))
-    ok &= compare("vae", read("vae.f32", (3, 8 * LATENT_H, 8 * LATENT_W)), vae_decode(w, z32))
+    ok &= compare("vae", read("vae.f32", (3, 8 * latent_h, 8 * latent_w)), vae_decode(w, z32))
     scale = 0.13025 if sdxl else 0.18215
     ok &= compare("vae encode", read("vae_enc.f32", x.shape), vae_encode(w, i32, scale))
     return ok
@@ -421,7 +421,8 @@ def main():
     fixture_tool, probe, work = sys.argv[1:4]
     ok = check(fixture_tool, probe, os.path.join(work, "sd1"), "SD 1.x", [])
     ok &= check(fixture_tool, probe, os.path.join(work, "sd2"), "SD 2.x", ["--sd2"])
-    ok &= check(fixture_tool, probe, os.path.join(work, "sdxl"), "SDXL", ["--sdxl"])
+    # SDXL's three levels halve the latent twice: sides multiples of 4.
+    ok &= check(fixture_tool, probe, os.path.join(work, "sdxl"), "SDXL", ["--sdxl"], 8, 4)
     sys.exit(0 if ok else 1)
 
 
