@@ -14,6 +14,7 @@
 
 #include "demo/tiny_sd.h"
 #include "diffusion.h"
+#include "diffusion_test_support.h"
 #include "layout.h"
 #include "nlohmann/json.hpp"
 #include "safetensors/checkpoint.h"
@@ -21,12 +22,10 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-using ModelPtr = std::unique_ptr<diffusion_model, void (*)(diffusion_model*)>;
+using allm::testing::ModelPtr;
 
 std::string temp_dir(const std::string& name) {
-  return (fs::temp_directory_path() / ("allm-sd-" + name + "-" + std::to_string(::getpid())))
-      .string();
+  return allm::testing::sd_temp_dir(name);
 }
 
 // Loads a single file or a diffusers folder; on failure null, with *status and *message set.
@@ -62,11 +61,7 @@ std::vector<uint8_t> generate(diffusion_model* m, diffusion_sampler sampler, uin
   p.steps = 3;
   p.seed = seed;
   p.sampler = sampler;
-  std::vector<uint8_t> rgb(p.width * p.height * 3);
-  char message[256] = "";
-  EXPECT_EQ(diffusion_generate(m, &p, rgb.data(), message, sizeof message), DIFFUSION_OK)
-      << message;
-  return rgb;
+  return allm::testing::generate_rgb(m, p);
 }
 
 // max |a - b| / max(1, max |b|)

@@ -17,17 +17,16 @@
 
 #include "demo/tiny_sd.h"
 #include "diffusion.h"
+#include "diffusion_test_support.h"
 #include "nlohmann/json.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-using ModelPtr = std::unique_ptr<diffusion_model, void (*)(diffusion_model*)>;
+using allm::testing::ModelPtr;
 
 std::string temp_dir(const std::string& name) {
-  return (fs::temp_directory_path() / ("allm-sdxl-" + name + "-" + std::to_string(::getpid())))
-      .string();
+  return allm::testing::sd_temp_dir("xl-" + name);
 }
 
 // Loads `path`; null with *status and *message set on failure.
@@ -67,11 +66,7 @@ std::vector<uint8_t> generate(diffusion_model* m, const char* negative, uint64_t
   p.height = 24;
   p.steps = 2;
   p.seed = seed;
-  std::vector<uint8_t> rgb(p.width * p.height * 3);
-  char message[256] = "";
-  EXPECT_EQ(diffusion_generate(m, &p, rgb.data(), message, sizeof message), DIFFUSION_OK)
-      << message;
-  return rgb;
+  return allm::testing::generate_rgb(m, p);
 }
 
 struct Conditioning {
