@@ -269,4 +269,20 @@ TEST(SdxlFamilies, DiffusersRefinerIsRefusedByName) {
   fs::remove_all(dir);
 }
 
+// A diffusers folder of a transformer pipeline (model_index.json names a transformer, no unet):
+// its class named, not the unet/ it lacks.
+TEST(SdxlFamilies, DiffusersTransformerPipelinesAreRefusedByClass) {
+  const std::string dir = temp_dir("sd3");
+  fs::create_directories(dir + "/transformer");
+  std::ofstream(dir + "/model_index.json")
+      << R"({"_class_name": "StableDiffusion3Pipeline", "transformer": ["diffusers",)"
+         R"( "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]})";
+  diffusion_status status;
+  std::string message;
+  EXPECT_EQ(open(dir, &status, &message), nullptr);
+  EXPECT_EQ(status, DIFFUSION_UNSUPPORTED);
+  EXPECT_NE(message.find("StableDiffusion3Pipeline"), std::string::npos) << message;
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -120,11 +120,19 @@ Failure open_single_file(const std::string& path, ModelFiles* files) {
 
 Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   const fs::path root(dir);
-  // SDXL's refiner has no text_encoder/: say what it is rather than what it lacks.
-  if (read_json(root / "model_index.json").value("requires_aesthetics_score", false)) {
+  // Pipelines this library does not run lack parts it needs: say what they are instead.
+  const json index = read_json(root / "model_index.json");
+  if (index.value("requires_aesthetics_score", false)) {
     return fail(DIFFUSION_UNSUPPORTED,
                 "the diffusers folder " + dir +
                     " is an SDXL refiner (requires_aesthetics_score); only SDXL base is supported");
+  }
+  if (index.contains("transformer") && !index.contains("unet")) {  // SD 3, Flux, PixArt, ...
+    return fail(DIFFUSION_UNSUPPORTED,
+                "the diffusers folder " + dir + " is a " +
+                    index.value("_class_name", std::string("pipeline")) +
+                    " (a transformer denoiser, not a UNet); SD 1.x, SD 2.x and SDXL base are "
+                    "supported");
   }
   for (const char* part : {"unet", "vae", "text_encoder"}) {
     if (weights_file(root / part).empty()) {
@@ -181,7 +189,6 @@ Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   config.tokenizer_dir = (root / "tokenizer").string();
   config.pad_token = pad_token(root / "tokenizer");
   config.pad_token_2 = pad_token(root / "tokenizer_2");
-  const json index = read_json(root / "model_index.json");
   if (index.value("force_zeros_for_empty_prompt", json()).is_boolean()) {
     config.zeros_for_empty_prompt = index["force_zeros_for_empty_prompt"].get<bool>() ? 1 : 0;
   }
