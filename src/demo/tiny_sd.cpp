@@ -172,7 +172,7 @@ void plan_unet(Plan& c, const TinySdSpec& s) {
     c.linear(p + "label_emb.0.0", "add_embedding.linear_1", s.clip2_projection + 6 * 256, emb);
     c.linear(p + "label_emb.0.2", "add_embedding.linear_2", emb, emb);
   }
-  c.conv(p + "input_blocks.0.0", "conv_in", 4, mc, 3);
+  c.conv(p + "input_blocks.0.0", "conv_in", s.inpainting ? 9 : 4, mc, 3);
   std::vector<int64_t> skips = {mc};
   int64_t ch = mc;
   int index = 1;

@@ -25,6 +25,8 @@ struct TinySdSpec {
   // linear projections and 64 channels per head.
   bool sdxl = false;
   bool v_prediction = false;  // diffusers: scheduler_config.json; single file: model.yaml
+  // An inpainting UNet: 9 input channels (the latent, the mask, the masked image's latent).
+  bool inpainting = false;
   SdLayout layout = SdLayout::SINGLE_FILE;
   // Matrices and kernels in this type (as published checkpoints); norms, biases, embeddings F32.
   SdWeightType weights = SdWeightType::F32;

@@ -267,7 +267,7 @@ bool write_sd_configs(const std::string& dir, const TinySdSpec& s, int vocab, st
                         {"vae", {"diffusers", "AutoencoderKL"}}};
   ordered_json unet = {{"_class_name", "UNet2DConditionModel"},
                        {"sample_size", latent_side},
-                       {"in_channels", 4},
+                       {"in_channels", s.inpainting ? 9 : 4},
                        {"out_channels", 4},
                        {"block_out_channels", channels},
                        {"layers_per_block", s.res_blocks},

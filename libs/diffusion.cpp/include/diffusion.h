@@ -91,6 +91,18 @@ typedef struct {
   // which is the last in diffusers folders); 2: the one before, ...
   int32_t clip_skip;
   int32_t n_threads;  // <= 0: the model's
+  // Image to image (NULL: text to image): the starting image, width * height * 3 bytes of RGB,
+  // rows top to bottom. Needs a checkpoint with a VAE encoder.
+  const uint8_t* init_image;
+  // With init_image: the share of the sampling schedule that runs, from the noise level it
+  // reaches (as diffusers: the last floor(steps * strength) steps). 0: the image through the VAE
+  // alone; 1: from pure noise.
+  float strength;
+  // Inpainting, with init_image (NULL: repaint everything): width * height bytes, nonzero =
+  // repaint, 0 = keep. A latent pixel is repainted when any of its image pixels is; the others
+  // are the image's latent at every step and exactly in the result. An inpainting checkpoint
+  // (a UNet with 9 input channels) also sees the mask and the kept part of the image.
+  const uint8_t* mask;
   diffusion_progress_fn progress;
   diffusion_abort_fn should_abort;
   void* user_data;
@@ -111,6 +123,10 @@ const char* diffusion_model_device(const diffusion_model* model);    // its GPU'
 int32_t diffusion_model_default_size(const diffusion_model* model);  // 512, 768 or 1024 (SDXL)
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model);  // EPS or V
 size_t diffusion_model_size_bytes(const diffusion_model* model);
+// True for an inpainting checkpoint (its UNet also takes the mask and the masked image).
+bool diffusion_model_is_inpainting(const diffusion_model* model);
+// True when the checkpoint has a VAE encoder (needed for image to image).
+bool diffusion_model_can_encode(const diffusion_model* model);
 const char* diffusion_sampler_name(diffusion_sampler sampler);
 // Parses "euler_a", "euler", "dpm++2m", "ddim"; false when unknown.
 bool diffusion_sampler_from_name(const char* name, diffusion_sampler* sampler);

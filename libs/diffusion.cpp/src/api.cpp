@@ -49,6 +49,7 @@ diffusion_generate_params diffusion_generate_default_params(void) {
   p.cfg_scale = 7.0f;
   p.seed = 42;
   p.sampler = DIFFUSION_SAMPLER_EULER_A;
+  p.strength = 0.8f;  // diffusers' image-to-image default
   return p;
 }
 
@@ -83,6 +84,14 @@ int32_t diffusion_model_default_size(const diffusion_model* model) {
 
 size_t diffusion_model_size_bytes(const diffusion_model* model) {
   return model->impl->files.weights.bytes();
+}
+
+bool diffusion_model_is_inpainting(const diffusion_model* model) {
+  return model->impl->inpainting();
+}
+
+bool diffusion_model_can_encode(const diffusion_model* model) {
+  return !model->impl->encoder.levels.empty();
 }
 
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model) {
@@ -147,7 +156,7 @@ int32_t diffusion_text_pooled_dim(const diffusion_model* model) {
 }
 
 int32_t diffusion_latent_channels(const diffusion_model* model) {
-  return static_cast<int32_t>(model->impl->unet.in_channels);
+  return static_cast<int32_t>(model->impl->vae.latent_channels);
 }
 
 float diffusion_vae_scale_factor(const diffusion_model* model) {

@@ -61,7 +61,8 @@ Failure check_fit(const Model& m) {
                                              std::to_string(m.unet.context_dim) + ")");
   }
   if (Failure f = check_added_conditioning(m)) return f;
-  if (m.unet.in_channels != m.vae.latent_channels || m.unet.out_channels != m.vae.latent_channels) {
+  if ((m.unet.in_channels != m.vae.latent_channels && !m.inpainting()) ||
+      m.unet.out_channels != m.vae.latent_channels) {
     return fail(DIFFUSION_MODEL_CORRUPT, "the UNet's and the VAE's latent channels differ");
   }
   if (!m.encoder.levels.empty() && m.encoder.latent_channels != m.vae.latent_channels) {

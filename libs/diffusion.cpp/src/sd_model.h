@@ -39,6 +39,9 @@ struct Model {
   int vae_tile = 64;  // latent pixels
   Executor executor;
   std::mutex mutex;
+
+  // An inpainting UNet takes the latent, the mask and the masked image's latent.
+  bool inpainting() const { return unet.in_channels == 2 * vae.latent_channels + 1; }
 };
 
 Failure load_model(const std::string& path, const diffusion_model_params& params,
