@@ -217,6 +217,15 @@ TEST(SdxlVae, F16WeightsDecodeLargeActivationsWithoutOverflow) {
   for (const char* suffix : {"-f16", "-f32", "-sd1"}) fs::remove_all(dir + suffix);
 }
 
+// Loading `path` fails UNSUPPORTED with a message naming `what`.
+void expect_unsupported(const std::string& path, const std::string& what) {
+  diffusion_status status;
+  std::string message;
+  EXPECT_EQ(open(path, &status, &message), nullptr);
+  EXPECT_EQ(status, DIFFUSION_UNSUPPORTED) << message;
+  EXPECT_NE(message.find(what), std::string::npos) << message;
+}
+
 // A safetensors file holding one small F32 tensor under each of `names`.
 void write_checkpoint(const std::string& path, const std::vector<std::string>& names) {
   nlohmann::json header = nlohmann::json::object();
@@ -243,11 +252,7 @@ TEST(SdxlFamilies, RefinerSd3AndFluxAreRefusedByName) {
   };
   for (const auto& [names, family] : cases) {
     write_checkpoint(dir + "/model.safetensors", names);
-    diffusion_status status;
-    std::string message;
-    EXPECT_EQ(open(dir + "/model.safetensors", &status, &message), nullptr);
-    EXPECT_EQ(status, DIFFUSION_UNSUPPORTED) << message;
-    EXPECT_NE(message.find(family), std::string::npos) << message;
+    expect_unsupported(dir + "/model.safetensors", family);
   }
   fs::remove_all(dir);
 }
@@ -261,11 +266,7 @@ TEST(SdxlFamilies, DiffusersRefinerIsRefusedByName) {
   index["requires_aesthetics_score"] = true;
   std::ofstream(dir + "/model_index.json") << index.dump();
   fs::remove_all(dir + "/text_encoder");
-  diffusion_status status;
-  std::string message;
-  EXPECT_EQ(open(dir, &status, &message), nullptr);
-  EXPECT_EQ(status, DIFFUSION_UNSUPPORTED);
-  EXPECT_NE(message.find("SDXL refiner"), std::string::npos) << message;
+  expect_unsupported(dir, "SDXL refiner");
   fs::remove_all(dir);
 }
 
@@ -277,11 +278,7 @@ TEST(SdxlFamilies, DiffusersTransformerPipelinesAreRefusedByClass) {
   std::ofstream(dir + "/model_index.json")
       << R"({"_class_name": "StableDiffusion3Pipeline", "transformer": ["diffusers",)"
          R"( "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]})";
-  diffusion_status status;
-  std::string message;
-  EXPECT_EQ(open(dir, &status, &message), nullptr);
-  EXPECT_EQ(status, DIFFUSION_UNSUPPORTED);
-  EXPECT_NE(message.find("StableDiffusion3Pipeline"), std::string::npos) << message;
+  expect_unsupported(dir, "StableDiffusion3Pipeline");
   fs::remove_all(dir);
 }
 
