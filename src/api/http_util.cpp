@@ -13,6 +13,7 @@ int http_status(const Error& error) {
     if (error.request_code == "payload_too_large") return 413;
     if (error.request_code == "unauthorized" || error.request_code == "invalid_api_key") return 401;
     if (error.request_code == "rate_limit_exceeded") return 429;
+    if (error.request_code == "store_unavailable") return 503;
     return 400;
   }
   // A request field that is not offered: the request is what has to change.
@@ -36,6 +37,7 @@ static const char* error_type(const Error& error) {
   if (!error.request_code.empty()) {
     if (error.request_code == "unauthorized") return "authentication_error";
     if (error.request_code == "rate_limit_exceeded") return "rate_limit_error";
+    if (error.request_code == "store_unavailable") return "server_error";
     return "invalid_request_error";
   }
   if (error.code == ErrorCode::UNSUPPORTED && !error.param.empty()) return "invalid_request_error";
@@ -63,7 +65,9 @@ void send_json(httplib::Response& res, const json& body, int status) {
 void send_error(httplib::Response& res, const Error& error) {
   record_error(error);
   const int status = http_status(error);
-  if (status == 429) res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+  if (status == 429 || status == 503) {
+    res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+  }
   send_json(res, error_body(error), status);
 }
 

@@ -15,7 +15,8 @@ using json = nlohmann::ordered_json;
 class TextStream;
 struct TextEvent;
 
-// Seconds a 429 (a full queue) asks the client to wait before retrying.
+// Seconds a 429 (a full queue) or a 503 (the response store unreachable) asks the client to
+// wait before retrying.
 constexpr int kRetryAfterSeconds = 1;
 
 // HTTP status for an error: request problems by their OpenAI code, engine failures by spec code.

@@ -238,6 +238,11 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
         "streaming a background response is not offered; poll GET /v1/responses/{id} instead",
         "stream");
   }
+  call->store = store_flag.value_or(true);
+  // Refused before the model runs: an answer that would not be stored is not what was asked.
+  if (call->store) {
+    if (Error e = conversations.check_storable()) return e;
+  }
 
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
@@ -278,7 +283,6 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
     request.chat.reasoning_effort = call->reasoning_effort.get<std::string>();
   }
   call->stream = stream.value_or(false);
-  call->store = store_flag.value_or(true);
   return {};
 }
 

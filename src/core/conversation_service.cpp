@@ -201,6 +201,17 @@ Error ConversationService::input_items(const std::string& id, const ItemQuery& q
   return {};
 }
 
+bool ConversationService::store_available() {
+  return store_.available();
+}
+
+Error ConversationService::check_storable() {
+  if (store_.available()) return {};
+  return store_unavailable(
+      "its database cannot be reached; send 'store': false to answer "
+      "without storing, or retry later");
+}
+
 Error ConversationService::replace_object(const std::string& id, const std::string& object_json) {
   std::optional<StoredResponse> stored;
   if (Error e = store_.get(id, &stored)) return e;

@@ -93,6 +93,11 @@ class ConversationService {
   // The items the response `id` was given (its history and input, not its output), paged; an
   // `after` that names none of them is an error on that param.
   Error input_items(const std::string& id, const ItemQuery& query, ItemPage* page);
+  // Whether the store can be reached now; when it cannot, store_unavailable() says why.
+  bool store_available();
+  // An error when a response could not be stored now (its database down), before it is made.
+  Error check_storable();
+
   // Replaces the stored object of response `id`, keeping its conversation (a background response
   // that ended without an answer).
   Error replace_object(const std::string& id, const std::string& object_json);
