@@ -4,13 +4,13 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  AllmServer, makeTempDir, copyFixture, getJSON, postJSON, deleteJSON, assertError, show, sleep,
+  AllmServer, makeTempDir, copyFixture, getJSON, postJSON, deleteJSON, assertError, show, sleep, pseudoWords,
   MODEL, HOOK_TIMEOUT_MS, TEST_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
 import { PostgresCluster } from './postgres_cluster.mjs';
 
-async function startReplica(store) {
-  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store] });
+async function startReplica(store, more = []) {
+  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more] });
   await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
   await srv.start();
   return srv;
@@ -159,5 +159,39 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
     const serverLog = late.log.split('\n').filter((line) => !line.startsWith('===== [test]')).join('\n');
     assert.ok(!serverLog.includes('s3cret-pw'), 'the password appears in the log');
     assert.match(late.log, /allm:\*\*\*@127\.0\.0\.1/);
+  });
+
+  it('retention applies to the shared store: by size (summed row sizes) and by age', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await pg.psql('CREATE DATABASE allm_size', 'postgres');
+    await pg.psql('CREATE DATABASE allm_age', 'postgres');
+    const sized = await startReplica(pg.uri.replace(/allm$/, 'allm_size'), ['--store-max-bytes', '64K']);
+    const aged = await startReplica(pg.uri.replace(/allm$/, 'allm_age'), ['--store-max-age', '2']);
+    replicas.push(sized, aged);
+
+    // About 8 KB of metadata each (not compressible much): 30 of them are far past 64 KiB.
+    const ids = [];
+    for (let i = 0; i < 30; ++i) {
+      const metadata = Object.fromEntries(Array.from({ length: 16 }, (_, k) => [`k${k}`, pseudoWords(500, i * 100 + k + 1)]));
+      ids.push((await create(sized.baseURL, { input: `sized ${i}`, metadata })).id);
+    }
+    const bytes = async () => Number(await pg.psql('SELECT coalesce(sum(pg_column_size(r.*)), 0) FROM allm_responses r', 'allm_size'));
+    const deadline = Date.now() + 10_000;
+    while (await bytes() > 65536 && Date.now() < deadline) await sleep(200);
+    assert.ok(await bytes() <= 65536, `the rows still take ${await bytes()} bytes`);
+    const kept = Number(await pg.psql('SELECT count(*) FROM allm_responses', 'allm_size'));
+    assert.ok(kept > 0 && kept < 30, `kept ${kept} of 30`);
+    const newest = await getJSON(sized.baseURL, `/v1/responses/${ids[29]}`);
+    assert.equal(newest.status, 200, show('GET the newest', newest));
+    assertError(await getJSON(sized.baseURL, `/v1/responses/${ids[0]}`), { status: 404, what: 'GET the oldest, pruned' });
+
+    const old = await create(aged.baseURL, { input: 'Forget me in two seconds' });
+    const gone = Date.now() + 8_000;
+    let r;
+    do {
+      await sleep(250);
+      r = await getJSON(aged.baseURL, `/v1/responses/${old.id}`);
+    } while (r.status === 200 && Date.now() < gone);
+    assertError(r, { status: 404, what: 'GET a response past --store-max-age' });
+    assert.equal(await pg.psql('SELECT count(*) FROM allm_responses', 'allm_age'), '0');
   });
 });
