@@ -49,6 +49,12 @@ const std::vector<SchemaMigration> kMigrations = {
      "  seq bigint NOT NULL DEFAULT nextval('allm_response_order'));"
      "CREATE INDEX allm_responses_by_age ON allm_responses (created_at);"
      "CREATE INDEX allm_responses_by_order ON allm_responses (seq);"},
+    {2,
+     "CREATE TABLE allm_background_leases ("
+     "  id text PRIMARY KEY,"
+     "  owner text NOT NULL,"
+     "  heartbeat timestamptz NOT NULL DEFAULT now(),"
+     "  cancel_requested boolean NOT NULL DEFAULT false);"},
 };
 
 struct PreparedStatement {
@@ -76,7 +82,24 @@ constexpr PreparedStatement kPruneSize = {
     "DELETE FROM allm_responses WHERE seq IN (SELECT seq FROM (SELECT seq, "
     "sum(pg_column_size(r.*)) OVER (ORDER BY seq DESC) AS kept FROM allm_responses r) "
     "newest_first WHERE kept > $1::bigint)"};
-constexpr PreparedStatement kStatements[] = {kPut, kGet, kDelete, kPruneAge, kPruneSize};
+// Leases of background responses: only their owner renews one (another owner's is left as it
+// is, and no row comes back).
+constexpr PreparedStatement kHoldLease = {
+    "allm_hold_lease",
+    "INSERT INTO allm_background_leases (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
+    "SET heartbeat = now() WHERE allm_background_leases.owner = EXCLUDED.owner "
+    "RETURNING cancel_requested"};
+constexpr PreparedStatement kLease = {
+    "allm_lease",
+    "SELECT owner, extract(epoch FROM now() - heartbeat)::float8, cancel_requested "
+    "FROM allm_background_leases WHERE id = $1"};
+constexpr PreparedStatement kRequestCancel = {
+    "allm_request_cancel",
+    "UPDATE allm_background_leases SET cancel_requested = true WHERE id = $1"};
+constexpr PreparedStatement kDropLease = {"allm_drop_lease",
+                                          "DELETE FROM allm_background_leases WHERE id = $1"};
+constexpr PreparedStatement kStatements[] = {
+    kPut, kGet, kDelete, kPruneAge, kPruneSize, kHoldLease, kLease, kRequestCancel, kDropLease};
 
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
@@ -202,6 +225,12 @@ class PostgresResponseStore : public ResponseStore {
   Error remove(const std::string& id, bool* removed) override;
   Error prune(int64_t* deleted) override;
   bool available() override { return available_; }
+  bool shared() const override { return true; }
+  Error hold_lease(const std::string& id, const std::string& owner,
+                   bool* cancel_requested) override;
+  Error lease(const std::string& id, std::optional<BackgroundLease>* found) override;
+  Error request_cancel(const std::string& id) override;
+  Error drop_lease(const std::string& id) override;
 
  private:
   // A new connection, set up (statement timeout, the schema migrated once, statements
@@ -462,6 +491,47 @@ Error PostgresResponseStore::prune(int64_t* deleted) {
     if (attempt.error && !attempt.lost) exec(conn, "ROLLBACK");
     if (!attempt.error) *deleted = count;
     return attempt;
+  });
+}
+
+Error PostgresResponseStore::hold_lease(const std::string& id, const std::string& owner,
+                                        bool* cancel_requested) {
+  *cancel_requested = false;
+  return with_connection("lease", [&](PGconn* conn) {
+    Result result = exec_prepared(conn, kHoldLease, {id, owner});
+    Attempt attempt = check(conn, result.get(), "could not renew a background response's lease");
+    if (!attempt.error && PQntuples(result.get()) == 1) {
+      *cancel_requested = PQgetvalue(result.get(), 0, 0)[0] == 't';
+    }
+    return attempt;
+  });
+}
+
+Error PostgresResponseStore::lease(const std::string& id, std::optional<BackgroundLease>* found) {
+  found->reset();
+  return with_connection("lease", [&](PGconn* conn) {
+    Result result = exec_prepared(conn, kLease, {id});
+    Attempt attempt = check(conn, result.get(), "could not read a background response's lease");
+    if (!attempt.error && PQntuples(result.get()) == 1) {
+      *found =
+          BackgroundLease{PQgetvalue(result.get(), 0, 0), std::atof(PQgetvalue(result.get(), 0, 1)),
+                          PQgetvalue(result.get(), 0, 2)[0] == 't'};
+    }
+    return attempt;
+  });
+}
+
+Error PostgresResponseStore::request_cancel(const std::string& id) {
+  return with_connection("lease", [&](PGconn* conn) {
+    return check(conn, exec_prepared(conn, kRequestCancel, {id}).get(),
+                 "could not ask for a background response's cancellation");
+  });
+}
+
+Error PostgresResponseStore::drop_lease(const std::string& id) {
+  return with_connection("lease", [&](PGconn* conn) {
+    return check(conn, exec_prepared(conn, kDropLease, {id}).get(),
+                 "could not drop a background response's lease");
   });
 }
 

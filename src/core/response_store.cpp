@@ -96,6 +96,24 @@ ResponseStore::~ResponseStore() {
   stop_pruning();
 }
 
+Error ResponseStore::hold_lease(const std::string&, const std::string&, bool* cancel_requested) {
+  *cancel_requested = false;
+  return {};
+}
+
+Error ResponseStore::lease(const std::string&, std::optional<BackgroundLease>* found) {
+  found->reset();
+  return {};
+}
+
+Error ResponseStore::request_cancel(const std::string&) {
+  return {};
+}
+
+Error ResponseStore::drop_lease(const std::string&) {
+  return {};
+}
+
 void ResponseStore::start_pruning() {
   if (pruner_.joinable()) return;
   if (retention_.max_age_seconds > 0 || retention_.max_bytes > 0) {

@@ -27,6 +27,13 @@ struct StoreRetention {
   uint64_t max_bytes = 0;      // past it the oldest responses are deleted
 };
 
+// Who runs a background response on a store that replicas share.
+struct BackgroundLease {
+  std::string owner;       // the replica running it
+  double age_seconds = 0;  // since its owner last renewed it
+  bool cancel_requested = false;
+};
+
 // The error of a store that cannot be reached now (a database that is down): the request may be
 // retried later (503 with Retry-After).
 Error store_unavailable(const std::string& why);
@@ -54,6 +61,18 @@ class ResponseStore {
   void start_pruning();
   // Whether the store can be reached now (false while its database is down).
   virtual bool available() { return true; }
+
+  // Background responses on a store that several replicas share (a store of one server has no
+  // leases: what runs is known locally). The owner holds (and renews) a lease on each response
+  // it runs; another replica reads it, and asks the owner to cancel through it.
+  virtual bool shared() const { return false; }
+  // Takes or renews the lease of `id` for `owner`; `*cancel_requested`: another replica asked
+  // to cancel. A lease that another owner holds is left alone.
+  virtual Error hold_lease(const std::string& id, const std::string& owner, bool* cancel_requested);
+  // `*found` stays empty when nobody holds a lease on `id`.
+  virtual Error lease(const std::string& id, std::optional<BackgroundLease>* found);
+  virtual Error request_cancel(const std::string& id);
+  virtual Error drop_lease(const std::string& id);
 
  protected:
   const StoreRetention& retention() const { return retention_; }

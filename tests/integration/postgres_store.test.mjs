@@ -10,7 +10,7 @@ import {
 import { PostgresCluster } from './postgres_cluster.mjs';
 
 async function startReplica(store, more = []) {
-  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more] });
+  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more], ctxSize: 8192 });
   await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
   await srv.start();
   return srv;
@@ -63,7 +63,7 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
   });
 
   it('creates the schema once, versioned', async () => {
-    assert.equal(await pg.psql('SELECT string_agg(version::text, \',\') FROM allm_schema_version'), '1');
+    assert.equal(await pg.psql('SELECT string_agg(version::text, \',\') FROM allm_schema_version'), '1,2');
     for (const srv of replicas) await untilStore(srv, 'ok');
   });
 
@@ -100,6 +100,43 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
       assert.equal(read.status, 200, show(`GET writer ${i} on the other replica`, read));
       assert.deepEqual(read.json, r);
     }
+  });
+
+  it('background responses across replicas: polled and cancelled through the other; an abandoned one fails once its lease expires', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const endless = { input: 'Go on forever', max_output_tokens: 12000, background: true };
+    const started = await create(a().baseURL, endless);
+    await sleep(1500);  // past a lease renewal
+    const polled = await getJSON(b().baseURL, `/v1/responses/${started.id}`);
+    assert.equal(polled.status, 200, show('GET on the other replica', polled));
+    assert.equal(polled.json.status, 'in_progress', 'the other replica must not take it for abandoned');
+    const t0 = Date.now();
+    const cancelled = await postJSON(b().baseURL, `/v1/responses/${started.id}/cancel`);
+    assert.equal(cancelled.status, 200, show('cancel through the other replica', cancelled));
+    assert.equal(cancelled.json.status, 'cancelled', show('cancel through the other replica', cancelled));
+    assert.ok(Date.now() - t0 < 5000, 'the owner obeys within seconds');
+    const onOwner = await getJSON(a().baseURL, `/v1/responses/${started.id}`);
+    assert.deepEqual(onOwner.json, cancelled.json);
+    assert.equal(await pg.psql(`SELECT count(*) FROM allm_background_leases WHERE id = '${started.id}'`), '0');
+
+    // Its replica killed: in progress while the lease is fresh, failed once it expired.
+    const doomed = await startReplica(pg.uri);
+    replicas.push(doomed);
+    const orphan = await create(doomed.baseURL, endless);
+    await sleep(1200);
+    await doomed.kill('SIGKILL');
+    const killedAt = Date.now();
+    let r;
+    do {
+      r = await getJSON(b().baseURL, `/v1/responses/${orphan.id}`);
+      assert.equal(r.status, 200, show('GET the orphan', r));
+      if (r.json.status !== 'in_progress') break;
+      await sleep(250);
+    } while (Date.now() - killedAt < 20_000);
+    assert.equal(r.json.status, 'failed', show('the orphan after its lease expired', r));
+    assert.equal(r.json.error.code, 'CANCELLED');
+    assert.ok(Date.now() - killedAt > 7000, `marked failed ${Date.now() - killedAt} ms after its replica died, before the lease expired`);
+    replicas.splice(replicas.indexOf(doomed), 1);
+    await doomed.cleanup();
   });
 
   it('database stopped under load: 503 for stateful requests, stateless ones served, recovery without restarts', { timeout: 2 * TEST_TIMEOUT_MS }, async () => {
