@@ -246,6 +246,10 @@ class PostgresResponseStore : public ResponseStore {
   // Runs `work` on a pooled connection; when the connection turns out lost, once more on a new
   // one. Failures are counted under `op`.
   Error with_connection(const char* op, const std::function<Attempt(PGconn*)>& work);
+  // One prepared statement on a pooled connection; `read` sees its result when it succeeded.
+  Error run(const char* op, const PreparedStatement& statement,
+            const std::vector<std::string>& params, const std::string& what,
+            const std::function<void(PGresult*)>& read = nullptr);
   Error failure(const char* op, Error error);
 
   const std::string uri_;
@@ -437,38 +441,35 @@ Error PostgresResponseStore::with_connection(const char* op,
   }
 }
 
-Error PostgresResponseStore::put(const StoredResponse& response) {
-  Error error = with_connection("put", [&](PGconn* conn) {
-    return check(
-        conn,
-        exec_prepared(conn, kPut, {response.id, response.response_json, response.conversation_json})
-            .get(),
-        "could not store the response");
+Error PostgresResponseStore::run(const char* op, const PreparedStatement& statement,
+                                 const std::vector<std::string>& params, const std::string& what,
+                                 const std::function<void(PGresult*)>& read) {
+  return with_connection(op, [&](PGconn* conn) {
+    Result result = exec_prepared(conn, statement, params);
+    Attempt attempt = check(conn, result.get(), what);
+    if (!attempt.error && read) read(result.get());
+    return attempt;
   });
+}
+
+Error PostgresResponseStore::put(const StoredResponse& response) {
+  Error error = run("put", kPut, {response.id, response.response_json, response.conversation_json},
+                    "could not store the response");
   if (!error && retention().max_bytes > 0) prune_soon();  // the pruner sums the sizes
   return error;
 }
 
 Error PostgresResponseStore::get(const std::string& id, std::optional<StoredResponse>* found) {
   found->reset();
-  return with_connection("get", [&](PGconn* conn) {
-    Result result = exec_prepared(conn, kGet, {id});
-    Attempt attempt = check(conn, result.get(), "could not read the response store");
-    if (!attempt.error && PQntuples(result.get()) == 1) {
-      *found = StoredResponse{id, PQgetvalue(result.get(), 0, 0), PQgetvalue(result.get(), 0, 1)};
-    }
-    return attempt;
+  return run("get", kGet, {id}, "could not read the response store", [&](PGresult* r) {
+    if (PQntuples(r) == 1) *found = StoredResponse{id, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)};
   });
 }
 
 Error PostgresResponseStore::remove(const std::string& id, bool* removed) {
   *removed = false;
-  return with_connection("delete", [&](PGconn* conn) {
-    Result result = exec_prepared(conn, kDelete, {id});
-    Attempt attempt = check(conn, result.get(), "could not delete the response");
-    if (!attempt.error) *removed = std::atoll(PQcmdTuples(result.get())) > 0;
-    return attempt;
-  });
+  return run("delete", kDelete, {id}, "could not delete the response",
+             [&](PGresult* r) { *removed = std::atoll(PQcmdTuples(r)) > 0; });
 }
 
 Error PostgresResponseStore::prune(int64_t* deleted) {
@@ -497,42 +498,30 @@ Error PostgresResponseStore::prune(int64_t* deleted) {
 Error PostgresResponseStore::hold_lease(const std::string& id, const std::string& owner,
                                         bool* cancel_requested) {
   *cancel_requested = false;
-  return with_connection("lease", [&](PGconn* conn) {
-    Result result = exec_prepared(conn, kHoldLease, {id, owner});
-    Attempt attempt = check(conn, result.get(), "could not renew a background response's lease");
-    if (!attempt.error && PQntuples(result.get()) == 1) {
-      *cancel_requested = PQgetvalue(result.get(), 0, 0)[0] == 't';
-    }
-    return attempt;
-  });
+  return run("lease", kHoldLease, {id, owner}, "could not renew a background response's lease",
+             [&](PGresult* r) {
+               if (PQntuples(r) == 1) *cancel_requested = PQgetvalue(r, 0, 0)[0] == 't';
+             });
 }
 
 Error PostgresResponseStore::lease(const std::string& id, std::optional<BackgroundLease>* found) {
   found->reset();
-  return with_connection("lease", [&](PGconn* conn) {
-    Result result = exec_prepared(conn, kLease, {id});
-    Attempt attempt = check(conn, result.get(), "could not read a background response's lease");
-    if (!attempt.error && PQntuples(result.get()) == 1) {
-      *found =
-          BackgroundLease{PQgetvalue(result.get(), 0, 0), std::atof(PQgetvalue(result.get(), 0, 1)),
-                          PQgetvalue(result.get(), 0, 2)[0] == 't'};
-    }
-    return attempt;
-  });
+  return run("lease", kLease, {id}, "could not read a background response's lease",
+             [&](PGresult* r) {
+               if (PQntuples(r) == 1) {
+                 *found = BackgroundLease{PQgetvalue(r, 0, 0), std::atof(PQgetvalue(r, 0, 1)),
+                                          PQgetvalue(r, 0, 2)[0] == 't'};
+               }
+             });
 }
 
 Error PostgresResponseStore::request_cancel(const std::string& id) {
-  return with_connection("lease", [&](PGconn* conn) {
-    return check(conn, exec_prepared(conn, kRequestCancel, {id}).get(),
-                 "could not ask for a background response's cancellation");
-  });
+  return run("lease", kRequestCancel, {id},
+             "could not ask for a background response's cancellation");
 }
 
 Error PostgresResponseStore::drop_lease(const std::string& id) {
-  return with_connection("lease", [&](PGconn* conn) {
-    return check(conn, exec_prepared(conn, kDropLease, {id}).get(),
-                 "could not drop a background response's lease");
-  });
+  return run("lease", kDropLease, {id}, "could not drop a background response's lease");
 }
 
 }  // namespace
