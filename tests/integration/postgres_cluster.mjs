@@ -25,7 +25,9 @@ function postgresBinDir() {
 }
 
 export class PostgresCluster {
-  constructor() {
+  // `fsync`: false (the tests' default) spares the disk; a benchmark wants what a real server does.
+  constructor({ fsync = false } = {}) {
+    this.fsync = fsync;
     this.bin = postgresBinDir();
     this.asRoot = process.getuid() === 0;
     this.dir = null;
@@ -58,7 +60,7 @@ export class PostgresCluster {
   }
 
   async start() {
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=${this.fsync ? 'on' : 'off'}`;
     await this.tool('pg_ctl', ['-D', this.dataDir, '-o', options, '-l', path.join(this.dir, 'log'), '-w', 'start']);
   }
 
