@@ -10,7 +10,7 @@ import {
 import { PostgresCluster } from './postgres_cluster.mjs';
 
 async function startReplica(store, more = []) {
-  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more], ctxSize: 8192 });
+  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more], ctxSize: 4096 });
   await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
   await srv.start();
   return srv;
@@ -142,25 +142,26 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
   it('database stopped under load: 503 for stateful requests, stateless ones served, recovery without restarts', { timeout: 2 * TEST_TIMEOUT_MS }, async () => {
     const before = await create(a().baseURL, { input: 'Stored before the outage' });
 
-    // Load on both replicas while the database stops: every answer is a 200 or a documented 503.
-    let loading = true;
+    // Load on both replicas while the database stops: every answer is a 200 or a documented 503;
+    // each replica's client goes on until it met the outage.
     const outcomes = [];
+    const deadline = Date.now() + 30_000;
     const load = Promise.all(replicas.map(async (srv, n) => {
-      for (let i = 0; loading; ++i) {
+      for (let i = 0, met = false; !met && Date.now() < deadline; ++i) {
         const r = await postJSON(srv.baseURL, '/v1/responses', { model: MODEL, input: `load ${n}.${i}`, max_output_tokens: 2 });
         outcomes.push(r);
+        met = r.status === 503;
       }
     }));
     await sleep(300);
     await pg.stop();
     for (const srv of replicas) await untilStore(srv, 'unavailable');
-    loading = false;
     await load;
     for (const r of outcomes) {
       if (r.status === 200) continue;
       assertUnavailable(r, 'store:true during the outage');
     }
-    assert.ok(outcomes.some((r) => r.status === 503), 'no request met the outage');
+    assert.equal(outcomes.filter((r) => r.status === 503).length, replicas.length, 'each replica\'s client met the outage');
     const storedDuringLoad = outcomes.filter((r) => r.status === 200 && r.json.store === true).map((r) => r.json.id);
 
     // Stateful: 503 with Retry-After; stateless: served.
@@ -230,5 +231,16 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
     } while (r.status === 200 && Date.now() < gone);
     assertError(r, { status: 404, what: 'GET a response past --store-max-age' });
     assert.equal(await pg.psql('SELECT count(*) FROM allm_responses', 'allm_age'), '0');
+  });
+
+  it('a database migrated by a newer allm is refused: the store stays unavailable, the log says why', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await pg.psql('CREATE DATABASE allm_newer', 'postgres');
+    await pg.psql('CREATE TABLE allm_schema_version (version integer PRIMARY KEY); INSERT INTO allm_schema_version VALUES (99)', 'allm_newer');
+    const srv = await startReplica(pg.uri.replace(/allm$/, 'allm_newer'));
+    replicas.push(srv);
+    await untilStore(srv, 'unavailable');
+    assert.match(srv.log, /schema is version 99, newer than this server knows/);
+    assert.equal(await pg.psql("SELECT to_regclass('allm_responses') IS NULL", 'allm_newer'), 't', 'nothing was migrated');
+    assertUnavailable(await getJSON(srv.baseURL, '/v1/responses/resp_x'), 'GET on a refused schema');
   });
 });
