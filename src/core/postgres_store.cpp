@@ -28,15 +28,13 @@ constexpr auto kReconnectPeriod = std::chrono::seconds(1);
 // The advisory lock that keeps replicas starting together from migrating at the same time.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7308604897077538157)";
 
-// Defaults that a URI's own parameters override (libpq applies the later ones); keepalives
-// notice a database host that went away without closing the connection.
-constexpr const char* kConnectKeywords[] = {"connect_timeout",
-                                            "application_name",
-                                            "keepalives_idle",
-                                            "keepalives_interval",
-                                            "keepalives_count",
-                                            "dbname",
-                                            nullptr};
+// Defaults that a URI's own parameters override (libpq lets later keywords win, and the URI
+// comes last); keepalives notice a database host that went away without closing the connection.
+constexpr const char* kConnectDefaults[][2] = {{"connect_timeout", "5"},
+                                               {"application_name", "allm"},
+                                               {"keepalives_idle", "10"},
+                                               {"keepalives_interval", "5"},
+                                               {"keepalives_count", "3"}};
 
 const std::vector<SchemaMigration> kMigrations = {
     {1,
@@ -291,9 +289,14 @@ void PostgresResponseStore::start() {
 }
 
 PGconn* PostgresResponseStore::connect(std::string* why) {
-  const std::string connect_timeout = "5";
-  const char* values[] = {connect_timeout.c_str(), "allm", "10", "5", "3", uri_.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(kConnectKeywords, values, 1);
+  std::vector<const char*> keywords, values;
+  for (const auto& [keyword, value] : kConnectDefaults) {
+    keywords.push_back(keyword);
+    values.push_back(value);
+  }
+  keywords.insert(keywords.end(), {"dbname", nullptr});
+  values.insert(values.end(), {uri_.c_str(), nullptr});
+  PGconn* conn = PQconnectdbParams(keywords.data(), values.data(), 1);
   PQsetNoticeProcessor(conn, log_notice, nullptr);
   Error error;
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -100,6 +100,9 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
       assert.equal(read.status, 200, show(`GET writer ${i} on the other replica`, read));
       assert.deepEqual(read.json, r);
     }
+    // Pooled: at most 8 connections per replica, named after the server.
+    const connections = Number(await pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'allm'"));
+    assert.ok(connections >= 2 && connections <= 16, `${connections} connections from two replicas`);
   });
 
   it('background responses across replicas: polled and cancelled through the other; an abandoned one fails once its lease expires', { timeout: TEST_TIMEOUT_MS }, async () => {
