@@ -55,9 +55,9 @@ class DiffusionModel {
   DiffusionModel(const DiffusionModel&) = delete;
   DiffusionModel& operator=(const DiffusionModel&) = delete;
 
-  const char* architecture() const;  // "sd1", "sd2"
+  const char* architecture() const;  // "sd1", "sd2", "sdxl"
   const char* device() const;        // its GPU's name, or "CPU"
-  int default_size() const;          // the side it was trained at: 512 or 768
+  int default_size() const;          // the side it was trained at: 512, 768 or 1024 (SDXL)
   bool can_encode() const;           // has a VAE encoder (image to image)
   bool inpainting() const;           // an inpainting checkpoint
 

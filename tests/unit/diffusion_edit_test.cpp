@@ -112,6 +112,17 @@ TEST(ImageToImage, AMaskThatKeepsEverythingKeepsTheImageLatentExactly) {
   EXPECT_EQ(run(model.get(), edit_params(image, 0.6f, &keep_all, 9)), round_trip);
 }
 
+// SDXL edits: its VAE (scale 0.13025, weights in F32) round trip, and steps that run its UNet
+// with the added conditioning while a mask keeps everything.
+TEST(ImageToImage, SdxlKeepsTheImageThroughItsVae) {
+  TinyModel model(allm::tiny_sdxl(), "sdxl");
+  const std::vector<uint8_t> image = test_image();
+  const std::vector<uint8_t> keep_all(kWidth * kHeight, 0);
+  const std::vector<uint8_t> round_trip = vae_round_trip(model.get(), image);
+  EXPECT_EQ(run(model.get(), edit_params(image, 0.0f)), round_trip);
+  EXPECT_EQ(run(model.get(), edit_params(image, 0.6f, &keep_all)), round_trip);
+}
+
 TEST(ImageToImage, MaskedEditsRepaintDeterministicallyBySeed) {
   TinyModel model(allm::TinySdSpec{}, "seed");
   const std::vector<uint8_t> image = test_image();

@@ -9,6 +9,10 @@ namespace dcpp {
 
 namespace {
 
+struct Conditioning {
+  std::vector<float> context, pooled;
+};
+
 // What an image to image generation adds, in latent space ([C, H, W]; masks [H, W]).
 struct EditLatents {
   Latent image;                  // the starting image's scaled latent; empty: text to image
@@ -32,11 +36,25 @@ struct EditLatents {
 // uncond + cfg * (cond - uncond).
 class GuidedDenoiser {
  public:
-  GuidedDenoiser(Model& m, const diffusion_generate_params& p, std::vector<float> cond,
-                 std::vector<float> uncond, const EditLatents& edit, int w, int h)
+  // `cond`, `uncond`: the prompts' context then (SDXL) pooled text.
+  GuidedDenoiser(Model& m, const diffusion_generate_params& p, const Conditioning& cond,
+                 const Conditioning& uncond, const EditLatents& edit, int w, int h)
       : m_(m), edit_(edit), cfg_(p.cfg_scale), w_(w), h_(h) {
-    context_ = std::move(cond);
-    if (guided()) context_.insert(context_.end(), uncond.begin(), uncond.end());
+    const int n = guided() ? 2 : 1;
+    for (const Conditioning* c : {&cond, &uncond}) {
+      if (c == &uncond && !guided()) break;
+      context_.insert(context_.end(), c->context.begin(), c->context.end());
+      added_.pooled.insert(added_.pooled.end(), c->pooled.begin(), c->pooled.end());
+    }
+    // SDXL's size conditioning as diffusers sets it: original size = target size = the image's,
+    // no crop (height before width).
+    if (!cond.pooled.empty()) {
+      for (int i = 0; i < n; ++i) {
+        added_.sizes.insert(added_.sizes.end(),
+                            {static_cast<float>(p.height), static_cast<float>(p.width), 0.0f, 0.0f,
+                             static_cast<float>(p.height), static_cast<float>(p.width)});
+      }
+    }
   }
   bool guided() const { return cfg_ > 1.0f; }
 
@@ -55,7 +73,7 @@ class GuidedDenoiser {
     const float t = m_.schedule.timestep(sigma);
     std::vector<float> out;
     failure = unet_eval(m_, input, w_, h_, n, std::vector<float>(n, t), context_,
-                        static_cast<int>(m_.clip.context), &out);
+                        static_cast<int>(m_.clip.context), added_, &out);
     if (failure) return false;
     denoised->resize(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
@@ -74,6 +92,7 @@ class GuidedDenoiser {
   float cfg_;
   int w_, h_;
   std::vector<float> context_;
+  AddedConditioning added_;
 };
 
 void to_rgb(const std::vector<float>& image, int w, int h, uint8_t* rgb) {
@@ -144,10 +163,20 @@ std::vector<float> sigmas_to_run(const Model& m, const diffusion_generate_params
   return sigmas;
 }
 
-Failure encode_prompt(Model& m, const char* text, int clip_skip, std::vector<float>* out) {
-  const std::vector<int32_t> ids =
-      m.tokenizer->encode_padded(text ? text : "", static_cast<int>(m.clip.context), m.pad_token);
-  return encode_text(m, ids, clip_skip, out);
+Failure encode(Model& m, const char* text, int clip_skip, Conditioning* out) {
+  return encode_prompt(m, text ? text : "", clip_skip, &out->context, &out->pooled);
+}
+
+// The negative prompt's conditioning: zeros for an empty one where the model asks for them
+// (SDXL base, as diffusers' force_zeros_for_empty_prompt).
+Failure encode_negative(Model& m, const diffusion_generate_params& p, const Conditioning& cond,
+                        Conditioning* out) {
+  if (m.zeros_for_empty_negative && (!p.negative_prompt || !*p.negative_prompt)) {
+    out->context.assign(cond.context.size(), 0.0f);
+    out->pooled.assign(cond.pooled.size(), 0.0f);
+    return {};
+  }
+  return encode(m, p.negative_prompt, p.clip_skip, out);
 }
 
 Failure check_params(const Model& m, const diffusion_generate_params& p) {
@@ -180,10 +209,10 @@ Failure generate(Model& m, const diffusion_generate_params& p, uint8_t* rgb) {
   m.executor.set_abort(p.should_abort
                            ? std::function<bool()>([&p] { return p.should_abort(p.user_data); })
                            : std::function<bool()>());
-  std::vector<float> cond, uncond;
-  if (Failure f = encode_prompt(m, p.prompt, p.clip_skip, &cond)) return f;
+  Conditioning cond, uncond;
+  if (Failure f = encode(m, p.prompt, p.clip_skip, &cond)) return f;
   if (p.cfg_scale > 1.0f) {
-    if (Failure f = encode_prompt(m, p.negative_prompt, p.clip_skip, &uncond)) return f;
+    if (Failure f = encode_negative(m, p, cond, &uncond)) return f;
   }
   EditLatents edit;
   if (Failure f = prepare_edit(m, p, &edit)) return f;
@@ -194,7 +223,7 @@ Failure generate(Model& m, const diffusion_generate_params& p, uint8_t* rgb) {
   for (size_t i = 0; i < x.size(); ++i) {
     x[i] = x[i] * sigmas[0] + (edit.image.empty() ? 0.0f : edit.image[i]);
   }
-  GuidedDenoiser denoiser(m, p, std::move(cond), std::move(uncond), edit, w, h);
+  GuidedDenoiser denoiser(m, p, cond, uncond, edit, w, h);
   const int steps = static_cast<int>(sigmas.size()) - 1;
   bool cancelled = false;
   const bool done = sample(
