@@ -9,6 +9,7 @@
 #include "core/metrics.h"
 #include "text/scheduler.h"
 #include "text/text_memory.h"
+#include "text/utf8.h"
 
 namespace allm {
 
@@ -146,6 +147,39 @@ Error format_fitting(const ChatFormatter& formatter, const TextBackend& backend,
   return format_without(formatter, backend, request, enough, chat, prompt);
 }
 
+// A raw prompt's tokens (no chat template) and the plain parser its output goes through; token
+// ids must be in the vocabulary.
+Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, FormattedChat* chat,
+                        std::vector<Token>* prompt, std::string* text) {
+  const RawPrompt& raw = *request.raw_prompt;
+  chat->parser = plain_text_parser();
+  if (raw.tokens.empty()) {
+    *prompt = tokenize_prompt(backend, raw.text);
+    *text = raw.text;
+    return {};
+  }
+  for (Token token : raw.tokens) {
+    if (token < 0 || token >= backend.vocab_size()) {
+      return request_error("token id " + std::to_string(token) +
+                               " is not in the model's vocabulary (0 to " +
+                               std::to_string(backend.vocab_size() - 1) + ")",
+                           request.prompt_param);
+    }
+    *text += backend.token_bytes(token);
+  }
+  *text = sanitize_utf8(*text);
+  *prompt = raw.tokens;
+  return {};
+}
+
+// The request's prompt: raw (with its text in `raw_text`) or through the chat template.
+Error prompt_of(const ChatFormatter& formatter, const TextBackend& backend,
+                const TextRequest& request, FormattedChat* chat, std::vector<Token>* prompt,
+                std::string* raw_text) {
+  if (request.raw_prompt) return raw_prompt_tokens(backend, request, chat, prompt, raw_text);
+  return format_fitting(formatter, backend, request, chat, prompt);
+}
+
 // Per-request timing for the latency histograms, updated on the scheduler thread.
 struct TokenClock {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -197,7 +231,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   FormattedChat chat;
   const TextBackend& backend = model->scheduler->backend();
   auto job = std::make_shared<GenerationJob>();
-  if (Error e = format_fitting(*model->formatter, backend, request, &chat, &job->prompt)) {
+  std::string prompt_text;
+  if (Error e = prompt_of(*model->formatter, backend, request, &chat, &job->prompt, &prompt_text)) {
     return give_up(e);
   }
   const int prompt_tokens = static_cast<int>(job->prompt.size());
@@ -226,6 +261,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
 
   auto stream = std::make_shared<TextStream>();
   stream->model_ = request.model;
+  stream->prompt_text_ = std::move(prompt_text);
+  stream->prompt_tokens_ = prompt_tokens;
   job->cancelled = stream->cancelled_;
   std::shared_ptr<ChatOutputParser> parser = std::move(chat.parser);
   const std::weak_ptr<TextStream> reader = stream;
@@ -239,13 +276,16 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   };
   const std::string model_id = request.model;
   job->sink.on_token = [clock, model_id] { clock->on_token(model_id); };
+  auto stop_sequence = std::make_shared<std::string>();
+  job->sink.on_stop_sequence = [stop_sequence](const std::string& stop) { *stop_sequence = stop; };
   // The job's end ends the request; until it is queued, the lease does.
   std::shared_ptr<ModelActivity> activity = model.release();
-  job->sink.on_finish = [reader, parser, prompt_tokens, model_id, activity, clock](
+  job->sink.on_finish = [reader, parser, prompt_tokens, model_id, activity, clock, stop_sequence](
                             FinishReason reason, const Error& err, int completion_tokens,
                             int cached_tokens) {
     TextEvent event;
     event.done = true;
+    event.stop_sequence = *stop_sequence;
     event.delta = parser->finish();
     event.finish = reason;
     event.error = err;
@@ -274,6 +314,21 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
                                  "", "rate_limit_exceeded"));
   }
   return stream;
+}
+
+Error TextManager::count_prompt_tokens(const TextRequest& request, int* tokens) {
+  Error error;
+  ModelLease<LoadedModel> model = models_.acquire(request.model, &error);
+  if (!model) return error;
+  FormattedChat chat;
+  std::vector<Token> prompt;
+  std::string prompt_text;
+  if (Error e = prompt_of(*model->formatter, model->scheduler->backend(), request, &chat, &prompt,
+                          &prompt_text)) {
+    return e;
+  }
+  *tokens = static_cast<int>(prompt.size());
+  return {};
 }
 
 std::map<std::string, TextQueueState> TextManager::queue_states() {

@@ -32,6 +32,9 @@ struct GenerationSink {
       on_finish;
   // Called once per generated token as it is sampled (latency metrics); may be empty.
   std::function<void()> on_token;
+  // Called before on_finish when the output ended at a stop sequence, with that sequence; may
+  // be empty.
+  std::function<void(const std::string& stop)> on_stop_sequence;
 };
 
 // Constrained decoding: the sampled text must follow a grammar (GBNF, llama.cpp's grammar format).

@@ -330,6 +330,8 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
                         slot.position >= backend_->context_per_sequence();
   if (!stopped && (grammar_done || at_limit)) text += slot.streamer->finish();
   if (!text.empty() || !logprobs.empty()) job.sink.on_text(text, std::move(logprobs));
+  if (stopped && job.sink.on_stop_sequence)
+    job.sink.on_stop_sequence(slot.streamer->matched_stop());
   if (stopped || grammar_done) {
     finish(slot, FinishReason::STOP);
   } else if (at_limit) {
