@@ -77,16 +77,6 @@ Error read_assistant_calls(const json& calls, const std::string& param,
   return {};
 }
 
-// The function of the call `id` made earlier in `messages`; empty when there is none.
-std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id) {
-  for (const ChatMessage& message : messages) {
-    for (const ToolCall& call : message.tool_calls) {
-      if (call.id == id) return call.name;
-    }
-  }
-  return "";
-}
-
 Error read_message(const json& item, const std::string& param,
                    const std::vector<ChatMessage>& earlier, ChatMessage* message) {
   if (!item.is_object()) return request_error(param + " must be an object", param);

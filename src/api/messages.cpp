@@ -1,5 +1,7 @@
 // POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, translated onto the
 // chat requests the other text endpoints make (chat template, tools, reasoning).
+#include <functional>
+
 #include "api/access_log.h"
 #include "api/http_util.h"
 #include "api/model_advice.h"
@@ -54,6 +56,19 @@ Error read_text_block(const json& block, const std::string& param, std::string* 
   return {};
 }
 
+using BlockReader =
+    std::function<Error(const json& block, const std::string& param, const std::string& type)>;
+
+// Calls `read` with each block of the array `content`, its param and its type, until an error.
+Error read_blocks(const json& content, const std::string& param, const BlockReader& read) {
+  for (size_t i = 0; i < content.size(); ++i) {
+    const std::string block_param = param + "[" + std::to_string(i) + "]";
+    if (!content[i].is_object()) return request_error("a block must be an object", block_param);
+    if (Error e = read(content[i], block_param, text_member(content[i], "type", ""))) return e;
+  }
+  return {};
+}
+
 // `content` as text: a string, or an array of text blocks.
 Error read_text_content(const json& content, const std::string& param, std::string* text) {
   if (content.is_string()) {
@@ -63,24 +78,12 @@ Error read_text_content(const json& content, const std::string& param, std::stri
   if (!content.is_array()) {
     return request_error("content must be a string or an array of text blocks", param);
   }
-  for (size_t i = 0; i < content.size(); ++i) {
-    const std::string block_param = param + "[" + std::to_string(i) + "]";
-    if (!content[i].is_object()) return request_error("a block must be an object", block_param);
-    const std::string type = text_member(content[i], "type", "");
-    if (type != "text") return refuse_block(type, block_param);
-    if (Error e = read_text_block(content[i], block_param, text)) return e;
-  }
-  return {};
-}
-
-// The function of the tool_use `id` of an earlier assistant message; empty when there is none.
-std::string called_tool(const std::vector<ChatMessage>& messages, const std::string& id) {
-  for (const ChatMessage& message : messages) {
-    for (const ToolCall& call : message.tool_calls) {
-      if (call.id == id) return call.name;
-    }
-  }
-  return "";
+  return read_blocks(
+      content, param,
+      [&](const json& block, const std::string& block_param, const std::string& type) {
+        if (type != "text") return refuse_block(type, block_param);
+        return read_text_block(block, block_param, text);
+      });
 }
 
 // A tool_result block {tool_use_id, content, is_error}: a tool message. An error result reaches
@@ -99,7 +102,7 @@ Error read_tool_result(const json& block, const std::string& param,
   }
   out->role = "tool";
   out->tool_call_id = id.get<std::string>();
-  out->tool_name = called_tool(earlier, out->tool_call_id);
+  out->tool_name = called_function(earlier, out->tool_call_id);
   if (out->tool_name.empty()) {
     return request_error("tool_use_id '" + quote_excerpt(out->tool_call_id) +
                              "' matches no tool_use block of an earlier assistant message",
@@ -121,24 +124,21 @@ Error read_tool_result(const json& block, const std::string& param,
 Error read_user_blocks(const json& content, const std::string& param,
                        std::vector<ChatMessage>* messages) {
   bool in_text = false;
-  for (size_t i = 0; i < content.size(); ++i) {
-    const std::string block_param = param + "[" + std::to_string(i) + "]";
-    const json& block = content[i];
-    if (!block.is_object()) return request_error("a block must be an object", block_param);
-    const std::string type = text_member(block, "type", "");
-    if (type == "text") {
-      if (!in_text) messages->push_back({"user", "", "", {}, "", ""});
-      in_text = true;
-      if (Error e = read_text_block(block, block_param, &messages->back().content)) return e;
-      continue;
-    }
-    if (type != "tool_result") return refuse_block(type, block_param);
-    in_text = false;
-    ChatMessage result;
-    if (Error e = read_tool_result(block, block_param, *messages, &result)) return e;
-    messages->push_back(std::move(result));
-  }
-  return {};
+  return read_blocks(
+      content, param,
+      [&](const json& block, const std::string& block_param, const std::string& type) {
+        if (type == "text") {
+          if (!in_text) messages->push_back({"user", "", "", {}, "", ""});
+          in_text = true;
+          return read_text_block(block, block_param, &messages->back().content);
+        }
+        if (type != "tool_result") return refuse_block(type, block_param);
+        in_text = false;
+        ChatMessage result;
+        if (Error e = read_tool_result(block, block_param, *messages, &result)) return e;
+        messages->push_back(std::move(result));
+        return Error{};
+      });
 }
 
 // A tool_use block {id, name, input}: a call the assistant made.
@@ -170,24 +170,17 @@ Error read_thinking(const json& block, const std::string& param, std::string* re
 }
 
 Error read_assistant_blocks(const json& content, const std::string& param, ChatMessage* message) {
-  for (size_t i = 0; i < content.size(); ++i) {
-    const std::string block_param = param + "[" + std::to_string(i) + "]";
-    const json& block = content[i];
-    if (!block.is_object()) return request_error("a block must be an object", block_param);
-    const std::string type = text_member(block, "type", "");
-    if (type == "text") {
-      if (Error e = read_text_block(block, block_param, &message->content)) return e;
-    } else if (type == "tool_use") {
-      ToolCall call;
-      if (Error e = read_tool_use(block, block_param, &call)) return e;
-      message->tool_calls.push_back(std::move(call));
-    } else if (type == "thinking") {
-      if (Error e = read_thinking(block, block_param, &message->reasoning)) return e;
-    } else {
-      return refuse_block(type, block_param);
-    }
-  }
-  return {};
+  return read_blocks(
+      content, param,
+      [&](const json& block, const std::string& block_param, const std::string& type) {
+        if (type == "text") return read_text_block(block, block_param, &message->content);
+        if (type == "thinking") return read_thinking(block, block_param, &message->reasoning);
+        if (type != "tool_use") return refuse_block(type, block_param);
+        ToolCall call;
+        if (Error e = read_tool_use(block, block_param, &call)) return e;
+        message->tool_calls.push_back(std::move(call));
+        return Error{};
+      });
 }
 
 Error read_message(const json& item, const std::string& param, std::vector<ChatMessage>* messages) {

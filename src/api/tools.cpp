@@ -252,6 +252,15 @@ Error read_tool_choice(const json& body, ToolDialect dialect, RequestTools* out)
 
 }  // namespace
 
+std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id) {
+  for (const ChatMessage& message : messages) {
+    for (const ToolCall& call : message.tool_calls) {
+      if (call.id == id) return call.name;
+    }
+  }
+  return "";
+}
+
 Error check_cache_control(const json& object, const std::string& param) {
   const json value = object.value("cache_control", json(nullptr));
   const std::string value_param = param + ".cache_control";

@@ -24,6 +24,10 @@ struct RequestTools {
 
 Error read_tools(const json& body, ToolDialect dialect, RequestTools* out);
 
+// The function of the call `id` made earlier in `messages` (a tool result's call); empty when
+// there is none.
+std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id);
+
 // Anthropic's `cache_control` ({type: "ephemeral", ttl}) on a block or tool at `param`: prompt
 // prefixes are reused on every request here, so a breakpoint has nothing left to do; its shape
 // is checked.

