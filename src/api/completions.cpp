@@ -108,12 +108,6 @@ Error read_call(const json& body, CompletionCall* call) {
   }
   call->echo = echo.value_or(false);
   call->logprobs = logprobs ? static_cast<int>(*logprobs) : -1;
-  if (call->echo && call->logprobs >= 0) {
-    return unsupported_error(
-        "'echo' with 'logprobs' is not offered: the prompt tokens' log probabilities are not "
-        "computed",
-        "echo");
-  }
   call->stream = stream.value_or(false);
   std::vector<RawPrompt> prompts;
   if (Error e = read_prompts(body, &prompts)) return e;
@@ -125,6 +119,7 @@ Error read_call(const json& body, CompletionCall* call) {
   request.prompt_param = "prompt";
   request.max_tokens = static_cast<int>(max_tokens.value_or(kDefaultMaxTokens));
   request.top_logprobs = call->logprobs;
+  request.prompt_logprobs = call->echo && call->logprobs >= 0;
   for (RawPrompt& prompt : prompts) {
     for (int j = 0; j < call->n; ++j) {
       TextRequest choice = request;
@@ -160,27 +155,19 @@ struct LegacyLogprobs {
 
   void add(const std::vector<TokenLogprob>& logprobs) {
     for (const TokenLogprob& logprob : logprobs) {
-      // Held bytes of a character this token does not continue are invalid: the text shows
-      // them as U+FFFD, and the token starts after them.
-      const bool continues =
-          !logprob.bytes.empty() && (static_cast<unsigned char>(logprob.bytes[0]) & 0xC0) == 0x80;
-      if (!continues) {
-        offset += code_points(sanitize_utf8(pending));
-        pending.clear();
-      }
-      tokens.push_back(sanitize_utf8(logprob.bytes));
-      token_logprobs.push_back(logprob.logprob);
       json top = json::object();
       // Tokens that are parts of characters may show as the same text: the likeliest (the
       // first) keeps it.
       for (const auto& [bytes, value] : logprob.top) top.emplace(sanitize_utf8(bytes), value);
-      top_logprobs.push_back(std::move(top));
-      text_offset.push_back(offset);
-      pending += logprob.bytes;
-      const size_t whole = pending.size() - incomplete_utf8_tail(pending);
-      offset += code_points(sanitize_utf8(pending.substr(0, whole)));
-      pending.erase(0, whole);
+      add_entry(logprob.bytes, logprob.logprob, std::move(top));
     }
+  }
+  // A prompt's first token: nothing comes before it to give it a probability.
+  void add_unscored(const std::string& bytes) { add_entry(bytes, nullptr, nullptr); }
+  // The completion's tokens start at `chars` (the echoed prompt's length).
+  void start_at(int64_t chars) {
+    offset = chars;
+    pending.clear();
   }
   // What was added since the last take, as a chunk carries it.
   json take() {
@@ -190,6 +177,52 @@ struct LegacyLogprobs {
                 {"text_offset", std::move(text_offset)}};
     tokens = token_logprobs = top_logprobs = text_offset = json::array();
     return out;
+  }
+
+ private:
+  void add_entry(const std::string& bytes, json logprob, json top) {
+    // Held bytes of a character this token does not continue are invalid: the text shows them
+    // as U+FFFD, and the token starts after them.
+    const bool continues = !bytes.empty() && (static_cast<unsigned char>(bytes[0]) & 0xC0) == 0x80;
+    if (!continues) {
+      offset += code_points(sanitize_utf8(pending));
+      pending.clear();
+    }
+    tokens.push_back(sanitize_utf8(bytes));
+    token_logprobs.push_back(std::move(logprob));
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(offset);
+    pending += bytes;
+    const size_t whole = pending.size() - incomplete_utf8_tail(pending);
+    offset += code_points(sanitize_utf8(pending.substr(0, whole)));
+    pending.erase(0, whole);
+  }
+};
+
+// One choice as its events arrive: its text (the prompt first with echo) and logprobs (the
+// prompt's first with echo).
+struct ChoiceState {
+  LegacyLogprobs logprobs;
+  bool started = false;     // the first event was taken
+  bool completing = false;  // the completion's own tokens have begun
+
+  // Takes `event` in; returns the text it adds.
+  std::string take(const CompletionCall& call, const TextStream& stream, const TextEvent& event) {
+    std::string text;
+    if (!started && call.echo) {
+      text = stream.prompt_text();
+      if (call.logprobs >= 0 && !stream.unscored_prompt_token().empty()) {
+        logprobs.add_unscored(stream.unscored_prompt_token());
+      }
+    }
+    started = true;
+    logprobs.add(event.prompt_logprobs);
+    if (!completing && (event.done || !event.delta.empty() || !event.logprobs.empty())) {
+      completing = true;
+      logprobs.start_at(call.echo ? code_points(stream.prompt_text()) : 0);
+    }
+    logprobs.add(event.logprobs);
+    return text + event.delta.content;
   }
 };
 
@@ -240,68 +273,60 @@ void respond_streaming(const httplib::Request& req, httplib::Response& res,
                        std::shared_ptr<CompletionCall> call,
                        std::vector<std::shared_ptr<TextStream>> streams) {
   auto client_gone = req.is_connection_closed;
-  res.set_chunked_content_provider("text/event-stream", [call, streams, client_gone](
-                                                            size_t, httplib::DataSink& sink) {
-    std::vector<LegacyLogprobs> logprobs(streams.size());
-    std::vector<bool> started(streams.size(), false);
-    UsageSum usage;
-    bool error = false;
-    const bool finished =
-        drain_text_streams(stream_pointers(streams), client_gone, [&](size_t i, TextEvent& event) {
-          if (error) return true;  // an error ended the response; the rest is drained unsent
-          std::string out;
-          std::string text = event.delta.content;
-          if (!started[i] && call->echo) text = streams[i]->prompt_text() + text;
-          logprobs[i].add(event.logprobs);
-          if (!text.empty() || !event.logprobs.empty()) {
-            started[i] = true;
-            json choice = {{"text", text},
-                           {"index", i},
-                           {"logprobs", call->logprobs >= 0 ? logprobs[i].take() : json(nullptr)},
-                           {"finish_reason", nullptr}};
-            out += chunk_line(*call, json::array({choice}));
-          }
-          if (event.done && failed(event)) {
-            error = true;
-            for (const auto& stream : streams) stream->cancel();
-            out += sse_data(
-                error_body(event.error).dump(-1, ' ', false, json::error_handler_t::replace));
-          } else if (event.done) {
-            usage.add(*call, i, event.usage);
-            out += chunk_line(*call, json::array({{{"text", ""},
-                                                   {"index", i},
-                                                   {"logprobs", nullptr},
-                                                   {"finish_reason", finish_reason(event)}}}));
-          }
-          return out.empty() || sink.write(out.data(), out.size());
-        });
-    if (!finished) return false;
-    std::string tail;
-    if (call->include_usage && !error) {
-      json chunk = completion_object(*call, json::array());
-      chunk["usage"] = usage_json(usage.prompt_tokens, usage.completion_tokens);
-      tail += sse_data(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
-    }
-    tail += sse_data("[DONE]");
-    if (!sink.write(tail.data(), tail.size())) return false;
-    sink.done();
-    return true;
-  });
+  res.set_chunked_content_provider(
+      "text/event-stream", [call, streams, client_gone](size_t, httplib::DataSink& sink) {
+        std::vector<ChoiceState> choices(streams.size());
+        UsageSum usage;
+        bool error = false;
+        const bool finished = drain_text_streams(
+            stream_pointers(streams), client_gone, [&](size_t i, TextEvent& event) {
+              if (error) return true;  // an error ended the response; the rest is drained unsent
+              std::string out;
+              const std::string text = choices[i].take(*call, *streams[i], event);
+              json logprobs = call->logprobs >= 0 ? choices[i].logprobs.take() : json(nullptr);
+              if (!text.empty() || (!logprobs.is_null() && !logprobs["tokens"].empty())) {
+                json choice = {{"text", text},
+                               {"index", i},
+                               {"logprobs", std::move(logprobs)},
+                               {"finish_reason", nullptr}};
+                out += chunk_line(*call, json::array({choice}));
+              }
+              if (event.done && failed(event)) {
+                error = true;
+                for (const auto& stream : streams) stream->cancel();
+                out += sse_data(
+                    error_body(event.error).dump(-1, ' ', false, json::error_handler_t::replace));
+              } else if (event.done) {
+                usage.add(*call, i, event.usage);
+                out += chunk_line(*call, json::array({{{"text", ""},
+                                                       {"index", i},
+                                                       {"logprobs", nullptr},
+                                                       {"finish_reason", finish_reason(event)}}}));
+              }
+              return out.empty() || sink.write(out.data(), out.size());
+            });
+        if (!finished) return false;
+        std::string tail;
+        if (call->include_usage && !error) {
+          json chunk = completion_object(*call, json::array());
+          chunk["usage"] = usage_json(usage.prompt_tokens, usage.completion_tokens);
+          tail += sse_data(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
+        }
+        tail += sse_data("[DONE]");
+        if (!sink.write(tail.data(), tail.size())) return false;
+        sink.done();
+        return true;
+      });
 }
 
 void respond_plain(const httplib::Request& req, httplib::Response& res, const CompletionCall& call,
                    const std::vector<std::shared_ptr<TextStream>>& streams) {
   std::vector<std::string> texts(streams.size());
-  std::vector<LegacyLogprobs> logprobs(streams.size());
+  std::vector<ChoiceState> states(streams.size());
   std::vector<TextEvent> done(streams.size());
-  for (size_t i = 0; i < streams.size(); ++i) {
-    if (call.echo) texts[i] = streams[i]->prompt_text();
-    logprobs[i].offset = code_points(texts[i]);
-  }
   const bool finished = drain_text_streams(stream_pointers(streams), req.is_connection_closed,
                                            [&](size_t i, TextEvent& event) {
-                                             texts[i] += event.delta.content;
-                                             logprobs[i].add(event.logprobs);
+                                             texts[i] += states[i].take(call, *streams[i], event);
                                              if (event.done) done[i] = std::move(event);
                                              return true;
                                            });
@@ -313,7 +338,7 @@ void respond_plain(const httplib::Request& req, httplib::Response& res, const Co
     usage.add(call, i, done[i].usage);
     choices.push_back({{"text", texts[i]},
                        {"index", i},
-                       {"logprobs", call.logprobs >= 0 ? logprobs[i].take() : json(nullptr)},
+                       {"logprobs", call.logprobs >= 0 ? states[i].logprobs.take() : json(nullptr)},
                        {"finish_reason", finish_reason(done[i])}});
   }
   json body = completion_object(call, std::move(choices));

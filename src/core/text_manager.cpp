@@ -106,10 +106,15 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   return model;
 }
 
-static std::vector<Token> tokenize_prompt(const TextBackend& backend, const std::string& prompt) {
+// The prompt's tokens, with the bos the model wants unless the prompt has it; `bos_added` says
+// whether it was added.
+static std::vector<Token> tokenize_prompt(const TextBackend& backend, const std::string& prompt,
+                                          bool* bos_added = nullptr) {
   const std::string bos = backend.bos_text();
   const bool template_has_bos = !bos.empty() && prompt.compare(0, bos.size(), bos) == 0;
-  return backend.tokenize(prompt, backend.adds_bos() && !template_has_bos);
+  const bool add_bos = backend.adds_bos() && !template_has_bos;
+  if (bos_added) *bos_added = add_bos;
+  return backend.tokenize(prompt, add_bos);
 }
 
 namespace {
@@ -147,15 +152,23 @@ Error format_fitting(const ChatFormatter& formatter, const TextBackend& backend,
   return format_without(formatter, backend, request, enough, chat, prompt);
 }
 
+// What legacy completions show of a raw prompt.
+struct RawPromptText {
+  std::string text;         // the prompt as text (token ids turned back into text)
+  std::string first_token;  // the first token's bytes; empty when it is a bos added to the text
+};
+
 // A raw prompt's tokens (no chat template) and the plain parser its output goes through; token
 // ids must be in the vocabulary.
 Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, FormattedChat* chat,
-                        std::vector<Token>* prompt, std::string* text) {
+                        std::vector<Token>* prompt, RawPromptText* shown) {
   const RawPrompt& raw = *request.raw_prompt;
   chat->parser = plain_text_parser();
   if (raw.tokens.empty()) {
-    *prompt = tokenize_prompt(backend, raw.text);
-    *text = raw.text;
+    bool bos_added = false;
+    *prompt = tokenize_prompt(backend, raw.text, &bos_added);
+    shown->text = raw.text;
+    if (!bos_added && !prompt->empty()) shown->first_token = backend.token_bytes(prompt->front());
     return {};
   }
   for (Token token : raw.tokens) {
@@ -165,18 +178,20 @@ Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, 
                                std::to_string(backend.vocab_size() - 1) + ")",
                            request.prompt_param);
     }
-    *text += backend.token_bytes(token);
+    shown->text += backend.token_bytes(token);
   }
-  *text = sanitize_utf8(*text);
+  shown->text = sanitize_utf8(shown->text);
+  shown->first_token = backend.token_bytes(raw.tokens.front());
   *prompt = raw.tokens;
   return {};
 }
 
-// The request's prompt: raw (with its text in `raw_text`) or through the chat template.
+// The request's prompt: raw (with what is shown of it in `raw_shown`) or through the chat
+// template.
 Error prompt_of(const ChatFormatter& formatter, const TextBackend& backend,
                 const TextRequest& request, FormattedChat* chat, std::vector<Token>* prompt,
-                std::string* raw_text) {
-  if (request.raw_prompt) return raw_prompt_tokens(backend, request, chat, prompt, raw_text);
+                RawPromptText* raw_shown) {
+  if (request.raw_prompt) return raw_prompt_tokens(backend, request, chat, prompt, raw_shown);
   return format_fitting(formatter, backend, request, chat, prompt);
 }
 
@@ -231,8 +246,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   FormattedChat chat;
   const TextBackend& backend = model->scheduler->backend();
   auto job = std::make_shared<GenerationJob>();
-  std::string prompt_text;
-  if (Error e = prompt_of(*model->formatter, backend, request, &chat, &job->prompt, &prompt_text)) {
+  RawPromptText raw_shown;
+  if (Error e = prompt_of(*model->formatter, backend, request, &chat, &job->prompt, &raw_shown)) {
     return give_up(e);
   }
   const int prompt_tokens = static_cast<int>(job->prompt.size());
@@ -250,6 +265,7 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   job->stop = request.stop;
   job->stop.insert(job->stop.end(), chat.extra_stops.begin(), chat.extra_stops.end());
   job->top_logprobs = request.top_logprobs;
+  job->prompt_logprobs = request.prompt_logprobs && request.raw_prompt;
   // A request that calls tools follows the tool-call grammar (which holds the response format
   // too when the model may answer instead).
   job->grammar = chat.grammar.empty() ? request.grammar : std::move(chat.grammar);
@@ -261,7 +277,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
 
   auto stream = std::make_shared<TextStream>();
   stream->model_ = request.model;
-  stream->prompt_text_ = std::move(prompt_text);
+  stream->prompt_text_ = std::move(raw_shown.text);
+  stream->unscored_prompt_token_ = std::move(raw_shown.first_token);
   stream->prompt_tokens_ = prompt_tokens;
   job->cancelled = stream->cancelled_;
   std::shared_ptr<ChatOutputParser> parser = std::move(chat.parser);
@@ -276,6 +293,13 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   };
   const std::string model_id = request.model;
   job->sink.on_token = [clock, model_id] { clock->on_token(model_id); };
+  job->sink.on_prompt_logprobs = [reader](std::vector<TokenLogprob>&& logprobs) {
+    const std::shared_ptr<TextStream> live = reader.lock();
+    if (!live) return;
+    TextEvent event;
+    event.prompt_logprobs = std::move(logprobs);
+    live->push(std::move(event));
+  };
   auto stop_sequence = std::make_shared<std::string>();
   job->sink.on_stop_sequence = [stop_sequence](const std::string& stop) { *stop_sequence = stop; };
   // The job's end ends the request; until it is queued, the lease does.
@@ -322,9 +346,9 @@ Error TextManager::count_prompt_tokens(const TextRequest& request, int* tokens) 
   if (!model) return error;
   FormattedChat chat;
   std::vector<Token> prompt;
-  std::string prompt_text;
+  RawPromptText raw_shown;
   if (Error e = prompt_of(*model->formatter, model->scheduler->backend(), request, &chat, &prompt,
-                          &prompt_text)) {
+                          &raw_shown)) {
     return e;
   }
   *tokens = static_cast<int>(prompt.size());

@@ -46,7 +46,9 @@ struct TextRequest {
   SamplingParams sampling;
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
-  int top_logprobs = -1;      // -1: no logprobs
+  int top_logprobs = -1;  // -1: no logprobs
+  bool prompt_logprobs =
+      false;                  // raw prompts: also the prompt tokens' (TextEvent::prompt_logprobs)
   GrammarConstraint grammar;  // structured outputs: the answer follows it
   ChatOptions chat;           // function tools and the reasoning effort, for the chat template
   // Truncation ("auto" on /v1/responses): while the prompt does not fit the context, the oldest
@@ -71,6 +73,9 @@ struct TextEvent {
   bool done = false;
   ChatDelta delta;
   std::vector<TokenLogprob> logprobs;
+  // With TextRequest::prompt_logprobs, before any output: the prompt's tokens from the second on,
+  // each given those before it (TextStream::unscored_prompt_token is the first).
+  std::vector<TokenLogprob> prompt_logprobs;
   // Set when done:
   FinishReason finish = FinishReason::STOP;
   Error error;
@@ -97,6 +102,9 @@ class TextStream {
   const std::string& prompt_text() const { return prompt_text_; }
   // The prompt's tokens, known once start() returned the stream.
   int prompt_tokens() const { return prompt_tokens_; }
+  // A raw prompt's first token (its bytes), which has no log probability: nothing comes before
+  // it; empty when that token is a bos the model adds, which echo does not show.
+  const std::string& unscored_prompt_token() const { return unscored_prompt_token_; }
 
  private:
   friend class TextManager;
@@ -105,6 +113,7 @@ class TextStream {
   std::string model_;
   std::string prompt_text_;
   int prompt_tokens_ = 0;
+  std::string unscored_prompt_token_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<TextEvent> events_;

@@ -131,6 +131,44 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
     assert.ok(ids.choices[0].text.length > 0);
   });
 
+  for (const model of BACKENDS) {
+    it(`${model}: echo with logprobs scores the prompt: each token's alternatives are those a completion of what comes before it has`, T, async () => {
+      const ids = [5, 6, 7, 8, 9];
+      const echoed = await greedy(model, ids, { echo: true, logprobs: 3, max_tokens: 2 });
+      const lp = echoed.choices[0].logprobs;
+      assert.equal(lp.tokens.length, ids.length + echoed.usage.completion_tokens);
+      // Token ids: the first prompt token is the prompt's own, with nothing before it.
+      assert.equal(lp.token_logprobs[0], null);
+      assert.equal(lp.top_logprobs[0], null);
+      for (let k = 1; k < ids.length; ++k) {
+        const prefix = await greedy(model, ids.slice(0, k), { logprobs: 3, max_tokens: 1 });
+        const want = prefix.choices[0].logprobs.top_logprobs[0];
+        const got = lp.top_logprobs[k];
+        assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), `prompt token ${k}`);
+        for (const [token, value] of Object.entries(want)) {
+          assert.ok(Math.abs(got[token] - value) < 1e-3, `prompt token ${k}, ${JSON.stringify(token)}: ${got[token]} vs ${value}`);
+        }
+        if (lp.tokens[k] in want) assert.ok(Math.abs(lp.token_logprobs[k] - want[lp.tokens[k]]) < 1e-3);
+      }
+      // The completion's tokens are scored as without echo, their offsets past the prompt.
+      const plain = await greedy(model, ids, { logprobs: 3, max_tokens: 2 });
+      const promptChars = [...echoed.choices[0].text].length - [...plain.choices[0].text].length;
+      assert.equal(echoed.choices[0].text.slice(-plain.choices[0].text.length || undefined), plain.choices[0].text);
+      plain.choices[0].logprobs.token_logprobs.forEach((value, i) =>
+        assert.ok(Math.abs(lp.token_logprobs[ids.length + i] - value) < 1e-4, `completion token ${i}`));
+      assert.deepEqual(lp.text_offset.slice(ids.length), plain.choices[0].logprobs.text_offset.map((o) => o + promptChars));
+
+      const stream = await greedy(model, ids, { echo: true, logprobs: 3, max_tokens: 2, stream: true });
+      const streamed = { tokens: [], token_logprobs: [], text_offset: [] };
+      for await (const chunk of stream) {
+        for (const c of chunk.choices) {
+          for (const key of Object.keys(streamed)) streamed[key].push(...(c.logprobs?.[key] ?? []));
+        }
+      }
+      for (const key of Object.keys(streamed)) assert.deepEqual(streamed[key], lp[key], key);
+    });
+  }
+
   it('array prompts × n: one choice per prompt and n, in order, usage summed', T, async () => {
     const prompts = [PROMPT, 'The weather today'];
     const singles = await Promise.all(prompts.map((p) => greedy(MODEL, p)));
@@ -168,7 +206,6 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
       [{ model: MODEL, prompt: [] }, 'prompt'],
       [{ model: MODEL, prompt: [1, 'a'] }, 'prompt'],
       [{ model: MODEL, prompt: 'x', suffix: 'y' }, 'suffix'],
-      [{ model: MODEL, prompt: 'x', echo: true, logprobs: 1 }, 'echo'],
       [{ model: MODEL, prompt: 'x', best_of: 3 }, 'best_of'],
       [{ model: MODEL, prompt: 'x', logprobs: 6 }, 'logprobs'],
       [{ model: MODEL, prompt: 'x', n: 0 }, 'n'],
