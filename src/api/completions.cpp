@@ -97,9 +97,6 @@ Error read_call(const json& body, CompletionCall* call) {
     call->include_usage = body["stream_options"].value("include_usage", false);
   }
   if (params.error) return params.error;
-  if (suffix && !suffix->empty()) {
-    return unsupported_error("fill-in-the-middle (a suffix) is not offered", "suffix");
-  }
   call->n = static_cast<int>(n.value_or(1));
   if (best_of && *best_of != call->n) {
     return unsupported_error(
@@ -111,6 +108,15 @@ Error read_call(const json& body, CompletionCall* call) {
   call->stream = stream.value_or(false);
   std::vector<RawPrompt> prompts;
   if (Error e = read_prompts(body, &prompts)) return e;
+  if (suffix && !suffix->empty()) {
+    if (call->echo) return request_error("'echo' cannot be used with 'suffix'", "echo");
+    for (RawPrompt& prompt : prompts) {
+      if (!prompt.tokens.empty()) {
+        return request_error("a 'suffix' needs text prompts, not token ids", "suffix");
+      }
+      prompt.suffix = *suffix;
+    }
+  }
   if (static_cast<int64_t>(prompts.size()) * call->n > kMaxChoices) {
     return request_error("prompts × n may be at most " + std::to_string(kMaxChoices), "n");
   }

@@ -158,6 +158,36 @@ struct RawPromptText {
   std::string first_token;  // the first token's bytes; empty when it is a bos added to the text
 };
 
+// Fill-in-the-middle prompts: prefix marker, prefix, suffix marker, suffix, middle marker, in the
+// spellings of the model families that have them.
+struct FimMarkers {
+  const char* prefix;
+  const char* suffix;
+  const char* middle;
+};
+constexpr FimMarkers kFimMarkers[] = {
+    {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},  // Qwen2.5-Coder, Qwen3
+    {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},        // StarCoder, SantaCoder
+    {"<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"},  // DeepSeek-Coder
+};
+
+// The text of a fill-in-the-middle prompt in the first format whose markers are single tokens of
+// the model's vocabulary.
+Error fim_prompt(const TextBackend& backend, const RawPrompt& raw, const std::string& param,
+                 std::string* text) {
+  const auto is_token = [&](const char* marker) {
+    return backend.tokenize(marker, false).size() == 1;
+  };
+  for (const FimMarkers& fim : kFimMarkers) {
+    if (is_token(fim.prefix) && is_token(fim.suffix) && is_token(fim.middle)) {
+      *text = fim.prefix + raw.text + fim.suffix + raw.suffix + fim.middle;
+      return {};
+    }
+  }
+  return unsupported_error("the model has no fill-in-the-middle tokens, so 'suffix' is not offered",
+                           param);
+}
+
 // A raw prompt's tokens (no chat template) and the plain parser its output goes through; token
 // ids must be in the vocabulary.
 Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, FormattedChat* chat,
@@ -165,8 +195,12 @@ Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, 
   const RawPrompt& raw = *request.raw_prompt;
   chat->parser = plain_text_parser();
   if (raw.tokens.empty()) {
+    std::string text = raw.text;
+    if (!raw.suffix.empty()) {
+      if (Error e = fim_prompt(backend, raw, "suffix", &text)) return e;
+    }
     bool bos_added = false;
-    *prompt = tokenize_prompt(backend, raw.text, &bos_added);
+    *prompt = tokenize_prompt(backend, text, &bos_added);
     shown->text = raw.text;
     if (!bos_added && !prompt->empty()) shown->first_token = backend.token_bytes(prompt->front());
     return {};

@@ -37,6 +37,9 @@ class Metrics;
 struct RawPrompt {
   std::string text;
   std::vector<Token> tokens;  // when not empty, the prompt (no bos is added); else `text`
+  // Fill in the middle: the text goes between `text` and this, in the model's FIM format (a
+  // model without FIM tokens refuses it).
+  std::string suffix;
 };
 
 struct TextRequest {

@@ -8,11 +8,12 @@ import {
   useServer, postJSON, assertError, checkValidationCases, show, cuttingStop, MODEL, TEST_TIMEOUT_MS,
   HOOK_TIMEOUT_MS,
 } from './helpers.mjs';
-import { makeHfFixture } from '../integration/hf_fixture.mjs';
+import { makeHfFixture, makeQwen3Fixture } from '../integration/hf_fixture.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const HF = 'llama-f32-hf';
 const HF_GGUF = 'llama-f32-gguf';
+const QWEN3 = 'qwen3-real';  // Qwen3's real tokenizer, with its fill-in-the-middle tokens
 const BACKENDS = [MODEL, HF];
 const PROMPT = 'Once upon a time';
 
@@ -20,7 +21,12 @@ const codePoints = (s) => [...s].length;
 
 
 describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_MS }, () => {
-  const srv = useServer({ setup: async ({ modelsDir }) => { await makeHfFixture('llama', 'f32', modelsDir); } });
+  const srv = useServer({
+    setup: async ({ modelsDir }) => {
+      await makeHfFixture('llama', 'f32', modelsDir);
+      await makeQwen3Fixture(modelsDir, QWEN3);
+    },
+  });
   const sdk = () => new OpenAI({ baseURL: srv.baseURL + '/v1', apiKey: 'test', maxRetries: 0, timeout: 55_000 });
   const greedy = (model, prompt, more = {}) =>
     sdk().completions.create({ model, prompt, max_tokens: 12, temperature: 0, ...more });
@@ -169,6 +175,18 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
     });
   }
 
+  it('suffix: the prompt in the model\'s fill-in-the-middle format (Qwen3\'s <|fim_*|> tokens)', T, async () => {
+    const prefix = 'def add(a, b):\n    ';
+    const suffix = '\n\nprint(add(1, 2))\n';
+    const alone = async (prompt) => (await greedy(QWEN3, prompt, { max_tokens: 1 })).usage.prompt_tokens;
+    const r = await greedy(QWEN3, prefix, { suffix, max_tokens: 4 });
+    assert.ok(r.usage.completion_tokens >= 1);
+    // <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>: three single tokens around them.
+    assert.equal(r.usage.prompt_tokens, (await alone(prefix)) + (await alone(suffix)) + 3);
+    const fim = await greedy(QWEN3, `<|fim_prefix|>${prefix}<|fim_suffix|>${suffix}<|fim_middle|>`, { max_tokens: 4 });
+    assert.equal(r.choices[0].text, fim.choices[0].text);
+  });
+
   it('array prompts × n: one choice per prompt and n, in order, usage summed', T, async () => {
     const prompts = [PROMPT, 'The weather today'];
     const singles = await Promise.all(prompts.map((p) => greedy(MODEL, p)));
@@ -205,7 +223,9 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
       [{ model: MODEL }, 'prompt'],
       [{ model: MODEL, prompt: [] }, 'prompt'],
       [{ model: MODEL, prompt: [1, 'a'] }, 'prompt'],
-      [{ model: MODEL, prompt: 'x', suffix: 'y' }, 'suffix'],
+      [{ model: MODEL, prompt: 'x', suffix: 'y' }, 'suffix'],  // the fixture has no FIM tokens
+      [{ model: QWEN3, prompt: [1, 2], suffix: 'y' }, 'suffix'],
+      [{ model: QWEN3, prompt: 'x', suffix: 'y', echo: true }, 'echo'],
       [{ model: MODEL, prompt: 'x', best_of: 3 }, 'best_of'],
       [{ model: MODEL, prompt: 'x', logprobs: 6 }, 'logprobs'],
       [{ model: MODEL, prompt: 'x', n: 0 }, 'n'],
