@@ -4,13 +4,13 @@
 
 #include "api/access_log.h"
 #include "api/http_util.h"
+#include "api/message_events.h"
 #include "api/model_advice.h"
 #include "api/output_format.h"
 #include "api/request_fields.h"
 #include "api/request_parsing.h"
 #include "api/routes.h"
 #include "api/tools.h"
-#include "base/random_id.h"
 #include "core/text_manager.h"
 
 namespace allm {
@@ -26,8 +26,7 @@ constexpr size_t kMaxUserIdBytes = 256;
 struct MessagesCall {
   TextRequest request;
   bool stream = false;
-  std::vector<std::string> stop_sequences;  // the client's (the template may add its own)
-  std::string id = random_id("msg_");
+  MessageHeader header;
 };
 
 // What a content block type not offered is answered with.
@@ -312,8 +311,9 @@ Error read_call(const json& body, MessagesCall* call) {
   if (params.error) return params.error;
   if (Error e = read_conversation(body, *max_tokens, &request)) return e;
   if (Error e = read_metadata(body)) return e;
-  if (Error e = read_stop_sequences(body, &call->stop_sequences)) return e;
-  request.stop = call->stop_sequences;
+  if (Error e = read_stop_sequences(body, &call->header.stop_sequences)) return e;
+  request.stop = call->header.stop_sequences;
+  call->header.model = request.model;
   request.max_tokens = static_cast<int>(*max_tokens);
   request.sampling.temperature = static_cast<float>(temperature.value_or(1.0));
   request.sampling.top_p = static_cast<float>(top_p.value_or(1.0));
@@ -327,124 +327,12 @@ Error read_count_request(const json& body, TextRequest* request) {
   return read_conversation(body, 0, request);
 }
 
-// Why the answer ended, and the client's stop sequence it ended at (null when none).
-std::pair<const char*, json> stop_reason(const MessagesCall& call, const TextEvent& done) {
-  if (done.finish == FinishReason::LENGTH) return {"max_tokens", nullptr};
-  if (!done.message.tool_calls.empty()) return {"tool_use", nullptr};
-  for (const std::string& stop : call.stop_sequences) {
-    if (stop == done.stop_sequence) return {"stop_sequence", stop};
-  }
-  return {"end_turn", nullptr};
-}
-
-// Anthropic counts prompt tokens read from the cache apart from the others.
-json usage_json(const TextUsage& usage) {
-  return {{"input_tokens", usage.prompt_tokens - usage.cached_tokens},
-          {"cache_creation_input_tokens", 0},
-          {"cache_read_input_tokens", usage.cached_tokens},
-          {"output_tokens", usage.completion_tokens}};
-}
-
-json message_object(const MessagesCall& call, json content) {
-  return {{"id", call.id},
-          {"type", "message"},
-          {"role", "assistant"},
-          {"model", call.request.model},
-          {"content", std::move(content)},
-          {"stop_reason", nullptr},
-          {"stop_sequence", nullptr}};
-}
-
-bool failed(const TextEvent& event) {
-  return event.finish == FinishReason::ERROR || event.finish == FinishReason::CANCELLED;
-}
-
-// A call's input as a JSON object; the tool-call grammar makes it one.
-json tool_input(const ToolCall& call) {
-  json input = json::parse(call.arguments, nullptr, false);
-  return input.is_object() ? input : json::object();
-}
-
-json tool_use_block(const ToolCall& call, json input) {
-  return {{"type", "tool_use"}, {"id", call.id}, {"name", call.name}, {"input", std::move(input)}};
-}
-
-// The events of a streamed answer: a block is opened when output of another kind starts
-// (thinking, text, each tool call), closed when the next opens or the answer ends.
-class EventWriter {
- public:
-  explicit EventWriter(const MessagesCall& call) : call_(call) {}
-
-  std::string start(int prompt_tokens) {
-    json message = message_object(call_, json::array());
-    message["usage"] = {{"input_tokens", prompt_tokens}, {"output_tokens", 0}};
-    return sse_event("message_start", {{"type", "message_start"}, {"message", message}}) +
-           sse_event("ping", {{"type", "ping"}});
-  }
-
-  std::string on_event(const TextEvent& event) {
-    std::string out;
-    if (!event.delta.reasoning.empty()) {
-      out += open("thinking", {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
-      out += delta({{"type", "thinking_delta"}, {"thinking", event.delta.reasoning}});
-    }
-    if (!event.delta.content.empty()) {
-      out += open("text", {{"type", "text"}, {"text", ""}});
-      out += delta({{"type", "text_delta"}, {"text", event.delta.content}});
-    }
-    for (const ToolCallDelta& piece : event.delta.tool_calls) {
-      if (!piece.id.empty()) {
-        out += open("tool_use", tool_use_block({piece.id, piece.name, ""}, json::object()), true);
-      }
-      if (!piece.arguments.empty()) {
-        out += delta({{"type", "input_json_delta"}, {"partial_json", piece.arguments}});
-      }
-    }
-    if (!event.done) return out;
-    if (failed(event)) {
-      return out + sse_event("error", anthropic_error_body(event.error));
-    }
-    out += close();
-    const auto [reason, sequence] = stop_reason(call_, event);
-    return out +
-           sse_event("message_delta",
-                     {{"type", "message_delta"},
-                      {"delta", {{"stop_reason", reason}, {"stop_sequence", sequence}}},
-                      {"usage", usage_json(event.usage)}}) +
-           sse_event("message_stop", {{"type", "message_stop"}});
-  }
-
- private:
-  // Opens a block of `kind` unless one is open already (`always`: a new one regardless).
-  std::string open(const std::string& kind, const json& block, bool always = false) {
-    if (kind == open_kind_ && !always) return "";
-    std::string out = close();
-    open_kind_ = kind;
-    return out + sse_event("content_block_start", {{"type", "content_block_start"},
-                                                   {"index", index_},
-                                                   {"content_block", block}});
-  }
-  std::string close() {
-    if (open_kind_.empty()) return "";
-    open_kind_.clear();
-    return sse_event("content_block_stop", {{"type", "content_block_stop"}, {"index", index_++}});
-  }
-  std::string delta(const json& delta) {
-    return sse_event("content_block_delta",
-                     {{"type", "content_block_delta"}, {"index", index_}, {"delta", delta}});
-  }
-
-  const MessagesCall& call_;
-  std::string open_kind_;  // "" when no block is open
-  int index_ = 0;
-};
-
 void respond_streaming(const httplib::Request& req, httplib::Response& res,
                        std::shared_ptr<MessagesCall> call, std::shared_ptr<TextStream> stream) {
   auto client_gone = req.is_connection_closed;
   res.set_chunked_content_provider(
       "text/event-stream", [call, stream, client_gone](size_t, httplib::DataSink& sink) {
-        EventWriter writer(*call);
+        MessageEvents writer(call->header);
         const std::string first = writer.start(stream->prompt_tokens());
         if (!sink.write(first.data(), first.size())) {
           stream->cancel();
@@ -470,21 +358,10 @@ void respond_plain(const httplib::Request& req, httplib::Response& res, const Me
     return true;
   });
   if (!finished) return;
-  if (failed(last)) return send_anthropic_error(res, last.error);
-  json content = json::array();
-  if (!reasoning.empty()) {
-    content.push_back({{"type", "thinking"}, {"thinking", reasoning}, {"signature", ""}});
+  if (last.finish == FinishReason::ERROR || last.finish == FinishReason::CANCELLED) {
+    return send_anthropic_error(res, last.error);
   }
-  if (!text.empty()) content.push_back({{"type", "text"}, {"text", text}});
-  for (const ToolCall& tool_call : last.message.tool_calls) {
-    content.push_back(tool_use_block(tool_call, tool_input(tool_call)));
-  }
-  json message = message_object(call, std::move(content));
-  const auto [reason, sequence] = stop_reason(call, last);
-  message["stop_reason"] = reason;
-  message["stop_sequence"] = sequence;
-  message["usage"] = usage_json(last.usage);
-  send_json(res, message);
+  send_json(res, message_json(call.header, reasoning, text, last));
 }
 
 void create_message(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
