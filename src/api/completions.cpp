@@ -21,8 +21,9 @@ constexpr int64_t kMaxChoices = 128;
 constexpr int kDefaultMaxTokens = 16;
 
 struct CompletionCall {
-  std::vector<TextRequest> choices;  // prompt i's n choices are choices[i*n .. i*n+n-1]
+  std::vector<TextRequest> choices;  // prompt i's generations: choices[i*best_of ...]
   int n = 1;
+  int best_of = 1;  // generations per prompt, of which the n likeliest are returned
   bool stream = false;
   bool include_usage = false;
   bool echo = false;
@@ -98,14 +99,15 @@ Error read_call(const json& body, CompletionCall* call) {
   }
   if (params.error) return params.error;
   call->n = static_cast<int>(n.value_or(1));
-  if (best_of && *best_of != call->n) {
-    return unsupported_error(
-        "'best_of' must equal 'n': choosing the best of more generations is not offered",
-        "best_of");
-  }
+  call->best_of = static_cast<int>(best_of.value_or(call->n));
   call->echo = echo.value_or(false);
   call->logprobs = logprobs ? static_cast<int>(*logprobs) : -1;
   call->stream = stream.value_or(false);
+  if (call->best_of < call->n) return request_error("'best_of' must be at least 'n'", "best_of");
+  if (call->best_of > call->n && call->stream) {
+    return request_error("'best_of' above 'n' cannot be streamed: the best are known at the end",
+                         "best_of");
+  }
   std::vector<RawPrompt> prompts;
   if (Error e = read_prompts(body, &prompts)) return e;
   if (suffix && !suffix->empty()) {
@@ -117,20 +119,22 @@ Error read_call(const json& body, CompletionCall* call) {
       prompt.suffix = *suffix;
     }
   }
-  if (static_cast<int64_t>(prompts.size()) * call->n > kMaxChoices) {
-    return request_error("prompts × n may be at most " + std::to_string(kMaxChoices), "n");
+  if (static_cast<int64_t>(prompts.size()) * call->best_of > kMaxChoices) {
+    return request_error("prompts × best_of (n) may be at most " + std::to_string(kMaxChoices),
+                         call->best_of > call->n ? "best_of" : "n");
   }
   if (Error e = read_stop(body, &request.stop)) return e;
   request.model = *model;
   request.prompt_param = "prompt";
   request.max_tokens = static_cast<int>(max_tokens.value_or(kDefaultMaxTokens));
-  request.top_logprobs = call->logprobs;
+  // The best of several generations are those with the highest log probability per token.
+  request.top_logprobs = call->best_of > call->n ? std::max(call->logprobs, 0) : call->logprobs;
   request.prompt_logprobs = call->echo && call->logprobs >= 0;
   for (RawPrompt& prompt : prompts) {
-    for (int j = 0; j < call->n; ++j) {
+    for (int j = 0; j < call->best_of; ++j) {
       TextRequest choice = request;
       choice.raw_prompt = prompt;
-      // One seed gives each of a prompt's n choices a stream of its own (seed + j).
+      // One seed gives each of a prompt's generations a stream of its own (seed + j).
       if (request.sampling.seed) choice.sampling.seed = *request.sampling.seed + j;
       call->choices.push_back(std::move(choice));
     }
@@ -211,6 +215,8 @@ struct ChoiceState {
   LegacyLogprobs logprobs;
   bool started = false;     // the first event was taken
   bool completing = false;  // the completion's own tokens have begun
+  double logprob_sum = 0;   // of the completion's tokens (best_of ranks by it)
+  int scored = 0;
 
   // Takes `event` in; returns the text it adds.
   std::string take(const CompletionCall& call, const TextStream& stream, const TextEvent& event) {
@@ -228,8 +234,11 @@ struct ChoiceState {
       logprobs.start_at(call.echo ? code_points(stream.prompt_text()) : 0);
     }
     logprobs.add(event.logprobs);
+    for (const TokenLogprob& token : event.logprobs) logprob_sum += token.logprob;
+    scored += static_cast<int>(event.logprobs.size());
     return text + event.delta.content;
   }
+  double logprob_per_token() const { return scored ? logprob_sum / scored : 0.0; }
 };
 
 json usage_json(int prompt_tokens, int completion_tokens) {
@@ -243,7 +252,7 @@ struct UsageSum {
   int prompt_tokens = 0;
   int completion_tokens = 0;
   void add(const CompletionCall& call, size_t choice, const TextUsage& usage) {
-    if (choice % static_cast<size_t>(call.n) == 0) prompt_tokens += usage.prompt_tokens;
+    if (choice % static_cast<size_t>(call.best_of) == 0) prompt_tokens += usage.prompt_tokens;
     completion_tokens += usage.completion_tokens;
   }
 };
@@ -325,6 +334,25 @@ void respond_streaming(const httplib::Request& req, httplib::Response& res,
       });
 }
 
+// The generations returned, in order: of each prompt's best_of, the n with the highest log
+// probability per token (all of them, in order, when best_of is n).
+std::vector<size_t> returned_choices(const CompletionCall& call,
+                                     const std::vector<ChoiceState>& states) {
+  std::vector<size_t> out;
+  const size_t group = static_cast<size_t>(call.best_of);
+  for (size_t first = 0; first < states.size(); first += group) {
+    std::vector<size_t> ranked(group);
+    for (size_t j = 0; j < group; ++j) ranked[j] = first + j;
+    if (call.best_of > call.n) {
+      std::stable_sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) {
+        return states[a].logprob_per_token() > states[b].logprob_per_token();
+      });
+    }
+    out.insert(out.end(), ranked.begin(), ranked.begin() + call.n);
+  }
+  return out;
+}
+
 void respond_plain(const httplib::Request& req, httplib::Response& res, const CompletionCall& call,
                    const std::vector<std::shared_ptr<TextStream>>& streams) {
   std::vector<std::string> texts(streams.size());
@@ -337,13 +365,15 @@ void respond_plain(const httplib::Request& req, httplib::Response& res, const Co
                                              return true;
                                            });
   if (!finished) return;
-  json choices = json::array();
   UsageSum usage;
   for (size_t i = 0; i < streams.size(); ++i) {
     if (failed(done[i])) return send_error(res, done[i].error);
     usage.add(call, i, done[i].usage);
+  }
+  json choices = json::array();
+  for (size_t i : returned_choices(call, states)) {
     choices.push_back({{"text", texts[i]},
-                       {"index", i},
+                       {"index", choices.size()},
                        {"logprobs", call.logprobs >= 0 ? states[i].logprobs.take() : json(nullptr)},
                        {"finish_reason", finish_reason(done[i])}});
   }

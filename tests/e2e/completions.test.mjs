@@ -217,6 +217,19 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
     assert.ok(new Set(a.choices.map((c) => c.text)).size > 1, 'all choices are the same');
   });
 
+  it('best_of returns the n of best_of generations with the highest log probability per token', T, async () => {
+    const req = { model: MODEL, prompt: PROMPT, max_tokens: 8, temperature: 1.5, seed: 11 };
+    // Generation j of a prompt uses seed + j, so n: 4 shows all four candidates best_of: 4 has.
+    const all = await sdk().completions.create({ ...req, n: 4, logprobs: 0 });
+    const mean = (c) => c.logprobs.token_logprobs.reduce((a, b) => a + b, 0) / c.logprobs.token_logprobs.length;
+    const ranked = [...all.choices].sort((a, b) => mean(b) - mean(a));
+    const best = await sdk().completions.create({ ...req, n: 2, best_of: 4 });
+    assert.deepEqual(best.choices.map((c) => c.text), ranked.slice(0, 2).map((c) => c.text));
+    assert.deepEqual(best.choices.map((c) => c.index), [0, 1]);
+    assert.equal(best.choices[0].logprobs, null, 'logprobs were not asked for');
+    assert.equal(best.usage.completion_tokens, all.usage.completion_tokens, 'every generation counts');
+  });
+
   it('bad requests are 400s naming the field', T, async () => {
     const p = '/v1/completions';
     await checkValidationCases(srv.baseURL, p, [
@@ -226,7 +239,9 @@ describe('POST /v1/completions', { timeout: HOOK_TIMEOUT_MS + 12 * TEST_TIMEOUT_
       [{ model: MODEL, prompt: 'x', suffix: 'y' }, 'suffix'],  // the fixture has no FIM tokens
       [{ model: QWEN3, prompt: [1, 2], suffix: 'y' }, 'suffix'],
       [{ model: QWEN3, prompt: 'x', suffix: 'y', echo: true }, 'echo'],
-      [{ model: MODEL, prompt: 'x', best_of: 3 }, 'best_of'],
+      [{ model: MODEL, prompt: 'x', n: 2, best_of: 1 }, 'best_of'],
+      [{ model: MODEL, prompt: 'x', best_of: 3, stream: true }, 'best_of'],
+      [{ model: MODEL, prompt: Array(43).fill('x'), best_of: 3 }, 'best_of'],
       [{ model: MODEL, prompt: 'x', logprobs: 6 }, 'logprobs'],
       [{ model: MODEL, prompt: 'x', n: 0 }, 'n'],
       [{ model: MODEL, prompt: 'x', max_tokens: 0 }, 'max_tokens'],
