@@ -60,6 +60,7 @@ std::string endpoint_label(const std::string& method, const std::string& path) {
                                        "/v1/audio/transcriptions",
                                        "/v1/audio/translations",
                                        "/v1/images/generations",
+                                       "/v1/images/edits",
                                        "/v1/models",
                                        "/health",
                                        "/metrics"};

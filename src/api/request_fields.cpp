@@ -1,5 +1,7 @@
 #include "api/request_fields.h"
 
+#include <initializer_list>
+
 #include "api/access_log.h"
 
 namespace allm {
@@ -323,13 +325,88 @@ const RequestField kCountTokensFields[] = {
     {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
 };
 
-template <size_t N>
-Error check_fields(const json& body, const RequestField (&fields)[N]) {
-  for (const auto& [name, value] : body.items()) {
-    const RequestField* field = nullptr;
-    for (const RequestField& f : fields) {
-      if (name == f.name) field = &f;
+// Image options of OpenAI's GPT image models: what holds for the PNGs made here passes.
+Error image_background(const json& value, const std::string& param) {
+  if (value == "auto" || value == "opaque") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error("the images made here are opaque; use 'auto' or 'opaque'", param);
+}
+
+Error image_output_format(const json& value, const std::string& param) {
+  if (value == "png") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error("the images made here are PNG; use 'png'", param);
+}
+
+Error image_quality(const json& value, const std::string& param) {
+  if (value == "auto" || value == "standard") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error(
+      "quality settings are not offered; use 'auto' (more 'steps' refine more)", param);
+}
+
+// No moderation runs here, which is at most as strict as either setting.
+Error image_moderation(const json& value, const std::string& param) {
+  if (value == "auto" || value == "low") return {};
+  return request_error("'" + param + "' must be 'auto' or 'low'", param);
+}
+
+Error no_partial_images(const json& value, const std::string& param) {
+  if (value == 0) return {};
+  if (!value.is_number_integer()) return request_error("'" + param + "' must be an integer", param);
+  return unsupported_error("partial images are not streamed; use 0", param);
+}
+
+const RequestField kImageFields[] = {
+    {"model", Treatment::PARSED},
+    {"prompt", Treatment::PARSED},
+    {"n", Treatment::PARSED},
+    {"size", Treatment::PARSED},
+    {"response_format", Treatment::PARSED},
+    {"negative_prompt", Treatment::PARSED},  // extensions from here to sampler
+    {"steps", Treatment::PARSED},
+    {"cfg_scale", Treatment::PARSED},
+    {"seed", Treatment::PARSED},
+    {"sampler", Treatment::PARSED},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"background", Treatment::CHECKED, nullptr, image_background},
+    {"output_format", Treatment::CHECKED, nullptr, image_output_format},
+    {"quality", Treatment::CHECKED, nullptr, image_quality},
+    {"moderation", Treatment::CHECKED, nullptr, image_moderation},
+    {"partial_images", Treatment::CHECKED, nullptr, no_partial_images},
+    {"output_compression", Treatment::REFUSED,
+     "compression applies to JPEG and WebP; the images made here are PNG"},
+    {"stream", Treatment::UNLESS_FALSE, "streaming partial images is not offered"},
+    {"style", Treatment::REFUSED, "styles are not offered; describe the style in the prompt"},
+};
+
+// What edits take besides.
+const RequestField kImageEditOnlyFields[] = {
+    {"strength", Treatment::PARSED},  // extension
+    {"input_fidelity", Treatment::REFUSED,
+     "input fidelity settings are not offered; 'strength' sets how far the result may move from "
+     "the image"},
+};
+
+struct FieldTable {
+  const RequestField* fields;
+  size_t size;
+  template <size_t N>
+  FieldTable(const RequestField (&table)[N]) : fields(table), size(N) {}  // NOLINT: implicit
+};
+
+const RequestField* find_field(const std::string& name, std::initializer_list<FieldTable> tables) {
+  for (const FieldTable& table : tables) {
+    for (size_t i = 0; i < table.size; ++i) {
+      if (name == table.fields[i].name) return &table.fields[i];
     }
+  }
+  return nullptr;
+}
+
+Error check_fields(const json& body, std::initializer_list<FieldTable> tables) {
+  for (const auto& [name, value] : body.items()) {
+    const RequestField* field = find_field(name, tables);
     if (!field) {
       return request_error("unknown parameter '" + quote_excerpt(name) + "'", name,
                            "unknown_parameter");
@@ -348,23 +425,31 @@ Error check_fields(const json& body, const RequestField (&fields)[N]) {
 }  // namespace
 
 Error check_responses_fields(const json& body) {
-  return check_fields(body, kResponsesFields);
+  return check_fields(body, {kResponsesFields});
 }
 
 Error check_chat_fields(const json& body) {
-  return check_fields(body, kChatFields);
+  return check_fields(body, {kChatFields});
+}
+
+Error check_image_fields(const json& body) {
+  return check_fields(body, {kImageFields});
+}
+
+Error check_image_edit_fields(const json& body) {
+  return check_fields(body, {kImageFields, kImageEditOnlyFields});
 }
 
 Error check_completions_fields(const json& body) {
-  return check_fields(body, kCompletionsFields);
+  return check_fields(body, {kCompletionsFields});
 }
 
 Error check_messages_fields(const json& body) {
-  return check_fields(body, kMessagesFields);
+  return check_fields(body, {kMessagesFields});
 }
 
 Error check_count_tokens_fields(const json& body) {
-  return check_fields(body, kCountTokensFields);
+  return check_fields(body, {kCountTokensFields});
 }
 
 void read_sampling(ParamReader& params, SamplingParams* sampling) {

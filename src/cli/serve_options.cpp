@@ -396,7 +396,7 @@ std::string serve_help() {
       "usage: allm serve [options]\n\n"
       "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions,\n"
       "/v1/audio/transcriptions, /v1/audio/translations, /v1/images/generations,\n"
-      "/v1/models).\n"
+      "/v1/images/edits, /v1/models).\n"
       "Every option can also be set by the environment variable shown.\n\n";
   for (const Option& option : options_table()) {
     std::string left = std::string("  ") + option.flag;

@@ -98,6 +98,14 @@ int DiffusionModel::default_size() const {
   return diffusion_model_default_size(model_);
 }
 
+bool DiffusionModel::can_encode() const {
+  return diffusion_model_can_encode(model_);
+}
+
+bool DiffusionModel::inpainting() const {
+  return diffusion_model_is_inpainting(model_);
+}
+
 Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>& should_stop,
                                const std::function<void(int, int)>& on_step, std::string* png) {
   diffusion_generate_params p = diffusion_generate_default_params();
@@ -110,6 +118,9 @@ Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>&
   p.seed = job.seed;
   diffusion_sampler_from_name(job.sampler.c_str(), &p.sampler);
   p.n_threads = job.threads;
+  p.init_image = job.init_rgb ? job.init_rgb->data() : nullptr;
+  p.strength = job.strength;
+  p.mask = job.mask ? job.mask->data() : nullptr;
   StepWatch watch{should_stop, on_step};
   p.user_data = &watch;
   p.should_abort = [](void* user) { return static_cast<StepWatch*>(user)->should_stop(); };
