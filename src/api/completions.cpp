@@ -58,7 +58,7 @@ Error read_prompts(const json& body, std::vector<RawPrompt>* prompts) {
   }
   const json& value = body["prompt"];
   if (value.is_string()) {
-    prompts->push_back({value.get<std::string>(), {}});
+    prompts->push_back({value.get<std::string>(), {}, ""});
     return {};
   }
   if (is_token_array(value)) {
@@ -71,7 +71,7 @@ Error read_prompts(const json& body, std::vector<RawPrompt>* prompts) {
   if (!value.is_array() || value.empty()) return request_error(shape, "prompt");
   for (const json& item : value) {
     if (item.is_string()) {
-      prompts->push_back({item.get<std::string>(), {}});
+      prompts->push_back({item.get<std::string>(), {}, ""});
     } else if (is_token_array(item)) {
       prompts->push_back(token_prompt(item));
     } else {
