@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "httplib.h"
@@ -23,6 +24,11 @@ constexpr int kRetryAfterSeconds = 1;
 int http_status(const Error& error);
 json error_body(const Error& error);
 void send_error(httplib::Response& res, const Error& error);
+// Anthropic's shape for the Messages API: {"type": "error", "error": {"type", "message"}}, the
+// type from the HTTP status (invalid_request_error, authentication_error, not_found_error,
+// rate_limit_error, api_error, ...); the message starts with the offending field.
+json anthropic_error_body(const Error& error);
+void send_anthropic_error(httplib::Response& res, const Error& error);
 void send_json(httplib::Response& res, const json& body, int status = 200);
 
 // Deepest nesting of arrays and objects a request body may have. Client JSON is walked and
@@ -74,5 +80,10 @@ class ParamReader {
 // cancelled and false is returned.
 bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
                        const std::function<bool(TextEvent&)>& on_event);
+// The same for the streams of several choices, one after the other (all of them run meanwhile);
+// `on_event` gets the stream's index. The access record sums their token counts.
+bool drain_text_streams(const std::vector<TextStream*>& streams,
+                        const std::function<bool()>& client_gone,
+                        const std::function<bool(size_t, TextEvent&)>& on_event);
 
 }  // namespace allm
