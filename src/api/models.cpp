@@ -1,6 +1,7 @@
 // GET /health and GET /v1/models.
 #include "api/http_util.h"
 #include "api/routes.h"
+#include "core/conversation_service.h"
 #include "core/model_registry.h"
 #include "core/readiness.h"
 #include "core/text_manager.h"
@@ -48,8 +49,10 @@ static json model_object(const ModelEntry& entry, int64_t created,
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx) {
   const int64_t started = unix_time();
-  server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, json{{"status", "ok"}});
+  // Liveness: 200 while the process serves; `store` says whether stateful requests can be served.
+  server.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {
+    send_json(res, json{{"status", "ok"},
+                        {"store", ctx.conversations.store_available() ? "ok" : "unavailable"}});
   });
   // 503 (with Retry-After) while starting or shutting down: a load balancer sends elsewhere.
   server.Get("/health/ready", [&ctx](const httplib::Request&, httplib::Response& res) {

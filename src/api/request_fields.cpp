@@ -260,6 +260,71 @@ const RequestField kChatFields[] = {
     {"function_call", Treatment::REFUSED, "'function_call' is deprecated; send 'tool_choice'"},
 };
 
+// `logit_bias` {token id: bias}: no bias is offered, so only an empty map is accepted.
+Error no_logit_bias(const json& value, const std::string& param) {
+  if (value.is_object() && value.empty()) return {};
+  return unsupported_error("logit_bias is not offered", param);
+}
+
+const RequestField kCompletionsFields[] = {
+    {"model", Treatment::PARSED},
+    {"prompt", Treatment::PARSED},
+    {"suffix", Treatment::PARSED},
+    {"max_tokens", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"top_k", Treatment::PARSED},  // extension (llama.cpp's samplers)
+    {"min_p", Treatment::PARSED},  // extension
+    {"presence_penalty", Treatment::PARSED},
+    {"frequency_penalty", Treatment::PARSED},
+    {"seed", Treatment::PARSED},
+    {"stop", Treatment::PARSED},
+    {"n", Treatment::PARSED},
+    {"best_of", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"logprobs", Treatment::PARSED},
+    {"echo", Treatment::PARSED},
+    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"logit_bias", Treatment::CHECKED, nullptr, no_logit_bias},
+};
+
+// Anthropic's service tiers: this server has one, which either setting gets.
+Error anthropic_service_tier(const json& value, const std::string& param) {
+  if (value == "auto" || value == "standard_only") return {};
+  return request_error("'" + param + "' must be 'auto' or 'standard_only'", param);
+}
+
+const RequestField kMessagesFields[] = {
+    {"model", Treatment::PARSED},
+    {"messages", Treatment::PARSED},
+    {"max_tokens", Treatment::PARSED},
+    {"system", Treatment::PARSED},
+    {"stop_sequences", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"top_k", Treatment::PARSED},
+    {"metadata", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"thinking", Treatment::PARSED},
+    {"service_tier", Treatment::CHECKED, nullptr, anthropic_service_tier},
+    {"container", Treatment::REFUSED, "code execution containers are not offered"},
+    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
+    {"context_management", Treatment::REFUSED, "context management is not offered"},
+};
+
+const RequestField kCountTokensFields[] = {
+    {"model", Treatment::PARSED},
+    {"messages", Treatment::PARSED},
+    {"system", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"thinking", Treatment::PARSED},
+    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
+};
+
 // Image options of OpenAI's GPT image models: what holds for the PNGs made here passes.
 Error image_background(const json& value, const std::string& param) {
   if (value == "auto" || value == "opaque") return {};
@@ -373,6 +438,53 @@ Error check_image_fields(const json& body) {
 
 Error check_image_edit_fields(const json& body) {
   return check_fields(body, {kImageFields, kImageEditOnlyFields});
+}
+
+Error check_completions_fields(const json& body) {
+  return check_fields(body, {kCompletionsFields});
+}
+
+Error check_messages_fields(const json& body) {
+  return check_fields(body, {kMessagesFields});
+}
+
+Error check_count_tokens_fields(const json& body) {
+  return check_fields(body, {kCountTokensFields});
+}
+
+void read_sampling(ParamReader& params, SamplingParams* sampling) {
+  auto temperature = params.number("temperature", 0.0, 2.0);
+  auto top_p = params.number("top_p", 0.0, 1.0);
+  auto top_k = params.integer("top_k", 0, 1 << 20);
+  auto min_p = params.number("min_p", 0.0, 1.0);
+  auto presence = params.number("presence_penalty", -2.0, 2.0);
+  auto frequency = params.number("frequency_penalty", -2.0, 2.0);
+  auto seed = params.integer("seed", INT64_MIN, INT64_MAX);
+  sampling->temperature = static_cast<float>(temperature.value_or(1.0));
+  sampling->top_p = static_cast<float>(top_p.value_or(1.0));
+  sampling->top_k = static_cast<int>(top_k.value_or(0));
+  sampling->min_p = static_cast<float>(min_p.value_or(0.0));
+  sampling->presence_penalty = static_cast<float>(presence.value_or(0.0));
+  sampling->frequency_penalty = static_cast<float>(frequency.value_or(0.0));
+  // Every signed 64-bit seed is its own random stream; negative ones are not special.
+  if (seed) sampling->seed = static_cast<uint64_t>(*seed);
+}
+
+Error read_stop(const json& body, std::vector<std::string>* stop) {
+  if (!body.contains("stop") || body["stop"].is_null()) return {};
+  const json& value = body["stop"];
+  if (value.is_string()) {
+    stop->push_back(value.get<std::string>());
+    return {};
+  }
+  if (!value.is_array() || value.size() > 4) {
+    return request_error("'stop' must be a string or an array of up to 4 strings", "stop");
+  }
+  for (const json& s : value) {
+    if (!s.is_string()) return request_error("'stop' entries must be strings", "stop");
+    stop->push_back(s.get<std::string>());
+  }
+  return {};
 }
 
 }  // namespace allm

@@ -30,6 +30,9 @@ struct ApiContext {
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
+void register_completions_routes(httplib::Server& server, ApiContext& ctx);
+// Anthropic's Messages API: POST /v1/messages and /v1/messages/count_tokens.
+void register_messages_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
 // `public_url`: where clients reach the server (no trailing '/'), for image urls; kept by
 // reference (the server sets it once bound) and read at each request.

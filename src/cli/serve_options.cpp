@@ -11,6 +11,7 @@
 #include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/memory_plan.h"
+#include "core/store_location.h"
 
 namespace allm {
 
@@ -257,6 +258,17 @@ const std::vector<Option>& options_table() {
        "where stored responses and demo models live (default ~/.allm)",
        [](ServeOptions& o, const std::string& v) {
          o.data_dir = v;
+         return std::string();
+       }},
+      {"--store", "ALLM_STORE", "LOCATION",
+       "where stored responses live: sqlite:PATH, or postgres://USER[:PASSWORD]@HOST[:PORT]/DB "
+       "(also postgresql://), a database several replicas share (default sqlite:DATA_DIR/"
+       "responses.db)",
+       [](ServeOptions& o, const std::string& v) {
+         StoreLocation location;
+         std::string why;
+         if (!parse_store_location(v, "", &location, &why)) return why;
+         o.store_location = v;
          return std::string();
        }},
       {"--store-max-age", "ALLM_STORE_MAX_AGE", "SECONDS",

@@ -7,6 +7,7 @@
 #include "cli/pull.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
+#include "core/store_location.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
@@ -130,9 +131,13 @@ std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
       ModelRegistry(options.models_dir, options.models).empty() && !add_demo_models(options)) {
     return nullptr;
   }
+  StoreLocation location;
+  std::string why;
+  parse_store_location(options.store_location,
+                       (fs::path(options.data_dir) / "responses.db").string(), &location, &why);
+  ALLM_LOG_INFO("response store: %s", describe(location).c_str());
   Error error;
-  auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error,
-                                   options.store);
+  auto store = open_response_store(location, options.store, &error);
   if (!store) {
     ALLM_LOG_ERROR("%s", error.message.c_str());
     return nullptr;

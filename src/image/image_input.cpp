@@ -1,5 +1,6 @@
 #include "image/image_input.h"
 
+#include <png.h>
 #include <webp/decode.h>
 
 #include <algorithm>
@@ -8,7 +9,6 @@
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_NO_STDIO
 #include "stb/stb_image.h"
@@ -38,8 +38,8 @@ uint32_t big_endian32(std::string_view bytes, size_t at) {
   return v;
 }
 
-// PNG's first chunk is IHDR: width and height as 32-bit big-endian numbers. Read here rather
-// than by stb_image, which refuses sizes it could not decode without saying what they are.
+// PNG's first chunk is IHDR: width and height as 32-bit big-endian numbers, read here so that
+// the pixel budget is checked before libpng allocates anything.
 bool png_size(std::string_view bytes, int* width, int* height) {
   if (bytes.size() < 24 || bytes.substr(12, 4) != "IHDR") return false;
   const uint32_t w = big_endian32(bytes, 16), h = big_endian32(bytes, 20);
@@ -77,15 +77,28 @@ bool decode_webp(std::string_view bytes, RgbaImage* out) {
                             out->rgba.data(), out->rgba.size(), out->width * 4) != nullptr;
 }
 
-bool decode_with_stb(std::string_view bytes, RgbaImage* out) {
+// libpng's simplified API: any PNG to 8-bit RGBA; truncated data and bad CRCs are errors.
+bool decode_png(std::string_view bytes, RgbaImage* out) {
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) return false;
+  if (image.width != static_cast<uint32_t>(out->width) ||
+      image.height != static_cast<uint32_t>(out->height)) {
+    png_image_free(&image);
+    return false;
+  }
+  out->has_alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+  image.format = PNG_FORMAT_RGBA;
+  out->rgba.resize(PNG_IMAGE_SIZE(image));
+  return png_image_finish_read(&image, nullptr, out->rgba.data(), 0, nullptr) != 0;
+}
+
+bool decode_jpeg(std::string_view bytes, RgbaImage* out) {
   int w = 0, h = 0, channels = 0;
   stbi_uc* pixels = stbi_load_from_memory(data_of(bytes), length_of(bytes), &w, &h, &channels, 4);
   if (!pixels) return false;
   const bool same_size = w == out->width && h == out->height;
-  if (same_size) {
-    out->rgba.assign(pixels, pixels + static_cast<size_t>(w) * h * 4);
-    out->has_alpha = channels == 2 || channels == 4;
-  }
+  if (same_size) out->rgba.assign(pixels, pixels + static_cast<size_t>(w) * h * 4);
   stbi_image_free(pixels);
   return same_size;
 }
@@ -93,8 +106,9 @@ bool decode_with_stb(std::string_view bytes, RgbaImage* out) {
 bool decode_pixels(std::string_view bytes, RgbaImage* out) {
   switch (format_of(bytes)) {
     case ImageFormat::WEBP: return decode_webp(bytes, out);
-    case ImageFormat::JPEG: return jpeg_complete(bytes) && decode_with_stb(bytes, out);
-    default: return decode_with_stb(bytes, out);
+    case ImageFormat::JPEG: return jpeg_complete(bytes) && decode_jpeg(bytes, out);
+    case ImageFormat::PNG: return decode_png(bytes, out);
+    default: return false;
   }
 }
 

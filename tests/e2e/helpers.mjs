@@ -678,3 +678,13 @@ export function pseudoWords(nChars, seed = 12345) {
   }
   return s.slice(0, nChars);
 }
+
+// Two characters of `text` past its first, neither standing for invalid bytes (U+FFFD): a stop
+// string that cuts the text.
+export function cuttingStop(text) {
+  const chars = [...text];
+  for (let i = 1; i + 1 < chars.length; ++i) {
+    if (chars[i] !== '\uFFFD' && chars[i + 1] !== '\uFFFD') return chars[i] + chars[i + 1];
+  }
+  assert.fail(`no stop string to cut ${JSON.stringify(text)}`);
+}

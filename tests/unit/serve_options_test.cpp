@@ -164,6 +164,24 @@ TEST(ServeOptions, StoreRetention) {
   EXPECT_NE(serve_help().find("ALLM_STORE_MAX_AGE"), std::string::npos);
 }
 
+TEST(ServeOptions, StoreLocation) {
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({}, &o, &problem)) << problem;
+  EXPECT_TRUE(o.store_location.empty());  // the SQLite file in the data dir
+  setenv("ALLM_STORE", "sqlite:/srv/allm.db", 1);
+  ASSERT_TRUE(parse({}, &o, &problem)) << problem;
+  unsetenv("ALLM_STORE");
+  EXPECT_EQ(o.store_location, "sqlite:/srv/allm.db");
+  ASSERT_TRUE(parse({"--store", "postgresql://allm:pw@db/allm"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.store_location, "postgresql://allm:pw@db/allm");
+  EXPECT_FALSE(parse({"--store", "mysql://allm:hunter2@db/allm"}, &o, &problem));
+  EXPECT_NE(problem.find("--store: expected sqlite:PATH or a postgres://"), std::string::npos)
+      << problem;
+  EXPECT_EQ(problem.find("hunter2"), std::string::npos) << problem;
+  EXPECT_NE(serve_help().find("[ALLM_STORE]"), std::string::npos);
+}
+
 TEST(ServeOptions, PublicUrlIsAnHttpUrlKeptWithoutItsTrailingSlash) {
   ServeOptions o;
   std::string problem;

@@ -261,13 +261,31 @@ Failure unet_eval(Model& m, const std::vector<float>& x, int w, int h, int n,
                added.sizes.size() != static_cast<size_t>(kSizeNumbers * n))) {
     return fail(DIFFUSION_INVALID_ARGUMENT, "SDXL's UNet needs the pooled text and the sizes");
   }
-  GraphRun run(m.executor);
-  ggml_tensor* xt = run.input_f32(x, w, h, c, n);
-  ggml_tensor* tt = run.input_f32(timesteps, n);
-  ggml_tensor* ct = run.input_f32(context, d, n_ctx, n);
-  ggml_tensor* pt = sdxl ? run.input_f32(added.pooled, p, n) : nullptr;
-  ggml_tensor* st = sdxl ? run.input_f32(added.sizes, kSizeNumbers, n) : nullptr;
-  return run.compute(build_unet(run.ctx(), m.unet, xt, tt, ct, pt, st), out);
+  UnetGraph& g = m.unet_graph;
+  if (g.fits(w, h, n, n_ctx) && g.run->laid_out()) {
+    g.run->set_input(g.x, x);
+    g.run->set_input(g.timesteps, timesteps);
+    g.run->set_input(g.context, context);
+    if (sdxl) {
+      g.run->set_input(g.pooled, added.pooled);
+      g.run->set_input(g.sizes, added.sizes);
+    }
+    return g.run->compute(g.out, out);
+  }
+  g = UnetGraph{};
+  g.run = std::make_unique<GraphRun>(m.executor);
+  GraphRun& run = *g.run;
+  g.x = run.input_f32(x, w, h, c, n);
+  g.timesteps = run.input_f32(timesteps, n);
+  g.context = run.input_f32(context, d, n_ctx, n);
+  g.pooled = sdxl ? run.input_f32(added.pooled, p, n) : nullptr;
+  g.sizes = sdxl ? run.input_f32(added.sizes, kSizeNumbers, n) : nullptr;
+  g.out = build_unet(run.ctx(), m.unet, g.x, g.timesteps, g.context, g.pooled, g.sizes);
+  g.w = w;
+  g.h = h;
+  g.n = n;
+  g.n_ctx = n_ctx;
+  return run.compute(g.out, out);
 }
 
 namespace {

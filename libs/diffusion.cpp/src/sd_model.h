@@ -17,6 +17,19 @@
 
 namespace dcpp {
 
+// The UNet's graph for one shape, built once per generation and computed step after step with
+// new inputs.
+struct UnetGraph {
+  std::unique_ptr<GraphRun> run;
+  int w = 0, h = 0, n = 0, n_ctx = 0;
+  ggml_tensor *x = nullptr, *timesteps = nullptr, *context = nullptr, *pooled = nullptr,
+              *sizes = nullptr, *out = nullptr;
+
+  bool fits(int w_, int h_, int n_, int n_ctx_) const {
+    return run && w == w_ && h == h_ && n == n_ && n_ctx == n_ctx_;
+  }
+};
+
 struct Model {
   ModelFiles files;
   std::unique_ptr<ClipTokenizer> tokenizer;
@@ -38,6 +51,7 @@ struct Model {
   diffusion_vae_tiling vae_tiling = DIFFUSION_VAE_TILING_AUTO;
   int vae_tile = 64;  // latent pixels
   Executor executor;
+  UnetGraph unet_graph;  // after the executor: goes before it
   std::mutex mutex;
 
   // An inpainting UNet takes the latent, the mask and the masked image's latent.
