@@ -10,7 +10,7 @@ import {
 import { PostgresCluster } from './postgres_cluster.mjs';
 
 async function startReplica(store, more = []) {
-  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more], ctxSize: 4096 });
+  const srv = new AllmServer({ tmp: await makeTempDir(), extraArgs: ['--store', store, ...more], ctxSize: 32768 });
   await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
   await srv.start();
   return srv;
@@ -106,7 +106,7 @@ describe('PostgreSQL response store shared by two replicas', { timeout: 3 * HOOK
   });
 
   it('background responses across replicas: polled and cancelled through the other; an abandoned one fails once its lease expires', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const endless = { input: 'Go on forever', max_output_tokens: 12000, background: true };
+    const endless = { input: 'Go on forever', max_output_tokens: 30000, background: true };
     const started = await create(a().baseURL, endless);
     await sleep(1500);  // past a lease renewal
     const polled = await getJSON(b().baseURL, `/v1/responses/${started.id}`);
