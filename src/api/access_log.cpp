@@ -54,6 +54,7 @@ void record_error(const Error& error) {
 std::string endpoint_label(const std::string& method, const std::string& path) {
   static const char* const kFixed[] = {"/v1/responses",
                                        "/v1/chat/completions",
+                                       "/v1/embeddings",
                                        "/v1/audio/transcriptions",
                                        "/v1/audio/translations",
                                        "/v1/images/generations",

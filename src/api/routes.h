@@ -28,6 +28,7 @@ struct ApiContext {
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
+void register_embeddings_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
 // `public_url`: where clients reach the server (no trailing '/'), for image urls; kept by
 // reference (the server sets it once bound) and read at each request.
