@@ -78,8 +78,13 @@ struct Tensor {
   std::vector<uint8_t> raw = {};
 };
 
+// A sentence-embedding fixture's pooling: sentence-transformers' modules.json (Transformer,
+// Pooling, Normalize) in the folder, `<arch>.pooling_type` in the GGUF. None: neither.
+enum class EmbeddingPooling { None, Last, Mean, Cls };
+
 struct Fixture {
   ModelSpec spec;
+  EmbeddingPooling pooling = EmbeddingPooling::None;
   DType dtype = DType::F32;
   ByteLevelVocabulary vocab;  // the tokenizer's tokens (vocab_size may add padding ids)
   std::vector<Tensor> tensors;
