@@ -30,9 +30,8 @@ Error read_token_ids(const json& ids, const std::string& param, EmbeddingInput* 
     }
     const int64_t value = id.get<int64_t>();
     if (value < 0 || value > INT32_MAX) {
-      return request_error("token id " + std::to_string(value) + " in '" + param +
-                               "' is out of range",
-                           param);
+      return request_error(
+          "token id " + std::to_string(value) + " in '" + param + "' is out of range", param);
     }
     input->tokens.push_back(static_cast<Token>(value));
   }
@@ -96,7 +95,8 @@ Error read_call(const json& body, EmbeddingCall* call) {
     params.fail("'user' may be at most " + std::to_string(kMaxEndUserBytes) + " bytes long",
                 "user");
   }
-  if (!params.error && !params.has("input")) params.fail("missing required parameter 'input'", "input");
+  if (!params.error && !params.has("input"))
+    params.fail("missing required parameter 'input'", "input");
   if (params.error) return params.error;
   if (Error e = read_inputs(body["input"], &call->request.inputs)) return e;
   current_access().end_user = user;
@@ -119,15 +119,15 @@ json response_body(const EmbeddingCall& call, const EmbeddingResult& result) {
   json data = json::array();
   for (size_t i = 0; i < result.vectors.size(); ++i) {
     json item = {{"object", "embedding"}, {"index", i}};
-    item["embedding"] = call.base64 ? json(base64_floats(result.vectors[i]))
-                                    : json(result.vectors[i]);
+    item["embedding"] =
+        call.base64 ? json(base64_floats(result.vectors[i])) : json(result.vectors[i]);
     data.push_back(std::move(item));
   }
-  return {{"object", "list"},
-          {"data", std::move(data)},
-          {"model", call.request.model},
-          {"usage", {{"prompt_tokens", result.prompt_tokens},
-                     {"total_tokens", result.prompt_tokens}}}};
+  return {
+      {"object", "list"},
+      {"data", std::move(data)},
+      {"model", call.request.model},
+      {"usage", {{"prompt_tokens", result.prompt_tokens}, {"total_tokens", result.prompt_tokens}}}};
 }
 
 void create_embeddings(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {

@@ -179,8 +179,8 @@ class LlamaBackend : public TextBackend {
     }
     // Last-token pooling reads each sequence's last token of each micro-batch, so an input may
     // span several; mean and first-token pooling need a whole input in one.
-    p.n_ubatch = p.pooling_type == LLAMA_POOLING_TYPE_LAST ? std::min<uint32_t>(p.n_ctx, 512)
-                                                          : p.n_ctx;
+    p.n_ubatch =
+        p.pooling_type == LLAMA_POOLING_TYPE_LAST ? std::min<uint32_t>(p.n_ctx, 512) : p.n_ctx;
     embedding_ctx_ = llama_init_from_model(model_, p);
     if (!embedding_ctx_) {
       return make_error(ErrorCode::OOM_RAM, "could not create the embedding context");

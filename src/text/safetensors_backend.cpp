@@ -1,9 +1,9 @@
 // TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
+#include <mutex>
+
 #include "base/byte_size.h"
 #include "base/log.h"
 #include "safetensors.h"
-#include <mutex>
-
 #include "text/backend.h"
 #include "text/embeddings.h"
 
@@ -186,8 +186,8 @@ class SafetensorsBackend : public TextBackend {
         const int length = static_cast<int>(input.size());
         for (; done[t] < input.size() && batch.size() < kMaxBatch; ++done[t]) {
           const int pos = static_cast<int>(done[t]);
-          batch.push_back({input[done[t]], pos, static_cast<int>(t),
-                           PooledVector::reads(how, pos, length)});
+          batch.push_back(
+              {input[done[t]], pos, static_cast<int>(t), PooledVector::reads(how, pos, length)});
         }
       }
       if (Error e = run(embedding_ctx_, embedding_arrays_, batch)) return e;
@@ -211,8 +211,8 @@ class SafetensorsBackend : public TextBackend {
   BackendParams params_;
   mutable std::mutex embedding_mutex_;
   stcpp_context* embedding_ctx_ = nullptr;  // made on the first embed()
-  BatchArrays decode_arrays_;     // the scheduler thread's
-  BatchArrays embedding_arrays_;  // under embedding_mutex_
+  BatchArrays decode_arrays_;               // the scheduler thread's
+  BatchArrays embedding_arrays_;            // under embedding_mutex_
 };
 
 stcpp_quantize_type stcpp_quantize_type_of(Quantization quantization) {

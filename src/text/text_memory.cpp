@@ -169,8 +169,8 @@ MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int
     // its cache (llama.cpp's holds one sequence's worth of cells that its packed inputs share,
     // safetensors.cpp's as many sequences as generation) and a batch of its own.
     const int embedding_sequences = format == ModelFormat::GGUF ? 1 : sequences;
-    estimate.kv_cache = kv_cache_bytes(*shape, ctx_per_sequence, sequences + embedding_sequences,
-                                       bytes_per_value);
+    estimate.kv_cache =
+        kv_cache_bytes(*shape, ctx_per_sequence, sequences + embedding_sequences, bytes_per_value);
     estimate.compute = compute_margin_bytes(*shape, 512) + batch_activation_bytes(*shape, 512);
   }
   return estimate;

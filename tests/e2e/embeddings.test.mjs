@@ -10,6 +10,7 @@ import {
   useServer, postJSON, show, assertError, runCommand, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from './helpers.mjs';
 import { HF_TOOL } from '../integration/hf_fixture.mjs';
+import { scrape, metricValue } from '../integration/metrics_helpers.mjs';
 
 const T = { timeout: TEST_TIMEOUT_MS };
 const CTX = 256;
@@ -135,6 +136,10 @@ describe('embeddings', { timeout: HOOK_TIMEOUT_MS + 10 * TEST_TIMEOUT_MS }, () =
     const unknown = await postJSON(srv.baseURL, '/v1/embeddings', { model: 'nope', input: 'a' });
     assertError(unknown, { status: 404, code: 'model_not_found' });
     await assert.rejects(sdk().embeddings.create({ model: HF, input: '' }), OpenAI.BadRequestError);
+    const m = await scrape(srv.baseURL);
+    const label = { endpoint: 'POST /v1/embeddings' };
+    assert.ok(metricValue(m, 'allm_http_requests_total', { ...label, status: '400' }) >= cases.length);
+    assert.ok(metricValue(m, 'allm_http_requests_total', { ...label, status: '200' }) > 0);
   });
 
   it('embeddings beside a generation on the same model leave its text unchanged', T, async () => {

@@ -69,18 +69,8 @@ class EmbeddingParity : public ::testing::TestWithParam<Case> {
     options.gguf_path = (dir_ / "model.gguf").string();
     options.yarn = c.yarn;
     options.pooling = c.pooling;
-    std::string problem;
-    ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
-    BackendParams params;
-    params.ctx_per_sequence = 1024;
-    params.sequences = 2;
-    params.threads = 2;
-    params.f32_cache = true;
-    Error error;
-    llama_ = open_llama_backend(options.gguf_path, params, &error);
-    ASSERT_TRUE(llama_) << error.message;
-    ours_ = open_safetensors_backend(options.out_dir, params, &error);
-    ASSERT_TRUE(ours_) << error.message;
+    ASSERT_NO_FATAL_FAILURE(testing_util::open_fixture_pair(
+        options, testing_util::exact_params(1024), &llama_, &ours_));
   }
   void TearDown() override { fs::remove_all(dir_); }
 

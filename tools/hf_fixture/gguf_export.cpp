@@ -6,8 +6,8 @@
 #include <map>
 
 #include "gguf.h"
-#include "hf_fixture/dtype.h"
 #include "hf_fixture/arch_gpt_oss.h"
+#include "hf_fixture/dtype.h"
 #include "hf_fixture/families.h"
 
 namespace allm::fixture {

@@ -100,8 +100,8 @@ bool write_sentence_modules(const Fixture& f, const std::filesystem::path& dir,
                      : f.pooling == EmbeddingPooling::Cls ? "pooling_mode_cls_token"
                                                           : "pooling_mode_lasttoken";
   nlohmann::ordered_json modules = nlohmann::ordered_json::array();
-  const char* kModules[][2] = {{"", "Transformer"}, {"1_Pooling", "Pooling"},
-                               {"2_Normalize", "Normalize"}};
+  const char* kModules[][2] = {
+      {"", "Transformer"}, {"1_Pooling", "Pooling"}, {"2_Normalize", "Normalize"}};
   for (size_t i = 0; i < 3; ++i) {
     modules.push_back({{"idx", i},
                        {"name", std::to_string(i)},
