@@ -22,6 +22,7 @@ struct EmbeddingCall {
 };
 
 Error read_token_ids(const json& ids, const std::string& param, EmbeddingInput* input) {
+  input->param = param;
   if (ids.empty()) return request_error("'" + param + "' must not be empty", param);
   input->is_tokens = true;
   for (const json& id : ids) {
@@ -42,6 +43,7 @@ Error read_text(const json& text, const std::string& param, EmbeddingInput* inpu
   if (text.get_ref<const std::string&>().empty()) {
     return request_error("'" + param + "' must not be an empty string", param);
   }
+  input->param = param;
   input->text = text.get<std::string>();
   return {};
 }

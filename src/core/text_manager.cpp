@@ -282,7 +282,8 @@ namespace {
 // The input's tokens as the model reads them: text tokenized with the model's special tokens
 // (bos, and eos where its tokenizer appends one, as llama-server does), token ids as given.
 Error embedding_tokens(const TextBackend& backend, const EmbeddingInput& input,
-                       const std::string& param, std::vector<Token>* tokens) {
+                       std::vector<Token>* tokens) {
+  const std::string& param = input.param;
   *tokens = input.is_tokens ? input.tokens : backend.tokenize(input.text, backend.adds_bos());
   for (size_t i = 0; i < tokens->size(); ++i) {
     const Token token = (*tokens)[i];
@@ -320,8 +321,7 @@ Error TextManager::embed(const EmbeddingRequest& request, EmbeddingResult* resul
   std::vector<std::vector<Token>> inputs(request.inputs.size());
   result->prompt_tokens = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string param = inputs.size() == 1 ? "input" : "input[" + std::to_string(i) + "]";
-    if (Error e = embedding_tokens(backend, request.inputs[i], param, &inputs[i])) return e;
+    if (Error e = embedding_tokens(backend, request.inputs[i], &inputs[i])) return e;
     result->prompt_tokens += static_cast<int>(inputs[i].size());
   }
   if (Error e = model->scheduler->embed(inputs, &result->vectors)) return e;

@@ -99,6 +99,7 @@ class TextStream {
 
 // One input of an embeddings request: text, or token ids the client tokenized itself.
 struct EmbeddingInput {
+  std::string param = "input";  // the request field it came from, for errors ("input[2]")
   bool is_tokens = false;
   std::string text;
   std::vector<Token> tokens;

@@ -126,6 +126,8 @@ describe('embeddings', { timeout: HOOK_TIMEOUT_MS + 10 * TEST_TIMEOUT_MS }, () =
       [{ model: HF, input: [[1, 2], [1e9]] }, 'input[1]'],
       [{ model: GGUF, input: 'x'.repeat(4 * CTX) }, 'input'],
       [{ model: HF, input: ['ok', 'x'.repeat(4 * CTX)] }, 'input[1]'],
+      [{ model: HF, input: ['x'.repeat(4 * CTX)] }, 'input[0]'],
+      [{ model: GGUF, input: [5, 1e6] }, 'input'],
     ];
     for (const [body, param] of cases) {
       const r = await postJSON(srv.baseURL, '/v1/embeddings', body);
