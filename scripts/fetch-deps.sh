@@ -42,6 +42,26 @@ if [ ! -f "$DEPS_DIR/llama.cpp/.allm-complete" ]; then
   echo "fetch-deps: llama.cpp ready in $DEPS_DIR/llama.cpp"
 fi
 
+# apply_patch DIR PATCH: applies PATCH (scripts/patches/) to DIR once. Files carrying another
+# version of it (the patch was changed since) are restored from DIR's git first; fails when it
+# still does not apply.
+apply_patch() {
+  local dir="$1" patch="$2"
+  if git -C "$dir" apply --reverse --check "$patch" 2>/dev/null; then
+    return
+  fi
+  if ! git -C "$dir" apply --check "$patch" 2>/dev/null; then
+    git -C "$dir" apply --numstat "$patch" | cut -f3 | xargs git -C "$dir" checkout --
+  fi
+  if ! git -C "$dir" apply "$patch"; then
+    echo "fetch-deps: $patch does not apply to $dir" >&2
+    exit 1
+  fi
+  echo "fetch-deps: applied $(basename "$patch")"
+}
+PATCHES_DIR="$(cd "$(dirname "$0")" && pwd)/patches"
+apply_patch "$DEPS_DIR/llama.cpp" "$PATCHES_DIR/ggml-rpc-lost-worker.patch"
+
 if [ ! -f "$DEPS_DIR/whisper.cpp/.allm-complete" ]; then
   tgz=$(fetch_tarball "$WHISPER_PKG" "$WHISPER_SHA512")
   tmp=$(mktemp -d)

@@ -34,7 +34,7 @@ else
   TARGETS=("$@")
   if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(chat_request responses_request audio_form audio_decode safetensors_header
-             format_detection tokenizer_load)
+             format_detection tokenizer_load image_decode)
   fi
 fi
 

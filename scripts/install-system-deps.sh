@@ -5,6 +5,8 @@ set -euo pipefail
 PACKAGES=(cmake g++ ninja-build ccache git pkg-config libgtest-dev libpcre2-dev libsqlite3-dev
           zlib1g-dev ca-certificates
           libssl-dev  # HTTPS to the Hugging Face Hub (allm pull)
+          libwebp-dev libpng-dev  # WebP and PNG images uploaded to /v1/images/edits
+          libpq-dev postgresql  # the PostgreSQL response store; its tests run a local cluster
           python3-numpy  # the NumPy reference for the diffusion library's numerical checks
           espeak-ng sox libsox-fmt-mp3)  # test speech: espeak-ng speaks, sox writes WAV/MP3/FLAC
 PACKAGES+=("$@")  # what a caller needs besides (scripts/fuzz.sh: clang)

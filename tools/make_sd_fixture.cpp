@@ -1,10 +1,11 @@
-// allm-make-sd-fixture DIR [--sd15 | --sd2] [--v] [--layout single|diffusers]
-//                          [--dtype f32|f16|bf16]
+// allm-make-sd-fixture DIR [--sd15 | --sd2 | --sdxl] [--v] [--inpainting] [--no-vae-encoder]
+//                          [--layout single|diffusers] [--dtype f32|f16|bf16]
 // A Stable Diffusion model with random weights: a single-file checkpoint (DIR/model.safetensors
 // with its CLIP tokenizer in DIR/tokenizer/) or a diffusers folder DIR, the same weights in
 // either. Tiny SD 1.x by default (tests); --sd2: tiny SD 2.x (OpenCLIP text encoder, linear
-// projections); --v: v-prediction; --sd15: SD 1.5's dimensions in F16 (the benchmark model,
-// about 2 GB).
+// projections); --sdxl: tiny SDXL base (two text encoders, added conditioning); --v:
+// v-prediction; --inpainting: a 9-channel inpainting UNet; --no-vae-encoder: the VAE's decoder
+// alone (no image to image); --sd15: SD 1.5's dimensions in F16 (the benchmark model, about 2 GB).
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -13,13 +14,14 @@
 
 int main(int argc, char** argv) {
   const char* usage =
-      "usage: %s DIR [--sd15 | --sd2] [--v] [--layout single|diffusers] [--dtype f32|f16|bf16]\n";
+      "usage: %s DIR [--sd15 | --sd2 | --sdxl] [--v] [--inpainting] [--no-vae-encoder]\n"
+      "          [--layout single|diffusers] [--dtype f32|f16|bf16]\n";
   if (argc < 2 || argv[1][0] == '-') {
     std::fprintf(stderr, usage, argv[0]);
     return 2;
   }
   allm::TinySdSpec spec;
-  bool v = false, ok = true;
+  bool v = false, inpainting = false, no_encoder = false, ok = true;
   std::string layout, dtype;
   for (int i = 2; i < argc && ok; ++i) {
     const std::string arg = argv[i];
@@ -27,8 +29,14 @@ int main(int argc, char** argv) {
       spec = allm::sd15_dimensions();
     } else if (arg == "--sd2") {
       spec = allm::tiny_sd2();
+    } else if (arg == "--sdxl") {
+      spec = allm::tiny_sdxl();
     } else if (arg == "--v") {
       v = true;
+    } else if (arg == "--inpainting") {
+      inpainting = true;
+    } else if (arg == "--no-vae-encoder") {
+      no_encoder = true;
     } else if ((arg == "--layout" || arg == "--dtype") && i + 1 < argc) {
       (arg == "--layout" ? layout : dtype) = argv[++i];
     } else {
@@ -36,6 +44,8 @@ int main(int argc, char** argv) {
     }
   }
   spec.v_prediction = v;
+  spec.inpainting = inpainting;
+  spec.vae_encoder = !no_encoder;
   if (layout == "diffusers") spec.layout = allm::SdLayout::DIFFUSERS;
   if (dtype == "f32") spec.weights = allm::SdWeightType::F32;
   if (dtype == "f16") spec.weights = allm::SdWeightType::F16;

@@ -3,8 +3,9 @@
 // (tests/reference/sd_reference.py).
 //   allm-sd-probe MODEL OUT_DIR PROMPT LATENT_W LATENT_H TIMESTEP
 // reads OUT_DIR/unet_x.f32 [C,H,W], OUT_DIR/context.f32 [77,D], OUT_DIR/vae_z.f32 [C,H,W],
-// OUT_DIR/vae_img.f32 [3,8H,8W]; writes tokens.i32, text.f32, text_skip2.f32, unet.f32, vae.f32,
-// vae_enc.f32.
+// OUT_DIR/vae_img.f32 [3,8H,8W] and, for SDXL, OUT_DIR/unet_pooled.f32 [P] and unet_sizes.f32
+// [6]; writes tokens.i32, text.f32 (the context), text_skip2.f32, unet.f32, vae.f32,
+// vae_enc.f32 and, for SDXL, pooled.f32.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -52,24 +53,30 @@ int main(int argc, char** argv) {
   std::vector<int32_t> tokens(ctx);
   if (diffusion_tokenize(model, argv[3], tokens.data(), ctx) != ctx) return fail("tokenize");
   write_file(dir + "/tokens.i32", tokens);
-  std::vector<float> text(static_cast<size_t>(ctx) * dim);
+  const size_t pooled_dim = static_cast<size_t>(diffusion_text_pooled_dim(model));
+  std::vector<float> text(static_cast<size_t>(ctx) * dim), pooled(pooled_dim);
   for (int skip : {1, 2}) {
-    if (diffusion_encode_tokens(model, tokens.data(), ctx, skip, text.data()) != DIFFUSION_OK) {
+    if (diffusion_encode_prompt(model, argv[3], skip, text.data(), pooled.data()) != DIFFUSION_OK) {
       return fail("encode");
     }
     write_file(dir + (skip == 1 ? "/text.f32" : "/text_skip2.f32"), text);
   }
-  std::vector<float> x, context, z, img;
+  if (pooled_dim > 0) write_file(dir + "/pooled.f32", pooled);
+  std::vector<float> x, context, z, img, unet_pooled, sizes;
   const size_t latent = static_cast<size_t>(c) * w * h;
   if (!read_file(dir + "/unet_x.f32", &x, latent) ||
       !read_file(dir + "/context.f32", &context, static_cast<size_t>(ctx) * dim) ||
       !read_file(dir + "/vae_z.f32", &z, latent) ||
-      !read_file(dir + "/vae_img.f32", &img, static_cast<size_t>(3) * 64 * w * h)) {
+      !read_file(dir + "/vae_img.f32", &img, static_cast<size_t>(3) * 64 * w * h) ||
+      (pooled_dim > 0 && (!read_file(dir + "/unet_pooled.f32", &unet_pooled, pooled_dim) ||
+                          !read_file(dir + "/unet_sizes.f32", &sizes, 6)))) {
     return fail("cannot read the inputs");
   }
   std::vector<float> out(latent);
-  if (diffusion_unet_eval(model, x.data(), w, h, timestep, context.data(), ctx, out.data()) !=
-      DIFFUSION_OK) {
+  if (diffusion_unet_eval_sdxl(model, x.data(), w, h, timestep, context.data(), ctx,
+                               pooled_dim > 0 ? unet_pooled.data() : nullptr,
+                               pooled_dim > 0 ? sizes.data() : nullptr,
+                               out.data()) != DIFFUSION_OK) {
     return fail("unet");
   }
   write_file(dir + "/unet.f32", out);

@@ -55,11 +55,16 @@ std::string endpoint_label(const std::string& method, const std::string& path) {
   static const char* const kFixed[] = {"/v1/responses",
                                        "/v1/chat/completions",
                                        "/v1/embeddings",
+                                       "/v1/completions",
+                                       "/v1/messages",
+                                       "/v1/messages/count_tokens",
                                        "/v1/audio/transcriptions",
                                        "/v1/audio/translations",
                                        "/v1/images/generations",
+                                       "/v1/images/edits",
                                        "/v1/models",
                                        "/health",
+                                       "/health/ready",
                                        "/metrics"};
   for (const char* fixed : kFixed) {
     if (path == fixed) return method + " " + path;

@@ -6,8 +6,9 @@
 
 namespace allm {
 
-static json loaded_model_object(const LoadedModelState& model,
-                                const std::map<std::string, TextQueueState>& text_queues) {
+static json loaded_model_object(
+    const LoadedModelState& model, const std::map<std::string, TextQueueState>& text_queues,
+    const std::map<std::string, std::vector<DeviceLayers>>& text_placements) {
   json out;
   out["id"] = model.id;
   out["modality"] = modality_name(model.modality);
@@ -21,6 +22,10 @@ static json loaded_model_object(const LoadedModelState& model,
     out["running"] = it->second.active_sequences;
     out["queued"] = it->second.waiting;
   }
+  if (auto it = text_placements.find(model.id);
+      model.modality == Modality::TEXT && it != text_placements.end()) {
+    out["devices"] = devices_json(it->second);
+  }
   out["idle_seconds"] = model.idle_seconds;
   out["unloads_in_seconds"] =
       model.unloads_in_seconds ? json(*model.unloads_in_seconds) : json(nullptr);
@@ -30,9 +35,10 @@ static json loaded_model_object(const LoadedModelState& model,
 void register_admin_routes(httplib::Server& server, ApiContext& ctx) {
   server.Get("/v1/admin/models", [&ctx](const httplib::Request&, httplib::Response& res) {
     const std::map<std::string, TextQueueState> text_queues = ctx.text.queue_states();
+    const std::map<std::string, std::vector<DeviceLayers>> placements = ctx.text.placements();
     json data = json::array();
     for (const LoadedModelState& model : ctx.lifecycle.loaded_models())
-      data.push_back(loaded_model_object(model, text_queues));
+      data.push_back(loaded_model_object(model, text_queues, placements));
     send_json(res, json{{"object", "list"},
                         {"keep_alive_seconds", ctx.lifecycle.config().keep_alive_seconds},
                         {"data", data}});

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "api/audio_formats.h"
+#include "api/form_data.h"
 #include "api/http_util.h"
 #include "api/model_advice.h"
 #include "api/request_parsing.h"
@@ -12,8 +13,6 @@
 namespace allm {
 
 namespace {
-
-constexpr size_t kMaxFieldBytes = 64 * 1024;  // any text field; prompts are far shorter
 
 struct AudioCall {
   AudioRequest request;
@@ -65,33 +64,6 @@ class FormReader {
   const httplib::MultipartFormData& form_;
 };
 
-Error check_field_sizes(const httplib::MultipartFormData& form) {
-  for (const auto& [name, field] : form.fields) {
-    if (field.content.size() > kMaxFieldBytes) {
-      return request_error("the field '" + name.substr(0, 64) + "' is larger than " +
-                               std::to_string(kMaxFieldBytes) + " bytes",
-                           name.substr(0, 64));
-    }
-  }
-  return {};
-}
-
-// The audio upload: a file part named "file" (a plain field of that name is taken too, for
-// clients that send no filename).
-const std::string* find_file(const httplib::Request& req, Error* error) {
-  const size_t files = req.form.get_file_count("file");
-  if (files > 1 || (files == 1 && req.form.has_field("file"))) {
-    *error = request_error("send exactly one 'file'", "file");
-    return nullptr;
-  }
-  if (files == 1) return &req.form.files.find("file")->second.content;
-  if (auto it = req.form.fields.find("file"); it != req.form.fields.end()) {
-    return &it->second.content;
-  }
-  *error = request_error("missing required field 'file' (the audio to transcribe)", "file");
-  return nullptr;
-}
-
 Error read_granularities(const httplib::MultipartFormData& form, AudioCall* call) {
   std::vector<std::string> values = form.get_fields("timestamp_granularities[]");
   for (const std::string& v : form.get_fields("timestamp_granularities")) values.push_back(v);
@@ -120,7 +92,7 @@ Error read_call(const httplib::Request& req, AudioTask task, AudioCall* call) {
     return request_error("the request must be multipart/form-data with 'file' and 'model'", "",
                          "invalid_request");
   }
-  if (Error e = check_field_sizes(req.form)) return e;
+  if (Error e = check_form_field_sizes(req.form)) return e;
   FormReader form(req.form);
   auto model = form.text("model", true);
   auto language = form.text("language");
@@ -142,7 +114,7 @@ Error read_call(const httplib::Request& req, AudioTask task, AudioCall* call) {
     form.fail("streaming transcriptions are not supported", "stream");
   if (form.error) return form.error;
   Error error;
-  call->file = find_file(req, &error);
+  call->file = find_form_file(req.form, "file", "the audio to transcribe", true, &error);
   if (!call->file) return error;
   call->format = format ? *parse_transcript_format(*format) : TranscriptFormat::JSON;
   if ((error = read_granularities(req.form, call))) return error;

@@ -22,6 +22,13 @@ bool digests_equal(const KeyDigest& a, const KeyDigest& b) {
   return result == 0;
 }
 
+bool key_matches(const std::vector<KeyDigest>& keys, std::string_view key) {
+  const KeyDigest presented = key_digest(key);
+  bool matched = false;
+  for (const KeyDigest& digest : keys) matched |= digests_equal(presented, digest);
+  return !key.empty() && matched;
+}
+
 bool bearer_matches(const std::vector<KeyDigest>& keys, const std::string& authorization) {
   static const std::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size()) return false;
@@ -32,10 +39,7 @@ bool bearer_matches(const std::vector<KeyDigest>& keys, const std::string& autho
   token.remove_prefix(kScheme.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-  const KeyDigest presented = key_digest(token);
-  bool matched = false;
-  for (const KeyDigest& key : keys) matched |= digests_equal(presented, key);
-  return matched;
+  return key_matches(keys, token);
 }
 
 bool path_requires_key(const std::string& path) {

@@ -19,6 +19,8 @@ bool digests_equal(const KeyDigest& a, const KeyDigest& b);
 // Whether an `Authorization` header value carries one of the keys (`Bearer KEY`), given by their
 // digests. Every key is compared, match or not.
 bool bearer_matches(const std::vector<KeyDigest>& keys, const std::string& authorization);
+// Whether `key` (an `x-api-key` header value, Anthropic's way to send it) is one of the keys.
+bool key_matches(const std::vector<KeyDigest>& keys, std::string_view key);
 
 // Whether a path needs a key when keys are configured: every /v1/* route and /metrics;
 // /health stays open for load balancers and liveness probes.

@@ -77,16 +77,6 @@ Error read_assistant_calls(const json& calls, const std::string& param,
   return {};
 }
 
-// The function of the call `id` made earlier in `messages`; empty when there is none.
-std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id) {
-  for (const ChatMessage& message : messages) {
-    for (const ToolCall& call : message.tool_calls) {
-      if (call.id == id) return call.name;
-    }
-  }
-  return "";
-}
-
 Error read_message(const json& item, const std::string& param,
                    const std::vector<ChatMessage>& earlier, ChatMessage* message) {
   if (!item.is_object()) return request_error(param + " must be an object", param);
@@ -140,23 +130,6 @@ Error read_messages(const json& body, std::vector<ChatMessage>* messages) {
   return {};
 }
 
-Error read_stop(const json& body, std::vector<std::string>* stop) {
-  if (!body.contains("stop") || body["stop"].is_null()) return {};
-  const json& value = body["stop"];
-  if (value.is_string()) {
-    stop->push_back(value.get<std::string>());
-    return {};
-  }
-  if (!value.is_array() || value.size() > 4) {
-    return request_error("'stop' must be a string or an array of up to 4 strings", "stop");
-  }
-  for (const json& s : value) {
-    if (!s.is_string()) return request_error("'stop' entries must be strings", "stop");
-    stop->push_back(s.get<std::string>());
-  }
-  return {};
-}
-
 Error read_call(const json& body, ChatCall* call) {
   if (Error e = check_chat_fields(body)) return e;
   ParamReader params(body);
@@ -164,13 +137,7 @@ Error read_call(const json& body, ChatCall* call) {
   auto model = params.string("model", true);
   auto max_tokens = params.integer("max_tokens", 1, 1 << 24);
   auto max_completion = params.integer("max_completion_tokens", 1, 1 << 24);
-  auto temperature = params.number("temperature", 0.0, 2.0);
-  auto top_p = params.number("top_p", 0.0, 1.0);
-  auto top_k = params.integer("top_k", 0, 1 << 20);
-  auto min_p = params.number("min_p", 0.0, 1.0);
-  auto presence = params.number("presence_penalty", -2.0, 2.0);
-  auto frequency = params.number("frequency_penalty", -2.0, 2.0);
-  auto seed = params.integer("seed", INT64_MIN, INT64_MAX);
+  read_sampling(params, &request.sampling);
   auto stream = params.boolean("stream");
   auto logprobs = params.boolean("logprobs");
   auto top_logprobs = params.integer("top_logprobs", 0, 20);
@@ -198,14 +165,6 @@ Error read_call(const json& body, ChatCall* call) {
   request.prompt_param = "messages";
   request.max_tokens_param = max_completion ? "max_completion_tokens" : "max_tokens";
   request.max_tokens = static_cast<int>(max_completion.value_or(max_tokens.value_or(0)));
-  request.sampling.temperature = static_cast<float>(temperature.value_or(1.0));
-  request.sampling.top_p = static_cast<float>(top_p.value_or(1.0));
-  request.sampling.top_k = static_cast<int>(top_k.value_or(0));
-  request.sampling.min_p = static_cast<float>(min_p.value_or(0.0));
-  request.sampling.presence_penalty = static_cast<float>(presence.value_or(0.0));
-  request.sampling.frequency_penalty = static_cast<float>(frequency.value_or(0.0));
-  // Every signed 64-bit seed is its own random stream; negative ones are not special.
-  if (seed) request.sampling.seed = static_cast<uint64_t>(*seed);
   call->logprobs = logprobs.value_or(false);
   request.top_logprobs = call->logprobs ? static_cast<int>(top_logprobs.value_or(0)) : -1;
   call->stream = stream.value_or(false);

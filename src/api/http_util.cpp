@@ -13,6 +13,7 @@ int http_status(const Error& error) {
     if (error.request_code == "payload_too_large") return 413;
     if (error.request_code == "unauthorized" || error.request_code == "invalid_api_key") return 401;
     if (error.request_code == "rate_limit_exceeded") return 429;
+    if (error.request_code == "store_unavailable") return 503;
     return 400;
   }
   // A request field that is not offered: the request is what has to change.
@@ -36,6 +37,7 @@ static const char* error_type(const Error& error) {
   if (!error.request_code.empty()) {
     if (error.request_code == "unauthorized") return "authentication_error";
     if (error.request_code == "rate_limit_exceeded") return "rate_limit_error";
+    if (error.request_code == "store_unavailable") return "server_error";
     return "invalid_request_error";
   }
   if (error.code == ErrorCode::UNSUPPORTED && !error.param.empty()) return "invalid_request_error";
@@ -60,11 +62,42 @@ void send_json(httplib::Response& res, const json& body, int status) {
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void send_error(httplib::Response& res, const Error& error) {
+// Anthropic's error type for an HTTP status.
+static const char* anthropic_error_type(int status) {
+  switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503: return "overloaded_error";
+    default: return status < 500 ? "invalid_request_error" : "api_error";
+  }
+}
+
+json anthropic_error_body(const Error& error) {
+  std::string message = error.message;
+  if (!error.param.empty()) message = error.param + ": " + message;
+  return {{"type", "error"},
+          {"error", {{"type", anthropic_error_type(http_status(error))}, {"message", message}}}};
+}
+
+static void send_error_body(httplib::Response& res, const Error& error, const json& body) {
   record_error(error);
   const int status = http_status(error);
-  if (status == 429) res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
-  send_json(res, error_body(error), status);
+  if (status == 429 || status == 503) {
+    res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+  }
+  send_json(res, body, status);
+}
+
+void send_error(httplib::Response& res, const Error& error) {
+  send_error_body(res, error, error_body(error));
+}
+
+void send_anthropic_error(httplib::Response& res, const Error& error) {
+  send_error_body(res, error, anthropic_error_body(error));
 }
 
 bool json_nesting_exceeds(const std::string& text, int limit) {
@@ -231,42 +264,59 @@ std::optional<bool> ParamReader::boolean(const char* key) {
 }
 
 // What the access log says about a finished generation.
-static void record_generation(const TextStream& stream, const TextEvent& done) {
+// Adds a finished generation to the access record (several choices of one request add up).
+static void record_generation(const TextStream& stream, const TextEvent& done, bool first) {
   AccessRecord& record = current_access();
   record.model = stream.model();
-  record.input_tokens = done.usage.prompt_tokens;
-  record.cached_tokens = done.usage.cached_tokens;
-  record.output_tokens = done.usage.completion_tokens;
-  record.time_to_first_token = done.time_to_first_token;
+  if (first) {
+    record.input_tokens = record.cached_tokens = record.output_tokens = 0;
+    record.time_to_first_token = done.time_to_first_token;
+  }
+  record.input_tokens += done.usage.prompt_tokens;
+  record.cached_tokens += done.usage.cached_tokens;
+  record.output_tokens += done.usage.completion_tokens;
   if (done.finish == FinishReason::ERROR || done.finish == FinishReason::CANCELLED) {
     record_error(done.error);
   }
 }
 
-bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
-                       const std::function<bool(TextEvent&)>& on_event) {
+bool drain_text_streams(const std::vector<TextStream*>& streams,
+                        const std::function<bool()>& client_gone,
+                        const std::function<bool(size_t, TextEvent&)>& on_event) {
   TextEvent event;
-  for (;;) {
+  for (size_t i = 0; i < streams.size();) {
+    TextStream& stream = *streams[i];
     if (!stream.next(&event, std::chrono::milliseconds(50))) {
       if (client_gone()) {
-        stream.cancel();
+        for (TextStream* s : streams) s->cancel();
         record_error(make_error(ErrorCode::CANCELLED, "the client disconnected"));
         end_streamed_access();
         return false;
       }
       continue;
     }
-    if (event.done) record_generation(stream, event);
-    if (!on_event(event)) {
-      stream.cancel();
+    if (event.done) record_generation(stream, event, i == 0);
+    if (!on_event(i, event)) {
+      for (TextStream* s : streams) s->cancel();
       end_streamed_access();
       return false;
     }
-    if (event.done) {
-      end_streamed_access();
-      return true;
-    }
+    if (event.done) ++i;
   }
+  end_streamed_access();
+  return true;
+}
+
+bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
+                       const std::function<bool(TextEvent&)>& on_event) {
+  return drain_text_streams({&stream}, client_gone,
+                            [&](size_t, TextEvent& event) { return on_event(event); });
+}
+
+json devices_json(const std::vector<DeviceLayers>& devices) {
+  json out = json::array();
+  for (const DeviceLayers& d : devices) out.push_back({{"name", d.device}, {"layers", d.layers}});
+  return out;
 }
 
 }  // namespace allm

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "httplib.h"
@@ -14,15 +15,24 @@ namespace allm {
 using json = nlohmann::ordered_json;
 class TextStream;
 struct TextEvent;
+struct DeviceLayers;
 
-// Seconds a 429 (a full queue) asks the client to wait before retrying.
+// Seconds a 429 (a full queue) or a 503 (the response store unreachable) asks the client to
+// wait before retrying.
 constexpr int kRetryAfterSeconds = 1;
 
 // HTTP status for an error: request problems by their OpenAI code, engine failures by spec code.
 int http_status(const Error& error);
 json error_body(const Error& error);
 void send_error(httplib::Response& res, const Error& error);
+// Anthropic's shape for the Messages API: {"type": "error", "error": {"type", "message"}}, the
+// type from the HTTP status (invalid_request_error, authentication_error, not_found_error,
+// rate_limit_error, api_error, ...); the message starts with the offending field.
+json anthropic_error_body(const Error& error);
+void send_anthropic_error(httplib::Response& res, const Error& error);
 void send_json(httplib::Response& res, const json& body, int status = 200);
+// A loaded text model's placement: [{"name": "RPC0", "layers": 2}, ...].
+json devices_json(const std::vector<DeviceLayers>& devices);
 
 // Deepest nesting of arrays and objects a request body may have. Client JSON is walked and
 // printed by recursive code (nlohmann's dump, our readers), so the depth bounds the stack.
@@ -76,5 +86,10 @@ class ParamReader {
 // cancelled and false is returned.
 bool drain_text_stream(TextStream& stream, const std::function<bool()>& client_gone,
                        const std::function<bool(TextEvent&)>& on_event);
+// The same for the streams of several choices, one after the other (all of them run meanwhile);
+// `on_event` gets the stream's index. The access record sums their token counts.
+bool drain_text_streams(const std::vector<TextStream*>& streams,
+                        const std::function<bool()>& client_gone,
+                        const std::function<bool(size_t, TextEvent&)>& on_event);
 
 }  // namespace allm

@@ -1,14 +1,19 @@
-// POST /v1/images/generations (OpenAI's Images API, JSON) and GET /v1/images/files/{id} (the
-// short-lived files behind response_format "url").
+// POST /v1/images/generations (OpenAI's Images API, JSON), POST /v1/images/edits (multipart:
+// image to image and inpainting) and GET /v1/images/files/{id} (the short-lived files behind
+// response_format "url").
 #include <algorithm>
 #include <charconv>
+#include <set>
 #include <string_view>
 
+#include "api/form_data.h"
 #include "api/http_util.h"
 #include "api/model_advice.h"
+#include "api/request_fields.h"
 #include "api/routes.h"
 #include "core/image_manager.h"
 #include "image/diffusion_runner.h"
+#include "image/image_input.h"
 
 namespace allm {
 
@@ -80,16 +85,116 @@ Error read_call(const json& body, const ImageManagerConfig& config, ImageCall* c
   return {};
 }
 
-void handle_generations(ApiContext& ctx, const std::string& public_url, const httplib::Request& req,
-                        httplib::Response& res) {
+// The form's text fields as a JSON body, numbers and booleans typed where the field takes one, so
+// that the generations' reader checks them alike (a value that is not one stays a string, and
+// gets that reader's type error).
+Error form_as_json(const httplib::MultipartFormData& form, json* body) {
+  static const std::set<std::string> kNumbers = {
+      "n", "steps", "cfg_scale", "seed", "strength", "partial_images", "output_compression"};
+  *body = json::object();
+  for (const auto& [name, field] : form.fields) {
+    if (name == "image" || name == "image[]" || name == "mask") continue;  // the uploads
+    if (body->contains(name)) {
+      return request_error("the field '" + quote_excerpt(name) + "' is given more than once", name);
+    }
+    json value = field.content;
+    if (kNumbers.count(name)) {
+      json number = json::parse(field.content, nullptr, false);
+      if (number.is_number()) value = std::move(number);
+    } else if (name == "stream" && (field.content == "true" || field.content == "false")) {
+      value = field.content == "true";
+    }
+    (*body)[name] = std::move(value);
+  }
+  return {};
+}
+
+Error decode_upload(const std::string& bytes, const char* field, RgbaImage* image) {
+  std::string problem;
+  if (decode_image(bytes, kMaxUploadPixels, image, &problem)) return {};
+  return request_error(std::string("'") + field + "' " + problem, field);
+}
+
+std::string size_text(int width, int height) {
+  return std::to_string(width) + "x" + std::to_string(height);
+}
+
+// The image, and the mask (an explicit one, else the image's own transparency when it has
+// some), at the request's size: `size`, else the image's own rounded down to multiples of 8.
+Error read_edit_images(const httplib::MultipartFormData& form, const ImageManager& images,
+                       ImageRequest* r) {
+  Error error;
+  const std::string* image_file = find_form_file(form, "image", "the image to edit", true, &error);
+  if (!image_file) return error;
+  const std::string* mask_file = find_form_file(form, "mask", "", false, &error);
+  if (error) return error;
+  RgbaImage image, mask;
+  if ((error = decode_upload(*image_file, "image", &image))) return error;
+  if (mask_file && (error = decode_upload(*mask_file, "mask", &mask))) return error;
+  if (mask_file && (mask.width != image.width || mask.height != image.height)) {
+    return request_error("the mask is " + size_text(mask.width, mask.height) +
+                             " but the image is " + size_text(image.width, image.height) +
+                             "; they must be the same size",
+                         "mask");
+  }
+  if (mask_file && !mask.has_alpha) {
+    return request_error(
+        "the mask needs an alpha channel: its fully transparent pixels are repainted", "mask");
+  }
+  const bool own_size = r->width == 0;
+  if (own_size) {
+    r->width = image.width / 8 * 8;
+    r->height = image.height / 8 * 8;
+  }
+  if ((error = images.check_size(r->width, r->height))) {
+    if (own_size) {
+      error.message = "the image is " + size_text(image.width, image.height) +
+                      " and edits keep its size (rounded down to multiples of 8) unless 'size' "
+                      "is given; " +
+                      error.message;
+    }
+    return error;
+  }
+  const auto at_size = [r](const RgbaImage& in) {
+    return in.width == r->width && in.height == r->height ? in
+                                                          : resize_image(in, r->width, r->height);
+  };
+  r->init_rgb = rgb_bytes(at_size(image));
+  const RgbaImage* mask_source = mask_file ? &mask : image.has_alpha ? &image : nullptr;
+  if (mask_source) {
+    std::vector<uint8_t> repaint = transparent_pixels(at_size(*mask_source));
+    const bool any = std::find(repaint.begin(), repaint.end(), 1) != repaint.end();
+    if (mask_file || any) r->mask = std::move(repaint);
+  }
+  return {};
+}
+
+Error read_edit_call(const httplib::Request& req, const ImageManager& images, ImageCall* call) {
+  if (!req.is_multipart_form_data()) {
+    return request_error(
+        "the request must be multipart/form-data with 'image', 'prompt' and 'model'", "",
+        "invalid_request");
+  }
   json body;
   Error error;
-  ImageCall call;
-  if (!parse_json_body(req, &body, &error) ||
-      (error = read_call(body, ctx.images.config(), &call))) {
-    send_error(res, error);
-    return;
+  if ((error = check_form_field_sizes(req.form)) || (error = form_as_json(req.form, &body)) ||
+      (error = check_image_edit_fields(body)) || (error = read_call(body, images.config(), call))) {
+    return error;
   }
+  ParamReader params(body);
+  auto strength = params.number("strength", 0.0, 1.0);
+  if (params.error) return params.error;
+  if ((error = read_edit_images(req.form, images, &call->request))) return error;
+  // Inpainting repaints the masked part from noise; image to image keeps the image's outline
+  // (diffusers' defaults for the two pipelines).
+  const double default_strength = call->request.mask.empty() ? 0.8 : 1.0;
+  call->request.strength = static_cast<float>(strength.value_or(default_strength));
+  return {};
+}
+
+void generate_and_send(ApiContext& ctx, const std::string& public_url, const httplib::Request& req,
+                       ImageCall& call, httplib::Response& res) {
+  Error error;
   call.request.client_gone = [&req] { return req.is_connection_closed(); };
   std::vector<GeneratedImage> images;
   if ((error = ctx.images.generate(call.request, &images))) {
@@ -111,6 +216,29 @@ void handle_generations(ApiContext& ctx, const std::string& public_url, const ht
   send_json(res, json{{"created", unix_time()}, {"data", std::move(data)}});
 }
 
+void handle_generations(ApiContext& ctx, const std::string& public_url, const httplib::Request& req,
+                        httplib::Response& res) {
+  json body;
+  Error error;
+  ImageCall call;
+  if (!parse_json_body(req, &body, &error) || (error = check_image_fields(body)) ||
+      (error = read_call(body, ctx.images.config(), &call))) {
+    send_error(res, error);
+    return;
+  }
+  generate_and_send(ctx, public_url, req, call, res);
+}
+
+void handle_edits(ApiContext& ctx, const std::string& public_url, const httplib::Request& req,
+                  httplib::Response& res) {
+  ImageCall call;
+  if (Error error = read_edit_call(req, ctx.images, &call)) {
+    send_error(res, error);
+    return;
+  }
+  generate_and_send(ctx, public_url, req, call, res);
+}
+
 }  // namespace
 
 void register_image_routes(httplib::Server& server, ApiContext& ctx,
@@ -118,6 +246,10 @@ void register_image_routes(httplib::Server& server, ApiContext& ctx,
   server.Post("/v1/images/generations",
               [&ctx, &public_url](const httplib::Request& req, httplib::Response& res) {
                 handle_generations(ctx, public_url, req, res);
+              });
+  server.Post("/v1/images/edits",
+              [&ctx, &public_url](const httplib::Request& req, httplib::Response& res) {
+                handle_edits(ctx, public_url, req, res);
               });
   server.Get(R"(/v1/images/files/([A-Za-z0-9_]+))",
              [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -7,7 +7,7 @@ namespace {
 const char* endpoints_for(Modality modality) {
   switch (modality) {
     case Modality::AUDIO: return "/v1/audio/transcriptions or /v1/audio/translations";
-    case Modality::IMAGE: return "/v1/images/generations";
+    case Modality::IMAGE: return "/v1/images/generations or /v1/images/edits";
     default: return "/v1/responses or /v1/chat/completions";
   }
 }

@@ -1,12 +1,17 @@
 // GET /health and GET /v1/models.
 #include "api/http_util.h"
 #include "api/routes.h"
+#include "core/conversation_service.h"
 #include "core/model_registry.h"
+#include "core/readiness.h"
+#include "core/text_manager.h"
 #include "text/text_memory.h"
 
 namespace allm {
 
-static json model_object(const ModelEntry& entry, int64_t created) {
+// `placements`: where the loaded text models are; a loaded one says so ("devices").
+static json model_object(const ModelEntry& entry, int64_t created,
+                         const std::map<std::string, std::vector<DeviceLayers>>& placements) {
   json model;
   model["id"] = entry.id;
   model["object"] = "model";
@@ -36,18 +41,31 @@ static json model_object(const ModelEntry& entry, int64_t created) {
     model["quantization"] = quantization_name(quantization);
   }
   model["weights_bytes"] = text_weights_bytes(resolved.format, resolved.file, quantization);
+  if (auto it = placements.find(entry.id); it != placements.end()) {
+    model["devices"] = devices_json(it->second);
+  }
   return model;
 }
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx) {
   const int64_t started = unix_time();
-  server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, json{{"status", "ok"}});
+  // Liveness: 200 while the process serves; `store` says whether stateful requests can be served.
+  server.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {
+    send_json(res, json{{"status", "ok"},
+                        {"store", ctx.conversations.store_available() ? "ok" : "unavailable"}});
+  });
+  // 503 (with Retry-After) while starting or shutting down: a load balancer sends elsewhere.
+  server.Get("/health/ready", [&ctx](const httplib::Request&, httplib::Response& res) {
+    const Readiness::Phase phase = ctx.readiness.phase();
+    const bool ready = phase == Readiness::Phase::READY;
+    if (!ready) res.set_header("Retry-After", "1");
+    send_json(res, json{{"status", Readiness::name(phase)}}, ready ? 200 : 503);
   });
   server.Get("/v1/models", [&ctx, started](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
+    const auto placements = ctx.text.placements();
     for (const ModelEntry& entry : ctx.registry.list())
-      data.push_back(model_object(entry, started));
+      data.push_back(model_object(entry, started, placements));
     send_json(res, json{{"object", "list"}, {"data", data}});
   });
   server.Get(
@@ -59,7 +77,7 @@ void register_model_routes(httplib::Server& server, ApiContext& ctx) {
                                         "model", "model_not_found"));
           return;
         }
-        send_json(res, model_object(*entry, started));
+        send_json(res, model_object(*entry, started, ctx.text.placements()));
       });
 }
 

@@ -1,5 +1,7 @@
 #include "api/request_fields.h"
 
+#include <initializer_list>
+
 #include "api/access_log.h"
 
 namespace allm {
@@ -258,13 +260,153 @@ const RequestField kChatFields[] = {
     {"function_call", Treatment::REFUSED, "'function_call' is deprecated; send 'tool_choice'"},
 };
 
-template <size_t N>
-Error check_fields(const json& body, const RequestField (&fields)[N]) {
-  for (const auto& [name, value] : body.items()) {
-    const RequestField* field = nullptr;
-    for (const RequestField& f : fields) {
-      if (name == f.name) field = &f;
+// `logit_bias` {token id: bias}: no bias is offered, so only an empty map is accepted.
+Error no_logit_bias(const json& value, const std::string& param) {
+  if (value.is_object() && value.empty()) return {};
+  return unsupported_error("logit_bias is not offered", param);
+}
+
+const RequestField kCompletionsFields[] = {
+    {"model", Treatment::PARSED},
+    {"prompt", Treatment::PARSED},
+    {"suffix", Treatment::PARSED},
+    {"max_tokens", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"top_k", Treatment::PARSED},  // extension (llama.cpp's samplers)
+    {"min_p", Treatment::PARSED},  // extension
+    {"presence_penalty", Treatment::PARSED},
+    {"frequency_penalty", Treatment::PARSED},
+    {"seed", Treatment::PARSED},
+    {"stop", Treatment::PARSED},
+    {"n", Treatment::PARSED},
+    {"best_of", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"logprobs", Treatment::PARSED},
+    {"echo", Treatment::PARSED},
+    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"logit_bias", Treatment::CHECKED, nullptr, no_logit_bias},
+};
+
+// Anthropic's service tiers: this server has one, which either setting gets.
+Error anthropic_service_tier(const json& value, const std::string& param) {
+  if (value == "auto" || value == "standard_only") return {};
+  return request_error("'" + param + "' must be 'auto' or 'standard_only'", param);
+}
+
+const RequestField kMessagesFields[] = {
+    {"model", Treatment::PARSED},
+    {"messages", Treatment::PARSED},
+    {"max_tokens", Treatment::PARSED},
+    {"system", Treatment::PARSED},
+    {"stop_sequences", Treatment::PARSED},
+    {"temperature", Treatment::PARSED},
+    {"top_p", Treatment::PARSED},
+    {"top_k", Treatment::PARSED},
+    {"metadata", Treatment::PARSED},
+    {"stream", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"thinking", Treatment::PARSED},
+    {"service_tier", Treatment::CHECKED, nullptr, anthropic_service_tier},
+    {"container", Treatment::REFUSED, "code execution containers are not offered"},
+    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
+    {"context_management", Treatment::REFUSED, "context management is not offered"},
+};
+
+const RequestField kCountTokensFields[] = {
+    {"model", Treatment::PARSED},
+    {"messages", Treatment::PARSED},
+    {"system", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"thinking", Treatment::PARSED},
+    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
+};
+
+// Image options of OpenAI's GPT image models: what holds for the PNGs made here passes.
+Error image_background(const json& value, const std::string& param) {
+  if (value == "auto" || value == "opaque") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error("the images made here are opaque; use 'auto' or 'opaque'", param);
+}
+
+Error image_output_format(const json& value, const std::string& param) {
+  if (value == "png") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error("the images made here are PNG; use 'png'", param);
+}
+
+Error image_quality(const json& value, const std::string& param) {
+  if (value == "auto" || value == "standard") return {};
+  if (!value.is_string()) return request_error("'" + param + "' must be a string", param);
+  return unsupported_error(
+      "quality settings are not offered; use 'auto' (more 'steps' refine more)", param);
+}
+
+// No moderation runs here, which is at most as strict as either setting.
+Error image_moderation(const json& value, const std::string& param) {
+  if (value == "auto" || value == "low") return {};
+  return request_error("'" + param + "' must be 'auto' or 'low'", param);
+}
+
+Error no_partial_images(const json& value, const std::string& param) {
+  if (value == 0) return {};
+  if (!value.is_number_integer()) return request_error("'" + param + "' must be an integer", param);
+  return unsupported_error("partial images are not streamed; use 0", param);
+}
+
+const RequestField kImageFields[] = {
+    {"model", Treatment::PARSED},
+    {"prompt", Treatment::PARSED},
+    {"n", Treatment::PARSED},
+    {"size", Treatment::PARSED},
+    {"response_format", Treatment::PARSED},
+    {"negative_prompt", Treatment::PARSED},  // extensions from here to sampler
+    {"steps", Treatment::PARSED},
+    {"cfg_scale", Treatment::PARSED},
+    {"seed", Treatment::PARSED},
+    {"sampler", Treatment::PARSED},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"background", Treatment::CHECKED, nullptr, image_background},
+    {"output_format", Treatment::CHECKED, nullptr, image_output_format},
+    {"quality", Treatment::CHECKED, nullptr, image_quality},
+    {"moderation", Treatment::CHECKED, nullptr, image_moderation},
+    {"partial_images", Treatment::CHECKED, nullptr, no_partial_images},
+    {"output_compression", Treatment::REFUSED,
+     "compression applies to JPEG and WebP; the images made here are PNG"},
+    {"stream", Treatment::UNLESS_FALSE, "streaming partial images is not offered"},
+    {"style", Treatment::REFUSED, "styles are not offered; describe the style in the prompt"},
+};
+
+// What edits take besides.
+const RequestField kImageEditOnlyFields[] = {
+    {"strength", Treatment::PARSED},  // extension
+    {"input_fidelity", Treatment::REFUSED,
+     "input fidelity settings are not offered; 'strength' sets how far the result may move from "
+     "the image"},
+};
+
+struct FieldTable {
+  const RequestField* fields;
+  size_t size;
+  template <size_t N>
+  FieldTable(const RequestField (&table)[N]) : fields(table), size(N) {}  // NOLINT: implicit
+};
+
+const RequestField* find_field(const std::string& name, std::initializer_list<FieldTable> tables) {
+  for (const FieldTable& table : tables) {
+    for (size_t i = 0; i < table.size; ++i) {
+      if (name == table.fields[i].name) return &table.fields[i];
     }
+  }
+  return nullptr;
+}
+
+Error check_fields(const json& body, std::initializer_list<FieldTable> tables) {
+  for (const auto& [name, value] : body.items()) {
+    const RequestField* field = find_field(name, tables);
     if (!field) {
       return request_error("unknown parameter '" + quote_excerpt(name) + "'", name,
                            "unknown_parameter");
@@ -283,11 +425,66 @@ Error check_fields(const json& body, const RequestField (&fields)[N]) {
 }  // namespace
 
 Error check_responses_fields(const json& body) {
-  return check_fields(body, kResponsesFields);
+  return check_fields(body, {kResponsesFields});
 }
 
 Error check_chat_fields(const json& body) {
-  return check_fields(body, kChatFields);
+  return check_fields(body, {kChatFields});
+}
+
+Error check_image_fields(const json& body) {
+  return check_fields(body, {kImageFields});
+}
+
+Error check_image_edit_fields(const json& body) {
+  return check_fields(body, {kImageFields, kImageEditOnlyFields});
+}
+
+Error check_completions_fields(const json& body) {
+  return check_fields(body, {kCompletionsFields});
+}
+
+Error check_messages_fields(const json& body) {
+  return check_fields(body, {kMessagesFields});
+}
+
+Error check_count_tokens_fields(const json& body) {
+  return check_fields(body, {kCountTokensFields});
+}
+
+void read_sampling(ParamReader& params, SamplingParams* sampling) {
+  auto temperature = params.number("temperature", 0.0, 2.0);
+  auto top_p = params.number("top_p", 0.0, 1.0);
+  auto top_k = params.integer("top_k", 0, 1 << 20);
+  auto min_p = params.number("min_p", 0.0, 1.0);
+  auto presence = params.number("presence_penalty", -2.0, 2.0);
+  auto frequency = params.number("frequency_penalty", -2.0, 2.0);
+  auto seed = params.integer("seed", INT64_MIN, INT64_MAX);
+  sampling->temperature = static_cast<float>(temperature.value_or(1.0));
+  sampling->top_p = static_cast<float>(top_p.value_or(1.0));
+  sampling->top_k = static_cast<int>(top_k.value_or(0));
+  sampling->min_p = static_cast<float>(min_p.value_or(0.0));
+  sampling->presence_penalty = static_cast<float>(presence.value_or(0.0));
+  sampling->frequency_penalty = static_cast<float>(frequency.value_or(0.0));
+  // Every signed 64-bit seed is its own random stream; negative ones are not special.
+  if (seed) sampling->seed = static_cast<uint64_t>(*seed);
+}
+
+Error read_stop(const json& body, std::vector<std::string>* stop) {
+  if (!body.contains("stop") || body["stop"].is_null()) return {};
+  const json& value = body["stop"];
+  if (value.is_string()) {
+    stop->push_back(value.get<std::string>());
+    return {};
+  }
+  if (!value.is_array() || value.size() > 4) {
+    return request_error("'stop' must be a string or an array of up to 4 strings", "stop");
+  }
+  for (const json& s : value) {
+    if (!s.is_string()) return request_error("'stop' entries must be strings", "stop");
+    stop->push_back(s.get<std::string>());
+  }
+  return {};
 }
 
 }  // namespace allm

@@ -11,6 +11,10 @@ class ConversationService;
 
 // POST /v1/chat/completions with `body` (already a JSON object).
 Error check_chat_completions_request(const json& body);
+// POST /v1/completions with `body`.
+Error check_completions_request(const json& body);
+// POST /v1/messages with `body`.
+Error check_messages_request(const json& body);
 // POST /v1/responses with `body`; `conversations` answers previous_response_id.
 Error check_responses_request(const json& body, ConversationService& conversations);
 // POST /v1/embeddings with `body`.

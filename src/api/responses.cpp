@@ -1,5 +1,7 @@
 // POST /v1/responses (the recommended text API), GET and DELETE /v1/responses/{id}.
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "api/access_log.h"
 #include "api/http_util.h"
@@ -238,6 +240,11 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
         "streaming a background response is not offered; poll GET /v1/responses/{id} instead",
         "stream");
   }
+  call->store = store_flag.value_or(true);
+  // Refused before the model runs: an answer that would not be stored is not what was asked.
+  if (call->store) {
+    if (Error e = conversations.check_storable()) return e;
+  }
 
   if (Error e = read_metadata(body, &call->metadata)) return e;
   if (Error e = read_text_format(body, &call->format)) return e;
@@ -278,7 +285,6 @@ Error read_call(const json& body, ConversationService& conversations, ResponsesC
     request.chat.reasoning_effort = call->reasoning_effort.get<std::string>();
   }
   call->stream = stream.value_or(false);
-  call->store = store_flag.value_or(true);
   return {};
 }
 
@@ -689,24 +695,36 @@ void respond_plain(ApiContext& ctx, const httplib::Request& req, httplib::Respon
 }
 
 // A background response's generation, on the job's thread: it is stored when it ends, however it
-// ends (cancelled: without output).
+// ends (cancelled: without output). Meanwhile its lease is renewed every second, which also
+// tells whether another replica asked to cancel it.
 void run_background(ConversationService& conversations, const ResponsesCall& call,
                     TextStream& stream, ResponseObject& response,
                     const std::atomic<bool>& cancelled) {
+  using Clock = std::chrono::steady_clock;
+  const auto renewal = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(kLeaseRenewalSeconds));
+  auto next_renewal = Clock::now() + renewal;
+  bool cancel_requested = false;
   TextEvent event;
   for (;;) {
-    if (cancelled) stream.cancel();
+    if (cancelled || cancel_requested) stream.cancel();
+    if (Clock::now() >= next_renewal) {
+      // A failed renewal leaves the job running: the lease expires only if it goes on failing.
+      conversations.renew_background(response.id(), &cancel_requested);
+      next_renewal = Clock::now() + renewal;
+    }
     if (!stream.next(&event, std::chrono::milliseconds(50))) continue;
     response.add(event);
     if (event.done) break;
   }
-  if (cancelled) {
+  if (cancelled || cancel_requested) {
     response.cancel();
   } else {
     response.finish(event);
   }
   Error not_stored;
   saved_object(conversations, call, response, &not_stored);
+  conversations.release_background(response.id());
 }
 
 // background: true answers at once with the response in progress, stored before the answer so
@@ -718,6 +736,7 @@ void respond_background(ApiContext& ctx, httplib::Response& res,
   Error error = ctx.background.start(
       response->id(),
       [&] {
+        if (Error e = ctx.conversations.claim_background(response->id())) return e;
         return ctx.conversations.save({response->id(),
                                        object.dump(-1, ' ', false, json::error_handler_t::replace),
                                        call->conversation,
@@ -752,11 +771,15 @@ void create_response(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   respond_plain(ctx, req, res, *call, *stream);
 }
 
-// The stored object `id`. A background response stored in progress whose job no longer runs was
-// left so by a server that stopped: it is marked failed, in the store too, before it is answered.
+// The stored object `id`. A background response stored in progress that no replica runs (not
+// this one, and no fresh lease of another on a shared store) was left so by a server that
+// stopped: it is marked failed, in the store too, before it is answered.
 Error stored_object(ApiContext& ctx, const std::string& id, std::string* object_json) {
   if (Error e = ctx.conversations.find(id, object_json)) return e;
   if (!in_progress(*object_json) || ctx.background.running(id)) return {};
+  bool elsewhere = false;
+  if (Error e = ctx.conversations.runs_elsewhere(id, &elsewhere)) return e;
+  if (elsewhere) return {};
   // Its job stores it before it stops running: look again.
   if (Error e = ctx.conversations.find(id, object_json)) return e;
   if (!in_progress(*object_json)) return {};
@@ -765,7 +788,24 @@ Error stored_object(ApiContext& ctx, const std::string& id, std::string* object_
   object["error"] = {{"code", error_code_name(ErrorCode::CANCELLED)},
                      {"message", "the server stopped before this background response ended"}};
   *object_json = object.dump(-1, ' ', false, json::error_handler_t::replace);
-  return ctx.conversations.replace_object(id, *object_json);
+  if (Error e = ctx.conversations.replace_object(id, *object_json)) return e;
+  ctx.conversations.release_background(id);
+  return {};
+}
+
+// How long a cancel waits for another replica to store the cancelled response.
+constexpr auto kRemoteCancelWait = std::chrono::seconds(10);
+
+// Cancels a background response that another replica runs: asks it through the store, then
+// waits (bounded) until the response is stored as ended. `*object_json`: the last one read.
+Error cancel_elsewhere(ApiContext& ctx, const std::string& id, std::string* object_json) {
+  if (Error e = ctx.conversations.request_cancel(id)) return e;
+  const auto deadline = std::chrono::steady_clock::now() + kRemoteCancelWait;
+  while (in_progress(*object_json) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Error e = stored_object(ctx, id, object_json)) return e;
+  }
+  return {};
 }
 
 // POST /v1/responses/{id}/cancel: a background response in progress ends as cancelled; one that
@@ -782,6 +822,8 @@ void cancel_response(ApiContext& ctx, const std::string& id, httplib::Response& 
   }
   if (ctx.background.cancel(id)) {
     if (Error e = ctx.conversations.find(id, &object_json)) return send_error(res, e);
+  } else if (in_progress(object_json)) {
+    if (Error e = cancel_elsewhere(ctx, id, &object_json)) return send_error(res, e);
   }
   res.set_content(object_json, "application/json");
 }

@@ -14,6 +14,7 @@ class AudioManager;
 class ImageManager;
 class ConversationService;
 class BackgroundJobs;
+class Readiness;
 
 struct ApiContext {
   ModelRegistry& registry;
@@ -23,12 +24,16 @@ struct ApiContext {
   BackgroundJobs& background;          // background responses being generated
   AudioManager& audio;
   ImageManager& images;
+  const Readiness& readiness;  // GET /health/ready
 };
 
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
 void register_embeddings_routes(httplib::Server& server, ApiContext& ctx);
+void register_completions_routes(httplib::Server& server, ApiContext& ctx);
+// Anthropic's Messages API: POST /v1/messages and /v1/messages/count_tokens.
+void register_messages_routes(httplib::Server& server, ApiContext& ctx);
 void register_audio_routes(httplib::Server& server, ApiContext& ctx);
 // `public_url`: where clients reach the server (no trailing '/'), for image urls; kept by
 // reference (the server sets it once bound) and read at each request.

@@ -86,6 +86,8 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
   register_embeddings_routes(server, ctx_);
+  register_completions_routes(server, ctx_);
+  register_messages_routes(server, ctx_);
   register_audio_routes(server, ctx_);
   register_image_routes(server, ctx_, public_url_);
   register_metrics_routes(server, ctx_);
@@ -109,7 +111,7 @@ httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Reques
         res.set_header("Access-Control-Allow-Headers",
                        req.has_header("Access-Control-Request-Headers")
                            ? req.get_header_value("Access-Control-Request-Headers")
-                           : "Authorization, Content-Type");
+                           : "Authorization, Content-Type, x-api-key, anthropic-version");
         res.set_header("Access-Control-Max-Age", "600");
       }
       res.status = origin.empty() ? 403 : 204;
@@ -117,12 +119,20 @@ httplib::Server::HandlerResponse ApiServer::before_routing(const httplib::Reques
     }
   }
   if (!api_key_digests_.empty() && path_requires_key(req.path) &&
-      !bearer_matches(api_key_digests_, req.get_header_value("Authorization"))) {
-    const bool missing = !req.has_header("Authorization");
-    send_error(res, request_error(missing ? "missing API key: send it as 'Authorization: Bearer "
-                                            "KEY' (this server was started with --api-key)"
-                                          : "incorrect API key provided",
-                                  "", "invalid_api_key"));
+      !bearer_matches(api_key_digests_, req.get_header_value("Authorization")) &&
+      !key_matches(api_key_digests_, req.get_header_value("x-api-key"))) {
+    const bool missing = !req.has_header("Authorization") && !req.has_header("x-api-key");
+    const Error error =
+        request_error(missing ? "missing API key: send it as 'Authorization: Bearer KEY' or "
+                                "'x-api-key: KEY' (this server was started with --api-key)"
+                              : "incorrect API key provided",
+                      "", "invalid_api_key");
+    // Anthropic's clients read their own error shape.
+    if (req.path.rfind("/v1/messages", 0) == 0) {
+      send_anthropic_error(res, error);
+    } else {
+      send_error(res, error);
+    }
     res.set_header("WWW-Authenticate", "Bearer");
     return httplib::Server::HandlerResponse::Handled;
   }

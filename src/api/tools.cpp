@@ -34,9 +34,10 @@ Error optional_string(const json& object, const char* key, const std::string& pa
   return request_error("'" + std::string(key) + "' must be a string", param + "." + key);
 }
 
-// A function definition {name, description, parameters, strict} at `param`.
+// A function definition {name, description, parameters, strict} at `param`; Anthropic names the
+// parameters' schema `input_schema` (`schema_key`).
 Error read_function(const json& spec, const std::string& param, const std::set<std::string>& known,
-                    FunctionTool* tool, json* echo) {
+                    FunctionTool* tool, json* echo, const std::string& schema_key = "parameters") {
   if (Error e = refuse_unknown_fields(spec, known, param)) return e;
   const std::string name = text_member(spec, "name", "");
   if (!spec.contains("name") || !spec["name"].is_string() || !valid_api_name(name)) {
@@ -49,9 +50,10 @@ Error read_function(const json& spec, const std::string& param, const std::set<s
   if (spec.contains("strict") && !spec["strict"].is_null() && !spec["strict"].is_boolean()) {
     return request_error("'strict' must be a boolean", param + ".strict");
   }
-  json parameters = spec.value("parameters", json(nullptr));
+  json parameters = spec.value(schema_key, json(nullptr));
   if (!parameters.is_null() && !parameters.is_object()) {
-    return request_error("'parameters' must be a JSON Schema object", param + ".parameters");
+    return request_error("'" + schema_key + "' must be a JSON Schema object",
+                         param + "." + schema_key);
   }
   // No parameters (or {}): the function takes an empty object.
   if (parameters.is_null() || parameters.empty()) {
@@ -59,11 +61,11 @@ Error read_function(const json& spec, const std::string& param, const std::set<s
   }
   if (parameters.contains("type") && parameters["type"] != "object") {
     return request_error("a function's parameters must be an object schema (type: object)",
-                         param + ".parameters.type");
+                         param + "." + schema_key + ".type");
   }
   // Strict or not, the calls follow the schema: it is part of the tool-call grammar.
   std::string unused_gbnf;
-  if (Error e = json_schema_grammar(parameters, param + ".parameters", &unused_gbnf)) return e;
+  if (Error e = json_schema_grammar(parameters, param + "." + schema_key, &unused_gbnf)) return e;
   tool->name = name;
   tool->description = text_member(spec, "description", "");
   tool->parameters = parameters.dump();
@@ -75,9 +77,28 @@ Error read_function(const json& spec, const std::string& param, const std::set<s
   return {};
 }
 
+// An Anthropic tool: a client tool (type absent or "custom"); Anthropic's server tools (web
+// search, code execution, ...) and client tools with schemas of Anthropic's own (bash, text
+// editor, computer use) are refused by their type.
+Error read_anthropic_tool(const json& item, const std::string& param, FunctionTool* tool,
+                          json* echo) {
+  const std::string type = text_member(item, "type", "custom");
+  if (type != "custom") {
+    return unsupported_error("'" + quote_excerpt(type) +
+                                 "' tools are not offered; send client tools with a name, "
+                                 "description and input_schema",
+                             param + ".type");
+  }
+  if (Error e = check_cache_control(item, param)) return e;
+  return read_function(item, param,
+                       {"type", "name", "description", "input_schema", "cache_control"}, tool, echo,
+                       "input_schema");
+}
+
 Error read_tool(const json& item, const std::string& param, ToolDialect dialect, FunctionTool* tool,
                 json* echo) {
   if (!item.is_object()) return request_error("a tool must be an object", param);
+  if (dialect == ToolDialect::ANTHROPIC) return read_anthropic_tool(item, param, tool, echo);
   if (!item.contains("type") || !item["type"].is_string()) {
     return request_error("a tool needs a string 'type'", param + ".type");
   }
@@ -167,9 +188,46 @@ Error read_named_choice(const json& choice, ToolDialect dialect, RequestTools* o
   return choose_function(function["name"].get<std::string>(), "tool_choice.function.name", out);
 }
 
+// Anthropic's tool_choice: {type: auto | any | tool (with `name`) | none,
+// disable_parallel_tool_use}.
+Error read_anthropic_tool_choice(const json& choice, RequestTools* out) {
+  if (!choice.is_object()) return request_error("'tool_choice' must be an object", "tool_choice");
+  const std::string type = text_member(choice, "type", "");
+  const bool named = type == "tool";
+  if (type != "auto" && type != "any" && type != "none" && !named) {
+    return request_error("tool_choice.type must be auto, any, tool or none", "tool_choice.type");
+  }
+  std::set<std::string> known = {"type"};
+  if (type != "none") known.insert("disable_parallel_tool_use");
+  if (named) known.insert("name");
+  if (Error e = refuse_unknown_fields(choice, known, "tool_choice")) return e;
+  const json no_parallel = choice.value("disable_parallel_tool_use", json(false));
+  if (!no_parallel.is_boolean()) {
+    return request_error("'disable_parallel_tool_use' must be a boolean",
+                         "tool_choice.disable_parallel_tool_use");
+  }
+  out->options.parallel_tool_calls = !no_parallel.get<bool>();
+  if (type == "auto") return {};
+  if (type == "none") {
+    out->options.tool_choice = ToolChoice::NONE;
+    return {};
+  }
+  if (out->options.tools.empty()) {
+    return request_error("tool_choice asks for a call, but the request has no tools",
+                         "tool_choice");
+  }
+  out->options.tool_choice = ToolChoice::REQUIRED;
+  if (!named) return {};
+  if (!choice.contains("name") || !choice["name"].is_string()) {
+    return request_error("tool_choice of type 'tool' needs the tool's 'name'", "tool_choice.name");
+  }
+  return choose_function(choice["name"].get<std::string>(), "tool_choice.name", out);
+}
+
 Error read_tool_choice(const json& body, ToolDialect dialect, RequestTools* out) {
   if (!body.contains("tool_choice") || body["tool_choice"].is_null()) return {};
   const json& choice = body["tool_choice"];
+  if (dialect == ToolDialect::ANTHROPIC) return read_anthropic_tool_choice(choice, out);
   out->echo_choice = choice;
   if (choice == "auto") return {};
   if (choice == "none") {
@@ -193,6 +251,30 @@ Error read_tool_choice(const json& body, ToolDialect dialect, RequestTools* out)
 }
 
 }  // namespace
+
+std::string called_function(const std::vector<ChatMessage>& messages, const std::string& id) {
+  for (const ChatMessage& message : messages) {
+    for (const ToolCall& call : message.tool_calls) {
+      if (call.id == id) return call.name;
+    }
+  }
+  return "";
+}
+
+Error check_cache_control(const json& object, const std::string& param) {
+  const json value = object.value("cache_control", json(nullptr));
+  const std::string value_param = param + ".cache_control";
+  if (value.is_null()) return {};
+  if (!value.is_object() || value.value("type", json(nullptr)) != "ephemeral") {
+    return request_error("'cache_control' must be {\"type\": \"ephemeral\"}", value_param);
+  }
+  if (Error e = refuse_unknown_fields(value, {"type", "ttl"}, value_param)) return e;
+  const json ttl = value.value("ttl", json("5m"));
+  if (ttl != "5m" && ttl != "1h") {
+    return request_error("'ttl' must be '5m' or '1h'", value_param + ".ttl");
+  }
+  return {};
+}
 
 Error read_tools(const json& body, ToolDialect dialect, RequestTools* out) {
   if (Error e = read_tool_list(body, dialect, out)) return e;

@@ -55,6 +55,12 @@ bool connects(const addrinfo& address, int timeout_ms) {
   return ok;
 }
 
+// A worker serves one client at a time: while this process holds a connection to it, a probe
+// would only wait in its queue, so the connection held is what says it answers.
+bool worker_answers(const std::string& endpoint) {
+  return ggml_backend_rpc_connected(endpoint.c_str()) || rpc_worker_reachable(endpoint);
+}
+
 Error unreachable(const std::string& endpoint) {
   return make_error(ErrorCode::LOAD_FAILED, "the RPC worker " + endpoint +
                                                 " does not answer (is `allm rpc-server` running "
@@ -116,18 +122,66 @@ Error register_rpc_workers(const std::vector<std::string>& endpoints,
   return {};
 }
 
+namespace {
+
+bool is_rpc(ggml_backend_dev_t device) {
+  return ggml_backend_dev_backend_reg(device) == ggml_backend_rpc_reg();
+}
+
+// An RPC device's description is its worker's endpoint.
+std::string endpoint_of(ggml_backend_dev_t device) {
+  return ggml_backend_dev_description(device);
+}
+
+}  // namespace
+
 bool device_answers(ggml_backend_dev_t device) {
-  // An RPC device's description is its worker's endpoint.
-  return ggml_backend_dev_backend_reg(device) != ggml_backend_rpc_reg() ||
-         rpc_worker_reachable(ggml_backend_dev_description(device));
+  return !is_rpc(device) || worker_answers(endpoint_of(device));
 }
 
 Error check_rpc_workers() {
   std::lock_guard<std::mutex> lock(registered_mutex);
   for (const std::string& endpoint : registered()) {
-    if (!rpc_worker_reachable(endpoint)) return unreachable(endpoint);
+    if (!worker_answers(endpoint)) return unreachable(endpoint);
   }
   return {};
+}
+
+RpcPlacement watch_rpc_workers() {
+  std::vector<std::string> devices;
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    if (is_rpc(ggml_backend_dev_get(i)))
+      devices.push_back(ggml_backend_dev_name(ggml_backend_dev_get(i)));
+  }
+  return RpcPlacement(devices);
+}
+
+RpcPlacement::RpcPlacement(const std::vector<std::string>& device_names) {
+  for (const std::string& name : device_names) {
+    ggml_backend_dev_t device = ggml_backend_dev_by_name(name.c_str());
+    if (!device || !is_rpc(device)) continue;
+    const std::string endpoint = endpoint_of(device);
+    const bool seen = std::any_of(workers_.begin(), workers_.end(),
+                                  [&](const auto& worker) { return worker.first == endpoint; });
+    if (!seen)
+      workers_.emplace_back(endpoint, ggml_backend_rpc_connection_losses(endpoint.c_str()));
+  }
+}
+
+std::string RpcPlacement::lost_worker() const {
+  for (const auto& [endpoint, losses] : workers_) {
+    if (ggml_backend_rpc_connection_losses(endpoint.c_str()) != losses) return endpoint;
+  }
+  return "";
+}
+
+Error RpcPlacement::check() const {
+  const std::string lost = lost_worker();
+  if (lost.empty()) return {};
+  return make_error(ErrorCode::INTERNAL, "the RPC worker " + lost +
+                                             " was lost during the request (its part of the "
+                                             "model is gone; the model is loaded again on the "
+                                             "next request)");
 }
 
 }  // namespace allm

@@ -29,6 +29,20 @@ std::string requests_cell(const json& model) {
          std::to_string(int_member(model, "queued")) + " queued";
 }
 
+// Where a text model's blocks are: "CPU:1 RPC0:1 RPC1:1"; "-" when the model does not say.
+std::string devices_cell(const json& model) {
+  const json& devices = model.contains("devices") ? model["devices"] : json();
+  std::string cell;
+  if (devices.is_array()) {
+    for (const json& device : devices) {
+      if (!device.is_object()) continue;
+      cell += (cell.empty() ? "" : " ") + text_member(device, "name", "?") + ":" +
+              std::to_string(int_member(device, "layers"));
+    }
+  }
+  return cell.empty() ? "-" : cell;
+}
+
 std::string unloads_cell(const json& model) {
   if (int_member(model, "requests") > 0) return "-";  // a busy model stays
   const json& in = model.contains("unloads_in_seconds") ? model["unloads_in_seconds"] : json();
@@ -44,6 +58,7 @@ std::vector<std::string> model_row(const json& model) {
           text_member(model, "modality", ""),
           format_bytes(bytes_member(model, "ram_bytes")),
           vram ? format_bytes(vram) : "-",
+          devices_cell(model),
           requests_cell(model),
           int_member(model, "requests") > 0 ? "busy" : format_duration(idle),
           unloads_cell(model)};
@@ -66,7 +81,7 @@ std::string format_duration(double seconds) {
 
 std::string format_ps_table(const json& loaded_models) {
   std::vector<std::vector<std::string>> rows = {
-      {"ID", "MODALITY", "RAM", "VRAM", "REQUESTS", "IDLE", "UNLOADS"}};
+      {"ID", "MODALITY", "RAM", "VRAM", "DEVICES", "REQUESTS", "IDLE", "UNLOADS"}};
   const json& data = loaded_models.contains("data") ? loaded_models["data"] : json();
   if (data.is_array()) {
     for (const json& model : data) {

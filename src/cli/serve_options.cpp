@@ -1,6 +1,7 @@
 #include "cli/serve_options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -10,6 +11,7 @@
 #include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/memory_plan.h"
+#include "core/store_location.h"
 
 namespace allm {
 
@@ -56,6 +58,28 @@ struct Option {
   // Applies one value; returns an error message or "".
   std::function<std::string(ServeOptions&, const std::string&)> apply;
 };
+
+// "A,B,..." into non-negative proportions, at least one of them positive; "" when it parses, else
+// the problem.
+std::string parse_tensor_split(const std::string& text, std::vector<float>* split) {
+  split->clear();
+  const std::string problem =
+      "expected proportions like 3,1 (non-negative numbers, one per device, not all 0), got '" +
+      quote_excerpt(text) + "'";
+  size_t start = 0;
+  float total = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    const float value = std::strtof(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || !std::isfinite(value) || value < 0) return problem;
+    split->push_back(value);
+    total += value;
+    start = comma + 1;
+  }
+  return total > 0 ? "" : problem;
+}
 
 std::function<std::string(ServeOptions&, const std::string&)> int_setter(
     long lo, long hi, std::function<void(ServeOptions&, long)> set) {
@@ -163,12 +187,19 @@ const std::vector<Option>& options_table() {
          o.images.device = v;
          return std::string();
        }},
+      {"--tensor-split", "ALLM_TENSOR_SPLIT", "A,B,...",
+       "the proportions of the offloaded layers each device gets, one per device in --device's "
+       "order (e.g. 3,1; as llama.cpp's --tensor-split); default: in proportion to free memory",
+       [](ServeOptions& o, const std::string& v) {
+         return parse_tensor_split(v, &o.text.tensor_split);
+       }},
       {"--rpc", "ALLM_RPC", "HOST:PORT[,...]",
        "ggml RPC workers (`allm rpc-server`, or llama.cpp's rpc-server) whose devices join this "
        "server's as RPC0, RPC1, ...: models place layers on them as on local GPUs (--device, "
-       "--gpu-layers). A worker that does not answer at start stops the server; one gone later "
-       "fails the loads that would use it (LOAD_FAILED). RPC is unauthenticated: private networks "
-       "only",
+       "--gpu-layers, --tensor-split). A worker that does not answer at start stops the server; "
+       "one lost during a request fails it (INTERNAL) and its model is loaded again by the next "
+       "request; loads fail while it is gone (LOAD_FAILED). RPC is unauthenticated: private "
+       "networks only",
        [](ServeOptions& o, const std::string& v) {
          std::string problem;
          parse_rpc_endpoints(v, &o.rpc_workers, &problem);
@@ -227,6 +258,17 @@ const std::vector<Option>& options_table() {
        "where stored responses and demo models live (default ~/.allm)",
        [](ServeOptions& o, const std::string& v) {
          o.data_dir = v;
+         return std::string();
+       }},
+      {"--store", "ALLM_STORE", "LOCATION",
+       "where stored responses live: sqlite:PATH, or postgres://USER[:PASSWORD]@HOST[:PORT]/DB "
+       "(also postgresql://), a database several replicas share (default sqlite:DATA_DIR/"
+       "responses.db)",
+       [](ServeOptions& o, const std::string& v) {
+         StoreLocation location;
+         std::string why;
+         if (!parse_store_location(v, "", &location, &why)) return why;
+         o.store_location = v;
          return std::string();
        }},
       {"--store-max-age", "ALLM_STORE_MAX_AGE", "SECONDS",
@@ -396,7 +438,7 @@ std::string serve_help() {
       "usage: allm serve [options]\n\n"
       "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions, /v1/embeddings,\n"
       "/v1/audio/transcriptions, /v1/audio/translations, /v1/images/generations,\n"
-      "/v1/models).\n"
+      "/v1/images/edits, /v1/models).\n"
       "Every option can also be set by the environment variable shown.\n\n";
   for (const Option& option : options_table()) {
     std::string left = std::string("  ") + option.flag;

@@ -22,6 +22,8 @@ struct ServeOptions {
   ImageManagerConfig images;
   LifecycleConfig lifecycle;
   StoreRetention store;
+  std::string
+      store_location;  // --store: sqlite:PATH or postgres://…; empty: responses.db in data_dir
   std::string models_dir;
   std::string data_dir;
   std::vector<ModelEntry> models;

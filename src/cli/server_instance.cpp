@@ -7,6 +7,7 @@
 #include "cli/pull.h"
 #include "core/cpu_threads.h"
 #include "core/response_store.h"
+#include "core/store_location.h"
 #include "demo/tiny_gguf.h"
 #include "demo/tiny_sd.h"
 #include "demo/tiny_whisper.h"
@@ -130,19 +131,19 @@ std::unique_ptr<ServerInstance> ServerInstance::create(ServeOptions options) {
       ModelRegistry(options.models_dir, options.models).empty() && !add_demo_models(options)) {
     return nullptr;
   }
-  if (!register_workers(options.rpc_workers)) return nullptr;
+  StoreLocation location;
+  std::string why;
+  parse_store_location(options.store_location,
+                       (fs::path(options.data_dir) / "responses.db").string(), &location, &why);
+  ALLM_LOG_INFO("response store: %s", describe(location).c_str());
   Error error;
-  auto store = ResponseStore::open((fs::path(options.data_dir) / "responses.db").string(), &error,
-                                   options.store);
+  auto store = open_response_store(location, options.store, &error);
   if (!store) {
     ALLM_LOG_ERROR("%s", error.message.c_str());
     return nullptr;
   }
   store->start_pruning();
-  std::unique_ptr<ServerInstance> instance(
-      new ServerInstance(std::move(options), std::move(store)));
-  if (!instance->preload()) return nullptr;
-  return instance;
+  return std::unique_ptr<ServerInstance>(new ServerInstance(std::move(options), std::move(store)));
 }
 
 ServerInstance::ServerInstance(ServeOptions options, std::unique_ptr<ResponseStore> store)
@@ -155,9 +156,9 @@ ServerInstance::ServerInstance(ServeOptions options, std::unique_ptr<ResponseSto
       text_(registry_, lifecycle_, options_.text),
       audio_(registry_, lifecycle_, options_.audio),
       images_(registry_, lifecycle_, options_.images),
-      server_(
-          ApiContext{registry_, lifecycle_, text_, conversations_, background_, audio_, images_},
-          server_config(options_, registry_)) {
+      server_(ApiContext{registry_, lifecycle_, text_, conversations_, background_, audio_, images_,
+                         readiness_},
+              server_config(options_, registry_)) {
   ALLM_LOG_INFO("%zu model(s) registered from %s, the Hub cache %s and --model",
                 registry_.list().size(), options_.models_dir.c_str(),
                 hub_cache_dir_from_env().c_str());
@@ -195,6 +196,13 @@ bool ServerInstance::start() {
     served_ok_ = server_.listen();
     serving_ = false;
   });
+  // Serving already, so that GET /health/ready says "starting" meanwhile.
+  if (!register_workers(options_.rpc_workers) || !preload()) {
+    stop();
+    wait();
+    return false;
+  }
+  readiness_.ready();
   return true;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/log.h"
+#include "base/random_id.h"
 #include "core/response_store.h"
 #include "nlohmann/json.hpp"
 
@@ -199,6 +201,48 @@ Error ConversationService::input_items(const std::string& id, const ItemQuery& q
   page->items.assign(std::make_move_iterator(first), std::make_move_iterator(last));
   page->has_more = last != conversation.end();
   return {};
+}
+
+bool ConversationService::store_available() {
+  return store_.available();
+}
+
+Error ConversationService::check_storable() {
+  if (store_.available()) return {};
+  return store_unavailable(
+      "its database cannot be reached; send 'store': false to answer "
+      "without storing, or retry later");
+}
+
+ConversationService::ConversationService(ResponseStore& store)
+    : store_(store), replica_(random_id("replica_")) {}
+
+Error ConversationService::claim_background(const std::string& id) {
+  bool cancel_requested = false;
+  return store_.hold_lease(id, replica_, &cancel_requested);
+}
+
+Error ConversationService::renew_background(const std::string& id, bool* cancel_requested) {
+  return store_.hold_lease(id, replica_, cancel_requested);
+}
+
+void ConversationService::release_background(const std::string& id) {
+  // A lease left behind expires; readers then see the stored object as it is.
+  if (Error e = store_.drop_lease(id)) {
+    ALLM_LOG_WARN("background response %s: %s", id.c_str(), e.message.c_str());
+  }
+}
+
+Error ConversationService::runs_elsewhere(const std::string& id, bool* elsewhere) {
+  *elsewhere = false;
+  std::optional<BackgroundLease> lease;
+  if (Error e = store_.lease(id, &lease)) return e;
+  *elsewhere = lease && lease->owner != replica_ && lease->age_seconds < kLeaseExpirySeconds;
+  return {};
+}
+
+Error ConversationService::request_cancel(const std::string& id) {
+  return store_.request_cancel(id);
 }
 
 Error ConversationService::replace_object(const std::string& id, const std::string& object_json) {

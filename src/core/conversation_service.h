@@ -71,9 +71,14 @@ struct FinishedResponse {
   Conversation output;        // what it answered
 };
 
+// How often the replica running a background response renews its lease on a shared store, and
+// how old a lease may get before the response counts as abandoned (its replica gone).
+constexpr double kLeaseRenewalSeconds = 1;
+constexpr double kLeaseExpirySeconds = 10;
+
 class ConversationService {
  public:
-  explicit ConversationService(ResponseStore& store) : store_(store) {}
+  explicit ConversationService(ResponseStore& store);
 
   // The conversation a response continues: that stored with `previous_response_id` (a not_found
   // error on that param when there is none, an error when it is still in progress), or an empty
@@ -93,6 +98,22 @@ class ConversationService {
   // The items the response `id` was given (its history and input, not its output), paged; an
   // `after` that names none of them is an error on that param.
   Error input_items(const std::string& id, const ItemQuery& query, ItemPage* page);
+  // Whether the store can be reached now; when it cannot, store_unavailable() says why.
+  bool store_available();
+  // An error when a response could not be stored now (its database down), before it is made.
+  Error check_storable();
+
+  // Background responses on a store that replicas share (no-ops on one that is not): this
+  // replica takes the lease of one it starts, renews it while it runs (`*cancel_requested`:
+  // another replica asked to cancel it), and drops it once the final object is stored.
+  Error claim_background(const std::string& id);
+  Error renew_background(const std::string& id, bool* cancel_requested);
+  void release_background(const std::string& id);
+  // Whether another replica runs the background response `id` (its lease is fresh).
+  Error runs_elsewhere(const std::string& id, bool* elsewhere);
+  // Asks the replica that runs `id` to cancel it.
+  Error request_cancel(const std::string& id);
+
   // Replaces the stored object of response `id`, keeping its conversation (a background response
   // that ended without an answer).
   Error replace_object(const std::string& id, const std::string& object_json);
@@ -104,6 +125,7 @@ class ConversationService {
              Conversation* conversation, size_t* output_items);
 
   ResponseStore& store_;
+  const std::string replica_;  // this process, as owner of leases
 };
 
 }  // namespace allm

@@ -17,6 +17,22 @@ uint64_t random_seed() {
   return (uint64_t(device()) << 32 | device()) & ((uint64_t(1) << 53) - 1);  // exact in JSON
 }
 
+// An edit needs a model that can encode the image, and an image (and mask) at the request's size.
+Error check_edit(const DiffusionModel& model, const ImageRequest& r, int width, int height) {
+  if (r.init_rgb.empty()) return {};
+  if (!model.can_encode()) {
+    return unsupported_error("model '" + r.model +
+                                 "' has no VAE encoder, so it cannot edit images (its checkpoint "
+                                 "holds only the decoder)",
+                             "image");
+  }
+  const size_t pixels = static_cast<size_t>(width) * height;
+  if (r.init_rgb.size() != pixels * 3 || (!r.mask.empty() && r.mask.size() != pixels)) {
+    return make_error(ErrorCode::INTERNAL, "the image to edit is not at the requested size");
+  }
+  return {};
+}
+
 }  // namespace
 
 ImageManager::ImageManager(ModelRegistry& registry, ModelLifecycle& lifecycle,
@@ -57,11 +73,11 @@ ModelLoader<DiffusionModel> ImageManager::loader_for(const ModelEntry& entry) {
                           std::chrono::duration<double>(Clock::now() - started).count(),
                           model->device(), vae_tiling_name(config_.vae_tiling));
             return model;
-          }};
+          },
+          [](const DiffusionModel& model) { return model.healthy(); }};
 }
 
-Error ImageManager::check_size(const ImageRequest& r, int default_size) const {
-  const int w = r.width ? r.width : default_size, h = r.height ? r.height : default_size;
+Error ImageManager::check_size(int w, int h) const {
   if (w % 8 || h % 8 || w < config_.min_side || h < config_.min_side || w > config_.max_side ||
       h > config_.max_side) {
     return request_error("size must be WIDTHxHEIGHT with both sides multiples of 8 between " +
@@ -85,6 +101,11 @@ Error ImageManager::generate_one(DiffusionModel& model, const ImageRequest& r, i
   job.seed = seed;
   job.sampler = r.sampler;
   job.threads = threads_per_job(config_.threads, config_.parallel);
+  if (!r.init_rgb.empty()) {
+    job.init_rgb = &r.init_rgb;
+    job.strength = r.strength;
+    if (!r.mask.empty()) job.mask = &r.mask;
+  }
   JobStopCheck should_stop(deadline, r.client_gone, cancelling_);
   const auto on_step = [&](int step, int steps) {
     ALLM_LOG_INFO("model '%s': step %d/%d", r.model.c_str(), step, steps);
@@ -119,11 +140,12 @@ Error ImageManager::generate(const ImageRequest& r, std::vector<GeneratedImage>*
   ModelLease<DiffusionModel> model = models_.acquire(r.model, &error);
   if (!model) return error;
   const int default_size = model->default_size();
-  if ((error = check_size(r, default_size))) return error;
+  const int width = r.width ? r.width : default_size, height = r.height ? r.height : default_size;
+  if ((error = check_size(width, height)) || (error = check_edit(*model, r, width, height)))
+    return error;
   const auto gone_or_cancelling = [&] { return (r.client_gone && r.client_gone()) || cancelling_; };
   if ((error = slots_.acquire(deadline, gone_or_cancelling))) return error;
   JobSlotHold slot(slots_);
-  const int width = r.width ? r.width : default_size, height = r.height ? r.height : default_size;
   const uint64_t seed = r.seed ? *r.seed : random_seed();
   const auto started = Clock::now();
   for (int i = 0; i < r.n; ++i) {

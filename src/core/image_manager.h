@@ -44,6 +44,11 @@ struct ImageRequest {
   std::optional<uint64_t> seed;  // absent: random; image i uses seed + i
   std::string sampler = "euler_a";
   std::function<bool()> client_gone;  // polled while waiting and running; may be empty
+  // Edits: the image (RGB bytes at width x height; empty: text to image), the share of the
+  // sampling schedule that runs from it, and the pixels to repaint (nonzero; empty: all).
+  std::vector<uint8_t> init_rgb;
+  float strength = 0.8f;
+  std::vector<uint8_t> mask;
 };
 
 struct GeneratedImage {
@@ -59,6 +64,8 @@ class ImageManager {
   const ImageManagerConfig& config() const { return config_; }
 
   Error preload(const std::string& model_id) { return models_.preload(model_id); }
+  // Whether width x height is a size this server generates (multiples of 8 within the bounds).
+  Error check_size(int width, int height) const;
   // Validates, waits for a slot, generates request.n images; blocks until done.
   Error generate(const ImageRequest& request, std::vector<GeneratedImage>* out);
   // Aborts running and waiting generations with CANCELLED (shutdown past its grace period).
@@ -71,7 +78,6 @@ class ImageManager {
   using Clock = std::chrono::steady_clock;
 
   ModelLoader<DiffusionModel> loader_for(const ModelEntry& entry);
-  Error check_size(const ImageRequest& request, int default_size) const;
   Error generate_one(DiffusionModel& model, const ImageRequest& request, int width, int height,
                      uint64_t seed, Clock::time_point deadline, GeneratedImage* out);
 

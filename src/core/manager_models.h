@@ -18,11 +18,13 @@ namespace allm {
 
 // How a manager loads one registered model: `estimate` first (a problem found there is returned
 // as is), then `load` (nullptr with *error set on failure; it may report what the engine says it
-// uses in *measured_bytes).
+// uses in *measured_bytes). `healthy`, when set, tells whether a loaded model still works (one
+// that lost a device does not: it is unloaded and loaded again by the next request).
 template <typename Model>
 struct ModelLoader {
   std::function<Error(MemoryEstimate*)> estimate;
   std::function<std::shared_ptr<Model>(Error* error, uint64_t* measured_bytes)> load;
+  std::function<bool(const Model&)> healthy;
 };
 
 // The entry of model `id` when it exists and is of `modality`; else nullopt with *error set: 404
@@ -47,7 +49,8 @@ class ManagerModels {
     const std::optional<ModelEntry> entry = find_model_of(registry_, modality_, id, error);
     if (!entry) return {};
     ModelLoader<Model> loader = loader_for_(*entry);
-    return pool_.acquire(id, std::move(loader.estimate), std::move(loader.load), error);
+    return pool_.acquire(id, std::move(loader.estimate), std::move(loader.load), error,
+                         std::move(loader.healthy));
   }
   // Loads the model now (--preload); later requests find it ready.
   Error preload(const std::string& id) {

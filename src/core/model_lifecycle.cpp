@@ -74,6 +74,9 @@ class ModelLifecycle::LoadInProgress {
 ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::string& id,
                                              const Loader& loader, Error* error) {
   const Key key{modality, id};
+  // A model that lost a device, taken out below: declared before the lock, so that it is freed
+  // outside it (before a load of its replacement, or on return).
+  std::shared_ptr<Resident> unhealthy;
   std::unique_lock<std::mutex> lock(mutex_);
   // Counting the request under mutex_ is what keeps eviction and keep-alive (which look at the
   // count under mutex_) from taking the model away before the request uses it.
@@ -82,7 +85,11 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
     return Held{resident->model, resident->activity};
   };
   for (;;) {
-    if (auto it = residents_.find(key); it != residents_.end()) return lease(it->second);
+    if (auto it = residents_.find(key); it != residents_.end()) {
+      if (!loader.healthy || loader.healthy(it->second->model.get())) return lease(it->second);
+      unhealthy = drop_unhealthy(it);
+      continue;
+    }
     auto it = loading_.find(key);
     if (it == loading_.end()) break;
     std::shared_future<Error> pending = it->second;
@@ -97,12 +104,24 @@ ModelLifecycle::Held ModelLifecycle::acquire(Modality modality, const std::strin
   }
   LoadInProgress pending(*this, lock, key);
   lock.unlock();
+  unhealthy.reset();
   std::shared_ptr<Resident> resident = load(modality, id, loader, error);
   lock.lock();
   if (resident) residents_[key] = resident;
   pending.end(resident ? Error{} : *error);
   if (!resident) return {};
   return lease(resident);
+}
+
+std::shared_ptr<ModelLifecycle::Resident> ModelLifecycle::drop_unhealthy(
+    std::map<Key, std::shared_ptr<Resident>>::iterator it) {
+  std::shared_ptr<Resident> dropped = std::move(it->second);
+  residents_.erase(it);
+  ALLM_LOG_WARN("unloading %s model '%s': it lost a device; loading it again",
+                modality_name(dropped->modality), dropped->id.c_str());
+  Metrics::global().add("allm_model_unloads_total",
+                        {{"model", dropped->id}, {"reason", "unhealthy"}});
+  return dropped;
 }
 
 std::shared_ptr<ModelLifecycle::Resident> ModelLifecycle::load(Modality modality,

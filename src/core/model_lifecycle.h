@@ -110,10 +110,12 @@ class ModelLifecycle {
   using Clock = std::chrono::steady_clock;
   // How a manager loads one model. `estimate` runs first (a format problem found there is
   // returned as is); `load` returns the model, or nullptr with *error set, and may report what
-  // the engine says it uses in *measured_bytes.
+  // the engine says it uses in *measured_bytes. A loaded model that `healthy` (when set) says
+  // no longer works is unloaded (reason "unhealthy") and loaded again.
   struct Loader {
     std::function<Error(MemoryEstimate*)> estimate;
     std::function<std::shared_ptr<void>(Error*, uint64_t* measured_bytes)> load;
+    std::function<bool(const void* model)> healthy;
   };
   struct Held {
     std::shared_ptr<void> model;
@@ -147,6 +149,8 @@ class ModelLifecycle {
 
   std::shared_ptr<Resident> load(Modality modality, const std::string& id, const Loader& loader,
                                  Error* error);
+  // Takes an unhealthy resident out (mutex_ held); it is freed when its last request ends.
+  std::shared_ptr<Resident> drop_unhealthy(std::map<Key, std::shared_ptr<Resident>>::iterator it);
   // Unloads idle models to fit `need` and reserves it until the load ends.
   Error make_room(const std::string& id, const MemoryEstimate& estimate, MemoryCharge* need);
   void keep_alive_loop();
@@ -172,11 +176,18 @@ class ModelPool {
       : lifecycle_(lifecycle), modality_(modality) {}
 
   ModelLease<Model> acquire(const std::string& id, std::function<Error(MemoryEstimate*)> estimate,
-                            Load load, Error* error) {
+                            Load load, Error* error,
+                            std::function<bool(const Model&)> healthy = nullptr) {
     ModelLifecycle::Loader loader{std::move(estimate),
                                   [load = std::move(load)](Error* e, uint64_t* measured) {
                                     return std::static_pointer_cast<void>(load(e, measured));
-                                  }};
+                                  },
+                                  nullptr};
+    if (healthy) {
+      loader.healthy = [healthy = std::move(healthy)](const void* model) {
+        return healthy(*static_cast<const Model*>(model));
+      };
+    }
     ModelLifecycle::Held held = lifecycle_.acquire(modality_, id, loader, error);
     if (!held.model) return {};
     return {std::static_pointer_cast<Model>(held.model), std::move(held.activity)};

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 
 #include "base/log.h"
 #include "core/metrics.h"
@@ -62,7 +63,108 @@ std::chrono::milliseconds prune_period(double max_age_seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// Responses in a SQLite file, one connection used under a mutex.
+class SqliteResponseStore : public ResponseStore {
+ public:
+  SqliteResponseStore(sqlite3* db, const StoreRetention& retention)
+      : ResponseStore(retention), db_(db) {}
+  ~SqliteResponseStore() override;
+
+  Error put(const StoredResponse& response) override;
+  Error get(const std::string& id, std::optional<StoredResponse>* found) override;
+  Error remove(const std::string& id, bool* removed) override;
+  Error prune(int64_t* deleted) override;
+
+ private:
+  Error failure(const char* op, const std::string& what);  // mutex_ held
+  uint64_t used_bytes();                                   // mutex_ held
+  Error delete_expired(int64_t* deleted);                  // mutex_ held
+  Error delete_oldest_past_size(int64_t* deleted);         // mutex_ held
+
+  sqlite3* db_;
+  std::mutex mutex_;
+};
+
 }  // namespace
+
+Error store_unavailable(const std::string& why) {
+  return Error{
+      ErrorCode::INTERNAL, "the response store is unavailable: " + why, {}, "store_unavailable"};
+}
+
+ResponseStore::~ResponseStore() {
+  stop_pruning();
+}
+
+Error ResponseStore::hold_lease(const std::string&, const std::string&, bool* cancel_requested) {
+  *cancel_requested = false;
+  return {};
+}
+
+Error ResponseStore::lease(const std::string&, std::optional<BackgroundLease>* found) {
+  found->reset();
+  return {};
+}
+
+Error ResponseStore::request_cancel(const std::string&) {
+  return {};
+}
+
+Error ResponseStore::drop_lease(const std::string&) {
+  return {};
+}
+
+void ResponseStore::start_pruning() {
+  if (pruner_.joinable()) return;
+  if (retention_.max_age_seconds > 0 || retention_.max_bytes > 0) {
+    pruner_ = std::thread([this] { prune_periodically(); });
+  }
+}
+
+void ResponseStore::prune_soon() {
+  {
+    std::lock_guard<std::mutex> lock(pruning_mutex_);
+    over_size_ = true;
+  }
+  wake_.notify_all();
+}
+
+void ResponseStore::stop_pruning() {
+  {
+    std::lock_guard<std::mutex> lock(pruning_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (pruner_.joinable()) pruner_.join();
+}
+
+void ResponseStore::prune_periodically() {
+  const auto period = prune_period(retention_.max_age_seconds);
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(pruning_mutex_);
+      over_size_ = false;
+    }
+    int64_t deleted = 0;
+    if (Error e = prune(&deleted)) {
+      ALLM_LOG_ERROR("%s", e.message.c_str());
+    } else if (deleted > 0) {
+      Metrics::global().add("allm_store_pruned_total", {}, static_cast<double>(deleted));
+      ALLM_LOG_DEBUG(
+          "response store: deleted %lld response(s) past --store-max-age or "
+          "--store-max-bytes",
+          static_cast<long long>(deleted));
+    }
+    std::unique_lock<std::mutex> lock(pruning_mutex_);
+    const auto woken = [this] { return stopping_ || over_size_; };
+    if (retention_.max_age_seconds > 0) {
+      wake_.wait_for(lock, period, woken);
+    } else {
+      wake_.wait(lock, woken);
+    }
+    if (stopping_) return;
+  }
+}
 
 std::unique_ptr<ResponseStore> ResponseStore::open(const std::string& path, Error* error,
                                                    const StoreRetention& retention) {
@@ -91,33 +193,20 @@ std::unique_ptr<ResponseStore> ResponseStore::open(const std::string& path, Erro
   }
   sqlite3_busy_timeout(db, 5000);
   // Nothing can be deleted from a read-only file.
-  return std::unique_ptr<ResponseStore>(
-      new ResponseStore(db, read_only ? StoreRetention{} : retention));
+  return std::make_unique<SqliteResponseStore>(db, read_only ? StoreRetention{} : retention);
 }
 
-void ResponseStore::start_pruning() {
-  if (pruner_.joinable()) return;
-  if (retention_.max_age_seconds > 0 || retention_.max_bytes > 0) {
-    pruner_ = std::thread([this] { prune_periodically(); });
-  }
-}
-
-ResponseStore::~ResponseStore() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (pruner_.joinable()) pruner_.join();
+SqliteResponseStore::~SqliteResponseStore() {
+  stop_pruning();
   sqlite3_close(db_);
 }
 
-Error ResponseStore::failure(const char* op, const std::string& what) {
+Error SqliteResponseStore::failure(const char* op, const std::string& what) {
   Metrics::global().add("allm_store_errors_total", {{"op", op}});
   return make_error(ErrorCode::INTERNAL, what + ": " + sqlite3_errmsg(db_));
 }
 
-uint64_t ResponseStore::used_bytes() {
+uint64_t SqliteResponseStore::used_bytes() {
   Statement pages(db_,
                   "SELECT page_count - freelist_count, page_size FROM pragma_page_count(), "
                   "pragma_freelist_count(), pragma_page_size()");
@@ -125,7 +214,7 @@ uint64_t ResponseStore::used_bytes() {
   return static_cast<uint64_t>(pages.integer(0)) * static_cast<uint64_t>(pages.integer(1));
 }
 
-Error ResponseStore::put(const StoredResponse& response) {
+Error SqliteResponseStore::put(const StoredResponse& response) {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement stmt(db_,
                  "INSERT OR REPLACE INTO responses (id, response, conversation) VALUES (?, ?, ?)");
@@ -134,14 +223,11 @@ Error ResponseStore::put(const StoredResponse& response) {
   stmt.bind(2, response.response_json);
   stmt.bind(3, response.conversation_json);
   if (stmt.step() != SQLITE_DONE) return failure("put", "could not store the response");
-  if (retention_.max_bytes > 0 && used_bytes() > retention_.max_bytes) {
-    over_size_ = true;
-    wake_.notify_all();
-  }
+  if (retention().max_bytes > 0 && used_bytes() > retention().max_bytes) prune_soon();
   return {};
 }
 
-Error ResponseStore::get(const std::string& id, std::optional<StoredResponse>* found) {
+Error SqliteResponseStore::get(const std::string& id, std::optional<StoredResponse>* found) {
   std::lock_guard<std::mutex> lock(mutex_);
   found->reset();
   Statement stmt(db_, "SELECT response, conversation FROM responses WHERE id = ?");
@@ -156,7 +242,7 @@ Error ResponseStore::get(const std::string& id, std::optional<StoredResponse>* f
   return {};
 }
 
-Error ResponseStore::remove(const std::string& id, bool* removed) {
+Error SqliteResponseStore::remove(const std::string& id, bool* removed) {
   std::lock_guard<std::mutex> lock(mutex_);
   *removed = false;
   Statement stmt(db_, "DELETE FROM responses WHERE id = ?");
@@ -167,11 +253,11 @@ Error ResponseStore::remove(const std::string& id, bool* removed) {
   return {};
 }
 
-Error ResponseStore::delete_expired(int64_t* deleted) {
+Error SqliteResponseStore::delete_expired(int64_t* deleted) {
   Statement stmt(
       db_, "DELETE FROM responses WHERE created_at < CAST(strftime('%s','now') AS INTEGER) - ?");
   if (!stmt.ok()) return failure("prune", "could not prune the response store");
-  stmt.bind(1, retention_.max_age_seconds);
+  stmt.bind(1, retention().max_age_seconds);
   if (stmt.step() != SQLITE_DONE) return failure("prune", "could not prune the response store");
   *deleted += sqlite3_changes(db_);
   return {};
@@ -179,8 +265,8 @@ Error ResponseStore::delete_expired(int64_t* deleted) {
 
 // Row ids grow with every insert (INSERT OR REPLACE makes a new row), so the smallest is the
 // oldest response. One at a time: a response may be a good part of the size.
-Error ResponseStore::delete_oldest_past_size(int64_t* deleted) {
-  while (used_bytes() > retention_.max_bytes) {
+Error SqliteResponseStore::delete_oldest_past_size(int64_t* deleted) {
+  while (used_bytes() > retention().max_bytes) {
     Statement stmt(db_, "DELETE FROM responses WHERE rowid = (SELECT min(rowid) FROM responses)");
     if (!stmt.ok() || stmt.step() != SQLITE_DONE) {
       return failure("prune", "could not prune the response store");
@@ -191,17 +277,16 @@ Error ResponseStore::delete_oldest_past_size(int64_t* deleted) {
   return {};
 }
 
-Error ResponseStore::prune(int64_t* deleted) {
+Error SqliteResponseStore::prune(int64_t* deleted) {
   std::lock_guard<std::mutex> lock(mutex_);
   *deleted = 0;
-  over_size_ = false;
   // One transaction: one sync for the whole pruning instead of one per statement.
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return failure("prune", "could not prune the response store");
   }
   Error error;
-  if (retention_.max_age_seconds > 0) error = delete_expired(deleted);
-  if (!error && retention_.max_bytes > 0) error = delete_oldest_past_size(deleted);
+  if (retention().max_age_seconds > 0) error = delete_expired(deleted);
+  if (!error && retention().max_bytes > 0) error = delete_oldest_past_size(deleted);
   if (!error && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     error = failure("prune", "could not prune the response store");
   }
@@ -210,30 +295,6 @@ Error ResponseStore::prune(int64_t* deleted) {
     *deleted = 0;
   }
   return error;
-}
-
-void ResponseStore::prune_periodically() {
-  const auto period = prune_period(retention_.max_age_seconds);
-  for (;;) {
-    int64_t deleted = 0;
-    if (Error e = prune(&deleted)) {
-      ALLM_LOG_ERROR("%s", e.message.c_str());
-    } else if (deleted > 0) {
-      Metrics::global().add("allm_store_pruned_total", {}, static_cast<double>(deleted));
-      ALLM_LOG_DEBUG(
-          "response store: deleted %lld response(s) past --store-max-age or "
-          "--store-max-bytes",
-          static_cast<long long>(deleted));
-    }
-    std::unique_lock<std::mutex> lock(mutex_);
-    const auto woken = [this] { return stopping_ || over_size_; };
-    if (retention_.max_age_seconds > 0) {
-      wake_.wait_for(lock, period, woken);
-    } else {
-      wake_.wait(lock, woken);
-    }
-    if (stopping_) return;
-  }
 }
 
 }  // namespace allm

@@ -10,6 +10,7 @@
 #include "text/embeddings.h"
 #include "text/scheduler.h"
 #include "text/text_memory.h"
+#include "text/utf8.h"
 
 namespace allm {
 
@@ -58,7 +59,8 @@ ModelLoader<TextManager::LoadedModel> TextManager::loader_for(const ModelEntry& 
           },
           [this, entry, resolved](Error* load_error, uint64_t* measured) {
             return load(entry, *resolved, load_error, measured);
-          }};
+          },
+          [](const LoadedModel& model) { return model.scheduler->backend().healthy(); }};
 }
 
 std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& entry,
@@ -76,6 +78,7 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   const bool cpu_only = config_.device == "none";
   params.gpu_layers = cpu_only ? 0 : config_.gpu_layers;
   params.device = cpu_only ? "" : config_.device;
+  params.tensor_split = config_.tensor_split;
   if (params.gpu_layers != 0) {
     if (Error unreachable = check_rpc_workers()) {
       ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(),
@@ -84,10 +87,17 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
       return nullptr;
     }
   }
+  // Which worker, if any, went away while the model was placed on them.
+  const RpcPlacement workers = params.gpu_layers != 0 ? watch_rpc_workers() : RpcPlacement();
   std::unique_ptr<TextBackend> backend =
       resolved.format == ModelFormat::GGUF
           ? open_llama_backend(resolved.file.string(), params, error)
           : open_safetensors_backend(resolved.file.string(), params, error);
+  if (const std::string lost = workers.lost_worker(); !lost.empty()) {
+    *error = make_error(ErrorCode::LOAD_FAILED,
+                        "the RPC worker " + lost + " was lost while the model loaded");
+    backend.reset();
+  }
   if (!backend) {
     ALLM_LOG_ERROR("model '%s' failed to load: %s", entry.id.c_str(), error->message.c_str());
     return nullptr;
@@ -106,10 +116,15 @@ std::shared_ptr<TextManager::LoadedModel> TextManager::load(const ModelEntry& en
   return model;
 }
 
-static std::vector<Token> tokenize_prompt(const TextBackend& backend, const std::string& prompt) {
+// The prompt's tokens, with the bos the model wants unless the prompt has it; `bos_added` says
+// whether it was added.
+static std::vector<Token> tokenize_prompt(const TextBackend& backend, const std::string& prompt,
+                                          bool* bos_added = nullptr) {
   const std::string bos = backend.bos_text();
   const bool template_has_bos = !bos.empty() && prompt.compare(0, bos.size(), bos) == 0;
-  return backend.tokenize(prompt, backend.adds_bos() && !template_has_bos);
+  const bool add_bos = backend.adds_bos() && !template_has_bos;
+  if (bos_added) *bos_added = add_bos;
+  return backend.tokenize(prompt, add_bos);
 }
 
 namespace {
@@ -145,6 +160,83 @@ Error format_fitting(const ChatFormatter& formatter, const TextBackend& backend,
     (fits() ? enough : too_few) = middle;
   }
   return format_without(formatter, backend, request, enough, chat, prompt);
+}
+
+// What legacy completions show of a raw prompt.
+struct RawPromptText {
+  std::string text;         // the prompt as text (token ids turned back into text)
+  std::string first_token;  // the first token's bytes; empty when it is a bos added to the text
+};
+
+// Fill-in-the-middle prompts: prefix marker, prefix, suffix marker, suffix, middle marker, in the
+// spellings of the model families that have them.
+struct FimMarkers {
+  const char* prefix;
+  const char* suffix;
+  const char* middle;
+};
+constexpr FimMarkers kFimMarkers[] = {
+    {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},  // Qwen2.5-Coder, Qwen3
+    {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},        // StarCoder, SantaCoder
+    {"<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"},  // DeepSeek-Coder
+};
+
+// The text of a fill-in-the-middle prompt in the first format whose markers are single tokens of
+// the model's vocabulary.
+Error fim_prompt(const TextBackend& backend, const RawPrompt& raw, const std::string& param,
+                 std::string* text) {
+  const auto is_token = [&](const char* marker) {
+    return backend.tokenize(marker, false).size() == 1;
+  };
+  for (const FimMarkers& fim : kFimMarkers) {
+    if (is_token(fim.prefix) && is_token(fim.suffix) && is_token(fim.middle)) {
+      *text = fim.prefix + raw.text + fim.suffix + raw.suffix + fim.middle;
+      return {};
+    }
+  }
+  return unsupported_error("the model has no fill-in-the-middle tokens, so 'suffix' is not offered",
+                           param);
+}
+
+// A raw prompt's tokens (no chat template) and the plain parser its output goes through; token
+// ids must be in the vocabulary.
+Error raw_prompt_tokens(const TextBackend& backend, const TextRequest& request, FormattedChat* chat,
+                        std::vector<Token>* prompt, RawPromptText* shown) {
+  const RawPrompt& raw = *request.raw_prompt;
+  chat->parser = plain_text_parser();
+  if (raw.tokens.empty()) {
+    std::string text = raw.text;
+    if (!raw.suffix.empty()) {
+      if (Error e = fim_prompt(backend, raw, "suffix", &text)) return e;
+    }
+    bool bos_added = false;
+    *prompt = tokenize_prompt(backend, text, &bos_added);
+    shown->text = raw.text;
+    if (!bos_added && !prompt->empty()) shown->first_token = backend.token_bytes(prompt->front());
+    return {};
+  }
+  for (Token token : raw.tokens) {
+    if (token < 0 || token >= backend.vocab_size()) {
+      return request_error("token id " + std::to_string(token) +
+                               " is not in the model's vocabulary (0 to " +
+                               std::to_string(backend.vocab_size() - 1) + ")",
+                           request.prompt_param);
+    }
+    shown->text += backend.token_bytes(token);
+  }
+  shown->text = sanitize_utf8(shown->text);
+  shown->first_token = backend.token_bytes(raw.tokens.front());
+  *prompt = raw.tokens;
+  return {};
+}
+
+// The request's prompt: raw (with what is shown of it in `raw_shown`) or through the chat
+// template.
+Error prompt_of(const ChatFormatter& formatter, const TextBackend& backend,
+                const TextRequest& request, FormattedChat* chat, std::vector<Token>* prompt,
+                RawPromptText* raw_shown) {
+  if (request.raw_prompt) return raw_prompt_tokens(backend, request, chat, prompt, raw_shown);
+  return format_fitting(formatter, backend, request, chat, prompt);
 }
 
 // Per-request timing for the latency histograms, updated on the scheduler thread.
@@ -198,7 +290,8 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   FormattedChat chat;
   const TextBackend& backend = model->scheduler->backend();
   auto job = std::make_shared<GenerationJob>();
-  if (Error e = format_fitting(*model->formatter, backend, request, &chat, &job->prompt)) {
+  RawPromptText raw_shown;
+  if (Error e = prompt_of(*model->formatter, backend, request, &chat, &job->prompt, &raw_shown)) {
     return give_up(e);
   }
   const int prompt_tokens = static_cast<int>(job->prompt.size());
@@ -216,6 +309,7 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   job->stop = request.stop;
   job->stop.insert(job->stop.end(), chat.extra_stops.begin(), chat.extra_stops.end());
   job->top_logprobs = request.top_logprobs;
+  job->prompt_logprobs = request.prompt_logprobs && request.raw_prompt;
   // A request that calls tools follows the tool-call grammar (which holds the response format
   // too when the model may answer instead).
   job->grammar = chat.grammar.empty() ? request.grammar : std::move(chat.grammar);
@@ -227,6 +321,9 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
 
   auto stream = std::make_shared<TextStream>();
   stream->model_ = request.model;
+  stream->prompt_text_ = std::move(raw_shown.text);
+  stream->unscored_prompt_token_ = std::move(raw_shown.first_token);
+  stream->prompt_tokens_ = prompt_tokens;
   job->cancelled = stream->cancelled_;
   std::shared_ptr<ChatOutputParser> parser = std::move(chat.parser);
   const std::weak_ptr<TextStream> reader = stream;
@@ -240,13 +337,23 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
   };
   const std::string model_id = request.model;
   job->sink.on_token = [clock, model_id] { clock->on_token(model_id); };
+  job->sink.on_prompt_logprobs = [reader](std::vector<TokenLogprob>&& logprobs) {
+    const std::shared_ptr<TextStream> live = reader.lock();
+    if (!live) return;
+    TextEvent event;
+    event.prompt_logprobs = std::move(logprobs);
+    live->push(std::move(event));
+  };
+  auto stop_sequence = std::make_shared<std::string>();
+  job->sink.on_stop_sequence = [stop_sequence](const std::string& stop) { *stop_sequence = stop; };
   // The job's end ends the request; until it is queued, the lease does.
   std::shared_ptr<ModelActivity> activity = model.release();
-  job->sink.on_finish = [reader, parser, prompt_tokens, model_id, activity, clock](
+  job->sink.on_finish = [reader, parser, prompt_tokens, model_id, activity, clock, stop_sequence](
                             FinishReason reason, const Error& err, int completion_tokens,
                             int cached_tokens) {
     TextEvent event;
     event.done = true;
+    event.stop_sequence = *stop_sequence;
     event.delta = parser->finish();
     event.finish = reason;
     event.error = err;
@@ -340,10 +447,31 @@ Error TextManager::embed(const EmbeddingRequest& request, EmbeddingResult* resul
   return {};
 }
 
+Error TextManager::count_prompt_tokens(const TextRequest& request, int* tokens) {
+  Error error;
+  ModelLease<LoadedModel> model = models_.acquire(request.model, &error);
+  if (!model) return error;
+  FormattedChat chat;
+  std::vector<Token> prompt;
+  RawPromptText raw_shown;
+  if (Error e = prompt_of(*model->formatter, model->scheduler->backend(), request, &chat, &prompt,
+                          &raw_shown)) {
+    return e;
+  }
+  *tokens = static_cast<int>(prompt.size());
+  return {};
+}
+
 std::map<std::string, TextQueueState> TextManager::queue_states() {
   std::map<std::string, TextQueueState> out;
   for (const auto& [id, model] : models_.loaded())
     out[id] = {model->scheduler->active_sequences(), model->scheduler->waiting_jobs()};
+  return out;
+}
+
+std::map<std::string, std::vector<DeviceLayers>> TextManager::placements() {
+  std::map<std::string, std::vector<DeviceLayers>> out;
+  for (const auto& [id, model] : models_.loaded()) out[id] = model->scheduler->backend().devices();
   return out;
 }
 

@@ -29,17 +29,30 @@ struct TextManagerConfig {
   int max_output_tokens = 0;             // cap on max_output_tokens / max_tokens; 0: the context
   int gpu_layers = -1;                   // decoder layers on the GPU (-1: all, 0: none)
   std::string device;                    // the ggml device ("": the first GPU; "none": CPU only)
+  std::vector<float> tensor_split;       // each device's share of the layers (empty: free memory)
 };
 
 class Metrics;
 
+// A prompt given as it is, without the chat template (legacy completions): its text, or token ids.
+struct RawPrompt {
+  std::string text;
+  std::vector<Token> tokens;  // when not empty, the prompt (no bos is added); else `text`
+  // Fill in the middle: the text goes between `text` and this, in the model's FIM format (a
+  // model without FIM tokens refuses it).
+  std::string suffix;
+};
+
 struct TextRequest {
   std::string model;
   std::vector<ChatMessage> messages;
+  std::optional<RawPrompt> raw_prompt;  // set: the prompt, and `messages` and `chat` are unused
   SamplingParams sampling;
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
-  int top_logprobs = -1;      // -1: no logprobs
+  int top_logprobs = -1;  // -1: no logprobs
+  bool prompt_logprobs =
+      false;                  // raw prompts: also the prompt tokens' (TextEvent::prompt_logprobs)
   GrammarConstraint grammar;  // structured outputs: the answer follows it
   ChatOptions chat;           // function tools and the reasoning effort, for the chat template
   // Truncation ("auto" on /v1/responses): while the prompt does not fit the context, the oldest
@@ -64,11 +77,15 @@ struct TextEvent {
   bool done = false;
   ChatDelta delta;
   std::vector<TokenLogprob> logprobs;
+  // With TextRequest::prompt_logprobs, before any output: the prompt's tokens from the second on,
+  // each given those before it (TextStream::unscored_prompt_token is the first).
+  std::vector<TokenLogprob> prompt_logprobs;
   // Set when done:
   FinishReason finish = FinishReason::STOP;
   Error error;
   TextUsage usage;
   ChatMessage message;
+  std::string stop_sequence;        // the stop sequence the output ended at; empty when none
   double time_to_first_token = -1;  // seconds from start() to the first token; -1: none
 };
 
@@ -85,12 +102,22 @@ class TextStream {
   bool next(TextEvent* event, std::chrono::milliseconds timeout);
   void cancel() { cancelled_->store(true); }
   const std::string& model() const { return model_; }
+  // A raw prompt as text (token ids turned back into text), for legacy completions' echo.
+  const std::string& prompt_text() const { return prompt_text_; }
+  // The prompt's tokens, known once start() returned the stream.
+  int prompt_tokens() const { return prompt_tokens_; }
+  // A raw prompt's first token (its bytes), which has no log probability: nothing comes before
+  // it; empty when that token is a bos the model adds, which echo does not show.
+  const std::string& unscored_prompt_token() const { return unscored_prompt_token_; }
 
  private:
   friend class TextManager;
   void push(TextEvent event);
 
   std::string model_;
+  std::string prompt_text_;
+  int prompt_tokens_ = 0;
+  std::string unscored_prompt_token_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<TextEvent> events_;
@@ -136,10 +163,15 @@ class TextManager {
   // vocabulary, an input past the context, `dimensions` the model cannot give) are 400s naming
   // the field.
   Error embed(const EmbeddingRequest& request, EmbeddingResult* result);
+  // The prompt tokens `request` would be given (its chat template, tools and all), without
+  // generating; loads the model if need be.
+  Error count_prompt_tokens(const TextRequest& request, int* tokens);
   // Sets the gauges about loaded text models' queues (queue depth, active sequences).
   void publish_metrics(Metrics& metrics);
   // Each loaded text model's queue, by id.
   std::map<std::string, TextQueueState> queue_states();
+  // Where each loaded model's blocks are (GET /v1/models, /v1/admin/models).
+  std::map<std::string, std::vector<DeviceLayers>> placements();
   // Ends every running and waiting generation with CANCELLED (shutdown past its grace).
   void cancel_all();
 

@@ -48,17 +48,23 @@ std::string str(int i) {
   return std::to_string(i);
 }
 
-// SD 1.x: OpenAI CLIP in transformers' names under cond_stage_model.transformer.
-void plan_openai_clip(Plan& c, const TinySdSpec& s, int vocab) {
-  const std::string p = "cond_stage_model.transformer.text_model.", h = "text_model.";
-  const int64_t d = s.clip_hidden;
+// A text encoder's dimensions and where the single file keeps it.
+struct ClipShape {
+  std::string prefix;  // the single file's, ending with a dot
+  int64_t hidden, layers, ff, vocab;
+};
+
+// OpenAI CLIP in transformers' names under PREFIX.transformer (SD 1.x; SDXL's first encoder).
+void plan_openai_clip(Plan& c, const ClipShape& s) {
+  const std::string p = s.prefix + "transformer.text_model.", h = "text_model.";
+  const int64_t d = s.hidden;
   c.add(p + "embeddings.token_embedding.weight", h + "embeddings.token_embedding.weight",
-        {vocab, d}, SdInit::EMBEDDING);
+        {s.vocab, d}, SdInit::EMBEDDING);
   c.add(p + "embeddings.position_embedding.weight", h + "embeddings.position_embedding.weight",
         {77, d}, SdInit::EMBEDDING);
   c.add(p + "embeddings.position_ids", h + "embeddings.position_ids", {1, 77},
         SdInit::POSITION_IDS);
-  for (int i = 0; i < s.clip_layers; ++i) {
+  for (int i = 0; i < s.layers; ++i) {
     const std::string l = p + "encoder.layers." + str(i) + ".";
     const std::string hl = h + "encoder.layers." + str(i) + ".";
     c.norm(l + "layer_norm1", hl + "layer_norm1", d);
@@ -66,24 +72,27 @@ void plan_openai_clip(Plan& c, const TinySdSpec& s, int vocab) {
       c.linear(l + "self_attn." + proj, hl + "self_attn." + proj, d, d);
     }
     c.norm(l + "layer_norm2", hl + "layer_norm2", d);
-    c.linear(l + "mlp.fc1", hl + "mlp.fc1", d, s.clip_ff);
-    c.linear(l + "mlp.fc2", hl + "mlp.fc2", s.clip_ff, d);
+    c.linear(l + "mlp.fc1", hl + "mlp.fc1", d, s.ff);
+    c.linear(l + "mlp.fc2", hl + "mlp.fc2", s.ff, d);
   }
   c.norm(p + "final_layer_norm", h + "final_layer_norm", d);
 }
 
-// SD 2.x: OpenCLIP names under cond_stage_model.model; diffusers' CLIPTextModel drops the last
-// layer (SD 2.x conditions on the penultimate one) and splits the fused in_proj.
-void plan_openclip(Plan& c, const TinySdSpec& s, int vocab) {
-  const std::string p = "cond_stage_model.model.", h = "text_model.";
-  const int64_t d = s.clip_hidden;
-  c.add(p + "token_embedding.weight", h + "embeddings.token_embedding.weight", {vocab, d},
+// OpenCLIP names under PREFIX.model, the fused in_proj split in diffusers. SD 2.x: diffusers'
+// CLIPTextModel drops the last layer (SD 2.x conditions on the penultimate one) and the unused
+// projection. SDXL's ViT-bigG (`projection` > 0): CLIPTextModelWithProjection keeps every layer
+// and the projection, stored transposed as a linear.
+void plan_openclip(Plan& c, const ClipShape& s, int64_t projection) {
+  const std::string p = s.prefix + "model.", h = "text_model.";
+  const int64_t d = s.hidden;
+  c.add(p + "token_embedding.weight", h + "embeddings.token_embedding.weight", {s.vocab, d},
         SdInit::EMBEDDING);
   c.add(p + "positional_embedding", h + "embeddings.position_embedding.weight", {77, d},
         SdInit::EMBEDDING);
-  for (int i = 0; i < s.clip_layers; ++i) {
+  for (int i = 0; i < s.layers; ++i) {
     const std::string l = p + "transformer.resblocks." + str(i) + ".";
-    const std::string hl = i + 1 < s.clip_layers ? h + "encoder.layers." + str(i) + "." : "";
+    const bool in_hf = projection > 0 || i + 1 < s.layers;
+    const std::string hl = in_hf ? h + "encoder.layers." + str(i) + "." : "";
     auto name = [&](const char* n) { return hl.empty() ? std::string() : hl + n; };
     c.norm(l + "ln_1", name("layer_norm1"), d);
     for (const char* part : {"weight", "bias"}) {
@@ -97,11 +106,17 @@ void plan_openclip(Plan& c, const TinySdSpec& s, int vocab) {
     }
     c.linear(l + "attn.out_proj", name("self_attn.out_proj"), d, d);
     c.norm(l + "ln_2", name("layer_norm2"), d);
-    c.linear(l + "mlp.c_fc", name("mlp.fc1"), d, s.clip_ff);
-    c.linear(l + "mlp.c_proj", name("mlp.fc2"), s.clip_ff, d);
+    c.linear(l + "mlp.c_fc", name("mlp.fc1"), d, s.ff);
+    c.linear(l + "mlp.c_proj", name("mlp.fc2"), s.ff, d);
   }
   c.norm(p + "ln_final", h + "final_layer_norm", d);
-  c.add(p + "text_projection", "", {d, d}, SdInit::WEIGHT);  // unused by Stable Diffusion
+  if (projection > 0) {
+    c.add(p + "text_projection", "text_projection.weight", {d, projection}, SdInit::WEIGHT,
+          {projection, d});
+    c.tensors.back().hf_transposed = true;
+  } else {
+    c.add(p + "text_projection", "", {d, d}, SdInit::WEIGHT);  // unused by Stable Diffusion
+  }
 }
 
 void plan_res(Plan& c, const std::string& p, const std::string& h, int64_t in, int64_t out,
@@ -116,7 +131,7 @@ void plan_res(Plan& c, const std::string& p, const std::string& h, int64_t in, i
 
 // The names inside a transformer are the same in both layouts.
 void plan_transformer(Plan& c, const std::string& p, const std::string& h, int64_t ch, int64_t ctx,
-                      bool linear_proj) {
+                      bool linear_proj, int depth) {
   c.norm(p + "norm", h + "norm", ch);
   auto proj = [&](const char* name) {
     if (linear_proj) {
@@ -126,18 +141,20 @@ void plan_transformer(Plan& c, const std::string& p, const std::string& h, int64
     }
   };
   proj("proj_in");
-  const std::string b = "transformer_blocks.0.";
-  for (int i = 1; i <= 3; ++i) c.norm(p + b + "norm" + str(i), h + b + "norm" + str(i), ch);
-  for (const std::string attn : {"attn1", "attn2"}) {
-    const int64_t kv_in = attn == "attn1" ? ch : ctx;
-    const std::string a = b + attn;
-    c.linear(p + a + ".to_q", h + a + ".to_q", ch, ch, false);
-    c.linear(p + a + ".to_k", h + a + ".to_k", kv_in, ch, false);
-    c.linear(p + a + ".to_v", h + a + ".to_v", kv_in, ch, false);
-    c.linear(p + a + ".to_out.0", h + a + ".to_out.0", ch, ch);
+  for (int k = 0; k < depth; ++k) {
+    const std::string b = "transformer_blocks." + str(k) + ".";
+    for (int i = 1; i <= 3; ++i) c.norm(p + b + "norm" + str(i), h + b + "norm" + str(i), ch);
+    for (const std::string attn : {"attn1", "attn2"}) {
+      const int64_t kv_in = attn == "attn1" ? ch : ctx;
+      const std::string a = b + attn;
+      c.linear(p + a + ".to_q", h + a + ".to_q", ch, ch, false);
+      c.linear(p + a + ".to_k", h + a + ".to_k", kv_in, ch, false);
+      c.linear(p + a + ".to_v", h + a + ".to_v", kv_in, ch, false);
+      c.linear(p + a + ".to_out.0", h + a + ".to_out.0", ch, ch);
+    }
+    c.linear(p + b + "ff.net.0.proj", h + b + "ff.net.0.proj", ch, ch * 8);  // GEGLU: 2 x 4ch
+    c.linear(p + b + "ff.net.2", h + b + "ff.net.2", ch * 4, ch);
   }
-  c.linear(p + b + "ff.net.0.proj", h + b + "ff.net.0.proj", ch, ch * 8);  // GEGLU: 2 x (4 x ch)
-  c.linear(p + b + "ff.net.2", h + b + "ff.net.2", ch * 4, ch);
   proj("proj_out");
 }
 
@@ -145,11 +162,17 @@ void plan_transformer(Plan& c, const std::string& p, const std::string& h, int64
 // beside diffusers' (down_blocks.L.resnets.R, mid_block, up_blocks from the deepest level).
 void plan_unet(Plan& c, const TinySdSpec& s) {
   const std::string p = "model.diffusion_model.";
-  const int64_t mc = s.model_channels, emb = mc * 4, ctx = s.clip_hidden;
+  const int64_t mc = s.model_channels, emb = mc * 4;
+  const int64_t ctx = s.clip_hidden + (s.sdxl ? s.clip2_hidden : 0);
+  const bool linear_proj = s.sd2 || s.sdxl;
   const int levels = static_cast<int>(s.channel_mult.size());
   c.linear(p + "time_embed.0", "time_embedding.linear_1", mc, emb);
   c.linear(p + "time_embed.2", "time_embedding.linear_2", emb, emb);
-  c.conv(p + "input_blocks.0.0", "conv_in", 4, mc, 3);
+  if (s.sdxl) {  // the pooled text and six 256-wide size embeddings
+    c.linear(p + "label_emb.0.0", "add_embedding.linear_1", s.clip2_projection + 6 * 256, emb);
+    c.linear(p + "label_emb.0.2", "add_embedding.linear_2", emb, emb);
+  }
+  c.conv(p + "input_blocks.0.0", "conv_in", s.inpainting ? 9 : 4, mc, 3);
   std::vector<int64_t> skips = {mc};
   int64_t ch = mc;
   int index = 1;
@@ -160,7 +183,8 @@ void plan_unet(Plan& c, const TinySdSpec& s) {
       plan_res(c, b + "0.", down + "resnets." + str(r) + ".", ch, mc * s.channel_mult[l], emb);
       ch = mc * s.channel_mult[l];
       if (s.attention[l]) {
-        plan_transformer(c, b + "1.", down + "attentions." + str(r) + ".", ch, ctx, s.sd2);
+        plan_transformer(c, b + "1.", down + "attentions." + str(r) + ".", ch, ctx, linear_proj,
+                         s.transformer_depth[l]);
       }
       skips.push_back(ch);
     }
@@ -170,7 +194,8 @@ void plan_unet(Plan& c, const TinySdSpec& s) {
     }
   }
   plan_res(c, p + "middle_block.0.", "mid_block.resnets.0.", ch, ch, emb);
-  plan_transformer(c, p + "middle_block.1.", "mid_block.attentions.0.", ch, ctx, s.sd2);
+  plan_transformer(c, p + "middle_block.1.", "mid_block.attentions.0.", ch, ctx, linear_proj,
+                   s.transformer_depth.back());
   plan_res(c, p + "middle_block.2.", "mid_block.resnets.1.", ch, ch, emb);
   index = 0;
   for (int l = levels - 1; l >= 0; --l) {
@@ -184,7 +209,7 @@ void plan_unet(Plan& c, const TinySdSpec& s) {
       int next = 1;
       if (s.attention[l]) {
         plan_transformer(c, b + str(next++) + ".", up + "attentions." + str(r) + ".", ch, ctx,
-                         s.sd2);
+                         linear_proj, s.transformer_depth[l]);
       }
       if (l > 0 && r == s.res_blocks) {
         c.conv(b + str(next) + ".conv", up + "upsamplers.0.conv", ch, ch, 3);
@@ -282,17 +307,46 @@ TinySdSpec tiny_sd2() {
   return s;
 }
 
+TinySdSpec tiny_sdxl() {
+  TinySdSpec s;
+  s.sdxl = true;
+  s.model_channels = 64;
+  s.channel_mult = {1, 1, 2};
+  s.attention = {false, true, true};
+  s.transformer_depth = {0, 1, 2};  // SDXL: 0, 2, 10
+  s.res_blocks = 2;
+  s.clip_hidden = 64;
+  s.clip_layers = 3;          // clip_skip 2 still leaves one layer of the penultimate's two
+  s.vae_mult = {1, 1, 1, 1};  // 32 channels throughout: 1024x1024, SDXL's default, decodes fast
+  return s;
+}
+
 bool write_tiny_sd(const std::string& dir, const TinySdSpec& spec, std::string* error) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(dir) / "tokenizer", ec);
+  fs::create_directories(fs::path(dir) / "tokenizer", ec);
   int vocab = 0;
   if (!write_sd_tokenizer(dir + "/tokenizer", spec.sd2, &vocab, error)) return false;
+  if (spec.sdxl && spec.layout == SdLayout::DIFFUSERS) {  // the same vocabulary, padded with "!"
+    fs::create_directories(fs::path(dir) / "tokenizer_2", ec);
+    if (!write_sd_tokenizer(dir + "/tokenizer_2", true, &vocab, error)) return false;
+  }
   if (spec.clip_vocab > 0) vocab = std::max(vocab, spec.clip_vocab);
   Plan plan(SdPart::TEXT);
-  if (spec.sd2) {
-    plan_openclip(plan, spec, vocab);
+  if (spec.sdxl) {
+    plan_openai_clip(plan, {"conditioner.embedders.0.", spec.clip_hidden, spec.clip_layers,
+                            spec.clip_ff, vocab});
+    plan.part(SdPart::TEXT_2);
+    plan_openclip(
+        plan,
+        {"conditioner.embedders.1.", spec.clip2_hidden, spec.clip2_layers, spec.clip2_ff, vocab},
+        spec.clip2_projection);
+  } else if (spec.sd2) {
+    plan_openclip(
+        plan, {"cond_stage_model.", spec.clip_hidden, spec.clip_layers, spec.clip_ff, vocab}, 0);
   } else {
-    plan_openai_clip(plan, spec, vocab);
+    plan_openai_clip(
+        plan, {"cond_stage_model.", spec.clip_hidden, spec.clip_layers, spec.clip_ff, vocab});
   }
   plan.part(SdPart::UNET);
   plan_unet(plan, spec);

@@ -126,6 +126,16 @@ std::string header(const std::vector<Piece>& all, size_t file) {
   return text;
 }
 
+// A row-major [rows, cols] matrix's values as [cols, rows].
+std::vector<float> transposed(const std::vector<float>& v, const std::vector<int64_t>& shape) {
+  const int64_t rows = shape[0], cols = shape[1];
+  std::vector<float> out(v.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = v[r * cols + c];
+  }
+  return out;
+}
+
 bool write_bytes(FILE* f, const void* data, size_t n) {
   return std::fwrite(data, 1, n, f) == n;
 }
@@ -157,7 +167,8 @@ bool write_json(const fs::path& path, const ordered_json& j, std::string* error)
 
 }  // namespace
 
-bool write_sd_tokenizer(const std::string& dir, bool sd2, int* vocab_size, std::string* error) {
+bool write_sd_tokenizer(const std::string& dir, bool pad_with_0, int* vocab_size,
+                        std::string* error) {
   ordered_json vocab = ordered_json::object();
   const std::vector<std::string> alphabet = byte_alphabet();
   for (const std::string& c : alphabet) vocab[c] = static_cast<int>(vocab.size());
@@ -173,11 +184,12 @@ bool write_sd_tokenizer(const std::string& dir, bool sd2, int* vocab_size, std::
   std::ofstream vocab_file(fs::path(dir) / "vocab.json");
   vocab_file << vocab.dump();
   *vocab_size = static_cast<int>(vocab.size());
-  // OpenAI CLIP (SD 1.x) pads with the end token; SD 2.x's tokenizer with "!" (id 0).
+  // OpenAI CLIP (SD 1.x) pads with the end token; SD 2.x's tokenizer and SDXL's tokenizer_2 with
+  // "!" (id 0).
   const ordered_json special = {{"bos_token", "<|startoftext|>"},
                                 {"eos_token", "<|endoftext|>"},
                                 {"unk_token", "<|endoftext|>"},
-                                {"pad_token", sd2 ? "!" : "<|endoftext|>"}};
+                                {"pad_token", pad_with_0 ? "!" : "<|endoftext|>"}};
   std::ofstream special_file(fs::path(dir) / "special_tokens_map.json");
   special_file << special.dump(2);
   if (!merges || !vocab_file || !special_file) {
@@ -192,11 +204,13 @@ bool write_sd_weights(const std::string& dir, const std::vector<SdTensor>& plan,
   const std::vector<Piece> all = pieces(plan, s);
   const bool diffusers = s.layout == SdLayout::DIFFUSERS;
   const fs::path root(dir);
-  const std::vector<fs::path> paths =
+  // Indexed by SdPart.
+  std::vector<fs::path> paths =
       diffusers ? std::vector<fs::path>{root / "unet" / "diffusion_pytorch_model.safetensors",
                                         root / "vae" / "diffusion_pytorch_model.safetensors",
                                         root / "text_encoder" / "model.safetensors"}
                 : std::vector<fs::path>{root / "model.safetensors"};
+  if (diffusers && s.sdxl) paths.push_back(root / "text_encoder_2" / "model.safetensors");
   std::vector<std::unique_ptr<FILE, int (*)(FILE*)>> files;
   bool ok = true;
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -215,7 +229,8 @@ bool write_sd_weights(const std::string& dir, const std::vector<SdTensor>& plan,
   std::mt19937_64 rng(s.seed);
   size_t next = 0;
   for (size_t i = 0; i < plan.size(); ++i) {
-    const std::vector<float> values = random_values(plan[i], rng);  // drawn in either layout
+    std::vector<float> values = random_values(plan[i], rng);  // drawn in either layout
+    if (diffusers && plan[i].hf_transposed) values = transposed(values, plan[i].shape);
     for (; next < all.size() && all[next].tensor == i; ++next) {
       const Piece& p = all[next];
       ok = ok && write_values(files[p.file].get(), values.data() + p.first, p);
@@ -236,32 +251,33 @@ bool write_sd_configs(const std::string& dir, const TinySdSpec& s, int vocab, st
     return static_cast<bool>(yaml);
   }
   std::vector<int> channels, heads, vae_channels;
+  const bool linear_proj = s.sd2 || s.sdxl;
   for (int m : s.channel_mult) {
     channels.push_back(s.model_channels * m);
-    heads.push_back(s.sd2 ? std::max(1, s.model_channels * m / 64) : 8);
+    heads.push_back(linear_proj ? std::max(1, s.model_channels * m / 64) : 8);
   }
   for (int m : s.vae_mult) vae_channels.push_back(s.vae_channels * m);
-  const int latent_side = s.v_prediction ? 96 : 64;
-  const ordered_json index = {{"_class_name", "StableDiffusionPipeline"},
-                              {"_diffusers_version", "0.30.0"},
-                              {"scheduler", {"diffusers", "PNDMScheduler"}},
-                              {"text_encoder", {"transformers", "CLIPTextModel"}},
-                              {"tokenizer", {"transformers", "CLIPTokenizer"}},
-                              {"unet", {"diffusers", "UNet2DConditionModel"}},
-                              {"vae", {"diffusers", "AutoencoderKL"}}};
-  const ordered_json unet = {{"_class_name", "UNet2DConditionModel"},
-                             {"sample_size", latent_side},
-                             {"in_channels", 4},
-                             {"out_channels", 4},
-                             {"block_out_channels", channels},
-                             {"layers_per_block", s.res_blocks},
-                             {"attention_head_dim", s.sd2 ? json(heads) : json(8)},
-                             {"cross_attention_dim", s.clip_hidden},
-                             {"use_linear_projection", s.sd2}};
+  const int latent_side = s.sdxl ? 128 : s.v_prediction ? 96 : 64;
+  ordered_json index = {{"_class_name", "StableDiffusionPipeline"},
+                        {"_diffusers_version", "0.30.0"},
+                        {"scheduler", {"diffusers", "PNDMScheduler"}},
+                        {"text_encoder", {"transformers", "CLIPTextModel"}},
+                        {"tokenizer", {"transformers", "CLIPTokenizer"}},
+                        {"unet", {"diffusers", "UNet2DConditionModel"}},
+                        {"vae", {"diffusers", "AutoencoderKL"}}};
+  ordered_json unet = {{"_class_name", "UNet2DConditionModel"},
+                       {"sample_size", latent_side},
+                       {"in_channels", s.inpainting ? 9 : 4},
+                       {"out_channels", 4},
+                       {"block_out_channels", channels},
+                       {"layers_per_block", s.res_blocks},
+                       {"attention_head_dim", linear_proj ? json(heads) : json(8)},
+                       {"cross_attention_dim", s.clip_hidden + (s.sdxl ? s.clip2_hidden : 0)},
+                       {"use_linear_projection", linear_proj}};
   const ordered_json vae = {
       {"_class_name", "AutoencoderKL"}, {"block_out_channels", vae_channels},
       {"latent_channels", 4},           {"layers_per_block", s.vae_res_blocks},
-      {"sample_size", latent_side * 8}, {"scaling_factor", 0.18215}};
+      {"sample_size", latent_side * 8}, {"scaling_factor", s.sdxl ? 0.13025 : 0.18215}};
   const ordered_json text = {{"architectures", {"CLIPTextModel"}},
                              {"model_type", "clip_text_model"},
                              {"hidden_act", s.sd2 ? "gelu" : "quick_gelu"},
@@ -272,6 +288,28 @@ bool write_sd_configs(const std::string& dir, const TinySdSpec& s, int vocab, st
                              {"max_position_embeddings", 77},
                              {"layer_norm_eps", 1e-5},
                              {"vocab_size", vocab}};
+  if (s.sdxl) {
+    index["_class_name"] = "StableDiffusionXLPipeline";
+    index["force_zeros_for_empty_prompt"] = true;
+    index["text_encoder_2"] = {"transformers", "CLIPTextModelWithProjection"};
+    index["tokenizer_2"] = {"transformers", "CLIPTokenizer"};
+    unet["addition_embed_type"] = "text_time";
+    unet["addition_time_embed_dim"] = 256;
+    unet["projection_class_embeddings_input_dim"] = s.clip2_projection + 6 * 256;
+    unet["transformer_layers_per_block"] = s.transformer_depth;
+    const ordered_json text_2 = {{"architectures", {"CLIPTextModelWithProjection"}},
+                                 {"model_type", "clip_text_model"},
+                                 {"hidden_act", "gelu"},
+                                 {"hidden_size", s.clip2_hidden},
+                                 {"intermediate_size", s.clip2_ff},
+                                 {"num_attention_heads", std::max(1, s.clip2_hidden / 64)},
+                                 {"num_hidden_layers", s.clip2_layers},
+                                 {"projection_dim", s.clip2_projection},
+                                 {"max_position_embeddings", 77},
+                                 {"layer_norm_eps", 1e-5},
+                                 {"vocab_size", vocab}};
+    if (!write_json(root / "text_encoder_2" / "config.json", text_2, error)) return false;
+  }
   const ordered_json scheduler = {{"_class_name", "PNDMScheduler"},
                                   {"beta_start", 0.00085},
                                   {"beta_end", 0.012},

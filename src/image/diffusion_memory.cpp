@@ -97,6 +97,11 @@ std::optional<DiffusionShape> diffusion_shape(const std::optional<TensorShapes>&
   if (!vae_conv || !unet_conv) return std::nullopt;
   DiffusionShape shape;
   shape.vae_full_resolution = *vae_conv;
+  // SDXL (its UNet's added conditioning): diffusion.cpp converts the VAE to F32 (F16 overflows).
+  if (unet->count(unet_prefix + "label_emb.0.0.weight") ||
+      unet->count(unet_prefix + "add_embedding.linear_1.weight")) {
+    shape.vae_full_resolution.column_bytes = 4;
+  }
   shape.unet_widest = *unet_conv;
   shape.vae_factor = 1 << (levels - 1);
   return shape;
@@ -136,7 +141,7 @@ MemoryEstimate estimate_diffusion_model(const fs::path& checkpoint, int max_side
   if (offload) estimate.gpu = GpuUse::FIRST_GPU;
   std::error_code ec;
   if (fs::is_directory(checkpoint, ec)) {  // diffusers: one weights file per component
-    for (const char* component : {"unet", "vae", "text_encoder"}) {
+    for (const char* component : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
       estimate.weights += file_size_or_zero(largest_safetensors(checkpoint / component));
     }
   } else {

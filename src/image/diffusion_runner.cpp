@@ -82,6 +82,9 @@ std::unique_ptr<DiffusionModel> DiffusionModel::load(const std::string& path, in
   return std::unique_ptr<DiffusionModel>(new DiffusionModel(model));
 }
 
+DiffusionModel::DiffusionModel(diffusion_model* model)
+    : model_(model), worker_(std::vector<std::string>{diffusion_model_device(model)}) {}
+
 DiffusionModel::~DiffusionModel() {
   diffusion_model_free(model_);
 }
@@ -98,6 +101,14 @@ int DiffusionModel::default_size() const {
   return diffusion_model_default_size(model_);
 }
 
+bool DiffusionModel::can_encode() const {
+  return diffusion_model_can_encode(model_);
+}
+
+bool DiffusionModel::inpainting() const {
+  return diffusion_model_is_inpainting(model_);
+}
+
 Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>& should_stop,
                                const std::function<void(int, int)>& on_step, std::string* png) {
   diffusion_generate_params p = diffusion_generate_default_params();
@@ -110,6 +121,9 @@ Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>&
   p.seed = job.seed;
   diffusion_sampler_from_name(job.sampler.c_str(), &p.sampler);
   p.n_threads = job.threads;
+  p.init_image = job.init_rgb ? job.init_rgb->data() : nullptr;
+  p.strength = job.strength;
+  p.mask = job.mask ? job.mask->data() : nullptr;
   StepWatch watch{should_stop, on_step};
   p.user_data = &watch;
   p.should_abort = [](void* user) { return static_cast<StepWatch*>(user)->should_stop(); };
@@ -123,6 +137,8 @@ Error DiffusionModel::generate(const ImageJob& job, const std::function<bool()>&
   diffusion_status status = DIFFUSION_OK;
   run_on_compute_thread(
       [&] { status = diffusion_generate(model_, &p, rgb.data(), message, sizeof message); });
+  // A lost worker's part of the compute gave nothing (or failed): that is the error.
+  if (Error lost = worker_.check()) return lost;
   if (status != DIFFUSION_OK) return make_error(error_code_of(status), message);
   size_t size = 0;
   uint8_t* encoded = diffusion_png_encode(rgb.data(), job.width, job.height, &size);

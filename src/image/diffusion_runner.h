@@ -7,8 +7,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "base/rpc_workers.h"
 
 struct diffusion_model;
 
@@ -36,6 +38,11 @@ struct ImageJob {
   uint64_t seed = 0;
   std::string sampler = "euler_a";  // one of sampler_names()
   int threads = 1;
+  // Image to image (null: text to image): RGB bytes at width x height; the share of the
+  // sampling schedule that runs; the pixels to repaint (nonzero) or keep (null: repaint all).
+  const std::vector<uint8_t>* init_rgb = nullptr;
+  float strength = 0.8f;
+  const std::vector<uint8_t>* mask = nullptr;
 };
 
 class DiffusionModel {
@@ -49,9 +56,13 @@ class DiffusionModel {
   DiffusionModel(const DiffusionModel&) = delete;
   DiffusionModel& operator=(const DiffusionModel&) = delete;
 
-  const char* architecture() const;  // "sd1", "sd2"
+  const char* architecture() const;  // "sd1", "sd2", "sdxl"
   const char* device() const;        // its GPU's name, or "CPU"
-  int default_size() const;          // the side it was trained at: 512 or 768
+  int default_size() const;          // the side it was trained at: 512, 768 or 1024 (SDXL)
+  bool can_encode() const;           // has a VAE encoder (image to image)
+  bool inpainting() const;           // an inpainting checkpoint
+  // False once the RPC worker holding it is lost (it must be loaded again).
+  bool healthy() const { return worker_.lost_worker().empty(); }
 
   // Generates one image as PNG into *png. `on_step(step, steps)` follows each sampling step;
   // `should_stop` is polled while a step computes and after each one, and when it says yes the
@@ -60,8 +71,9 @@ class DiffusionModel {
                  const std::function<void(int step, int steps)>& on_step, std::string* png);
 
  private:
-  explicit DiffusionModel(diffusion_model* model) : model_(model) {}
+  explicit DiffusionModel(diffusion_model* model);
   diffusion_model* model_;
+  RpcPlacement worker_;  // its device's, when an RPC worker's
 };
 
 }  // namespace allm

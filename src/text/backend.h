@@ -27,7 +27,21 @@ struct BackendParams {
   // them and the output; 0: none), on the ggml device named `device` ("": the first GPU).
   int gpu_layers = -1;
   std::string device;
+  std::vector<float> tensor_split;  // each device's share of those layers (empty: free memory)
 };
+
+// The part of a loaded model one device holds, in blocks as llama.cpp counts them: decoder
+// layers, plus 1 for the output head.
+struct DeviceLayers {
+  std::string device;  // ggml's name: "CPU", "CUDA0", "RPC1", ...
+  int layers = 0;
+};
+
+inline std::vector<std::string> device_names(const std::vector<DeviceLayers>& devices) {
+  std::vector<std::string> names;
+  for (const DeviceLayers& d : devices) names.push_back(d.device);
+  return names;
+}
 
 // One entry of a decode batch.
 struct BatchToken {
@@ -82,6 +96,12 @@ class TextBackend {
     return make_error(ErrorCode::UNSUPPORTED, "this model gives no embeddings");
   }
   virtual bool normalizes_embeddings() const { return false; }
+  // The devices holding the model's blocks (the CPU first, then the offload devices in order;
+  // devices given no block are left out; empty: the engine does not say).
+  virtual std::vector<DeviceLayers> devices() const { return {}; }
+  // False once a device holding part of the model is gone (an RPC worker lost): decodes then
+  // fail, and the model must be loaded again.
+  virtual bool healthy() const { return true; }
 };
 
 // Opens a GGUF file with llama.cpp. Corrupt files → MODEL_CORRUPT / LOAD_FAILED.

@@ -88,6 +88,19 @@ class CommonChatOutputParser : public ChatOutputParser {
   std::vector<std::string> shown_arguments_;  // of the calls shown so far
 };
 
+class PlainTextParser : public ChatOutputParser {
+ public:
+  ChatDelta push(const std::string& text) override {
+    content_ += text;
+    return {text, "", {}};
+  }
+  ChatDelta finish() override { return {}; }
+  ChatMessage message() const override { return {"assistant", content_, "", {}, "", ""}; }
+
+ private:
+  std::string content_;
+};
+
 GrammarTrigger::Kind trigger_kind(common_grammar_trigger_type type) {
   switch (type) {
     case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN: return GrammarTrigger::Kind::PATTERN;
@@ -201,6 +214,7 @@ class CommonChatFormatter : public ChatFormatter {
       inputs.chat_template_kwargs["reasoning_effort"] =
           nlohmann::ordered_json(options.reasoning_effort).dump();
     }
+    inputs.enable_thinking = options.enable_thinking;
     inputs.add_generation_prompt = true;
     inputs.use_jinja = true;
     inputs.reasoning_format = COMMON_REASONING_FORMAT_DEEPSEEK;
@@ -239,6 +253,10 @@ class CommonChatFormatter : public ChatFormatter {
 };
 
 }  // namespace
+
+std::unique_ptr<ChatOutputParser> plain_text_parser() {
+  return std::make_unique<PlainTextParser>();
+}
 
 std::unique_ptr<ChatFormatter> ChatFormatter::create(const std::string& jinja_template,
                                                      const std::string& bos_text,

@@ -46,6 +46,8 @@ struct ChatOptions {
   ToolChoice tool_choice = ToolChoice::AUTO;
   bool parallel_tool_calls = true;
   std::string reasoning_effort;  // for templates that take one (gpt-oss); empty: their default
+  // False: templates that can answer without reasoning (enable_thinking, as Qwen3's) do.
+  bool enable_thinking = true;
   // With tool_choice auto, a JSON response format's schema (as text): the answer is then calls or
   // that JSON, in the generic format whatever the template (one grammar holds both).
   std::string answer_schema;
@@ -82,6 +84,9 @@ class ChatOutputParser {
   virtual ChatDelta finish() = 0;
   virtual ChatMessage message() const = 0;
 };
+
+// A parser that takes the generated text as it is, as content (prompts without a chat template).
+std::unique_ptr<ChatOutputParser> plain_text_parser();
 
 struct FormattedChat {
   std::string prompt;

@@ -32,6 +32,12 @@ struct GenerationSink {
       on_finish;
   // Called once per generated token as it is sampled (latency metrics); may be empty.
   std::function<void()> on_token;
+  // Called before on_finish when the output ended at a stop sequence, with that sequence; may
+  // be empty.
+  std::function<void(const std::string& stop)> on_stop_sequence;
+  // With GenerationJob::prompt_logprobs: the log probabilities of prompt tokens (in order, from
+  // the second), before the first on_text.
+  std::function<void(std::vector<TokenLogprob>&& logprobs)> on_prompt_logprobs;
 };
 
 // Constrained decoding: the sampled text must follow a grammar (GBNF, llama.cpp's grammar format).
@@ -59,6 +65,10 @@ struct GenerationJob {
   int max_tokens = 0;  // 0: until the context is full
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: no logprobs
+  // Also each prompt token's log probability given those before it (with top_logprobs
+  // alternatives), for legacy completions' echo; the whole prompt is then decoded, none of it
+  // reused from the cache.
+  bool prompt_logprobs = false;
   GrammarConstraint grammar;
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
   // Past it the job ends with TIMEOUT, waiting or running (max(): no limit).

@@ -1,8 +1,10 @@
 // TextBackend on llama.cpp: one llama_context holds every sequence of a loaded GGUF model.
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
 #include "base/ggml_log.h"
+#include "base/rpc_workers.h"
 #include "gguf.h"
 #include "llama.h"
 #include "safetensors/device.h"
@@ -33,8 +35,14 @@ bool gguf_header_is_valid(const std::string& path) {
 
 class LlamaBackend : public TextBackend {
  public:
-  LlamaBackend(llama_model* model, llama_context* ctx, const BackendParams& params)
-      : model_(model), ctx_(ctx), vocab_(llama_model_get_vocab(model)), params_(params) {
+  LlamaBackend(llama_model* model, llama_context* ctx, const BackendParams& params,
+               std::vector<DeviceLayers> devices)
+      : model_(model),
+        ctx_(ctx),
+        vocab_(llama_model_get_vocab(model)),
+        params_(params),
+        devices_(std::move(devices)),
+        workers_(device_names(devices_)) {
     batch_ = llama_batch_init(static_cast<int32_t>(llama_n_batch(ctx)), 0, 1);
   }
 
@@ -88,6 +96,8 @@ class LlamaBackend : public TextBackend {
       batch_.logits[i] = item.want_logits;
     }
     const int32_t rc = llama_decode(ctx_, batch_);
+    // A lost worker's part of the compute gave nothing (or failed): that is the error, whatever rc.
+    if (Error lost = workers_.check()) return lost;
     if (rc == 0) return {};
     if (rc == 1) return make_error(ErrorCode::OOM_RAM, "no room left in the KV cache");
     return make_error(ErrorCode::INTERNAL, "llama_decode failed with code " + std::to_string(rc));
@@ -118,6 +128,8 @@ class LlamaBackend : public TextBackend {
     return llama_model_size(model_) + llama_state_get_size(ctx_) +
            (embedding_ctx_ ? llama_state_get_size(embedding_ctx_) : 0);
   }
+  std::vector<DeviceLayers> devices() const override { return devices_; }
+  bool healthy() const override { return workers_.lost_worker().empty(); }
 
   // Inputs are packed into batches of up to a context's worth of tokens, one sequence each, and
   // pooled by llama.cpp.
@@ -245,8 +257,58 @@ class LlamaBackend : public TextBackend {
   llama_context* embedding_ctx_ = nullptr;  // made on the first embed()
   const llama_vocab* vocab_;
   BackendParams params_;
+  std::vector<DeviceLayers> devices_;
+  RpcPlacement workers_;  // those of devices_
   llama_batch batch_;
 };
+
+// Each device's share of the offloaded blocks: the tensor split, else its free memory (the host's
+// for a device that tells none), as llama.cpp's default.
+std::vector<double> device_shares(const BackendParams& params,
+                                  const std::vector<ggml_backend_dev_t>& devices) {
+  if (!params.tensor_split.empty()) {
+    return std::vector<double>(params.tensor_split.begin(), params.tensor_split.end());
+  }
+  std::vector<double> shares;
+  for (ggml_backend_dev_t device : devices) {
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(device, &free, &total);
+    if (free == 0 && total == 0) {
+      ggml_backend_dev_memory(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), &free,
+                              &total);
+    }
+    shares.push_back(static_cast<double>(free));
+  }
+  return shares;
+}
+
+// The blocks of a model of n_layer layers on each device, as llama.cpp places them: the output
+// head is block n_layer, and the last gpu_layers blocks go to the devices by their shares.
+std::vector<DeviceLayers> device_layers(int n_layer, int gpu_layers,
+                                        const std::vector<ggml_backend_dev_t>& devices,
+                                        const std::vector<double>& shares) {
+  const std::vector<int> block_device = stcpp::split_layers(n_layer + 1, gpu_layers, shares);
+  std::vector<DeviceLayers> out;
+  const auto on = [&](int device) {
+    return static_cast<int>(std::count(block_device.begin(), block_device.end(), device));
+  };
+  if (on(-1) > 0) out.push_back({"CPU", on(-1)});
+  for (size_t d = 0; d < devices.size(); ++d) {
+    if (on(static_cast<int>(d)) > 0)
+      out.push_back({ggml_backend_dev_name(devices[d]), on(static_cast<int>(d))});
+  }
+  return out;
+}
+
+std::string tensor_split_mismatch(const BackendParams& params,
+                                  const std::vector<ggml_backend_dev_t>& devices) {
+  std::string names;
+  for (ggml_backend_dev_t d : devices)
+    names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(d));
+  return "the tensor split gives " + std::to_string(params.tensor_split.size()) +
+         " proportions for " + std::to_string(devices.size()) + " devices (" +
+         (names.empty() ? "none" : names) + ")";
+}
 
 }  // namespace
 
@@ -262,15 +324,29 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
   }
   llama_model_params model_params = llama_model_default_params();
   model_params.n_gpu_layers = params.gpu_layers;
-  std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama.cpp
-  if (!params.device.empty()) {
+  std::vector<ggml_backend_dev_t> devices;
+  if (params.gpu_layers != 0) {
     stcpp::Failure failure = stcpp::find_gpus(params.device, &devices);
     if (failure) {
       *error = make_error(ErrorCode::UNSUPPORTED, failure.message);
       return nullptr;
     }
-    devices.push_back(nullptr);
-    model_params.devices = devices.data();
+  }
+  // llama.cpp gets the devices and their shares from us, so that we know where each block goes.
+  std::vector<ggml_backend_dev_t> device_list = devices;  // null-terminated
+  device_list.push_back(nullptr);
+  std::vector<float> split(llama_max_devices(), 0.0f);
+  std::vector<double> shares;
+  if (devices.size() > split.size() || (!params.tensor_split.empty() && params.gpu_layers != 0 &&
+                                        params.tensor_split.size() != devices.size())) {
+    *error = make_error(ErrorCode::UNSUPPORTED, tensor_split_mismatch(params, devices));
+    return nullptr;
+  }
+  if (!devices.empty()) {
+    shares = device_shares(params, devices);
+    std::copy(shares.begin(), shares.end(), split.begin());
+    model_params.devices = device_list.data();
+    model_params.tensor_split = split.data();
   }
   llama_model* model = llama_model_load_from_file(gguf_path.c_str(), model_params);
   if (!model) {
@@ -302,7 +378,9 @@ std::unique_ptr<TextBackend> open_llama_backend(const std::string& gguf_path,
                                                 gguf_path + "'");
     return nullptr;
   }
-  return std::make_unique<LlamaBackend>(model, ctx, params);
+  return std::make_unique<LlamaBackend>(
+      model, ctx, params,
+      device_layers(llama_model_n_layer(model), params.gpu_layers, devices, shares));
 }
 
 }  // namespace allm

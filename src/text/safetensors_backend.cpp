@@ -1,8 +1,10 @@
 // TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
+#include <algorithm>
 #include <mutex>
 
 #include "base/byte_size.h"
 #include "base/log.h"
+#include "base/rpc_workers.h"
 #include "safetensors.h"
 #include "text/backend.h"
 #include "text/embeddings.h"
@@ -45,16 +47,15 @@ struct BatchArrays {
   }
 };
 
-Error run(stcpp_context* ctx, BatchArrays& arrays, const std::vector<BatchToken>& batch) {
-  const stcpp_status status = stcpp_decode(ctx, arrays.fill(batch));
-  if (status == STCPP_OK) return {};
-  return make_error(to_error_code(status), stcpp_last_error(ctx));
-}
-
 class SafetensorsBackend : public TextBackend {
  public:
-  SafetensorsBackend(stcpp_model* model, stcpp_context* ctx, const BackendParams& params)
-      : model_(model), ctx_(ctx), params_(params) {}
+  SafetensorsBackend(stcpp_model* model, stcpp_context* ctx, const BackendParams& params,
+                     std::vector<DeviceLayers> devices)
+      : model_(model),
+        ctx_(ctx),
+        params_(params),
+        devices_(std::move(devices)),
+        workers_(device_names(devices_)) {}
   ~SafetensorsBackend() override {
     if (embedding_ctx_) stcpp_context_free(embedding_ctx_);
     stcpp_context_free(ctx_);
@@ -133,6 +134,8 @@ class SafetensorsBackend : public TextBackend {
   }
 
   bool normalizes_embeddings() const override { return stcpp_model_normalizes(model_); }
+  std::vector<DeviceLayers> devices() const override { return devices_; }
+  bool healthy() const override { return workers_.lost_worker().empty(); }
   std::string placement() const override {
     const int layers = stcpp_model_gpu_layers(model_);
     if (layers == 0) return "on the CPU";
@@ -206,9 +209,19 @@ class SafetensorsBackend : public TextBackend {
     return {};
   }
 
+  Error run(stcpp_context* ctx, BatchArrays& arrays, const std::vector<BatchToken>& batch) {
+    const stcpp_status status = stcpp_decode(ctx, arrays.fill(batch));
+    // A lost worker's part of the compute gave nothing (or failed): that is the error.
+    if (Error lost = workers_.check()) return lost;
+    if (status == STCPP_OK) return {};
+    return make_error(to_error_code(status), stcpp_last_error(ctx));
+  }
+
   stcpp_model* model_;
   stcpp_context* ctx_;
   BackendParams params_;
+  std::vector<DeviceLayers> devices_;
+  RpcPlacement workers_;  // those of devices_
   mutable std::mutex embedding_mutex_;
   stcpp_context* embedding_ctx_ = nullptr;  // made on the first embed()
   BatchArrays decode_arrays_;               // the scheduler thread's
@@ -222,6 +235,26 @@ stcpp_quantize_type stcpp_quantize_type_of(Quantization quantization) {
     case Quantization::Q4_K: return STCPP_QUANTIZE_Q4_K;
     default: return STCPP_QUANTIZE_NONE;
   }
+}
+
+// The blocks on each device safetensors.cpp split the model over (stcpp_model_device names them,
+// comma-separated; "CPU" when none), the rest on the CPU.
+std::vector<DeviceLayers> model_devices(const stcpp_model* model, int n_blocks) {
+  std::vector<DeviceLayers> offloaded;
+  int on_devices = 0;
+  const std::string names = stcpp_model_device(model);
+  size_t start = 0;
+  for (int32_t i = 0; start < names.size() && stcpp_model_gpu_layers(model) > 0; ++i) {
+    const size_t end = std::min(names.find(',', start), names.size());
+    const int layers = stcpp_model_device_layers(model, i);
+    if (layers > 0) offloaded.push_back({names.substr(start, end - start), layers});
+    on_devices += layers;
+    start = end + 1;
+  }
+  std::vector<DeviceLayers> devices;
+  if (n_blocks > on_devices) devices.push_back({"CPU", n_blocks - on_devices});
+  devices.insert(devices.end(), offloaded.begin(), offloaded.end());
+  return devices;
 }
 
 }  // namespace
@@ -244,6 +277,8 @@ std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
   model_params.quantize_type = stcpp_quantize_type_of(params.quantization);
   model_params.n_gpu_layers = params.gpu_layers;
   model_params.device = params.device.c_str();
+  model_params.tensor_split = params.tensor_split.data();
+  model_params.n_tensor_split = static_cast<int32_t>(params.tensor_split.size());
   stcpp_model* model =
       stcpp_model_load(path.c_str(), model_params, &status, message, sizeof message);
   if (!model) {
@@ -264,7 +299,9 @@ std::unique_ptr<TextBackend> open_safetensors_backend(const std::string& path,
     *error = make_error(to_error_code(status), message);
     return nullptr;
   }
-  return std::make_unique<SafetensorsBackend>(model, ctx, params);
+  // The decoder layers and the output head, as llama.cpp counts blocks.
+  const int n_blocks = stcpp_model_layer_count(model) + 1;
+  return std::make_unique<SafetensorsBackend>(model, ctx, params, model_devices(model, n_blocks));
 }
 
 }  // namespace allm

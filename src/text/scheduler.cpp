@@ -27,8 +27,9 @@ struct Scheduler::Slot {
   uint64_t last_used = 0;  // admission counter when a job last took this slot
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
-  std::unique_ptr<TokenGrammar> grammar;  // null: unconstrained
-  Error failure;                          // set when the job cannot run (its grammar failed)
+  std::unique_ptr<TokenGrammar> grammar;      // null: unconstrained
+  Error failure;                              // set when the job cannot run (its grammar failed)
+  std::vector<TokenLogprob> prompt_logprobs;  // scored prompt tokens not yet emitted
 
   bool generating() const { return job && prompt_done == job->prompt.size(); }
 };
@@ -105,8 +106,8 @@ void Scheduler::run() {
     expire_waiting_jobs();
     admit_waiting_jobs();
     drop_cancelled_and_expired();
-    std::vector<Slot*> wants_sample;
-    std::vector<BatchToken> batch = build_batch(&wants_sample);
+    std::vector<LogitsUse> uses;
+    std::vector<BatchToken> batch = build_batch(&uses);
     if (batch.empty()) continue;
     const Error error = backend_->decode(batch);
     if (error) {
@@ -116,8 +117,17 @@ void Scheduler::run() {
       }
       continue;
     }
-    for (size_t i = 0, sampled = 0; i < batch.size(); ++i) {
-      if (batch[i].want_logits) sample_and_emit(*wants_sample[sampled++], static_cast<int>(i));
+    for (size_t i = 0, used = 0; i < batch.size(); ++i) {
+      if (!batch[i].want_logits) continue;
+      const LogitsUse& use = uses[used++];
+      if (use.prompt_index >= 0) {
+        score_prompt_token(*use.slot, static_cast<int>(i), use.prompt_index);
+      } else {
+        sample_and_emit(*use.slot, static_cast<int>(i));
+      }
+    }
+    for (auto& slot : slots_) {
+      if (slot->job) emit_prompt_logprobs(*slot);
     }
   }
 }
@@ -205,7 +215,7 @@ void Scheduler::admit_waiting_jobs() {
 // (the last is decoded again for its logits). Where another slot holds a longer prefix (a system
 // prompt that concurrent conversations share), the slot gets a copy of it instead.
 void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared) {
-  const size_t limit = job->prompt.empty() ? 0 : job->prompt.size() - 1;
+  const size_t limit = job->prompt.empty() || job->prompt_logprobs ? 0 : job->prompt.size() - 1;
   size_t reusable = std::min(shared, limit);
   size_t elsewhere = 0;
   // Any other slot, busy or free, may hold it.
@@ -229,6 +239,7 @@ void Scheduler::place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t sha
   slot.sampler = std::make_unique<Sampler>(slot.job->sampling, backend_->vocab_size());
   slot.streamer = std::make_unique<TextStreamer>(slot.job->stop);
   slot.failure = {};
+  slot.prompt_logprobs.clear();
   if (!slot.job->grammar.empty()) {
     if (!tokens_) tokens_ = TokenTable::read(*backend_);  // once per model, on first use
     slot.grammar = TokenGrammar::create(slot.job->grammar, tokens_, &slot.failure);
@@ -256,14 +267,14 @@ void Scheduler::drop_cancelled_and_expired() {
 
 // One token per generating sequence first (they must not stall), then prompt chunks in the
 // room left, so a long prompt is read over several steps alongside running streams.
-std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample) {
+std::vector<BatchToken> Scheduler::build_batch(std::vector<LogitsUse>* uses) {
   std::vector<BatchToken> batch;
   const size_t budget = static_cast<size_t>(backend_->max_batch());
   for (auto& slot : slots_) {
     if (!slot->generating() || batch.size() >= budget) continue;
     batch.push_back({slot->last_token, slot->position++, slot->sequence, true});
     slot->cached.push_back(slot->last_token);
-    wants_sample->push_back(slot.get());
+    uses->push_back({slot.get()});
   }
   for (auto& slot : slots_) {
     if (!slot->job || slot->generating()) continue;
@@ -272,9 +283,12 @@ std::vector<BatchToken> Scheduler::build_batch(std::vector<Slot*>* wants_sample)
     for (size_t i = 0; i < chunk; ++i) {
       const bool last = slot->prompt_done + 1 == prompt.size();
       const Token token = prompt[slot->prompt_done++];
-      batch.push_back({token, slot->position++, slot->sequence, last});
+      // A prompt token's logits score the next prompt token.
+      const bool scores_next = !last && slot->job->prompt_logprobs;
+      batch.push_back({token, slot->position++, slot->sequence, last || scores_next});
       slot->cached.push_back(token);
-      if (last) wants_sample->push_back(slot.get());
+      if (last) uses->push_back({slot.get()});
+      if (scores_next) uses->push_back({slot.get(), static_cast<int>(slot->prompt_done)});
     }
     if (batch.size() >= budget) break;
   }
@@ -294,7 +308,23 @@ static TokenLogprob describe_token(const TextBackend& backend, const float* scor
   return out;
 }
 
+void Scheduler::score_prompt_token(Slot& slot, int batch_index, int prompt_index) {
+  const GenerationJob& job = *slot.job;
+  slot.prompt_logprobs.push_back(describe_token(*backend_, backend_->logits(batch_index),
+                                                job.prompt[static_cast<size_t>(prompt_index)],
+                                                std::max(job.top_logprobs, 0)));
+}
+
+void Scheduler::emit_prompt_logprobs(Slot& slot) {
+  if (slot.prompt_logprobs.empty()) return;
+  if (slot.job->sink.on_prompt_logprobs) {
+    slot.job->sink.on_prompt_logprobs(std::move(slot.prompt_logprobs));
+  }
+  slot.prompt_logprobs.clear();
+}
+
 void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
+  emit_prompt_logprobs(slot);  // the prompt's, scored in this batch, come first
   GenerationJob& job = *slot.job;
   const float* scores = slot.sampler->scores(backend_->logits(batch_index));
   const Token token = slot.sampler->sample(scores, slot.grammar.get());
@@ -330,6 +360,8 @@ void Scheduler::sample_and_emit(Slot& slot, int batch_index) {
                         slot.position >= backend_->context_per_sequence();
   if (!stopped && (grammar_done || at_limit)) text += slot.streamer->finish();
   if (!text.empty() || !logprobs.empty()) job.sink.on_text(text, std::move(logprobs));
+  if (stopped && job.sink.on_stop_sequence)
+    job.sink.on_stop_sequence(slot.streamer->matched_stop());
   if (stopped || grammar_done) {
     finish(slot, FinishReason::STOP);
   } else if (at_limit) {

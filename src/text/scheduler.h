@@ -51,7 +51,15 @@ class Scheduler {
   Slot* least_recently_used_free_slot();
   void place(Slot& slot, std::shared_ptr<GenerationJob> job, size_t shared);  // mutex_ held
   void drop_cancelled_and_expired();
-  std::vector<BatchToken> build_batch(std::vector<Slot*>* wants_sample);
+  // What a batch entry's logits are for: the slot's next token, or the log probability of its
+  // prompt token `prompt_index` (GenerationJob::prompt_logprobs).
+  struct LogitsUse {
+    Slot* slot;
+    int prompt_index = -1;  // -1: sampling
+  };
+  std::vector<BatchToken> build_batch(std::vector<LogitsUse>* uses);
+  void score_prompt_token(Slot& slot, int batch_index, int prompt_index);
+  void emit_prompt_logprobs(Slot& slot);
   void sample_and_emit(Slot& slot, int batch_index);
   void finish(Slot& slot, FinishReason reason, const Error& error = {});
 

@@ -14,7 +14,13 @@ std::string TextStreamer::push(const std::string& bytes) {
   if (stopped_) return {};
   pending_ += bytes;
   size_t first_stop = std::string::npos;
-  for (const std::string& stop : stops_) first_stop = std::min(first_stop, pending_.find(stop));
+  for (const std::string& stop : stops_) {
+    const size_t at = pending_.find(stop);
+    if (at < first_stop) {
+      first_stop = at;
+      matched_stop_ = stop;
+    }
+  }
   if (first_stop != std::string::npos) {
     stopped_ = true;
     std::string out = sanitize_utf8(pending_.substr(0, first_stop));

@@ -17,6 +17,8 @@ class TextStreamer {
   std::string finish();
   // True once a stop sequence matched; nothing after it is ever released.
   bool stopped() const { return stopped_; }
+  // The stop sequence that matched (empty until one did).
+  const std::string& matched_stop() const { return matched_stop_; }
 
  private:
   size_t held_for_stop_prefix() const;
@@ -24,6 +26,7 @@ class TextStreamer {
   std::vector<std::string> stops_;
   std::string pending_;
   bool stopped_ = false;
+  std::string matched_stop_;
 };
 
 }  // namespace allm

@@ -136,10 +136,13 @@ export class AllmServer {
   // `launcher`: a command that execs the server, e.g. ['prlimit', '--fsize=262144', '--'].
   // `env`: added to the server's environment. The Hugging Face Hub cache is the test's own
   // (tmp/hf-hub) unless `env` names one: a developer's downloaded models stay out of the tests.
-  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512, launcher = [], env = {} }) {
+  // start() waits for GET /health/ready (its --preload models loaded), or with `waitReady`
+  // false only for GET /health (the process serves HTTP).
+  constructor({ tmp, extraArgs = [], parallel = 4, ctxSize = 512, launcher = [], env = {}, waitReady = true }) {
     this.tmp = tmp;
     this.env = { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hf-hub'), ...env };
     this.launcher = launcher;
+    this.healthPath = waitReady ? '/health/ready' : '/health';
     this.modelsDir = path.join(tmp, 'models');
     this.dataDir = path.join(tmp, 'data');
     this.extraArgs = extraArgs;
@@ -222,7 +225,7 @@ export class AllmServer {
         throw new Error(`allm exited before becoming healthy (${JSON.stringify(early)})\n--- server log ---\n${this.logTail()}`);
       }
       try {
-        const r = await fetch(`${this.baseURL}/health`, { signal: AbortSignal.timeout(2000) });
+        const r = await fetch(`${this.baseURL}${this.healthPath}`, { signal: AbortSignal.timeout(2000) });
         await r.arrayBuffer();
         if (r.status === 200) return this;
         lastErr = `status ${r.status}`;
@@ -232,7 +235,7 @@ export class AllmServer {
       await sleep(100);
     }
     await this.stop();
-    throw new Error(`allm did not answer GET /health with 200 within ${HEALTH_TIMEOUT_MS} ms (last: ${lastErr})\n` +
+    throw new Error(`allm did not answer GET ${this.healthPath} with 200 within ${HEALTH_TIMEOUT_MS} ms (last: ${lastErr})\n` +
       `--- server log ---\n${this.logTail()}`);
   }
 
@@ -319,9 +322,9 @@ export class AllmServer {
  * Create a temp dir with models/tiny.gguf (unless fixture:false), let `setup({tmp, modelsDir})`
  * add more files and return extra args, and start the server.
  */
-export async function startServer({ extraArgs = [], setup, fixture = true, parallel, ctxSize, launcher } = {}) {
+export async function startServer({ extraArgs = [], setup, fixture = true, parallel, ctxSize, launcher, waitReady } = {}) {
   const tmp = await makeTempDir();
-  const srv = new AllmServer({ tmp, extraArgs, parallel, ctxSize, launcher });
+  const srv = new AllmServer({ tmp, extraArgs, parallel, ctxSize, launcher, waitReady });
   try {
     if (fixture) await copyFixture(path.join(srv.modelsDir, 'tiny.gguf'));
     await fsp.mkdir(srv.modelsDir, { recursive: true });
@@ -674,4 +677,14 @@ export function pseudoWords(nChars, seed = 12345) {
     s += rnd() < 0.1 ? '. ' : ' ';
   }
   return s.slice(0, nChars);
+}
+
+// Two characters of `text` past its first, neither standing for invalid bytes (U+FFFD): a stop
+// string that cuts the text.
+export function cuttingStop(text) {
+  const chars = [...text];
+  for (let i = 1; i + 1 < chars.length; ++i) {
+    if (chars[i] !== '\uFFFD' && chars[i + 1] !== '\uFFFD') return chars[i] + chars[i + 1];
+  }
+  assert.fail(`no stop string to cut ${JSON.stringify(text)}`);
 }

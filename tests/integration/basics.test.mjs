@@ -12,10 +12,10 @@ const T = { timeout: TEST_TIMEOUT_MS };
 describe('basics', { timeout: HOOK_TIMEOUT_MS + 10 * TEST_TIMEOUT_MS }, () => {
   const srv = useServer();
 
-  it('GET /health answers 200 {"status":"ok"}', T, async () => {
+  it('GET /health answers 200 {"status":"ok","store":"ok"}', T, async () => {
     const r = await getJSON(srv.baseURL, '/health');
     assert.equal(r.status, 200, show('GET /health', r));
-    assert.deepEqual(r.json, { status: 'ok' }, show('GET /health', r));
+    assert.deepEqual(r.json, { status: 'ok', store: 'ok' }, show('GET /health', r));
     assert.match(r.headers.get('content-type') || '', /application\/json/, 'content-type of /health');
   });
 

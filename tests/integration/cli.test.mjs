@@ -83,8 +83,8 @@ describe('allm ps', { timeout: HOOK_TIMEOUT_MS + 3 * TEST_TIMEOUT_MS }, () => {
     const table = await runAllm(['ps'], { env });
     assert.equal(table.code, 0, table.stderr);
     const [header, row, ...rest] = table.stdout.trimEnd().split('\n');
-    assert.match(header, /^ID\s+MODALITY\s+RAM\s+VRAM\s+REQUESTS\s+IDLE\s+UNLOADS$/);
-    assert.match(row, /^tiny\s+text\s+[\d.]+ MiB\s+-\s+-\s+\d+s\s+in [45]m \d\ds$/);
+    assert.match(header, /^ID\s+MODALITY\s+RAM\s+VRAM\s+DEVICES\s+REQUESTS\s+IDLE\s+UNLOADS$/);
+    assert.match(row, /^tiny\s+text\s+[\d.]+ MiB\s+-\s+CPU:3\s+-\s+\d+s\s+in [45]m \d\ds$/);
     assert.deepEqual(rest, []);
     const asJson = await runAllm(['ps', '--json', '--port', String(srv.server.port)]);
     assert.equal(asJson.code, 0, asJson.stderr);

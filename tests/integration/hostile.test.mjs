@@ -147,8 +147,8 @@ describe('hostile requests', { timeout: HOOK_TIMEOUT_MS + 20 * TEST_TIMEOUT_MS }
 
   it('a model used on another modality\'s endpoint is a 400 on model that says where it is served', T, async () => {
     const cases = [
-      ['/v1/responses', respond({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations$/],
-      ['/v1/chat/completions', chat({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations$/],
+      ['/v1/responses', respond({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations or \/v1\/images\/edits$/],
+      ['/v1/chat/completions', chat({ model: IMAGE_MODEL }), 'an image model', /; use it with \/v1\/images\/generations or \/v1\/images\/edits$/],
       ['/v1/responses', respond({ model: WHISPER_MODEL }), 'an audio model', /; use it with \/v1\/audio\/transcriptions or \/v1\/audio\/translations$/],
       ['/v1/chat/completions', chat({ model: WHISPER_MODEL }), 'an audio model', /; use it with \/v1\/audio\/transcriptions or \/v1\/audio\/translations$/],
       ['/v1/images/generations', { model: MODEL, prompt: 'x' }, 'a text model', /; use it with \/v1\/responses or \/v1\/chat\/completions$/],

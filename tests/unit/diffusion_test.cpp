@@ -11,12 +11,15 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "demo/tiny_sd.h"
+#include "diffusion_test_support.h"
 #include "png.h"
 #include "samplers.h"
+#include "sd_model.h"
 
 namespace {
 
@@ -226,6 +229,45 @@ TEST_F(Generation, RefusesBadSizes) {
   p.width = 30;
   std::vector<uint8_t> rgb(30 * 512 * 3);
   EXPECT_EQ(diffusion_generate(model_, &p, rgb.data(), nullptr, 0), DIFFUSION_INVALID_ARGUMENT);
+}
+
+// The UNet's graph is built and laid out once per shape, whatever the number of steps, and
+// switching shapes (or running the other networks in between) changes nothing in the images.
+TEST(GraphReuse, OneUnetLayoutPerShapeAndTheSameImages) {
+  const std::string dir = allm::testing::sd_temp_dir("reuse");
+  std::string error;
+  ASSERT_TRUE(allm::write_tiny_sd(dir, allm::TinySdSpec{}, &error)) << error;
+  std::unique_ptr<dcpp::Model> model;
+  ASSERT_FALSE(
+      dcpp::load_model(dir + "/model.safetensors", diffusion_model_default_params(), &model));
+  const auto generate = [&](int steps, int side, uint64_t seed) {
+    diffusion_generate_params p = diffusion_generate_default_params();
+    p.prompt = "a photo of the cat";
+    p.width = p.height = side;
+    p.steps = steps;
+    p.seed = seed;
+    std::vector<uint8_t> rgb(side * side * 3);
+    EXPECT_FALSE(dcpp::generate(*model, p, rgb.data()));
+    return rgb;
+  };
+  const auto layouts_for = [&](int steps) {
+    const int before = model->executor.allocations();
+    generate(steps, 32, 1);
+    return model->executor.allocations() - before;
+  };
+  // Prompt, negative prompt, the UNet once, the VAE: 4, at 2 steps as at 6.
+  EXPECT_EQ(layouts_for(2), 4);
+  EXPECT_EQ(layouts_for(6), 4);
+  const std::vector<uint8_t> first = generate(3, 32, 7);
+  generate(2, 48, 8);
+  EXPECT_EQ(generate(3, 32, 7), first);
+  std::unique_ptr<dcpp::Model> fresh;
+  ASSERT_FALSE(
+      dcpp::load_model(dir + "/model.safetensors", diffusion_model_default_params(), &fresh));
+  model = std::move(fresh);
+  EXPECT_EQ(generate(3, 32, 7), first);
+  model.reset();
+  std::filesystem::remove_all(dir);
 }
 
 // A tiny checkpoint whose tokenizer folder `spoil` damages is refused with LOAD_FAILED; returns

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "api/http_util.h"
+#include "core/response_store.h"
 
 using namespace allm;
 
@@ -49,4 +50,14 @@ TEST(ErrorMapping, AFieldThatIsNotOfferedIsARequestProblem) {
   EXPECT_EQ(body["error"]["type"], "invalid_request_error");
   EXPECT_EQ(body["error"]["param"], "background");
   EXPECT_EQ(body["error"]["code"], "UNSUPPORTED");
+}
+
+TEST(ErrorMapping, AnUnreachableStoreIsA503ServerError) {
+  const Error down = store_unavailable("connection refused");
+  EXPECT_EQ(http_status(down), 503);
+  const json body = error_body(down);
+  EXPECT_EQ(body["error"]["type"], "server_error");
+  EXPECT_EQ(body["error"]["code"], "store_unavailable");
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("connection refused"),
+            std::string::npos);
 }

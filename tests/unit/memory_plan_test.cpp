@@ -233,6 +233,28 @@ TEST(MemoryEstimate, DiffusionActivationsFromTheCheckpointsShapes) {
   fs::remove_all(dir);
 }
 
+// SDXL: diffusion.cpp decodes with its VAE in F32 (F16 overflows), whatever the file stores, and
+// a diffusers folder's weights include text_encoder_2/.
+TEST(MemoryEstimate, SdxlVaeColumnsAreF32AndTheSecondTextEncoderCounts) {
+  const fs::path dir = temp_dir("allm-sdxl-estimate-test");
+  TinySdSpec spec = tiny_sdxl();
+  spec.weights = SdWeightType::F16;
+  std::string error;
+  ASSERT_TRUE(write_tiny_sd((dir / "single").string(), spec, &error)) << error;
+  spec.layout = SdLayout::DIFFUSERS;
+  ASSERT_TRUE(write_tiny_sd((dir / "diffusers").string(), spec, &error)) << error;
+  // The UNet's widest: its last level's output blocks, 2 x 64 x 2 (skip and level channels).
+  expect_shape(read_diffusion_shape(dir / "single" / "model.safetensors"), 32, 4, 256);
+  expect_shape(read_diffusion_shape(dir / "diffusers"), 32, 4, 256);
+  const fs::path d = dir / "diffusers";
+  const uint64_t files = fs::file_size(d / "unet" / "diffusion_pytorch_model.safetensors") +
+                         fs::file_size(d / "vae" / "diffusion_pytorch_model.safetensors") +
+                         fs::file_size(d / "text_encoder" / "model.safetensors") +
+                         fs::file_size(d / "text_encoder_2" / "model.safetensors");
+  EXPECT_EQ(estimate_diffusion_model(d, 512).weights, files);
+  fs::remove_all(dir);
+}
+
 // A .safetensors file of F16 / F32 tensors that lie one after the other, each its shape's size:
 // only the header is written (the estimate reads nothing else), the data is sparse zeros.
 void write_header_only(const fs::path& file, nlohmann::json tensors) {

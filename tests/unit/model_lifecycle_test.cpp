@@ -322,6 +322,45 @@ TEST_F(LifecycleTest, WithoutKeepAliveNothingIsDueToUnload) {
   EXPECT_FALSE(models[0].unloads_in_seconds);
 }
 
+// A model that lost a device (an RPC worker) is unloaded by the next request, which loads it
+// again; a request still holding the broken one keeps it until it ends.
+TEST_F(LifecycleTest, AnUnhealthyModelIsLoadedAgainByTheNextRequest) {
+  start();
+  std::atomic<bool> broken{false};
+  const auto get_checked = [&](Error* error) {
+    return text->acquire(
+        "flaky-text",
+        [](MemoryEstimate* e) {
+          *e = bytes(10);
+          return Error{};
+        },
+        [this](Error*, uint64_t*) {
+          ++loads;
+          return std::make_shared<FakeModel>(&alive);
+        },
+        error, [&](const FakeModel&) { return !broken.load(); });
+  };
+  Error error;
+  auto first = get_checked(&error);
+  ASSERT_TRUE(first);
+  { EXPECT_EQ(get_checked(&error).model(), first.model()); }  // healthy: the same model
+  EXPECT_EQ(loads, 1);
+  const double unloads_before = Metrics::global().value(
+      "allm_model_unloads_total", {{"model", "flaky-text"}, {"reason", "unhealthy"}});
+  broken = true;
+  auto second = get_checked(&error);
+  broken = false;
+  ASSERT_TRUE(second);
+  EXPECT_NE(second.model(), first.model());
+  EXPECT_EQ(loads, 2);
+  EXPECT_EQ(alive, 2);  // the first request still holds the broken one
+  first = {};
+  EXPECT_EQ(alive, 1);
+  EXPECT_EQ(Metrics::global().value("allm_model_unloads_total",
+                                    {{"model", "flaky-text"}, {"reason", "unhealthy"}}),
+            unloads_before + 1);
+}
+
 TEST(ModelLease, ReleaseHandsTheRequestOver) {
   auto activity = std::make_shared<ModelActivity>();
   activity->begin();

@@ -107,6 +107,37 @@ TEST(RequestParsing, ValidBodiesPass) {
       R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]})")));
   EXPECT_FALSE(
       check_responses_request(json::parse(R"({"model":"m","input":"hi"})"), conversations));
+  EXPECT_FALSE(check_completions_request(json::parse(
+      R"({"model":"m","prompt":["a",[1,2]],"n":2,"best_of":3,"logprobs":2,"echo":true})")));
+  EXPECT_FALSE(check_messages_request(json::parse(R"({"model":"m","max_tokens":2048,
+      "system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],
+      "messages":[{"role":"user","content":"q"},
+                  {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""},
+                      {"type":"tool_use","id":"toolu_1","name":"f","input":{}}]},
+                  {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",
+                      "content":"r","is_error":true},{"type":"text","text":"go on"}]}],
+      "tools":[{"name":"f","input_schema":{"type":"object"}}],
+      "tool_choice":{"type":"tool","name":"f"},"thinking":{"type":"enabled","budget_tokens":1024}})")));
+}
+
+// Anthropic Messages: what the SDK may send that is not offered, or wrong, names its field.
+TEST(RequestParsing, MessagesRefusalsNameTheField) {
+  const auto param_of = [](const char* body) {
+    return check_messages_request(json::parse(body)).param;
+  };
+  EXPECT_EQ(param_of(R"({"model":"m","messages":[{"role":"user","content":"q"}]})"), "max_tokens");
+  EXPECT_EQ(param_of(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":[
+                {"type":"image","source":{}}]}]})"),
+            "messages[0].content[0].type");
+  EXPECT_EQ(param_of(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":[
+                {"type":"tool_result","tool_use_id":"nope","content":"r"}]}]})"),
+            "messages[0].content[0].tool_use_id");
+  EXPECT_EQ(param_of(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"q"}],
+                "thinking":{"type":"enabled","budget_tokens":2048}})"),
+            "thinking.budget_tokens");  // not below max_tokens
+  EXPECT_EQ(param_of(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"q"}],
+                "mcp_servers":[]})"),
+            "mcp_servers");
 }
 
 // Structured outputs: the format objects of both endpoints, and a schema keyword we cannot

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/readiness.h"
+#include "safetensors/device.h"
+
 namespace allm {
 namespace {
 
@@ -54,6 +57,41 @@ TEST(RpcWorkers, AnAbsentWorkerIsALoadErrorNamingIt) {
   EXPECT_NE(error.message.find(silent.endpoint()), std::string::npos) << error.message;
   EXPECT_TRUE(devices.empty());
   EXPECT_FALSE(check_rpc_workers());  // nothing registered: nothing to check
+}
+
+// Layer placement over devices, as llama.cpp's split mode "layer": layer l of the n offloaded
+// goes to the first device whose cumulative share of the total exceeds l / n.
+TEST(TensorSplit, LayersFollowTheProportionsInDeviceOrder) {
+  using stcpp::split_layers;
+  EXPECT_EQ(split_layers(4, -1, {1, 1}), (std::vector<int>{0, 0, 1, 1}));
+  EXPECT_EQ(split_layers(4, -1, {3, 1}), (std::vector<int>{0, 0, 0, 1}));  // ends 0.75, 1
+  EXPECT_EQ(split_layers(4, -1, {1, 3}), (std::vector<int>{0, 1, 1, 1}));  // ends 0.25, 1
+  EXPECT_EQ(split_layers(4, 99, {0, 1}), (std::vector<int>{1, 1, 1, 1}));  // beyond: all
+  // Local + two workers: the first 2 layers stay on the CPU, the last 4 split evenly.
+  EXPECT_EQ(split_layers(6, 4, {1, 1}), (std::vector<int>{-1, -1, 0, 0, 1, 1}));
+  // Three devices, 5 layers, 2:2:1 (ends 0.4, 0.8, 1; layer positions 0, .2, .4, .6, .8).
+  EXPECT_EQ(split_layers(5, -1, {2, 2, 1}), (std::vector<int>{0, 0, 1, 1, 2}));
+  EXPECT_EQ(split_layers(4, -1, {0, 0}), (std::vector<int>{0, 0, 1, 1}));  // no memory: equal
+  EXPECT_EQ(split_layers(3, 0, {1, 1}), (std::vector<int>{-1, -1, -1}));
+  EXPECT_EQ(split_layers(3, -1, {}), (std::vector<int>{-1, -1, -1}));  // no device
+}
+
+TEST(Readiness, StartingThenReadyThenStoppingForGood) {
+  Readiness readiness;
+  EXPECT_EQ(readiness.phase(), Readiness::Phase::STARTING);
+  EXPECT_STREQ(Readiness::name(readiness.phase()), "starting");
+  readiness.ready();
+  EXPECT_EQ(readiness.phase(), Readiness::Phase::READY);
+  readiness.stopping();
+  readiness.ready();  // a late end of start-up does not make a stopping server ready again
+  EXPECT_EQ(readiness.phase(), Readiness::Phase::STOPPING);
+  EXPECT_STREQ(Readiness::name(readiness.phase()), "stopping");
+}
+
+TEST(RpcPlacement, ModelsOnLocalDevicesHaveNoWorkerToLose) {
+  const RpcPlacement placement(std::vector<std::string>{"CPU"});
+  EXPECT_EQ(placement.lost_worker(), "");
+  EXPECT_FALSE(placement.check());
 }
 
 }  // namespace

@@ -83,6 +83,19 @@ TEST(ServeOptions, RpcWorkers) {
   EXPECT_NE(problem.find("HOST:PORT"), std::string::npos) << problem;
 }
 
+TEST(ServeOptions, TensorSplitIsNonNegativeProportions) {
+  ServeOptions o;
+  std::string problem;
+  EXPECT_TRUE(o.text.tensor_split.empty());  // default: by free memory
+  ASSERT_TRUE(parse({"--tensor-split", "3,1,0.5"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.text.tensor_split, (std::vector<float>{3, 1, 0.5f}));
+  ASSERT_TRUE(parse({"--tensor-split", "0,1"}, &o, &problem)) << problem;  // none on the first
+  for (const char* bad : {"", "3,", ",1", "a,1", "-1,2", "0,0", "1,inf", "1;2"}) {
+    EXPECT_FALSE(parse({"--tensor-split", bad}, &o, &problem)) << bad;
+    EXPECT_NE(problem.find("proportions"), std::string::npos) << problem;
+  }
+}
+
 TEST(ServeOptions, VaeTiling) {
   ServeOptions o;
   std::string problem;
@@ -149,6 +162,24 @@ TEST(ServeOptions, StoreRetention) {
   EXPECT_FALSE(parse({"--store-max-age", "-1"}, &o, &problem));
   EXPECT_NE(problem.find("--store-max-age"), std::string::npos);
   EXPECT_NE(serve_help().find("ALLM_STORE_MAX_AGE"), std::string::npos);
+}
+
+TEST(ServeOptions, StoreLocation) {
+  ServeOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({}, &o, &problem)) << problem;
+  EXPECT_TRUE(o.store_location.empty());  // the SQLite file in the data dir
+  setenv("ALLM_STORE", "sqlite:/srv/allm.db", 1);
+  ASSERT_TRUE(parse({}, &o, &problem)) << problem;
+  unsetenv("ALLM_STORE");
+  EXPECT_EQ(o.store_location, "sqlite:/srv/allm.db");
+  ASSERT_TRUE(parse({"--store", "postgresql://allm:pw@db/allm"}, &o, &problem)) << problem;
+  EXPECT_EQ(o.store_location, "postgresql://allm:pw@db/allm");
+  EXPECT_FALSE(parse({"--store", "mysql://allm:hunter2@db/allm"}, &o, &problem));
+  EXPECT_NE(problem.find("--store: expected sqlite:PATH or a postgres://"), std::string::npos)
+      << problem;
+  EXPECT_EQ(problem.find("hunter2"), std::string::npos) << problem;
+  EXPECT_NE(serve_help().find("[ALLM_STORE]"), std::string::npos);
 }
 
 TEST(ServeOptions, PublicUrlIsAnHttpUrlKeptWithoutItsTrailingSlash) {

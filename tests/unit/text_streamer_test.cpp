@@ -49,6 +49,7 @@ TEST(TextStreamer, HeldPrefixIsReleasedWhenItDoesNotContinue) {
 TEST(TextStreamer, EarliestOfSeveralStopsWins) {
   TextStreamer s({"cd", "b"});
   EXPECT_EQ(feed(s, {"abcd"}), "a");
+  EXPECT_EQ(s.matched_stop(), "b");
 }
 
 TEST(TextStreamer, OverlappingPrefixes) {

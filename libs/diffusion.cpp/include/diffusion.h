@@ -1,6 +1,7 @@
-// diffusion.cpp: Stable Diffusion 1.x / 2.x text-to-image on ggml. Loads single-file
-// checkpoints as published (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*)
-// and diffusers folders (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/),
+// diffusion.cpp: Stable Diffusion 1.x / 2.x / SDXL base text-to-image on ggml. Loads single-file
+// checkpoints as published (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or
+// SDXL's conditioner.embedders.*) and diffusers folders (model_index.json, unet/, vae/,
+// text_encoder/, tokenizer/, scheduler/; SDXL: text_encoder_2/, tokenizer_2/),
 // F32, F16 or BF16, with the architecture inferred from tensor names and shapes. C API with
 // opaque handles.
 #pragma once
@@ -90,6 +91,18 @@ typedef struct {
   // which is the last in diffusers folders); 2: the one before, ...
   int32_t clip_skip;
   int32_t n_threads;  // <= 0: the model's
+  // Image to image (NULL: text to image): the starting image, width * height * 3 bytes of RGB,
+  // rows top to bottom. Needs a checkpoint with a VAE encoder.
+  const uint8_t* init_image;
+  // With init_image: the share of the sampling schedule that runs, from the noise level it
+  // reaches (as diffusers: the last floor(steps * strength) steps). 0: the image through the VAE
+  // alone; 1: from pure noise.
+  float strength;
+  // Inpainting, with init_image (NULL: repaint everything): width * height bytes, nonzero =
+  // repaint, 0 = keep. A latent pixel is repainted when any of its image pixels is; the others
+  // are the image's latent at every step and exactly in the result. An inpainting checkpoint
+  // (a UNet with 9 input channels) also sees the mask and the kept part of the image.
+  const uint8_t* mask;
   diffusion_progress_fn progress;
   diffusion_abort_fn should_abort;
   void* user_data;
@@ -104,11 +117,16 @@ diffusion_model* diffusion_model_load(const char* path, diffusion_model_params p
                                       diffusion_status* status, char* message, size_t message_size);
 void diffusion_model_free(diffusion_model* model);
 
-const char* diffusion_model_architecture(const diffusion_model* model);  // "sd1", "sd2"
-const char* diffusion_model_device(const diffusion_model* model);        // its GPU's name, or "CPU"
-int32_t diffusion_model_default_size(const diffusion_model* model);      // 512 or 768
+// "sd1", "sd2", "sdxl"
+const char* diffusion_model_architecture(const diffusion_model* model);
+const char* diffusion_model_device(const diffusion_model* model);    // its GPU's name, or "CPU"
+int32_t diffusion_model_default_size(const diffusion_model* model);  // 512, 768 or 1024 (SDXL)
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model);  // EPS or V
 size_t diffusion_model_size_bytes(const diffusion_model* model);
+// True for an inpainting checkpoint (its UNet also takes the mask and the masked image).
+bool diffusion_model_is_inpainting(const diffusion_model* model);
+// True when the checkpoint has a VAE encoder (needed for image to image).
+bool diffusion_model_can_encode(const diffusion_model* model);
 const char* diffusion_sampler_name(diffusion_sampler sampler);
 // Parses "euler_a", "euler", "dpm++2m", "ddim"; false when unknown.
 bool diffusion_sampler_from_name(const char* name, diffusion_sampler* sampler);
@@ -130,18 +148,32 @@ void diffusion_free(void* buffer);
 int32_t diffusion_tokenize(const diffusion_model* model, const char* text, int32_t* tokens,
                            int32_t max_tokens);
 int32_t diffusion_text_context_length(const diffusion_model* model);  // 77
-int32_t diffusion_text_embedding_dim(const diffusion_model* model);   // 768 (SD 1.x)
-int32_t diffusion_latent_channels(const diffusion_model* model);      // 4
-float diffusion_vae_scale_factor(const diffusion_model* model);       // 0.18215
+// The UNet's context width: 768 (SD 1.x), 1024 (SD 2.x), 2048 (SDXL: both encoders' side by side).
+int32_t diffusion_text_embedding_dim(const diffusion_model* model);
+// The pooled text's width in SDXL's added conditioning (1280); 0 for SD 1.x / 2.x.
+int32_t diffusion_text_pooled_dim(const diffusion_model* model);
+int32_t diffusion_latent_channels(const diffusion_model* model);  // 4
+float diffusion_vae_scale_factor(const diffusion_model* model);   // 0.18215
 // The text encoder's output for `n_tokens` ids: [n_tokens, embedding_dim] into `out`. clip_skip
-// as in diffusion_generate_params (always with the final layer norm).
+// as in diffusion_generate_params (always with the final layer norm). SD 1.x / 2.x only (SDXL's
+// two encoders read two tokenizations: UNSUPPORTED; see diffusion_encode_prompt).
 diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* tokens,
                                          int32_t n_tokens, int32_t clip_skip, float* out);
+// What a generation conditions on for `text`: the context [context_length, embedding_dim] into
+// `context` and, for SDXL, the pooled text [pooled_dim] into `pooled` (may be NULL otherwise).
+diffusion_status diffusion_encode_prompt(diffusion_model* model, const char* text,
+                                         int32_t clip_skip, float* context, float* pooled);
 // One UNet evaluation: latent x [C, H, W] at timestep t with context [n_ctx, dim]; the
 // prediction [C, H, W] into `out`.
 diffusion_status diffusion_unet_eval(diffusion_model* model, const float* x, int32_t latent_w,
                                      int32_t latent_h, float timestep, const float* context,
                                      int32_t n_ctx, float* out);
+// SDXL's UNet evaluation: as diffusion_unet_eval with the added conditioning, the pooled text
+// [pooled_dim] and `sizes` (original height, width, crop top, left, target height, width).
+diffusion_status diffusion_unet_eval_sdxl(diffusion_model* model, const float* x, int32_t latent_w,
+                                          int32_t latent_h, float timestep, const float* context,
+                                          int32_t n_ctx, const float* pooled, const float sizes[6],
+                                          float* out);
 // The VAE decoder on an (unscaled) latent [C, H, W]: the image [3, 8H, 8W] in [-1, 1].
 diffusion_status diffusion_vae_decode(diffusion_model* model, const float* latent, int32_t latent_w,
                                       int32_t latent_h, float* out);

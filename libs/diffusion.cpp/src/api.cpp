@@ -49,6 +49,7 @@ diffusion_generate_params diffusion_generate_default_params(void) {
   p.cfg_scale = 7.0f;
   p.seed = 42;
   p.sampler = DIFFUSION_SAMPLER_EULER_A;
+  p.strength = 0.8f;  // diffusers' image-to-image default
   return p;
 }
 
@@ -83,6 +84,14 @@ int32_t diffusion_model_default_size(const diffusion_model* model) {
 
 size_t diffusion_model_size_bytes(const diffusion_model* model) {
   return model->impl->files.weights.bytes();
+}
+
+bool diffusion_model_is_inpainting(const diffusion_model* model) {
+  return model->impl->inpainting();
+}
+
+bool diffusion_model_can_encode(const diffusion_model* model) {
+  return !model->impl->encoder.levels.empty();
 }
 
 diffusion_prediction diffusion_model_prediction(const diffusion_model* model) {
@@ -139,11 +148,15 @@ int32_t diffusion_text_context_length(const diffusion_model* model) {
 }
 
 int32_t diffusion_text_embedding_dim(const diffusion_model* model) {
-  return static_cast<int32_t>(model->impl->clip.hidden);
+  return static_cast<int32_t>(model->impl->unet.context_dim);
+}
+
+int32_t diffusion_text_pooled_dim(const diffusion_model* model) {
+  return static_cast<int32_t>(model->impl->clip2.pooled_dim);
 }
 
 int32_t diffusion_latent_channels(const diffusion_model* model) {
-  return static_cast<int32_t>(model->impl->unet.in_channels);
+  return static_cast<int32_t>(model->impl->vae.latent_channels);
 }
 
 float diffusion_vae_scale_factor(const diffusion_model* model) {
@@ -153,6 +166,7 @@ float diffusion_vae_scale_factor(const diffusion_model* model) {
 diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* tokens,
                                          int32_t n_tokens, int32_t clip_skip, float* out) {
   dcpp::Model& m = *model->impl;
+  if (!m.clip2.layers.empty()) return DIFFUSION_UNSUPPORTED;
   std::lock_guard<std::mutex> lock(m.mutex);
   std::vector<float> result;
   dcpp::Failure f =
@@ -161,17 +175,42 @@ diffusion_status diffusion_encode_tokens(diffusion_model* model, const int32_t* 
   return f.status;
 }
 
+diffusion_status diffusion_encode_prompt(diffusion_model* model, const char* text,
+                                         int32_t clip_skip, float* context, float* pooled) {
+  dcpp::Model& m = *model->impl;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  std::vector<float> c, p;
+  dcpp::Failure f = dcpp::encode_prompt(m, text ? text : "", clip_skip, &c, &p);
+  if (f) return f.status;
+  std::copy(c.begin(), c.end(), context);
+  if (pooled) std::copy(p.begin(), p.end(), pooled);
+  return DIFFUSION_OK;
+}
+
 diffusion_status diffusion_unet_eval(diffusion_model* model, const float* x, int32_t latent_w,
                                      int32_t latent_h, float timestep, const float* context,
                                      int32_t n_ctx, float* out) {
+  return diffusion_unet_eval_sdxl(model, x, latent_w, latent_h, timestep, context, n_ctx, nullptr,
+                                  nullptr, out);
+}
+
+diffusion_status diffusion_unet_eval_sdxl(diffusion_model* model, const float* x, int32_t latent_w,
+                                          int32_t latent_h, float timestep, const float* context,
+                                          int32_t n_ctx, const float* pooled, const float sizes[6],
+                                          float* out) {
   dcpp::Model& m = *model->impl;
   std::lock_guard<std::mutex> lock(m.mutex);
   const size_t nx = static_cast<size_t>(latent_w) * latent_h * m.unet.in_channels;
   const size_t nc = static_cast<size_t>(n_ctx) * m.unet.context_dim;
+  dcpp::AddedConditioning added;
+  if (pooled && sizes) {
+    added.pooled.assign(pooled, pooled + m.clip2.pooled_dim);
+    added.sizes.assign(sizes, sizes + dcpp::kSizeNumbers);
+  }
   std::vector<float> result;
   dcpp::Failure f =
       dcpp::unet_eval(m, std::vector<float>(x, x + nx), latent_w, latent_h, 1, {timestep},
-                      std::vector<float>(context, context + nc), n_ctx, &result);
+                      std::vector<float>(context, context + nc), n_ctx, added, &result);
   if (!f) std::copy(result.begin(), result.end(), out);
   return f.status;
 }

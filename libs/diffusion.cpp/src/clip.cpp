@@ -1,5 +1,6 @@
 #include "clip.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dcpp {
@@ -7,8 +8,6 @@ namespace dcpp {
 namespace {
 
 constexpr float kLayerNormEps = 1e-5f;
-const std::string kOpenAiPrefix = "cond_stage_model.transformer.text_model.";
-const std::string kOpenClipPrefix = "cond_stage_model.model.";
 
 int count_layers(const Weights& weights, const std::string& prefix, const std::string& suffix) {
   int n = 0;
@@ -16,8 +15,7 @@ int count_layers(const Weights& weights, const std::string& prefix, const std::s
   return n;
 }
 
-void load_openai(Weights& w, ClipTextModel* m) {
-  const std::string p = kOpenAiPrefix;
+void load_openai(Weights& w, const std::string& p, ClipTextModel* m) {
   m->vocab = dim(w, p + "embeddings.token_embedding.weight", 0);
   m->hidden = dim(w, p + "embeddings.token_embedding.weight", 1);
   m->context = dim(w, p + "embeddings.position_embedding.weight", 0);
@@ -44,8 +42,8 @@ void load_openai(Weights& w, ClipTextModel* m) {
   m->quick_gelu = true;
 }
 
-void load_openclip(Weights& w, ClipTextModel* m) {
-  const std::string p = kOpenClipPrefix;
+// `keep_last`: SDXL's pooled output needs the last layer.
+void load_openclip(Weights& w, const std::string& p, bool keep_last, ClipTextModel* m) {
   m->vocab = dim(w, p + "token_embedding.weight", 0);
   m->hidden = dim(w, p + "token_embedding.weight", 1);
   m->context = dim(w, p + "positional_embedding", 0);
@@ -54,7 +52,8 @@ void load_openclip(Weights& w, ClipTextModel* m) {
   // SD 2.x conditions on the penultimate layer (with ln_final): the last one is never used, and
   // is left out as diffusers' conversion leaves it out, so that clip_skip means the same in both
   // layouts.
-  const int n_layers = count_layers(w, p + "transformer.resblocks.", ".ln_1.weight") - 1;
+  const int n_layers =
+      count_layers(w, p + "transformer.resblocks.", ".ln_1.weight") - (keep_last ? 0 : 1);
   const int64_t d = m->hidden;
   for (int i = 0; i < n_layers; ++i) {
     const std::string l = p + "transformer.resblocks." + std::to_string(i) + ".";
@@ -98,20 +97,59 @@ ggml_tensor* causal_self_attention(ggml_context* ctx, ggml_tensor* x, const Clip
   return linear(ctx, ggml_reshape_2d(ctx, out, dim, tokens), layer.out);
 }
 
+// The pooled output's projection where the checkpoint has one (SDXL's second encoder).
+void load_projection(Weights& w, const std::string& openai, const std::string& openclip,
+                     ClipTextModel* m) {
+  if (w.has(openai + "text_projection.weight")) {
+    m->pooled_dim = dim(w, openai + "text_projection.weight", 0);
+    m->projection = w.matrix(openai + "text_projection.weight", {m->pooled_dim, m->hidden});
+  } else if (w.has(openclip + "text_projection")) {
+    m->pooled_dim = dim(w, openclip + "text_projection", 1);
+    m->projection = w.matrix(openclip + "text_projection", {m->hidden, m->pooled_dim});
+    m->projection_transposed = true;
+  }
+}
+
+ggml_tensor* clip_layer(ggml_context* ctx, ggml_tensor* x, const ClipLayer& layer,
+                        const ClipTextModel& model) {
+  x = ggml_add(
+      ctx, x,
+      causal_self_attention(ctx, layer_norm(ctx, x, layer.ln1, kLayerNormEps), layer, model.heads));
+  ggml_tensor* h = linear(ctx, layer_norm(ctx, x, layer.ln2, kLayerNormEps), layer.fc1);
+  // quick_gelu written out: ggml's own may use an F16 table.
+  h = model.quick_gelu ? ggml_mul(ctx, h, ggml_sigmoid(ctx, ggml_scale(ctx, h, 1.702f)))
+                       : ggml_gelu_erf(ctx, h);
+  return ggml_add(ctx, x, linear(ctx, h, layer.fc2));
+}
+
+// x [hidden, T] after every layer -> the projected final-normed state at the first end token.
+ggml_tensor* pool(GraphRun& run, const ClipTextModel& model, ggml_tensor* x,
+                  const std::vector<int32_t>& ids) {
+  ggml_context* ctx = run.ctx();
+  const size_t end = std::max_element(ids.begin(), ids.end()) - ids.begin();
+  x = layer_norm(ctx, x, model.final_norm, kLayerNormEps);
+  x = ggml_view_2d(ctx, x, x->ne[0], 1, x->nb[1], end * x->nb[1]);
+  ggml_tensor* p = model.projection;
+  if (model.projection_transposed) p = ggml_cont(ctx, ggml_transpose(ctx, p));
+  return ggml_mul_mat(ctx, p, x);  // [pooled_dim, 1]
+}
+
 }  // namespace
 
-bool load_clip(Weights& weights, ClipTextModel* model, Failure* failure) {
-  if (weights.has(kOpenAiPrefix + "embeddings.token_embedding.weight")) {
-    load_openai(weights, model);
-  } else if (weights.has(kOpenClipPrefix + "token_embedding.weight")) {
-    load_openclip(weights, model);
+bool load_clip(Weights& weights, const std::string& prefix, bool sdxl, ClipTextModel* model,
+               Failure* failure) {
+  const std::string openai = prefix + ".transformer.text_model.", openclip = prefix + ".model.";
+  if (weights.has(openai + "embeddings.token_embedding.weight")) {
+    load_openai(weights, openai, model);
+  } else if (weights.has(openclip + "token_embedding.weight")) {
+    load_openclip(weights, openclip, sdxl, model);
   } else {
-    *failure =
-        fail(DIFFUSION_UNSUPPORTED,
-             "no CLIP text encoder found (expected cond_stage_model.transformer.text_model.* "
-             "for SD 1.x or cond_stage_model.model.* for SD 2.x)");
+    *failure = fail(DIFFUSION_UNSUPPORTED,
+                    "no CLIP text encoder found (expected " + openai + "* or " + openclip + "*)");
     return false;
   }
+  model->penultimate = sdxl;
+  if (sdxl) load_projection(weights, prefix + ".transformer.", openclip, model);
   if (weights.failure()) {
     *failure = weights.failure();
     return false;
@@ -125,26 +163,23 @@ bool load_clip(Weights& weights, ClipTextModel* model, Failure* failure) {
 }
 
 ggml_tensor* build_clip(GraphRun& run, const ClipTextModel& model, const std::vector<int32_t>& ids,
-                        int clip_skip) {
+                        int clip_skip, ggml_tensor** pooled) {
   ggml_context* ctx = run.ctx();
   const int64_t tokens = static_cast<int64_t>(ids.size());
   ggml_tensor* x = ggml_get_rows(ctx, model.token_embedding, run.input_i32(ids));
   ggml_tensor* pos = model.position_embedding;
   x = ggml_add(ctx, x, ggml_view_2d(ctx, pos, pos->ne[0], tokens, pos->nb[1], 0));
-  const int skip = std::max(1, clip_skip);
-  const int n_layers = std::max(1, static_cast<int>(model.layers.size()) - (skip - 1));
-  for (int i = 0; i < n_layers; ++i) {
-    const ClipLayer& layer = model.layers[i];
-    x = ggml_add(ctx, x,
-                 causal_self_attention(ctx, layer_norm(ctx, x, layer.ln1, kLayerNormEps), layer,
-                                       model.heads));
-    ggml_tensor* h = linear(ctx, layer_norm(ctx, x, layer.ln2, kLayerNormEps), layer.fc1);
-    // quick_gelu written out: ggml's own may use an F16 table.
-    h = model.quick_gelu ? ggml_mul(ctx, h, ggml_sigmoid(ctx, ggml_scale(ctx, h, 1.702f)))
-                         : ggml_gelu_erf(ctx, h);
-    x = ggml_add(ctx, x, linear(ctx, h, layer.fc2));
+  const int skip = std::max(1, clip_skip) - 1 + (model.penultimate ? 1 : 0);
+  const int all = static_cast<int>(model.layers.size());
+  const int n_layers = std::max(1, all - skip);
+  const bool pooling = pooled && model.projection;
+  for (int i = 0; i < n_layers; ++i) x = clip_layer(ctx, x, model.layers[i], model);
+  ggml_tensor* hidden = model.penultimate ? x : layer_norm(ctx, x, model.final_norm, kLayerNormEps);
+  if (pooling) {
+    for (int i = n_layers; i < all; ++i) x = clip_layer(ctx, x, model.layers[i], model);
+    *pooled = pool(run, model, x, ids);
   }
-  return layer_norm(ctx, x, model.final_norm, kLayerNormEps);
+  return hidden;
 }
 
 }  // namespace dcpp

@@ -64,6 +64,7 @@ GraphRun::GraphRun(Executor& executor) : executor_(executor) {
 }
 
 GraphRun::~GraphRun() {
+  if (executor_.allocated_ == graph_) executor_.allocated_ = nullptr;  // its address may recur
   ggml_free(ctx_);
 }
 
@@ -82,6 +83,12 @@ ggml_tensor* GraphRun::input_i32(std::vector<int32_t> values) {
   return t;
 }
 
+void GraphRun::set_input(ggml_tensor* t, std::vector<float> values) {
+  for (auto& [input, current] : f32_inputs_) {
+    if (input == t) current = std::move(values);
+  }
+}
+
 ggml_cgraph* GraphRun::graph(ggml_tensor* output) {
   if (!graph_) {
     ggml_set_output(output);
@@ -92,11 +99,18 @@ ggml_cgraph* GraphRun::graph(ggml_tensor* output) {
 }
 
 Failure GraphRun::compute(ggml_tensor* output, std::vector<float>* out) {
+  if (graph_ && !laid_out())
+    return fail(DIFFUSION_INTERNAL, "a graph computed again after another");
   ggml_cgraph* graph = this->graph(output);
-  ggml_backend_sched_reset(executor_.scheduler_);
-  if (!ggml_backend_sched_alloc_graph(executor_.scheduler_, graph)) {
-    return fail(executor_.on_device_ ? DIFFUSION_OOM_VRAM : DIFFUSION_OOM_RAM,
-                "cannot allocate the compute buffer");
+  if (!laid_out()) {
+    executor_.allocated_ = nullptr;
+    ggml_backend_sched_reset(executor_.scheduler_);
+    if (!ggml_backend_sched_alloc_graph(executor_.scheduler_, graph)) {
+      return fail(executor_.on_device_ ? DIFFUSION_OOM_VRAM : DIFFUSION_OOM_RAM,
+                  "cannot allocate the compute buffer");
+    }
+    executor_.allocated_ = graph;
+    ++executor_.allocations_;
   }
   for (auto& [t, values] : f32_inputs_)
     ggml_backend_tensor_set(t, values.data(), 0, ggml_nbytes(t));
@@ -104,7 +118,10 @@ Failure GraphRun::compute(ggml_tensor* output, std::vector<float>* out) {
     ggml_backend_tensor_set(t, values.data(), 0, ggml_nbytes(t));
   const ggml_status status = ggml_backend_sched_graph_compute(executor_.scheduler_, graph);
   if (status == GGML_STATUS_ABORTED) return fail(DIFFUSION_CANCELLED, "cancelled");
-  if (status != GGML_STATUS_SUCCESS) return fail(DIFFUSION_INTERNAL, "the computation failed");
+  if (status != GGML_STATUS_SUCCESS) {
+    executor_.allocated_ = nullptr;
+    return fail(DIFFUSION_INTERNAL, "the computation failed");
+  }
   out->resize(ggml_nelements(output));
   ggml_backend_tensor_get(output, out->data(), 0, ggml_nbytes(output));
   return {};

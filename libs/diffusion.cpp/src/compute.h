@@ -29,6 +29,8 @@ class Executor {
   bool fits_on_device(ggml_cgraph* graph);
   // Polled from inside the computation; true aborts it (the run then fails CANCELLED).
   void set_abort(std::function<bool()> should_abort) { should_abort_ = std::move(should_abort); }
+  // How many times a graph was laid out in the scheduler's buffers (tests of graph reuse).
+  int allocations() const { return allocations_; }
 
  private:
   friend class GraphRun;
@@ -37,11 +39,18 @@ class Executor {
   std::vector<ggml_backend_t> backends_;
   ggml_backend_t cpu_ = nullptr;
   ggml_backend_sched_t scheduler_ = nullptr;
+  // The graph the scheduler's buffers are laid out for now: computing it again needs no new
+  // allocation (the UNet's graph, step after step).
+  const ggml_cgraph* allocated_ = nullptr;
+  int allocations_ = 0;
   bool on_device_ = false;
   std::function<bool()> should_abort_;
 };
 
-// One graph: build it on ctx(), register inputs, then compute() once.
+// One graph: build it on ctx(), register inputs, then compute(). While no other graph has run
+// since (laid_out()), it may be computed again with new input values (set_input), nothing
+// rebuilt or reallocated; after that, it must be built anew (its tensors still point into the
+// buffers as they were).
 class GraphRun {
  public:
   explicit GraphRun(Executor& executor);
@@ -52,6 +61,9 @@ class GraphRun {
                          int64_t ne3 = 1);
   ggml_tensor* input_i32(std::vector<int32_t> values);
   bool fits_on_device(ggml_tensor* output) { return executor_.fits_on_device(graph(output)); }
+  bool laid_out() const { return graph_ && executor_.allocated_ == graph_; }
+  // Replaces the values of input `t` (same size) for the next compute().
+  void set_input(ggml_tensor* t, std::vector<float> values);
   Failure compute(ggml_tensor* output, std::vector<float>* out);
 
  private:

@@ -80,6 +80,11 @@ std::string unet_name(const std::string& name, int layers_per_block,
   const int per = layers_per_block + 1;  // LDM blocks per level
   int i = 0, j = 0;
   if (parts.size() < 2) return "";
+  if (parts[0] == "add_embedding") {  // SDXL's added conditioning
+    if (parts[1] == "linear_1") return p + "label_emb.0.0." + rest(parts, 2);
+    if (parts[1] == "linear_2") return p + "label_emb.0.2." + rest(parts, 2);
+    return "";
+  }
   if (parts[0] == "time_embedding") {
     if (parts[1] == "linear_1") return p + "time_embed.0." + rest(parts, 2);
     if (parts[1] == "linear_2") return p + "time_embed.2." + rest(parts, 2);
@@ -149,14 +154,26 @@ std::string vae_name(const std::string& name, int up_blocks) {
   return "";
 }
 
-std::string text_encoder_name(const std::string& name) {
+std::string text_encoder_name(const std::string& name, const std::string& prefix) {
+  // CLIPTextModelWithProjection's projection (SDXL's second encoder).
+  if (name == "text_projection.weight") return prefix + ".transformer." + name;
   // transformers 4 saves CLIPTextModel under text_model.*, transformers 5 without it.
   const std::string stripped = name.rfind("text_model.", 0) == 0 ? name.substr(11) : name;
   if (stripped.rfind("embeddings.", 0) != 0 && stripped.rfind("encoder.", 0) != 0 &&
       stripped.rfind("final_layer_norm.", 0) != 0) {
     return "";
   }
-  return "cond_stage_model.transformer.text_model." + stripped;
+  return prefix + ".transformer.text_model." + stripped;
+}
+
+std::string single_file_name(const std::string& name) {
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"conditioner.embedders.0.transformer.",
+                                            "cond_stage_model.transformer."},
+        {"conditioner.embedders.1.model.", "cond_stage_model_2.model."}}) {
+    if (name.compare(0, from.size(), from) == 0) return to + name.substr(from.size());
+  }
+  return name;
 }
 
 }  // namespace dcpp

@@ -81,6 +81,23 @@ std::string pad_token(const fs::path& tokenizer) {
   return "";
 }
 
+// A text encoder's config.json: its heads and activation (left as they are when absent).
+Failure read_text_config(const fs::path& root, const std::string& part, int* heads,
+                         int* quick_gelu) {
+  const json text = read_json(root / part / "config.json");
+  if (text.empty()) return {};
+  if (text.value("num_attention_heads", json()).is_number_integer()) {
+    *heads = text["num_attention_heads"].get<int>();
+  }
+  const std::string act = text.value("hidden_act", std::string("quick_gelu"));
+  if (act != "quick_gelu" && act != "gelu") {
+    return fail(DIFFUSION_UNSUPPORTED, part + "/config.json: hidden_act '" + act +
+                                           "' (quick_gelu and gelu are supported)");
+  }
+  *quick_gelu = act == "quick_gelu" ? 1 : 0;
+  return {};
+}
+
 }  // namespace
 
 bool is_diffusers_folder(const std::string& path) {
@@ -90,7 +107,7 @@ bool is_diffusers_folder(const std::string& path) {
 
 Failure open_single_file(const std::string& path, ModelFiles* files) {
   if (Failure f = open_checkpoint(path, files)) return f;
-  files->weights.add(*files->checkpoints.back(), [](const std::string& n) { return n; });
+  files->weights.add(*files->checkpoints.back(), single_file_name);
   std::ifstream yaml(fs::path(path).replace_extension(".yaml"));
   if (yaml) {
     std::stringstream text;
@@ -103,6 +120,20 @@ Failure open_single_file(const std::string& path, ModelFiles* files) {
 
 Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   const fs::path root(dir);
+  // Pipelines this library does not run lack parts it needs: say what they are instead.
+  const json index = read_json(root / "model_index.json");
+  if (index.value("requires_aesthetics_score", false)) {
+    return fail(DIFFUSION_UNSUPPORTED,
+                "the diffusers folder " + dir +
+                    " is an SDXL refiner (requires_aesthetics_score); only SDXL base is supported");
+  }
+  if (index.contains("transformer") && !index.contains("unet")) {  // SD 3, Flux, PixArt, ...
+    return fail(DIFFUSION_UNSUPPORTED,
+                "the diffusers folder " + dir + " is a " +
+                    index.value("_class_name", std::string("pipeline")) +
+                    " (a transformer denoiser, not a UNet); SD 1.x, SD 2.x and SDXL base are "
+                    "supported");
+  }
   for (const char* part : {"unet", "vae", "text_encoder"}) {
     if (weights_file(root / part).empty()) {
       return fail(DIFFUSION_LOAD_FAILED,
@@ -132,7 +163,14 @@ Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   }
   files->weights.add(vae, [&](const std::string& n) { return vae_name(n, up_blocks); });
   if (Failure f = open_checkpoint(weights_file(root / "text_encoder"), files)) return f;
-  files->weights.add(*files->checkpoints.back(), text_encoder_name);
+  files->weights.add(*files->checkpoints.back(),
+                     [](const std::string& n) { return text_encoder_name(n, "cond_stage_model"); });
+  if (!weights_file(root / "text_encoder_2").empty()) {  // SDXL
+    if (Failure f = open_checkpoint(weights_file(root / "text_encoder_2"), files)) return f;
+    files->weights.add(*files->checkpoints.back(), [](const std::string& n) {
+      return text_encoder_name(n, "cond_stage_model_2");
+    });
+  }
 
   FileConfig& config = files->config;
   read_unet_config(read_json(root / "unet" / "config.json"), &config);
@@ -140,19 +178,20 @@ Failure open_diffusers(const std::string& dir, ModelFiles* files) {
   if (vae_config.value("scaling_factor", json()).is_number()) {
     config.vae_scale = vae_config["scaling_factor"].get<float>();
   }
-  const json text = read_json(root / "text_encoder" / "config.json");
-  if (text.value("num_attention_heads", json()).is_number_integer()) {
-    config.clip_heads = text["num_attention_heads"].get<int>();
+  if (Failure f = read_text_config(root, "text_encoder", &config.clip_heads, &config.quick_gelu)) {
+    return f;
   }
-  const std::string act = text.value("hidden_act", std::string("quick_gelu"));
-  if (act != "quick_gelu" && act != "gelu") {
-    return fail(DIFFUSION_UNSUPPORTED, "text_encoder/config.json: hidden_act '" + act +
-                                           "' (quick_gelu and gelu are supported)");
+  if (Failure f =
+          read_text_config(root, "text_encoder_2", &config.clip_heads_2, &config.quick_gelu_2)) {
+    return f;
   }
-  config.quick_gelu = act == "quick_gelu" ? 1 : 0;
   read_scheduler_config(read_json(root / "scheduler" / "scheduler_config.json"), &config);
   config.tokenizer_dir = (root / "tokenizer").string();
   config.pad_token = pad_token(root / "tokenizer");
+  config.pad_token_2 = pad_token(root / "tokenizer_2");
+  if (index.value("force_zeros_for_empty_prompt", json()).is_boolean()) {
+    config.zeros_for_empty_prompt = index["force_zeros_for_empty_prompt"].get<bool>() ? 1 : 0;
+  }
   return {};
 }
 

@@ -145,7 +145,6 @@ void ddim_step(Latent& x, const Latent& denoised, float sigma, float sigma_next)
 
 bool sample(diffusion_sampler sampler, const std::vector<float>& sigmas, Latent& x, NormalRng& rng,
             const Denoiser& denoise, const StepDone& step_done) {
-  for (float& v : x) v *= sigmas[0];
   Latent denoised, old_denoised;
   const int steps = static_cast<int>(sigmas.size()) - 1;
   for (int i = 0; i < steps; ++i) {

@@ -58,7 +58,8 @@ void dpmpp_2m_step(Latent& x, const Latent& denoised, const Latent& old_denoised
 // DDIM with eta = 0 (deterministic), written with the schedule's alphas.
 void ddim_step(Latent& x, const Latent& denoised, float sigma, float sigma_next);
 
-// Runs the whole sampling loop from x = noise * sigmas[0]. False when stopped.
+// Runs the sampling loop from x at noise level sigmas[0] (text to image: noise * sigmas[0]).
+// False when stopped.
 bool sample(diffusion_sampler sampler, const std::vector<float>& sigmas, Latent& x, NormalRng& rng,
             const Denoiser& denoise, const StepDone& step_done);
 

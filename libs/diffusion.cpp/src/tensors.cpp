@@ -24,6 +24,13 @@ const Weights::Entry* Weights::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &it->second;
 }
 
+bool Weights::has_prefix(const std::string& prefix) const {
+  for (const auto& entry : index_) {
+    if (entry.first.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
 std::vector<int64_t> Weights::shape(const std::string& name) const {
   const Entry* e = find(name);
   return e ? e->info->shape : std::vector<int64_t>{};
@@ -71,8 +78,9 @@ ggml_tensor* Weights::matrix(const std::string& name, const std::vector<int64_t>
   stcpp::WeightStore& store = *stores_[e->source];
   // ggml's im2col writes F16 or F32 only, so BF16 convolution kernels become F32.
   const bool bf16_kernel = e->info->dtype == stcpp::Dtype::BF16 && e->info->shape.size() == 4;
-  return keep(bf16_kernel ? store.vector_f32(e->info->name, e->info->shape)
-                          : store.matrix(e->info->name, e->info->shape),
+  const bool to_f32 = !f32_prefix_.empty() && name.compare(0, f32_prefix_.size(), f32_prefix_) == 0;
+  return keep(bf16_kernel || to_f32 ? store.vector_f32(e->info->name, e->info->shape)
+                                    : store.matrix(e->info->name, e->info->shape),
               *e);
 }
 

@@ -28,6 +28,11 @@ class Weights {
   void add(const stcpp::Checkpoint& checkpoint, const Rename& rename);
 
   bool has(const std::string& name) const { return find(name) != nullptr; }
+  // Whether any tensor's name starts with `prefix`.
+  bool has_prefix(const std::string& prefix) const;
+  // Matrices and kernels under `prefix` are converted to F32 (SDXL's VAE: its activations
+  // overflow F16, which ggml's F16 matrix products round their inputs to).
+  void convert_to_f32(const std::string& prefix) { f32_prefix_ = prefix; }
   // The stored shape, outermost first; empty when absent.
   std::vector<int64_t> shape(const std::string& name) const;
   // Matrices and convolution kernels, used where they lie (BF16 kernels are converted to F32,
@@ -52,6 +57,7 @@ class Weights {
   std::vector<std::unique_ptr<stcpp::WeightStore>> stores_;
   std::unordered_map<std::string, Entry> index_;
   ggml_backend_buffer_type_t device_ = nullptr;
+  std::string f32_prefix_;  // empty: none
   Failure failure_;
 };
 

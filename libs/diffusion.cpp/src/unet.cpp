@@ -128,6 +128,11 @@ bool load_unet(Weights& w, UnetModel* m, Failure* failure) {
   const int64_t emb_dim = dim(w, p + "time_embed.0.weight", 0);
   m->time1 = load_linear(w, p + "time_embed.0", m->model_channels, emb_dim);
   m->time2 = load_linear(w, p + "time_embed.2", emb_dim, emb_dim);
+  if (w.has(p + "label_emb.0.0.weight")) {
+    m->adm_in = dim(w, p + "label_emb.0.0.weight", 1);
+    m->label1 = load_linear(w, p + "label_emb.0.0", m->adm_in, emb_dim);
+    m->label2 = load_linear(w, p + "label_emb.0.2", emb_dim, emb_dim);
+  }
   m->conv_in = load_conv(w, p + "input_blocks.0.0", m->in_channels, m->model_channels, 3);
   BlockReader reader(w, emb_dim, m->context_dim);
   int64_t ch = m->model_channels;
@@ -245,11 +250,28 @@ ggml_tensor* run_block(const UnetGraph& g, ggml_tensor* x, const UnetBlock& bloc
 
 }  // namespace
 
+namespace {
+
+// SDXL's added conditioning: pooled [P, N] and the numbers [K, N] -> [emb_dim, N].
+ggml_tensor* added_embedding(ggml_context* ctx, const UnetModel& m, ggml_tensor* pooled,
+                             ggml_tensor* sizes) {
+  const int64_t k = sizes->ne[0], n = sizes->ne[1];
+  ggml_tensor* e = ggml_timestep_embedding(ctx, ggml_reshape_1d(ctx, sizes, k * n),
+                                           kSizeEmbeddingDim, 10000);  // [256, K * N]
+  e = ggml_reshape_2d(ctx, e, kSizeEmbeddingDim * k, n);
+  e = ggml_concat(ctx, pooled, e, 0);  // [adm_in, N]
+  return linear(ctx, ggml_silu(ctx, linear(ctx, e, m.label1)), m.label2);
+}
+
+}  // namespace
+
 ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& m, ggml_tensor* x,
-                        ggml_tensor* timesteps, ggml_tensor* context) {
+                        ggml_tensor* timesteps, ggml_tensor* context, ggml_tensor* pooled,
+                        ggml_tensor* sizes) {
   ggml_tensor* emb =
       ggml_timestep_embedding(ctx, timesteps, static_cast<int>(m.model_channels), 10000);
   emb = linear(ctx, ggml_silu(ctx, linear(ctx, emb, m.time1)), m.time2);
+  if (m.adm_in > 0) emb = ggml_add(ctx, emb, added_embedding(ctx, m, pooled, sizes));
   const UnetGraph g{ctx, ggml_silu(ctx, emb), context};
   x = conv2d(ctx, x, m.conv_in);
   std::vector<ggml_tensor*> skips = {x};

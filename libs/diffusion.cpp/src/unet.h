@@ -45,6 +45,11 @@ using UnetBlock = std::vector<UnetLayer>;
 struct UnetModel {
   int64_t in_channels = 0, model_channels = 0, out_channels = 0, context_dim = 0;
   Linear time1, time2;
+  // SDXL's added conditioning (label_emb.0.0 / .0.2): a vector [adm_in] (the pooled text, then
+  // the size and crop numbers, each as a 256-wide timestep embedding) mapped into the time
+  // embedding by linear, SiLU, linear. adm_in 0: none.
+  int64_t adm_in = 0;
+  Linear label1, label2;
   Conv conv_in;
   std::vector<UnetBlock> input_blocks;  // after conv_in
   UnetBlock middle;
@@ -60,8 +65,14 @@ bool load_unet(Weights& weights, UnetModel* model, Failure* failure);
 // with linear ones, as SD 2.x).
 void set_attention_heads(UnetModel* model, const std::map<int64_t, int>& heads);
 
+// The width of the embedding of each size and crop number in SDXL's added conditioning.
+constexpr int kSizeEmbeddingDim = 256;
+
 // x [W, H, C, N], timesteps [N], context [context_dim, T, N] -> the prediction [W, H, C, N].
+// With added conditioning (adm_in > 0): pooled [P, N] and the numbers [K, N] (SDXL: original
+// height and width, crop top and left, target height and width), P + 256 K = adm_in.
 ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& model, ggml_tensor* x,
-                        ggml_tensor* timesteps, ggml_tensor* context);
+                        ggml_tensor* timesteps, ggml_tensor* context, ggml_tensor* pooled = nullptr,
+                        ggml_tensor* sizes = nullptr);
 
 }  // namespace dcpp

@@ -49,6 +49,10 @@ typedef struct {
   // ...); NULL or "": every GPU ggml reports. Layers are split over several in order, in
   // proportion to their free memory (llama.cpp's split mode "layer"); the output goes to the last.
   const char* device;
+  // Or in these proportions (llama.cpp's tensor_split), one per device, n_tensor_split of them
+  // (0: by free memory); another count than there are devices is UNSUPPORTED.
+  const float* tensor_split;
+  int32_t n_tensor_split;
 } stcpp_model_params;
 
 typedef enum {
@@ -121,8 +125,12 @@ size_t stcpp_model_size_bytes(const stcpp_model* model);
 // weights there.
 const char* stcpp_model_device(const stcpp_model* model);
 size_t stcpp_model_device_bytes(const stcpp_model* model);
-// How many decoder layers run on them.
+// How many of the model's blocks device `device` (an index into stcpp_model_device's list) holds:
+// its decoder layers, plus 1 for the output head, as llama.cpp counts offloaded layers.
+int32_t stcpp_model_device_layers(const stcpp_model* model, int32_t device);
+// How many decoder layers run on them, and how many the model has.
 int32_t stcpp_model_gpu_layers(const stcpp_model* model);
+int32_t stcpp_model_layer_count(const stcpp_model* model);
 // What quantize on load did ("quantized 154 matrices to q8_0 (...)"); "" when not asked for.
 const char* stcpp_model_quantization(const stcpp_model* model);
 

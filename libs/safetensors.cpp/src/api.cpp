@@ -101,36 +101,44 @@ Failure read_model_config(const std::string& path, const stcpp_model_params& par
   return stcpp::check_dimensions(m->config);
 }
 
+// Each device's share of the layers: params.tensor_split when given (one per device), else its
+// free memory.
+Failure device_shares(const stcpp_model_params& params,
+                      const std::vector<ggml_backend_dev_t>& devices, std::vector<double>* shares) {
+  if (params.n_tensor_split > 0) {
+    if (static_cast<size_t>(params.n_tensor_split) != devices.size()) {
+      std::string names;
+      for (ggml_backend_dev_t d : devices)
+        names += (names.empty() ? "" : ",") + std::string(ggml_backend_dev_name(d));
+      return stcpp::fail(STCPP_UNSUPPORTED,
+                         "the tensor split gives " + std::to_string(params.n_tensor_split) +
+                             " proportions for " + std::to_string(devices.size()) + " devices (" +
+                             (names.empty() ? "none" : names) + ")");
+    }
+    shares->assign(params.tensor_split, params.tensor_split + params.n_tensor_split);
+    return {};
+  }
+  for (ggml_backend_dev_t device : devices) {
+    size_t free = 0, size = 0;
+    ggml_backend_dev_memory(device, &free, &size);
+    shares->push_back(static_cast<double>(free));
+  }
+  return {};
+}
+
 // The devices and layers params ask for, as llama.cpp counts and splits them: the last
 // n_gpu_layers decoder layers (and the output too when n_gpu_layers is negative or exceeds the
-// layers), in order over the devices in proportion to their free memory (split mode "layer"),
-// the output on the last.
+// layers), in order over the devices in proportion to params.tensor_split or else their free
+// memory (split mode "layer"), the output on the last.
 Failure choose_devices(const stcpp_model_params& params, stcpp::Model* m) {
   if (params.n_gpu_layers == 0) return {};
   if (Failure f = stcpp::find_gpus(params.device ? params.device : "", &m->devices)) return f;
+  std::vector<double> shares;
+  if (Failure f = device_shares(params, m->devices, &shares)) return f;
   if (m->devices.empty()) return {};
-  std::vector<double> share;
-  double total = 0;
-  for (ggml_backend_dev_t device : m->devices) {
-    size_t free = 0, size = 0;
-    ggml_backend_dev_memory(device, &free, &size);
-    share.push_back(static_cast<double>(free));
-    total += static_cast<double>(free);
-  }
-  for (size_t d = 0; d < share.size(); ++d) {  // cumulative fractions
-    share[d] = total > 0 ? share[d] / total : 1.0 / share.size();
-    if (d > 0) share[d] += share[d - 1];
-  }
   const int n_layer = m->config.num_hidden_layers;
+  m->layer_device = stcpp::split_layers(n_layer, params.n_gpu_layers, shares);
   const bool all = params.n_gpu_layers < 0 || params.n_gpu_layers > n_layer;
-  const int first = all ? 0 : n_layer - params.n_gpu_layers;
-  m->layer_device.assign(n_layer, -1);
-  for (int l = first; l < n_layer; ++l) {
-    const double at = static_cast<double>(l - first) / (n_layer - first);
-    int d = 0;
-    while (d + 1 < static_cast<int>(share.size()) && at >= share[d]) ++d;
-    m->layer_device[l] = d;
-  }
   m->output_device = all ? static_cast<int>(m->devices.size()) - 1 : -1;
   return {};
 }
@@ -184,7 +192,7 @@ Failure load_model(const std::string& path, const stcpp_model_params& params, st
 extern "C" {
 
 stcpp_model_params stcpp_model_default_params(void) {
-  return stcpp_model_params{0, STCPP_QUANTIZE_NONE, -1, nullptr};
+  return stcpp_model_params{0, STCPP_QUANTIZE_NONE, -1, nullptr, nullptr, 0};
 }
 
 stcpp_context_params stcpp_context_default_params(void) {
@@ -261,6 +269,16 @@ const char* stcpp_model_device(const stcpp_model* model) {
 
 size_t stcpp_model_device_bytes(const stcpp_model* model) {
   return model->model.store->device_bytes();
+}
+
+int32_t stcpp_model_device_layers(const stcpp_model* model, int32_t device) {
+  const stcpp::Model& m = model->model;
+  return static_cast<int32_t>(std::count(m.layer_device.begin(), m.layer_device.end(), device)) +
+         (device >= 0 && m.output_device == device ? 1 : 0);
+}
+
+int32_t stcpp_model_layer_count(const stcpp_model* model) {
+  return model->model.config.num_hidden_layers;
 }
 
 int32_t stcpp_model_gpu_layers(const stcpp_model* model) {

@@ -49,4 +49,25 @@ Failure find_gpus(const std::string& names, std::vector<ggml_backend_dev_t>* dev
   return {};
 }
 
+std::vector<int> split_layers(int n_layer, int n_gpu_layers, const std::vector<double>& shares) {
+  std::vector<int> layer_device(std::max(n_layer, 0), -1);
+  if (shares.empty() || n_gpu_layers == 0) return layer_device;
+  double total = 0;
+  for (double share : shares) total += share;
+  std::vector<double> ends;  // cumulative fractions
+  for (double share : shares) {
+    const double fraction = total > 0 ? share / total : 1.0 / shares.size();
+    ends.push_back((ends.empty() ? 0 : ends.back()) + fraction);
+  }
+  const bool all = n_gpu_layers < 0 || n_gpu_layers > n_layer;
+  const int first = all ? 0 : n_layer - n_gpu_layers;
+  for (int l = first; l < n_layer; ++l) {
+    const double at = static_cast<double>(l - first) / (n_layer - first);
+    int d = 0;
+    while (d + 1 < static_cast<int>(ends.size()) && at >= ends[d]) ++d;
+    layer_device[l] = d;
+  }
+  return layer_device;
+}
+
 }  // namespace stcpp

@@ -23,6 +23,7 @@
 #include "core/image_manager.h"
 #include "core/model_lifecycle.h"
 #include "core/model_registry.h"
+#include "core/readiness.h"
 #include "core/response_store.h"
 #include "core/text_manager.h"
 #include "demo/tiny_gguf.h"
@@ -91,6 +92,7 @@ struct Served {
   std::unique_ptr<ResponseStore> store;
   std::unique_ptr<ConversationService> conversations;
   BackgroundJobs background;  // goes before the conversations and managers its jobs use
+  Readiness readiness;
   std::unique_ptr<ApiServer> server;
   std::thread thread;
   int port = unused_port();
@@ -107,7 +109,8 @@ struct Served {
     config.api_keys = {kApiKey};
     config.cors_origins = {"https://app.example"};
     server = std::make_unique<ApiServer>(
-        ApiContext{registry, lifecycle, text, *conversations, background, audio, images}, config);
+        ApiContext{registry, lifecycle, text, *conversations, background, audio, images, readiness},
+        config);
     thread = std::thread([this] { server->run(); });
     for (int i = 0; i < 200 && !reachable(); ++i) usleep(10000);
   }
