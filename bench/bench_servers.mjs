@@ -3,6 +3,15 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 
+// The command-line options both drivers take (node:util parseArgs form).
+export const SERVER_OPTIONS = {
+  allm: { type: 'string' },
+  'llama-server': { type: 'string' },
+  model: { type: 'string' },
+  threads: { type: 'string' },
+  pairs: { type: 'string', default: '3' },
+};
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function freePort() {

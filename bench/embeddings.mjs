@@ -3,15 +3,12 @@
 import { parseArgs } from 'node:util';
 import {
   startServer, stopServer, post, quantile, blame,
+  SERVER_OPTIONS,
 } from './bench_servers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
-    allm: { type: 'string' },
-    'llama-server': { type: 'string' },
-    model: { type: 'string' },
-    threads: { type: 'string' },
-    pairs: { type: 'string', default: '3' },
+    ...SERVER_OPTIONS,
     batch: { type: 'string', default: '32' },
     tokens: { type: 'string', default: '512' },
     requests: { type: 'string', default: '2' },  // per server and pair

@@ -3,16 +3,13 @@
 import { parseArgs } from 'node:util';
 import {
   startServer as start, stopServer, post, quantile, blame,
+  SERVER_OPTIONS,
 } from './bench_servers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
-    allm: { type: 'string' },
-    'llama-server': { type: 'string' },
-    model: { type: 'string' },
-    threads: { type: 'string' },
+    ...SERVER_OPTIONS,
     ctx: { type: 'string', default: '1024' },
-    pairs: { type: 'string', default: '3' },
     streams: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '32' },
   },
