@@ -1,32 +1,21 @@
 // Driver of bench/llama_server.sh: starts both servers, measures them in turn through
 // /v1/chat/completions (streaming), pair by pair, and prints the ratios.
-import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { parseArgs } from 'node:util';
+import {
+  startServer as start, stopServer, post, quantile, blame,
+  SERVER_OPTIONS,
+} from './bench_servers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
-    allm: { type: 'string' },
-    'llama-server': { type: 'string' },
-    model: { type: 'string' },
-    threads: { type: 'string' },
+    ...SERVER_OPTIONS,
     ctx: { type: 'string', default: '1024' },
-    pairs: { type: 'string', default: '3' },
     streams: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '32' },
   },
 });
 const STREAMS = Number(opt.streams);
 const MAX_TOKENS = Number(opt['max-tokens']);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 // The same settings on both: threads, context per sequence, STREAMS sequences, flash attention
 // left to llama.cpp's default (auto) on both, one KV slice per sequence. With --threads default
@@ -46,53 +35,12 @@ function command(kind, port) {
     '--threads-batch', opt.threads]];
 }
 
-async function startServer(kind) {
-  const port = await freePort();
-  const [bin, args] = command(kind, port);
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 300_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${kind} exited:\n${log}`);
-    try {
-      const r = await fetch(`${base}/health`);
-      if (r.status === 200) return { kind, child, base, log: () => log };
-    } catch { /* not listening yet */ }
-    await sleep(250);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`${kind} did not become healthy:\n${log}`);
-}
-
-async function stopServer({ child }) {
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
-  clearTimeout(timer);
-}
-
 const WORDS = 'the quiet harbor holds seven boats painted blue and red while gulls circle'.split(' ');
 // Every request's prompt differs from its first word on (the number), so neither server can
 // answer one from a cache of earlier prompts: the bench measures prompt reading, not caching.
 function prompt(i) {
   const words = Array.from({ length: 12 }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]);
   return `${i} ${words.join(' ')}`;
-}
-
-// A server may close a kept-alive connection just as the client reuses it (llama-server's idle
-// timeout while the other server is measured); the request never reached it, so it is sent again.
-async function post(url, body) {
-  const send = () => fetch(url, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  try {
-    return await send();
-  } catch (e) {
-    if (e.cause?.code !== 'UND_ERR_SOCKET') throw e;
-    return send();
-  }
 }
 
 // One streamed completion: time to first token, then decode rate over the rest.
@@ -122,22 +70,6 @@ async function completion(base, i, maxTokens = MAX_TOKENS) {
   const end = performance.now();
   // Usage when the server sends it, else one token per content chunk.
   return { ttft: (first ?? end) - start, tokens: tokens || chunks, decodeMs: end - (first ?? end), end };
-}
-
-function quantile(values, q) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-}
-
-// Says which server failed and how it ended, not only what the client saw.
-async function blame(server, work) {
-  try {
-    return await work();
-  } catch (e) {
-    await sleep(500);
-    const ended = server.child.exitCode ?? server.child.signalCode ?? 'still running';
-    throw new Error(`${server.kind} (${ended}) failed: ${e.message} (${e.cause?.message ?? ''})\n${server.log()}`);
-  }
 }
 
 // Single-stream decode rate of both servers: three sequential requests each, taken in turn
@@ -174,6 +106,7 @@ async function concurrent(server, pair) {
 // Both servers stay up (the idle one sleeps) so that they can be measured in turn; the order
 // flips every pair (A B, B A, ...) so that a drift in the machine's speed favours neither. The
 // prompts differ from pair to pair and request to request, so no prompt cache answers them.
+const startServer = (kind) => start(kind, (port) => command(kind, port));
 const servers = { allm: await startServer('allm'), llama: await startServer('llama-server') };
 const ratios = { single: [], aggregate: [], p50: [], p99: [] };
 try {

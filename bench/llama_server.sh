@@ -19,7 +19,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DIR="${ALLM_BUILD_DIR:-build}"
-DEPS_DIR="${ALLM_DEPS_DIR:-$HOME/.cache/allm/deps}"
 THREADS="${BENCH_THREADS:-$(nproc)}"
 PAIRS="${BENCH_PAIRS:-3}"
 DTYPE="${BENCH_DTYPE:-f16}"
@@ -28,14 +27,7 @@ SERVER_BUILD="$BUILD_DIR/bench/llama-server"
 MODEL_DIR="${BENCH_MODEL_DIR:-$HOME/.cache/allm/bench}"
 MODEL="$MODEL_DIR/llama-1b-$DTYPE.gguf"
 
-[ -x "$BUILD_DIR/bin/allm" ] || scripts/build.sh
-export CCACHE_BASEDIR="$PWD"  # reuse the main build's ggml/llama objects (scripts/build.sh)
-cmake -S "$DEPS_DIR/llama.cpp" -B "$SERVER_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_BACKEND_DL=OFF -DLLAMA_BUILD_COMMON=ON \
-  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
-  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-ninja -C "$SERVER_BUILD" -j "${ALLM_JOBS:-2}" llama-server llama-quantize >/dev/null
+bench/build_llama_server.sh llama-server llama-quantize
 
 # The random-weight model in a float type the fixture tool writes.
 float_model() {

@@ -54,6 +54,7 @@ void record_error(const Error& error) {
 std::string endpoint_label(const std::string& method, const std::string& path) {
   static const char* const kFixed[] = {"/v1/responses",
                                        "/v1/chat/completions",
+                                       "/v1/embeddings",
                                        "/v1/completions",
                                        "/v1/messages",
                                        "/v1/messages/count_tokens",

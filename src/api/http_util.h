@@ -52,6 +52,9 @@ std::string sse_data(const std::string& data);                      // a data: l
 
 int64_t unix_time();
 
+// Standard base64 (RFC 4648, with padding), for binary data in JSON (b64_json, base64 embeddings).
+std::string base64(const std::string& bytes);
+
 // `object[key]` when it is a string; `fallback` when `object` is not an object or the key is
 // absent or null; any other value as a short excerpt (json_excerpt), so that an error message
 // can quote it (json::value() would throw on a type mismatch, and a throw is a 500).

@@ -22,22 +22,6 @@ namespace {
 constexpr size_t kMaxPromptBytes = 16 * 1024;
 constexpr int64_t kMaxSeed = (int64_t(1) << 53) - 1;  // exact in every JSON client
 
-std::string base64(const std::string& in) {
-  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < in.size(); i += 3) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    if (i + 2 < in.size()) v |= uint8_t(in[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? kAlphabet[v & 63] : '=';
-  }
-  return out;
-}
-
 // One side of a size: decimal digits only (no sign, no spaces) that fit an int and are not 0.
 bool parse_side(std::string_view digits, int* side) {
   const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };

@@ -17,6 +17,8 @@ Error check_completions_request(const json& body);
 Error check_messages_request(const json& body);
 // POST /v1/responses with `body`; `conversations` answers previous_response_id.
 Error check_responses_request(const json& body, ConversationService& conversations);
+// POST /v1/embeddings with `body`.
+Error check_embeddings_request(const json& body);
 // POST /v1/audio/transcriptions with `req` (httplib has parsed the multipart form into req.form).
 Error check_audio_request(const httplib::Request& req);
 

@@ -30,6 +30,7 @@ struct ApiContext {
 void register_model_routes(httplib::Server& server, ApiContext& ctx);
 void register_responses_routes(httplib::Server& server, ApiContext& ctx);
 void register_chat_completions_routes(httplib::Server& server, ApiContext& ctx);
+void register_embeddings_routes(httplib::Server& server, ApiContext& ctx);
 void register_completions_routes(httplib::Server& server, ApiContext& ctx);
 // Anthropic's Messages API: POST /v1/messages and /v1/messages/count_tokens.
 void register_messages_routes(httplib::Server& server, ApiContext& ctx);

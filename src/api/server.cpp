@@ -85,6 +85,7 @@ ApiServer::ApiServer(ApiContext ctx, ServerConfig config)
   register_model_routes(server, ctx_);
   register_responses_routes(server, ctx_);
   register_chat_completions_routes(server, ctx_);
+  register_embeddings_routes(server, ctx_);
   register_completions_routes(server, ctx_);
   register_messages_routes(server, ctx_);
   register_audio_routes(server, ctx_);

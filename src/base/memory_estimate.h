@@ -16,7 +16,7 @@ enum class GpuUse { NONE, ALL_GPUS, FIRST_GPU };
 
 struct MemoryEstimate {
   uint64_t weights = 0;   // the weight files' sizes
-  uint64_t kv_cache = 0;  // layers x ctx x parallel x (K + V width) x bytes per value
+  uint64_t kv_cache = 0;  // layers x ctx x sequences x (K + V width) x bytes per value
   uint64_t compute = 0;   // compute buffers, logits, scratch, activations
   GpuUse gpu = GpuUse::NONE;
   std::string note;  // what the estimate assumed, e.g. "for 2 transcriptions at once"

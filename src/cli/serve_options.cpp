@@ -436,7 +436,7 @@ bool parse_serve_options(int argc, char** argv, ServeOptions* options, std::stri
 std::string serve_help() {
   std::string out =
       "usage: allm serve [options]\n\n"
-      "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions,\n"
+      "Serves the OpenAI-compatible API (/v1/responses, /v1/chat/completions, /v1/embeddings,\n"
       "/v1/audio/transcriptions, /v1/audio/translations, /v1/images/generations,\n"
       "/v1/images/edits, /v1/models).\n"
       "Every option can also be set by the environment variable shown.\n\n";

@@ -7,6 +7,7 @@
 #include "base/rpc_workers.h"
 #include "core/cpu_threads.h"
 #include "core/metrics.h"
+#include "text/embeddings.h"
 #include "text/scheduler.h"
 #include "text/text_memory.h"
 #include "text/utf8.h"
@@ -381,6 +382,69 @@ std::shared_ptr<TextStream> TextManager::start(const TextRequest& request, Error
                                  "", "rate_limit_exceeded"));
   }
   return stream;
+}
+
+namespace {
+
+// The input's tokens as the model reads them: text tokenized with the model's special tokens
+// (bos, and eos where its tokenizer appends one, as llama-server does), token ids as given.
+Error embedding_tokens(const TextBackend& backend, const EmbeddingInput& input,
+                       std::vector<Token>* tokens) {
+  const std::string& param = input.param;
+  *tokens = input.is_tokens ? input.tokens : backend.tokenize(input.text, backend.adds_bos());
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    const Token token = (*tokens)[i];
+    if (token < 0 || token >= backend.vocab_size()) {
+      return request_error("token id " + std::to_string(token) + " at " + param + "[" +
+                               std::to_string(i) + "] is not in the model's vocabulary of " +
+                               std::to_string(backend.vocab_size()) + " tokens",
+                           param);
+    }
+  }
+  if (tokens->empty()) return request_error("'" + param + "' has no tokens", param);
+  if (static_cast<int>(tokens->size()) > backend.context_per_sequence()) {
+    return request_error(param + " has " + std::to_string(tokens->size()) +
+                             " tokens but the model's context holds " +
+                             std::to_string(backend.context_per_sequence()) +
+                             " (--ctx-size); shorten the input",
+                         param, "context_length_exceeded");
+  }
+  return {};
+}
+
+}  // namespace
+
+Error TextManager::embed(const EmbeddingRequest& request, EmbeddingResult* result) {
+  Error error;
+  ModelLease<LoadedModel> model = models_.acquire(request.model, &error);
+  if (!model) return error;
+  const TextBackend& backend = model->scheduler->backend();
+  if (request.dimensions > 0 && !backend.normalizes_embeddings()) {
+    return request_error(
+        "this model's embeddings are not normalised (its modules.json has no Normalize module), "
+        "so they cannot be shortened; leave out 'dimensions'",
+        "dimensions");
+  }
+  std::vector<std::vector<Token>> inputs(request.inputs.size());
+  result->prompt_tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (Error e = embedding_tokens(backend, request.inputs[i], &inputs[i])) return e;
+    result->prompt_tokens += static_cast<int>(inputs[i].size());
+  }
+  if (Error e = model->scheduler->embed(inputs, &result->vectors)) return e;
+  if (!result->vectors.empty() &&
+      request.dimensions > static_cast<int>(result->vectors.front().size())) {
+    return request_error("'dimensions' is " + std::to_string(request.dimensions) +
+                             " but this model's embeddings have " +
+                             std::to_string(result->vectors.front().size()),
+                         "dimensions");
+  }
+  if (request.dimensions > 0) {
+    for (std::vector<float>& v : result->vectors) truncate_normalized(&v, request.dimensions);
+  }
+  Metrics::global().add("allm_tokens_input_total", {{"model", request.model}},
+                        result->prompt_tokens);
+  return {};
 }
 
 Error TextManager::count_prompt_tokens(const TextRequest& request, int* tokens) {

@@ -124,6 +124,25 @@ class TextStream {
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
 };
 
+// One input of an embeddings request: text, or token ids the client tokenized itself.
+struct EmbeddingInput {
+  std::string param = "input";  // the request field it came from, for errors ("input[2]")
+  bool is_tokens = false;
+  std::string text;
+  std::vector<Token> tokens;
+};
+
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<EmbeddingInput> inputs;  // at least one
+  int dimensions = 0;                  // > 0: truncate to this many and normalise again
+};
+
+struct EmbeddingResult {
+  std::vector<std::vector<float>> vectors;  // one per input, in order
+  int prompt_tokens = 0;
+};
+
 // A loaded text model's scheduler now.
 struct TextQueueState {
   int active_sequences = 0;  // requests being decoded
@@ -140,6 +159,10 @@ class TextManager {
   Error preload(const std::string& model_id) { return models_.preload(model_id); }
   // Formats, tokenizes and queues the request; errors before generation starts return here.
   std::shared_ptr<TextStream> start(const TextRequest& request, Error* error);
+  // Embeds every input with the model's pooling; request problems (a token id out of the
+  // vocabulary, an input past the context, `dimensions` the model cannot give) are 400s naming
+  // the field.
+  Error embed(const EmbeddingRequest& request, EmbeddingResult* result);
   // The prompt tokens `request` would be given (its chat template, tools and all), without
   // generating; loads the model if need be.
   Error count_prompt_tokens(const TextRequest& request, int* tokens);

@@ -84,6 +84,18 @@ class TextBackend {
   virtual size_t memory_bytes() const = 0;
   // Where the model runs, for the load log ("" when the engine logs it itself).
   virtual std::string placement() const { return ""; }
+
+  // Sentence embeddings, one vector per input (token ids, each 1 to context_per_sequence()
+  // long), pooled as the model declares and L2-normalised where normalizes_embeddings().
+  // Inputs share batches. They run on a context of their own, made on first use, beside the one
+  // decode() uses: callable from any thread, concurrently with decode(); calls wait for each
+  // other.
+  virtual Error embed(const std::vector<std::vector<Token>>& inputs,
+                      std::vector<std::vector<float>>* vectors) {
+    (void)inputs, (void)vectors;
+    return make_error(ErrorCode::UNSUPPORTED, "this model gives no embeddings");
+  }
+  virtual bool normalizes_embeddings() const { return false; }
   // The devices holding the model's blocks (the CPU first, then the offload devices in order;
   // devices given no block are left out; empty: the engine does not say).
   virtual std::vector<DeviceLayers> devices() const { return {}; }

@@ -1,5 +1,6 @@
 // TextBackend on llama.cpp: one llama_context holds every sequence of a loaded GGUF model.
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "base/ggml_log.h"
@@ -8,6 +9,7 @@
 #include "llama.h"
 #include "safetensors/device.h"
 #include "text/backend.h"
+#include "text/embeddings.h"
 
 namespace allm {
 
@@ -46,6 +48,7 @@ class LlamaBackend : public TextBackend {
 
   ~LlamaBackend() override {
     llama_batch_free(batch_);
+    if (embedding_ctx_) llama_free(embedding_ctx_);
     llama_free(ctx_);
     llama_model_free(model_);
   }
@@ -121,10 +124,35 @@ class LlamaBackend : public TextBackend {
   }
 
   size_t memory_bytes() const override {
-    return llama_model_size(model_) + llama_state_get_size(ctx_);
+    std::lock_guard<std::mutex> lock(embedding_mutex_);
+    return llama_model_size(model_) + llama_state_get_size(ctx_) +
+           (embedding_ctx_ ? llama_state_get_size(embedding_ctx_) : 0);
   }
   std::vector<DeviceLayers> devices() const override { return devices_; }
   bool healthy() const override { return workers_.lost_worker().empty(); }
+
+  // Inputs are packed into batches of up to a context's worth of tokens, one sequence each, and
+  // pooled by llama.cpp.
+  Error embed(const std::vector<std::vector<Token>>& inputs,
+              std::vector<std::vector<float>>* vectors) override {
+    std::lock_guard<std::mutex> lock(embedding_mutex_);
+    if (Error e = open_embedding_context()) return e;
+    vectors->clear();
+    size_t next = 0;
+    while (next < inputs.size()) {
+      const size_t first = next;
+      size_t tokens = 0;
+      while (next < inputs.size() && next - first < kEmbeddingSequences &&
+             tokens + inputs[next].size() <= static_cast<size_t>(params_.ctx_per_sequence)) {
+        tokens += inputs[next++].size();
+      }
+      if (next == first) return make_error(ErrorCode::INTERNAL, "an input exceeds the context");
+      if (Error e = embed_batch(inputs, first, next, vectors)) return e;
+    }
+    return {};
+  }
+
+  bool normalizes_embeddings() const override { return true; }
 
  private:
   std::string piece(Token token, bool special) const {
@@ -141,8 +169,92 @@ class LlamaBackend : public TextBackend {
     return token == LLAMA_TOKEN_NULL ? "" : piece(token, true);
   }
 
+  // The embedding context: embeddings on, the model's pooling (last token where its metadata
+  // declares none, as for any decoder), one KV cache of ctx_per_sequence cells that the packed
+  // sequences share.
+  Error open_embedding_context() {
+    if (embedding_ctx_) return {};
+    llama_context_params p = llama_context_default_params();
+    p.embeddings = true;
+    p.kv_unified = true;
+    p.n_seq_max = kEmbeddingSequences;
+    p.n_ctx = static_cast<uint32_t>(params_.ctx_per_sequence);
+    p.n_batch = p.n_ctx;
+    if (params_.threads > 0) p.n_threads = p.n_threads_batch = params_.threads;
+    if (params_.f32_cache) {
+      p.type_k = p.type_v = GGML_TYPE_F32;
+      p.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
+    p.pooling_type = declared_pooling();
+    if (p.pooling_type == LLAMA_POOLING_TYPE_RANK) {
+      return make_error(ErrorCode::UNSUPPORTED, "this model is a reranker, not an embedding model");
+    }
+    // Last-token pooling reads each sequence's last token of each micro-batch, so an input may
+    // span several; mean and first-token pooling need a whole input in one.
+    p.n_ubatch =
+        p.pooling_type == LLAMA_POOLING_TYPE_LAST ? std::min<uint32_t>(p.n_ctx, 512) : p.n_ctx;
+    embedding_ctx_ = llama_init_from_model(model_, p);
+    if (!embedding_ctx_) {
+      return make_error(ErrorCode::OOM_RAM, "could not create the embedding context");
+    }
+    return {};
+  }
+
+  // The GGUF's `<arch>.pooling_type`; last token when it declares none.
+  enum llama_pooling_type declared_pooling() const {
+    char arch[128] = {0}, value[32] = {0};
+    if (llama_model_meta_val_str(model_, "general.architecture", arch, sizeof arch) < 0) {
+      return LLAMA_POOLING_TYPE_LAST;
+    }
+    const std::string key = std::string(arch) + ".pooling_type";
+    if (llama_model_meta_val_str(model_, key.c_str(), value, sizeof value) < 0) {
+      return LLAMA_POOLING_TYPE_LAST;
+    }
+    const int declared = std::atoi(value);
+    return declared == LLAMA_POOLING_TYPE_NONE ? LLAMA_POOLING_TYPE_LAST
+                                               : static_cast<enum llama_pooling_type>(declared);
+  }
+
+  // Inputs [first, end) in one decode, sequence i - first each.
+  Error embed_batch(const std::vector<std::vector<Token>>& inputs, size_t first, size_t end,
+                    std::vector<std::vector<float>>* vectors) {
+    llama_memory_clear(llama_get_memory(embedding_ctx_), true);
+    size_t tokens = 0;
+    for (size_t i = first; i < end; ++i) tokens += inputs[i].size();
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens), 0, 1);
+    for (size_t i = first; i < end; ++i) {
+      for (size_t pos = 0; pos < inputs[i].size(); ++pos) {
+        const int n = batch.n_tokens++;
+        batch.token[n] = inputs[i][pos];
+        batch.pos[n] = static_cast<llama_pos>(pos);
+        batch.n_seq_id[n] = 1;
+        batch.seq_id[n][0] = static_cast<llama_seq_id>(i - first);
+        batch.logits[n] = true;
+      }
+    }
+    const int32_t rc = llama_decode(embedding_ctx_, batch);
+    llama_batch_free(batch);
+    if (rc != 0) {
+      return make_error(ErrorCode::INTERNAL,
+                        "llama_decode of embeddings failed with code " + std::to_string(rc));
+    }
+    const int width = llama_model_n_embd_out(model_);
+    for (size_t i = first; i < end; ++i) {
+      const float* pooled =
+          llama_get_embeddings_seq(embedding_ctx_, static_cast<llama_seq_id>(i - first));
+      if (!pooled) return make_error(ErrorCode::INTERNAL, "llama.cpp returned no embedding");
+      vectors->emplace_back(pooled, pooled + width);
+      l2_normalize(&vectors->back());
+    }
+    return {};
+  }
+
+  static constexpr uint32_t kEmbeddingSequences = 64;
+
   llama_model* model_;
   llama_context* ctx_;
+  mutable std::mutex embedding_mutex_;
+  llama_context* embedding_ctx_ = nullptr;  // made on the first embed()
   const llama_vocab* vocab_;
   BackendParams params_;
   std::vector<DeviceLayers> devices_;

@@ -1,11 +1,13 @@
 // TextBackend on safetensors.cpp: a Hugging Face folder served with no conversion.
 #include <algorithm>
+#include <mutex>
 
 #include "base/byte_size.h"
 #include "base/log.h"
 #include "base/rpc_workers.h"
 #include "safetensors.h"
 #include "text/backend.h"
+#include "text/embeddings.h"
 
 namespace allm {
 
@@ -24,6 +26,27 @@ ErrorCode to_error_code(stcpp_status status) {
   return ErrorCode::INTERNAL;
 }
 
+// A batch as stcpp_decode takes it, in arrays kept between calls.
+struct BatchArrays {
+  std::vector<int32_t> tokens, positions, seqs;
+  std::vector<int8_t> want;
+
+  stcpp_batch fill(const std::vector<BatchToken>& batch) {
+    tokens.clear();
+    positions.clear();
+    seqs.clear();
+    want.clear();
+    for (const BatchToken& t : batch) {
+      tokens.push_back(t.token);
+      positions.push_back(t.position);
+      seqs.push_back(t.sequence);
+      want.push_back(t.want_logits ? 1 : 0);
+    }
+    return {static_cast<int32_t>(batch.size()), tokens.data(), positions.data(), seqs.data(),
+            want.data()};
+  }
+};
+
 class SafetensorsBackend : public TextBackend {
  public:
   SafetensorsBackend(stcpp_model* model, stcpp_context* ctx, const BackendParams& params,
@@ -34,6 +57,7 @@ class SafetensorsBackend : public TextBackend {
         devices_(std::move(devices)),
         workers_(device_names(devices_)) {}
   ~SafetensorsBackend() override {
+    if (embedding_ctx_) stcpp_context_free(embedding_ctx_);
     stcpp_context_free(ctx_);
     stcpp_model_free(model_);
   }
@@ -73,23 +97,7 @@ class SafetensorsBackend : public TextBackend {
   std::string eos_text() const override { return stcpp_eos_text(model_); }
 
   Error decode(const std::vector<BatchToken>& batch) override {
-    tokens_.clear();
-    positions_.clear();
-    seqs_.clear();
-    want_.clear();
-    for (const BatchToken& t : batch) {
-      tokens_.push_back(t.token);
-      positions_.push_back(t.position);
-      seqs_.push_back(t.sequence);
-      want_.push_back(t.want_logits ? 1 : 0);
-    }
-    const stcpp_batch b{static_cast<int32_t>(batch.size()), tokens_.data(), positions_.data(),
-                        seqs_.data(), want_.data()};
-    const stcpp_status status = stcpp_decode(ctx_, b);
-    // A lost worker's part of the compute gave nothing (or failed): that is the error.
-    if (Error lost = workers_.check()) return lost;
-    if (status == STCPP_OK) return {};
-    return make_error(to_error_code(status), stcpp_last_error(ctx_));
+    return run(ctx_, decode_arrays_, batch);
   }
 
   const float* logits(int batch_index) override { return stcpp_get_logits(ctx_, batch_index); }
@@ -102,8 +110,30 @@ class SafetensorsBackend : public TextBackend {
     return true;
   }
   size_t memory_bytes() const override {
-    return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_);
+    std::lock_guard<std::mutex> lock(embedding_mutex_);
+    return stcpp_model_size_bytes(model_) + stcpp_context_size_bytes(ctx_) +
+           (embedding_ctx_ ? stcpp_context_size_bytes(embedding_ctx_) : 0);
   }
+
+  // Inputs go max_sequences() at a time, one sequence each, their tokens in batches of
+  // kMaxBatch; the hidden states the pooling reads are summed as they come.
+  Error embed(const std::vector<std::vector<Token>>& inputs,
+              std::vector<std::vector<float>>* vectors) override {
+    if (*stcpp_model_embedding_problem(model_)) {
+      return make_error(ErrorCode::UNSUPPORTED, stcpp_model_embedding_problem(model_));
+    }
+    std::lock_guard<std::mutex> lock(embedding_mutex_);
+    if (Error e = open_embedding_context()) return e;
+    vectors->clear();
+    const size_t group = static_cast<size_t>(params_.sequences);
+    for (size_t first = 0; first < inputs.size(); first += group) {
+      const size_t end = std::min(inputs.size(), first + group);
+      if (Error e = embed_group(inputs, first, end, vectors)) return e;
+    }
+    return {};
+  }
+
+  bool normalizes_embeddings() const override { return stcpp_model_normalizes(model_); }
   std::vector<DeviceLayers> devices() const override { return devices_; }
   bool healthy() const override { return workers_.lost_worker().empty(); }
   std::string placement() const override {
@@ -116,13 +146,86 @@ class SafetensorsBackend : public TextBackend {
   static constexpr int kMaxBatch = 512;
 
  private:
+  Pooling pooling() const {
+    switch (stcpp_model_pooling(model_)) {
+      case STCPP_POOLING_MEAN: return Pooling::MEAN;
+      case STCPP_POOLING_CLS: return Pooling::CLS;
+      default: return Pooling::LAST;
+    }
+  }
+
+  // The same geometry as the generation context, giving hidden states instead of logits.
+  Error open_embedding_context() {
+    if (embedding_ctx_) return {};
+    char message[1024] = {0};
+    stcpp_status status = STCPP_OK;
+    stcpp_context_params p = stcpp_context_default_params();
+    p.n_ctx_per_seq = params_.ctx_per_sequence;
+    p.n_seq_max = params_.sequences;
+    p.n_batch = kMaxBatch;
+    p.cache_type = params_.f32_cache ? STCPP_CACHE_F32 : STCPP_CACHE_F16;
+    p.embeddings = true;
+    embedding_ctx_ = stcpp_context_new(model_, p, &status, message, sizeof message);
+    if (!embedding_ctx_) return make_error(to_error_code(status), message);
+    return {};
+  }
+
+  // Inputs [first, end), sequence i - first each, read in batches of up to kMaxBatch tokens.
+  Error embed_group(const std::vector<std::vector<Token>>& inputs, size_t first, size_t end,
+                    std::vector<std::vector<float>>* vectors) {
+    const Pooling how = pooling();
+    const int width = stcpp_model_n_embd(model_);
+    std::vector<PooledVector> pooled;
+    std::vector<size_t> done(end - first, 0);  // tokens of each input already decoded
+    for (size_t i = first; i < end; ++i) {
+      pooled.emplace_back(how, width);
+      stcpp_seq_clear(embedding_ctx_, static_cast<int32_t>(i - first));
+    }
+    std::vector<BatchToken> batch;
+    for (size_t s = 0; s < done.size();) {
+      batch.clear();
+      for (size_t t = s; t < done.size() && batch.size() < kMaxBatch; ++t) {
+        const std::vector<Token>& input = inputs[first + t];
+        const int length = static_cast<int>(input.size());
+        for (; done[t] < input.size() && batch.size() < kMaxBatch; ++done[t]) {
+          const int pos = static_cast<int>(done[t]);
+          batch.push_back(
+              {input[done[t]], pos, static_cast<int>(t), PooledVector::reads(how, pos, length)});
+        }
+      }
+      if (Error e = run(embedding_ctx_, embedding_arrays_, batch)) return e;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!batch[i].want_logits) continue;
+        const float* state = stcpp_get_embeddings(embedding_ctx_, static_cast<int32_t>(i));
+        if (!state) return make_error(ErrorCode::INTERNAL, "safetensors.cpp gave no hidden state");
+        pooled[batch[i].sequence].add(state);
+      }
+      while (s < done.size() && done[s] == inputs[first + s].size()) ++s;
+    }
+    for (PooledVector& p : pooled) {
+      vectors->push_back(p.result());
+      if (stcpp_model_normalizes(model_)) l2_normalize(&vectors->back());
+    }
+    return {};
+  }
+
+  Error run(stcpp_context* ctx, BatchArrays& arrays, const std::vector<BatchToken>& batch) {
+    const stcpp_status status = stcpp_decode(ctx, arrays.fill(batch));
+    // A lost worker's part of the compute gave nothing (or failed): that is the error.
+    if (Error lost = workers_.check()) return lost;
+    if (status == STCPP_OK) return {};
+    return make_error(to_error_code(status), stcpp_last_error(ctx));
+  }
+
   stcpp_model* model_;
   stcpp_context* ctx_;
   BackendParams params_;
   std::vector<DeviceLayers> devices_;
   RpcPlacement workers_;  // those of devices_
-  std::vector<int32_t> tokens_, positions_, seqs_;
-  std::vector<int8_t> want_;
+  mutable std::mutex embedding_mutex_;
+  stcpp_context* embedding_ctx_ = nullptr;  // made on the first embed()
+  BatchArrays decode_arrays_;               // the scheduler thread's
+  BatchArrays embedding_arrays_;            // under embedding_mutex_
 };
 
 stcpp_quantize_type stcpp_quantize_type_of(Quantization quantization) {

@@ -27,6 +27,12 @@ class Scheduler {
   ~Scheduler();
 
   const TextBackend& backend() const { return *backend_; }
+  // Embeddings run on the backend's own embedding context, beside the decode loop (which goes
+  // on meanwhile), on the caller's thread.
+  Error embed(const std::vector<std::vector<Token>>& inputs,
+              std::vector<std::vector<float>>* vectors) {
+    return backend_->embed(inputs, vectors);
+  }
   // False (the job is not taken) when all sequences are busy and the queue is full.
   bool submit(std::shared_ptr<GenerationJob> job);
   int active_sequences() const;

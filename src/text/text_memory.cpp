@@ -86,9 +86,13 @@ uint64_t kv_cache_bytes(const ModelShape& shape, int ctx_per_sequence, int seque
          static_cast<uint64_t>(sequences) * width * static_cast<uint64_t>(bytes_per_value);
 }
 
-uint64_t compute_margin_bytes(const ModelShape& shape, int n_batch) {
+uint64_t batch_activation_bytes(const ModelShape& shape, int n_batch) {
   const uint64_t per_token = static_cast<uint64_t>(shape.vocab) + 8ull * shape.embedding;
-  return (64ull << 20) + static_cast<uint64_t>(n_batch) * per_token * sizeof(float);
+  return static_cast<uint64_t>(n_batch) * per_token * sizeof(float);
+}
+
+uint64_t compute_margin_bytes(const ModelShape& shape, int n_batch) {
+  return (64ull << 20) + batch_activation_bytes(shape, n_batch);
 }
 
 std::optional<ModelShape> read_gguf_shape(const fs::path& gguf_file) {
@@ -161,8 +165,13 @@ MemoryEstimate estimate_text_model(ModelFormat format, const fs::path& file, int
     shape = read_hf_config_shape(folder / "config.json");
   }
   if (shape) {
-    estimate.kv_cache = kv_cache_bytes(*shape, ctx_per_sequence, sequences, bytes_per_value);
-    estimate.compute = compute_margin_bytes(*shape, 512);
+    // The embedding context, made on the first embeddings request, is counted from the start:
+    // its cache (llama.cpp's holds one sequence's worth of cells that its packed inputs share,
+    // safetensors.cpp's as many sequences as generation) and a batch of its own.
+    const int embedding_sequences = format == ModelFormat::GGUF ? 1 : sequences;
+    estimate.kv_cache =
+        kv_cache_bytes(*shape, ctx_per_sequence, sequences + embedding_sequences, bytes_per_value);
+    estimate.compute = compute_margin_bytes(*shape, 512) + batch_activation_bytes(*shape, 512);
   }
   return estimate;
 }

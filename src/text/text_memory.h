@@ -25,7 +25,9 @@ struct ModelShape {
 
 uint64_t kv_cache_bytes(const ModelShape& shape, int ctx_per_sequence, int sequences,
                         int bytes_per_value);
-// A fixed 64 MiB plus one batch of logits and activations (n_batch tokens).
+// One batch of logits and activations (n_batch tokens).
+uint64_t batch_activation_bytes(const ModelShape& shape, int n_batch);
+// A fixed 64 MiB plus batch_activation_bytes.
 uint64_t compute_margin_bytes(const ModelShape& shape, int n_batch);
 
 // Reads the shape from GGUF metadata (llama.cpp's `<arch>.*` keys) or a Hugging Face
@@ -38,7 +40,8 @@ std::optional<ModelShape> read_hf_config_shape(const std::filesystem::path& conf
 // files' sizes when safetensors.cpp cannot read the model).
 uint64_t text_weights_bytes(ModelFormat format, const std::filesystem::path& file,
                             Quantization quantization);
-// Weights as text_weights_bytes plus KV and compute from the shape; when the shape is
+// Weights as text_weights_bytes plus KV and compute from the shape, for the generation context
+// and the embedding context beside it (TextBackend::embed); when the shape is
 // unreadable the estimate is the weights alone (the load itself will then report what is wrong).
 // With `offload`, the model goes to the GPUs when there are some (both engines split the layers
 // over them).

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "hf_fixture/hf_fixture.h"
+#include "parity/architectures.h"
 #include "parity/feed.h"
 #include "parity/logprobs.h"
 #include "text/backend.h"
@@ -93,18 +94,8 @@ class Parity : public ::testing::TestWithParam<Case> {
     options.out_dir = (dir_ / "hf").string();
     options.gguf_path = (dir_ / "model.gguf").string();
     options.yarn = c.yarn;
-    std::string problem;
-    ASSERT_TRUE(fixture::write_hf_fixture(options, &problem)) << problem;
-    BackendParams params;
-    params.ctx_per_sequence = c.ctx_per_sequence;
-    params.sequences = 2;
-    params.threads = 2;
-    params.f32_cache = true;
-    Error error;
-    llama_ = open_llama_backend(options.gguf_path, params, &error);
-    ASSERT_TRUE(llama_) << error.message;
-    ours_ = open_safetensors_backend(options.out_dir, params, &error);
-    ASSERT_TRUE(ours_) << error.message;
+    ASSERT_NO_FATAL_FAILURE(testing_util::open_fixture_pair(
+        options, testing_util::exact_params(c.ctx_per_sequence), &llama_, &ours_));
   }
   void TearDown() override { fs::remove_all(dir_); }
 

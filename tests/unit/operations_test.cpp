@@ -100,7 +100,8 @@ TEST(MemoryEstimate, ReadsGgufMetadataAndHfConfig) {
   EXPECT_GT(shape->vocab, 0);
   const MemoryEstimate e = estimate_text_model(ModelFormat::GGUF, gguf, 512, 2, 2);
   EXPECT_EQ(e.weights, fs::file_size(gguf));
-  EXPECT_EQ(e.kv_cache, kv_cache_bytes(*shape, 512, 2, 2));
+  // Two sequences of generation and the embedding context's one.
+  EXPECT_EQ(e.kv_cache, kv_cache_bytes(*shape, 512, 3, 2));
   EXPECT_GT(e.compute, 64u << 20);
 
   const fs::path hf = dir / "hf";
@@ -110,7 +111,8 @@ TEST(MemoryEstimate, ReadsGgufMetadataAndHfConfig) {
   std::ofstream(hf / "model.safetensors") << std::string(1000, 'x');
   const MemoryEstimate h = estimate_text_model(ModelFormat::SAFETENSORS, hf, 100, 3, 2);
   EXPECT_EQ(h.weights, 1000u);
-  EXPECT_EQ(h.kv_cache, 4ull * 100 * 3 * (2 * (32 + 32)) * 2);
+  // Three sequences of generation and as many for embeddings.
+  EXPECT_EQ(h.kv_cache, 4ull * 100 * 6 * (2 * (32 + 32)) * 2);
   fs::remove_all(dir);
 }
 

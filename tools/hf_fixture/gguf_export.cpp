@@ -6,8 +6,8 @@
 #include <map>
 
 #include "gguf.h"
-#include "hf_fixture/dtype.h"
 #include "hf_fixture/arch_gpt_oss.h"
+#include "hf_fixture/dtype.h"
 #include "hf_fixture/families.h"
 
 namespace allm::fixture {
@@ -227,6 +227,12 @@ bool write_gguf(const std::string& path, const Fixture& f, std::string* error) {
   ggml_context* ctx = ggml_init(params);
   gguf_context* g = gguf_init_empty();
   write_hparams(g, f);
+  if (f.pooling != EmbeddingPooling::None) {  // llama.cpp's LLAMA_POOLING_TYPE_MEAN, _CLS, _LAST
+    const uint32_t pooling = f.pooling == EmbeddingPooling::Mean  ? 1
+                             : f.pooling == EmbeddingPooling::Cls ? 2
+                                                                  : 3;
+    gguf_set_val_u32(g, (f.spec.gguf_arch + ".pooling_type").c_str(), pooling);
+  }
   const Family* family = family_of(f.spec.arch);
   if (family) family->write_hparams(g, f.spec);
   write_tokenizer(g, f, tiny_chatml_template());

@@ -36,6 +36,7 @@ void apply_yarn(Yarn yarn, ModelSpec* spec) {
 Fixture build_on(const FixtureOptions& options, ByteLevelVocabulary vocab) {
   Fixture f;
   f.dtype = options.dtype;
+  f.pooling = options.pooling;
   f.vocab = std::move(vocab);
   f.spec =
       model_spec(options.arch, static_cast<int>(f.vocab.tokens.size()), options.tie_embeddings);
@@ -91,6 +92,29 @@ Fixture build_fixture(const FixtureOptions& options) {
   return build_on(options, tiny_byte_level_vocabulary());
 }
 
+// sentence-transformers' files for the fixture's pooling, as it saves an embedding model.
+bool write_sentence_modules(const Fixture& f, const std::filesystem::path& dir,
+                            std::string* error) {
+  if (f.pooling == EmbeddingPooling::None) return true;
+  const char* mode = f.pooling == EmbeddingPooling::Mean  ? "pooling_mode_mean_tokens"
+                     : f.pooling == EmbeddingPooling::Cls ? "pooling_mode_cls_token"
+                                                          : "pooling_mode_lasttoken";
+  nlohmann::ordered_json modules = nlohmann::ordered_json::array();
+  const char* kModules[][2] = {
+      {"", "Transformer"}, {"1_Pooling", "Pooling"}, {"2_Normalize", "Normalize"}};
+  for (size_t i = 0; i < 3; ++i) {
+    modules.push_back({{"idx", i},
+                       {"name", std::to_string(i)},
+                       {"path", kModules[i][0]},
+                       {"type", std::string("sentence_transformers.models.") + kModules[i][1]}});
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir / "1_Pooling", ec);
+  return write_json(dir / "modules.json", modules, error) &&
+         write_json(dir / "1_Pooling" / "config.json",
+                    {{"word_embedding_dimension", f.spec.hidden}, {mode, true}}, error);
+}
+
 bool write_hf_fixture(const FixtureOptions& options, std::string* error) {
   std::optional<TokenizerFiles> real;
   if (!options.tokenizer_dir.empty()) {
@@ -114,6 +138,7 @@ bool write_hf_fixture(const FixtureOptions& options, std::string* error) {
   return write_json(dir / "config.json", hf_config(f.spec, f.vocab, f.dtype), error) &&
          write_json(dir / "generation_config.json", hf_generation_config(f.vocab), error) &&
          write_tokenizer(options, f, real ? &*real : nullptr, dir, error) &&
+         write_sentence_modules(f, dir, error) &&
          write_safetensors_checkpoint(dir.string(), f.tensors, f.dtype, options.shards, error) &&
          (options.gguf_path.empty() || write_gguf(options.gguf_path, f, error));
 }

@@ -24,6 +24,7 @@ struct FixtureOptions {
   // (truncate false) and Rounded (truncate true, what llama.cpp computes) set it on any
   // architecture (factor 4 over a quarter of max_position_embeddings where it has none).
   Yarn yarn = Yarn::Default;
+  EmbeddingPooling pooling = EmbeddingPooling::None;
   // A folder with a real model's tokenizer.json and tokenizer_config.json: the fixture carries
   // them (vocab_size, bos and eos follow them) instead of the tiny vocabulary. No GGUF then.
   std::string tokenizer_dir;

@@ -23,6 +23,8 @@ const char* const kUsage =
     "                                                tokenizer_config.json instead of the tiny\n"
     "                                                vocabulary; no --gguf)\n"
     "                            [--chat-template FILE.jinja]  (with --tokenizer: its template)\n"
+    "                            [--pooling last|mean|cls]  (a sentence-embedding model:\n"
+    "                                 modules.json with Normalize; the GGUF's pooling_type)\n"
     "                            [--yarn exact|rounded]  (YaRN rope scaling, truncate false|true;\n"
     "                                 llama.cpp computes rounded; gpt-oss defaults to exact)\n";
 
@@ -66,6 +68,12 @@ bool parse_args(int argc, char** argv, allm::fixture::FixtureOptions* options) {
     } else if (arg == "--yarn") {
       if (value != "exact" && value != "rounded") return false;
       options->yarn = value == "exact" ? allm::fixture::Yarn::Exact : allm::fixture::Yarn::Rounded;
+    } else if (arg == "--pooling") {
+      using allm::fixture::EmbeddingPooling;
+      if (value != "last" && value != "mean" && value != "cls") return false;
+      options->pooling = value == "last"   ? EmbeddingPooling::Last
+                         : value == "mean" ? EmbeddingPooling::Mean
+                                           : EmbeddingPooling::Cls;
     } else if (arg == "--seed") {
       options->seed = std::strtoull(value.c_str(), nullptr, 10);
     } else {

@@ -11,7 +11,19 @@
 
 namespace allm::fixture {
 
-enum class Arch { Llama, Llama3, Mistral, Qwen2, Qwen3, Gemma, Gemma2, Nemotron, GptOss, Phi, Phi3 };
+enum class Arch {
+  Llama,
+  Llama3,
+  Mistral,
+  Qwen2,
+  Qwen3,
+  Gemma,
+  Gemma2,
+  Nemotron,
+  GptOss,
+  Phi,
+  Phi3
+};
 enum class DType { F32, F16, BF16 };
 
 // `rope_scaling` of Llama 3.1 style checkpoints.
@@ -56,8 +68,8 @@ struct ModelSpec {
   int experts_used = 0;
   std::optional<YarnRopeScaling> yarn_rope;  // gpt-oss always; llama-family fixtures on request
   // Gemma, Gemma2 and Nemotron (arch_gemma.cpp, arch_nemotron.cpp).
-  bool norm_plus_one = false;  // norms applied as 1 + w: HF stores w, the GGUF 1 + w
-  bool gguf_rope_keys = true;  // gemma's converters write no rope.freq_base/dimension_count
+  bool norm_plus_one = false;          // norms applied as 1 + w: HF stores w, the GGUF 1 + w
+  bool gguf_rope_keys = true;          // gemma's converters write no rope.freq_base/dimension_count
   double partial_rotary_factor = 1.0;  // rope turns this share of head_dim
 };
 
@@ -78,8 +90,13 @@ struct Tensor {
   std::vector<uint8_t> raw = {};
 };
 
+// A sentence-embedding fixture's pooling: sentence-transformers' modules.json (Transformer,
+// Pooling, Normalize) in the folder, `<arch>.pooling_type` in the GGUF. None: neither.
+enum class EmbeddingPooling { None, Last, Mean, Cls };
+
 struct Fixture {
   ModelSpec spec;
+  EmbeddingPooling pooling = EmbeddingPooling::None;
   DType dtype = DType::F32;
   ByteLevelVocabulary vocab;  // the tokenizer's tokens (vocab_size may add padding ids)
   std::vector<Tensor> tensors;

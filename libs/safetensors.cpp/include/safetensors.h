@@ -65,7 +65,18 @@ typedef struct {
   int32_t n_seq_max;      // sequences decoded together
   int32_t n_batch;        // most tokens in one stcpp_decode call
   stcpp_cache_type cache_type;
+  // The outputs a decode gives: false, logits (stcpp_get_logits); true, the final hidden states
+  // after the final norm, without the output head (stcpp_get_embeddings).
+  bool embeddings;
 } stcpp_context_params;
+
+// How a sentence-embedding model turns its hidden states into one vector per input, as its
+// folder declares it (sentence-transformers' modules.json and 1_Pooling/config.json).
+typedef enum {
+  STCPP_POOLING_LAST = 0,  // the last token's (decoder models; also without those files)
+  STCPP_POOLING_MEAN = 1,  // the mean over the input's tokens
+  STCPP_POOLING_CLS = 2,   // the first token's
+} stcpp_pooling;
 
 // One decode call: token i goes to sequence seq_ids[i] at positions[i]; logits[i] != 0 asks for
 // its logits. Within a sequence, tokens come in order of position.
@@ -137,13 +148,25 @@ const char* stcpp_bos_text(const stcpp_model* model);       // "" when none
 const char* stcpp_eos_text(const stcpp_model* model);       // "" when none
 const char* stcpp_chat_template(const stcpp_model* model);  // "" when none
 
+// Sentence embeddings. Without modules.json a folder is pooled by its last token and normalised.
+int32_t stcpp_model_n_embd(const stcpp_model* model);  // width of a hidden state
+stcpp_pooling stcpp_model_pooling(const stcpp_model* model);
+bool stcpp_model_normalizes(const stcpp_model* model);  // a Normalize module (L2) follows pooling
+// Why the folder's declared modules cannot be run (a Dense layer, max pooling, ...); "" when they
+// can.
+const char* stcpp_model_embedding_problem(const stcpp_model* model);
+
 // Inference state: KV cache and buffers for n_seq_max sequences.
 stcpp_context* stcpp_context_new(stcpp_model* model, stcpp_context_params params,
                                  stcpp_status* status, char* message, size_t message_size);
 void stcpp_context_free(stcpp_context* ctx);
 stcpp_status stcpp_decode(stcpp_context* ctx, stcpp_batch batch);
-// Logits of the i-th token of the last batch (which must have asked for them).
+// Logits of the i-th token of the last batch (which must have asked for them); NULL when it did
+// not or the context gives embeddings.
 const float* stcpp_get_logits(stcpp_context* ctx, int32_t i);
+// The final hidden state (stcpp_model_n_embd floats) of the i-th token of the last batch of a
+// context made with `embeddings`, for tokens that asked for outputs; NULL otherwise.
+const float* stcpp_get_embeddings(stcpp_context* ctx, int32_t i);
 void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id);
 // Keeps positions [0, from_pos) of a sequence and forgets the rest (prefix reuse: the next
 // decode for this sequence continues at from_pos).

@@ -7,6 +7,7 @@
 
 #include "context.h"
 #include "model.h"
+#include "pooling.h"
 #include "safetensors.h"
 #include "safetensors/device.h"
 
@@ -15,6 +16,7 @@ struct stcpp_model {
   std::set<int32_t> eog;
   std::string quantization;  // the store's summary
   std::string devices;       // the names of the GPUs it uses, or "CPU"
+  stcpp::SentencePooling pooling;
 };
 
 struct stcpp_context {
@@ -181,6 +183,7 @@ Failure load_model(const std::string& path, const stcpp_model_params& params, st
     out->devices += (out->devices.empty() ? "" : ",") + std::string(ggml_backend_dev_name(device));
   }
   if (out->devices.empty()) out->devices = "CPU";
+  out->pooling = stcpp::read_sentence_pooling(m.folder);
   return {};
 }
 
@@ -193,7 +196,7 @@ stcpp_model_params stcpp_model_default_params(void) {
 }
 
 stcpp_context_params stcpp_context_default_params(void) {
-  return stcpp_context_params{4096, 1, 512, STCPP_CACHE_F16};
+  return stcpp_context_params{4096, 1, 512, STCPP_CACHE_F16, false};
 }
 
 stcpp_model* stcpp_model_load(const char* path, stcpp_model_params params, stcpp_status* status,
@@ -332,6 +335,19 @@ const char* stcpp_chat_template(const stcpp_model* model) {
   return model->model.tokenizer->chat_template().c_str();
 }
 
+int32_t stcpp_model_n_embd(const stcpp_model* model) {
+  return model->model.config.hidden_size;
+}
+stcpp_pooling stcpp_model_pooling(const stcpp_model* model) {
+  return model->pooling.pooling;
+}
+bool stcpp_model_normalizes(const stcpp_model* model) {
+  return model->pooling.normalize;
+}
+const char* stcpp_model_embedding_problem(const stcpp_model* model) {
+  return model->pooling.problem.c_str();
+}
+
 stcpp_context* stcpp_context_new(stcpp_model* model, stcpp_context_params params,
                                  stcpp_status* status, char* message, size_t message_size) {
   auto ctx = std::make_unique<stcpp_context>();
@@ -362,7 +378,11 @@ stcpp_status stcpp_decode(stcpp_context* ctx, stcpp_batch batch) {
 }
 
 const float* stcpp_get_logits(stcpp_context* ctx, int32_t i) {
-  return ctx->impl->logits(i);
+  return ctx->impl->gives_embeddings() ? nullptr : ctx->impl->output(i);
+}
+
+const float* stcpp_get_embeddings(stcpp_context* ctx, int32_t i) {
+  return ctx->impl->gives_embeddings() ? ctx->impl->output(i) : nullptr;
 }
 
 void stcpp_seq_clear(stcpp_context* ctx, int32_t seq_id) {

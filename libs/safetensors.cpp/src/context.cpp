@@ -144,8 +144,8 @@ Failure Context::build_graph(std::vector<TokenGroup> groups, int n_tokens, int n
                              size_t nodes) {
   graph_.reset();
   graph_shape_.clear();
-  auto graph =
-      std::make_unique<Graph>(model_, cache_, std::move(groups), n_tokens, n_outputs, nodes);
+  auto graph = std::make_unique<Graph>(model_, cache_, std::move(groups), n_tokens, n_outputs,
+                                       nodes, params_.embeddings);
   ggml_tensor* out = model_.architecture->build(*graph);
   ggml_build_forward_expand(graph->cgraph(), out);
   ggml_backend_sched_reset(scheduler_);
@@ -163,10 +163,10 @@ Failure Context::decode(const stcpp_batch& b) {
   std::vector<TokenGroup> groups;
   if (Failure f = validate(b, &groups)) return f;
   std::vector<int32_t> output_ids;
-  logit_rows_.assign(b.n_tokens, -1);
+  output_rows_.assign(b.n_tokens, -1);
   for (int i = 0; i < b.n_tokens; ++i) {
     if (b.logits[i]) {
-      logit_rows_[i] = static_cast<int>(output_ids.size());
+      output_rows_[i] = static_cast<int>(output_ids.size());
       output_ids.push_back(i);
     }
   }
@@ -199,18 +199,20 @@ Failure Context::decode(const stcpp_batch& b) {
     graph_shape_.clear();
     return fail(STCPP_INTERNAL, "the compute graph failed");
   }
-  logits_.resize(ggml_nelements(graph_output_));
-  ggml_backend_tensor_get(graph_output_, logits_.data(), 0, logits_.size() * sizeof(float));
+  outputs_.resize(ggml_nelements(graph_output_));
+  ggml_backend_tensor_get(graph_output_, outputs_.data(), 0, outputs_.size() * sizeof(float));
   for (const TokenGroup& g : groups) cache_.set_length(g.seq, g.pos0 + g.count);
   return {};
 }
 
-const float* Context::logits(int batch_index) const {
-  if (batch_index < 0 || batch_index >= static_cast<int>(logit_rows_.size()) ||
-      logit_rows_[batch_index] < 0) {
+const float* Context::output(int batch_index) const {
+  if (batch_index < 0 || batch_index >= static_cast<int>(output_rows_.size()) ||
+      output_rows_[batch_index] < 0) {
     return nullptr;
   }
-  return logits_.data() + static_cast<size_t>(logit_rows_[batch_index]) * model_.config.vocab_size;
+  const ModelConfig& c = model_.config;
+  const size_t width = params_.embeddings ? c.hidden_size : c.vocab_size;
+  return outputs_.data() + static_cast<size_t>(output_rows_[batch_index]) * width;
 }
 
 size_t Context::bytes() const {

@@ -19,7 +19,10 @@ class Context {
   Failure init();
 
   Failure decode(const stcpp_batch& batch);
-  const float* logits(int batch_index) const;
+  // The last batch's output row for a token that asked for one: logits, or the final hidden
+  // state when the context gives embeddings; null otherwise.
+  const float* output(int batch_index) const;
+  bool gives_embeddings() const { return params_.embeddings; }
   void clear(int seq) { cache_.set_length(seq, 0); }
   // Forgets positions >= from_pos; the cells stay allocated and are overwritten later.
   void trim(int seq, int from_pos) {
@@ -55,8 +58,8 @@ class Context {
   std::unique_ptr<class Graph> graph_;
   ggml_tensor* graph_output_ = nullptr;
   std::vector<int64_t> graph_shape_;
-  std::vector<float> logits_;
-  std::vector<int> logit_rows_;  // batch index → row of logits_, -1 when not asked for
+  std::vector<float> outputs_;
+  std::vector<int> output_rows_;  // batch index → row of outputs_, -1 when not asked for
 };
 
 }  // namespace stcpp

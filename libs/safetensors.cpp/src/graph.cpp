@@ -6,8 +6,8 @@
 namespace stcpp {
 
 Graph::Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups, int n_tokens,
-             int n_outputs, size_t max_nodes)
-    : model_(model), cache_(cache), groups_(std::move(groups)) {
+             int n_outputs, size_t max_nodes, bool hidden_states)
+    : model_(model), cache_(cache), groups_(std::move(groups)), hidden_states_(hidden_states) {
   ggml_init_params params{
       ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false), nullptr,
       true};
@@ -254,8 +254,9 @@ ggml_tensor* Graph::output_rows(ggml_tensor* x) {
   return ggml_get_rows(ctx_, x, output_ids_);
 }
 
-ggml_tensor* Graph::lm_head(ggml_tensor* x) {
-  ggml_tensor* logits = ggml_mul_mat(ctx_, model_.weights.output, x);
+ggml_tensor* Graph::lm_head(ggml_tensor* x, ggml_tensor* bias) {
+  if (hidden_states_) return x;
+  ggml_tensor* logits = linear(x, model_.weights.output, bias);
   const float cap = model_.config.final_logit_softcapping;
   return cap > 0.0f ? soft_cap(logits, cap) : logits;
 }

@@ -53,8 +53,10 @@ std::vector<int64_t> graph_shape(const std::vector<TokenGroup>& groups, int n_to
 
 class Graph {
  public:
+  // `hidden_states`: the graph ends at the final norm (lm_head passes its input through), for
+  // embeddings.
   Graph(const Model& model, KvCache& cache, std::vector<TokenGroup> groups, int n_tokens,
-        int n_outputs, size_t max_nodes);
+        int n_outputs, size_t max_nodes, bool hidden_states = false);
   ~Graph();
 
   ggml_context* ctx() { return ctx_; }
@@ -88,9 +90,10 @@ class Graph {
   // Final norm, the rows that want logits, the lm_head.
   ggml_tensor* logits(ggml_tensor* x);
   // Its parts, for architectures with another final norm: the rows that want logits, and the
-  // lm_head (with config.final_logit_softcapping when set).
+  // lm_head (with its bias, and config.final_logit_softcapping when set); in a hidden-states
+  // graph lm_head returns x unchanged.
   ggml_tensor* output_rows(ggml_tensor* x);
-  ggml_tensor* lm_head(ggml_tensor* x);
+  ggml_tensor* lm_head(ggml_tensor* x, ggml_tensor* bias = nullptr);
 
  private:
   void store_kv(ggml_tensor* k, ggml_tensor* v, int layer);
@@ -113,6 +116,7 @@ class Graph {
   ggml_tensor* output_ids_;
   ggml_tensor* kv_cells_;
   bool outputs_selected_ = false;  // output_rows() already applied
+  bool hidden_states_;
 };
 
 }  // namespace stcpp

@@ -67,7 +67,7 @@ ggml_tensor* Phi::build(Graph& g) const {
     x = parallel_layer(g, x, w.layers[l], static_cast<int>(l));
   }
   x = g.layer_norm(g.output_rows(x), w.output_norm, w.output_norm_b, g.model().config.norm_eps);
-  return ggml_add(g.ctx(), g.lm_head(x), w.output_b);
+  return g.lm_head(x, w.output_b);
 }
 
 }  // namespace
