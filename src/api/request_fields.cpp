@@ -220,11 +220,16 @@ const RequestField kResponsesFields[] = {
      "reusable prompt templates are not offered; send instructions and input"},
 };
 
-const RequestField kChatFields[] = {
+// `logit_bias` {token id: bias}: no bias is offered, so only an empty map is accepted.
+Error no_logit_bias(const json& value, const std::string& param) {
+  if (value.is_object() && value.empty()) return {};
+  return unsupported_error("logit_bias is not offered", param);
+}
+
+// What Chat Completions and (legacy) Completions both take.
+const RequestField kOpenAiSamplingFields[] = {
     {"model", Treatment::PARSED},
-    {"messages", Treatment::PARSED},
     {"max_tokens", Treatment::PARSED},
-    {"max_completion_tokens", Treatment::PARSED},
     {"temperature", Treatment::PARSED},
     {"top_p", Treatment::PARSED},
     {"top_k", Treatment::PARSED},  // extension (llama.cpp's samplers)
@@ -236,13 +241,19 @@ const RequestField kChatFields[] = {
     {"n", Treatment::PARSED},
     {"stream", Treatment::PARSED},
     {"logprobs", Treatment::PARSED},
+    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
+    {"user", Treatment::CHECKED, nullptr, end_user},
+    {"logit_bias", Treatment::CHECKED, nullptr, no_logit_bias},
+};
+
+const RequestField kChatOnlyFields[] = {
+    {"messages", Treatment::PARSED},
+    {"max_completion_tokens", Treatment::PARSED},
     {"top_logprobs", Treatment::PARSED},
     {"response_format", Treatment::PARSED},
     {"tools", Treatment::PARSED},
     {"tool_choice", Treatment::PARSED},
     {"parallel_tool_calls", Treatment::CHECKED, nullptr, parallel_tool_calls},
-    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
-    {"user", Treatment::CHECKED, nullptr, end_user},
     {"safety_identifier", Treatment::CHECKED, nullptr, end_user},
     {"prompt_cache_key", Treatment::CHECKED, nullptr, cache_key},
     {"prompt_cache_retention", Treatment::CHECKED, nullptr, cache_retention},
@@ -250,7 +261,6 @@ const RequestField kChatFields[] = {
     {"modalities", Treatment::CHECKED, nullptr, modalities},
     {"metadata", Treatment::CHECKED, nullptr, chat_metadata},
     {"store", Treatment::UNLESS_FALSE, kNoStoredChat},
-    {"logit_bias", Treatment::REFUSED, "logit_bias is not offered"},
     {"reasoning_effort", Treatment::CHECKED, nullptr, reasoning_effort},
     {"verbosity", Treatment::REFUSED, "verbosity settings are not offered"},
     {"audio", Treatment::REFUSED, "audio output is not offered; use /v1/audio/transcriptions"},
@@ -260,33 +270,11 @@ const RequestField kChatFields[] = {
     {"function_call", Treatment::REFUSED, "'function_call' is deprecated; send 'tool_choice'"},
 };
 
-// `logit_bias` {token id: bias}: no bias is offered, so only an empty map is accepted.
-Error no_logit_bias(const json& value, const std::string& param) {
-  if (value.is_object() && value.empty()) return {};
-  return unsupported_error("logit_bias is not offered", param);
-}
-
-const RequestField kCompletionsFields[] = {
-    {"model", Treatment::PARSED},
+const RequestField kCompletionsOnlyFields[] = {
     {"prompt", Treatment::PARSED},
     {"suffix", Treatment::PARSED},
-    {"max_tokens", Treatment::PARSED},
-    {"temperature", Treatment::PARSED},
-    {"top_p", Treatment::PARSED},
-    {"top_k", Treatment::PARSED},  // extension (llama.cpp's samplers)
-    {"min_p", Treatment::PARSED},  // extension
-    {"presence_penalty", Treatment::PARSED},
-    {"frequency_penalty", Treatment::PARSED},
-    {"seed", Treatment::PARSED},
-    {"stop", Treatment::PARSED},
-    {"n", Treatment::PARSED},
     {"best_of", Treatment::PARSED},
-    {"stream", Treatment::PARSED},
-    {"logprobs", Treatment::PARSED},
     {"echo", Treatment::PARSED},
-    {"stream_options", Treatment::CHECKED, nullptr, chat_stream_options},
-    {"user", Treatment::CHECKED, nullptr, end_user},
-    {"logit_bias", Treatment::CHECKED, nullptr, no_logit_bias},
 };
 
 // Anthropic's service tiers: this server has one, which either setting gets.
@@ -295,34 +283,28 @@ Error anthropic_service_tier(const json& value, const std::string& param) {
   return request_error("'" + param + "' must be 'auto' or 'standard_only'", param);
 }
 
-const RequestField kMessagesFields[] = {
+// What Messages and its token count both take.
+const RequestField kMessagesPromptFields[] = {
     {"model", Treatment::PARSED},
     {"messages", Treatment::PARSED},
-    {"max_tokens", Treatment::PARSED},
     {"system", Treatment::PARSED},
+    {"tools", Treatment::PARSED},
+    {"tool_choice", Treatment::PARSED},
+    {"thinking", Treatment::PARSED},
+    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
+};
+
+const RequestField kMessagesOnlyFields[] = {
+    {"max_tokens", Treatment::PARSED},
     {"stop_sequences", Treatment::PARSED},
     {"temperature", Treatment::PARSED},
     {"top_p", Treatment::PARSED},
     {"top_k", Treatment::PARSED},
     {"metadata", Treatment::PARSED},
     {"stream", Treatment::PARSED},
-    {"tools", Treatment::PARSED},
-    {"tool_choice", Treatment::PARSED},
-    {"thinking", Treatment::PARSED},
     {"service_tier", Treatment::CHECKED, nullptr, anthropic_service_tier},
     {"container", Treatment::REFUSED, "code execution containers are not offered"},
-    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
     {"context_management", Treatment::REFUSED, "context management is not offered"},
-};
-
-const RequestField kCountTokensFields[] = {
-    {"model", Treatment::PARSED},
-    {"messages", Treatment::PARSED},
-    {"system", Treatment::PARSED},
-    {"tools", Treatment::PARSED},
-    {"tool_choice", Treatment::PARSED},
-    {"thinking", Treatment::PARSED},
-    {"mcp_servers", Treatment::REFUSED, "MCP servers are not offered; send client tools"},
 };
 
 // Image options of OpenAI's GPT image models: what holds for the PNGs made here passes.
@@ -429,7 +411,7 @@ Error check_responses_fields(const json& body) {
 }
 
 Error check_chat_fields(const json& body) {
-  return check_fields(body, {kChatFields});
+  return check_fields(body, {kOpenAiSamplingFields, kChatOnlyFields});
 }
 
 Error check_image_fields(const json& body) {
@@ -441,15 +423,15 @@ Error check_image_edit_fields(const json& body) {
 }
 
 Error check_completions_fields(const json& body) {
-  return check_fields(body, {kCompletionsFields});
+  return check_fields(body, {kOpenAiSamplingFields, kCompletionsOnlyFields});
 }
 
 Error check_messages_fields(const json& body) {
-  return check_fields(body, {kMessagesFields});
+  return check_fields(body, {kMessagesPromptFields, kMessagesOnlyFields});
 }
 
 Error check_count_tokens_fields(const json& body) {
-  return check_fields(body, {kCountTokensFields});
+  return check_fields(body, {kMessagesPromptFields});
 }
 
 void read_sampling(ParamReader& params, SamplingParams* sampling) {

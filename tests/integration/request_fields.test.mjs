@@ -56,6 +56,7 @@ const accepted = [
   [RESPONSES, { truncation: 'auto', include: ['message.output_text.logprobs'], top_logprobs: 2 }],
   [CHAT, { store: false, metadata: {}, modalities: ['text'], service_tier: 'default' }],
   [CHAT, { user: 'end-user-8', prompt_cache_key: 'k', logit_bias: null, audio: null }],
+  [CHAT, { logit_bias: {} }],
   [CHAT, { stream: true, stream_options: { include_usage: true, include_obfuscation: false } }],
 ];
 
