@@ -1,7 +1,11 @@
-// allm-bench-sd [DIR] [--size N] [--steps N] [--threads N] [--device NAME|none]: seconds per
-// sampling step (with classifier-free guidance: the UNet on a batch of 2) and the VAE decode time,
-// on a random-weight checkpoint with SD 1.5's full dimensions in F16 (written to DIR on first use,
-// about 2 GB), on the first GPU if there is one (or the --device named; none: the CPU).
+// allm-bench-sd [DIR] [--arch sd15|sdxl] [--size N] [--steps N] [--threads N]
+//               [--device NAME|none] [--attention auto|flash|scores]:
+// seconds per sampling step (with classifier-free guidance: the UNet on a batch of 2) and the VAE
+// decode time, on a random-weight checkpoint with SD 1.5's (default) or SDXL base's full
+// dimensions in F16 (written to DIR, default /tmp/allm-bench-ARCH, on first use: about 2 GB or
+// 7 GB), at the model's default size (512 or 1024) unless --size, on the first GPU if there is
+// one (or the --device named; none: the CPU). --attention: the UNet's attention kernel
+// (diffusion_attention; auto by default).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,9 +33,11 @@ double since(Clock::time_point t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = "/tmp/allm-bench-sd15";
-  std::string device;  // "": the first GPU if there is one
-  int size = 512, steps = 2, threads = 0;
+  std::string arch = "sd15";             // or sdxl
+  std::string dir;                       // "": /tmp/allm-bench-ARCH
+  std::string device;                    // "": the first GPU if there is one
+  std::string attention = "auto";        // auto, flash or scores
+  int size = 0, steps = 2, threads = 0;  // size 0: the model's default
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--size") && has_value)
@@ -42,14 +48,25 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--device") && has_value)
       device = argv[++i];
+    else if (!std::strcmp(argv[i], "--arch") && has_value)
+      arch = argv[++i];
+    else if (!std::strcmp(argv[i], "--attention") && has_value)
+      attention = argv[++i];
     else
       dir = argv[i];
   }
+  if (arch != "sd15" && arch != "sdxl") {
+    std::fprintf(stderr, "--arch: sd15 or sdxl\n");
+    return 2;
+  }
+  if (dir.empty()) dir = "/tmp/allm-bench-" + arch;
   const std::string path = dir + "/model.safetensors";
   if (!std::filesystem::exists(path)) {
-    std::printf("writing an SD 1.5-sized random checkpoint to %s ...\n", path.c_str());
+    std::printf("writing an %s-sized random checkpoint to %s ...\n", arch.c_str(), path.c_str());
     std::string error;
-    if (!allm::write_tiny_sd(dir, allm::sd15_dimensions(), &error)) {
+    const allm::TinySdSpec spec =
+        arch == "sdxl" ? allm::sdxl_dimensions() : allm::sd15_dimensions();
+    if (!allm::write_tiny_sd(dir, spec, &error)) {
       std::fprintf(stderr, "%s\n", error.c_str());
       return 1;
     }
@@ -57,6 +74,9 @@ int main(int argc, char** argv) {
   diffusion_model_params mp = diffusion_model_default_params();
   mp.n_threads = threads;
   mp.device = device.empty() ? nullptr : device.c_str();
+  mp.attention = attention == "flash"    ? DIFFUSION_ATTENTION_FLASH
+                 : attention == "scores" ? DIFFUSION_ATTENTION_SCORE_MATRIX
+                                         : DIFFUSION_ATTENTION_AUTO;
   char message[512];
   diffusion_status status;
   auto t0 = Clock::now();
@@ -68,6 +88,7 @@ int main(int argc, char** argv) {
   std::printf("loaded %s (%.2f GB) on %s in %.2f s\n", diffusion_model_architecture(model),
               diffusion_model_size_bytes(model) / 1e9, diffusion_model_device(model), since(t0));
 
+  if (size <= 0) size = diffusion_model_default_size(model);
   Timing timing;
   diffusion_generate_params p = diffusion_generate_default_params();
   p.prompt = "a photograph of an astronaut riding a horse";

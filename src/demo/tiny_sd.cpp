@@ -299,6 +299,19 @@ TinySdSpec sd15_dimensions() {
   return s;
 }
 
+TinySdSpec sdxl_dimensions() {
+  TinySdSpec s = sd15_dimensions();
+  s.sdxl = true;
+  s.channel_mult = {1, 2, 4};
+  s.attention = {false, true, true};
+  s.transformer_depth = {0, 2, 10};
+  s.clip2_hidden = 1280;
+  s.clip2_layers = 32;
+  s.clip2_ff = 5120;
+  s.clip2_projection = 1280;
+  return s;
+}
+
 TinySdSpec tiny_sd2() {
   TinySdSpec s;
   s.sd2 = true;

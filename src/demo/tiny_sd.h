@@ -57,6 +57,8 @@ struct TinySdSpec {
 
 // SD 1.5's dimensions (860 M UNet parameters, ViT-L/14 text encoder, the KL-f8 VAE), F16.
 TinySdSpec sd15_dimensions();
+// SDXL base 1.0's dimensions (2.6 G UNet parameters, CLIP ViT-L + OpenCLIP ViT-bigG, the VAE), F16.
+TinySdSpec sdxl_dimensions();
 // A tiny SD 2.x shape (model_channels 64).
 TinySdSpec tiny_sd2();
 // A tiny SDXL base shape: three levels as SDXL, no attention on the first, then one and two

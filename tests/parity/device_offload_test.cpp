@@ -248,6 +248,8 @@ TEST(DiffusionOffload, SameImageAsTheCpu) {
     // Tiles smaller than the latent: AUTO measures the whole decode on the device, finds that it
     // fits and decodes whole (tiling would change the image).
     params.vae_tile_size = 2;
+    // One attention kernel on both (on its own, the CPU would take the score matrix).
+    params.attention = DIFFUSION_ATTENTION_FLASH;
     char message[256];
     diffusion_status status;
     diffusion_model* model = diffusion_model_load((dir / "model.safetensors").c_str(), params,

@@ -37,6 +37,7 @@ diffusion_model_params diffusion_model_default_params(void) {
   p.device = nullptr;
   p.vae_tiling = DIFFUSION_VAE_TILING_AUTO;
   p.vae_tile_size = 0;
+  p.attention = DIFFUSION_ATTENTION_AUTO;
   return p;
 }
 

@@ -23,6 +23,8 @@ class Executor {
   Failure start(ggml_backend_dev_t device);
 
   void set_threads(int n_threads);
+  // Whether graphs run on a device (a GPU, an RPC worker) rather than the CPU alone.
+  bool on_device() const { return on_device_; }
   // Whether the graph's compute buffer, were the whole graph on the device, fits in what the
   // device has free (with the buffer the scheduler holds now, which a larger one replaces); always
   // true on the CPU.

@@ -94,10 +94,34 @@ static ggml_tensor* split_heads(ggml_context* ctx, ggml_tensor* x, int heads) {
   return ggml_permute(ctx, x, 0, 2, 1, 3);  // [d, T, heads, N]
 }
 
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v,
-                       int heads) {
+// softmax(q k^T * scale) v with the score matrix stored: one matrix product per head for each
+// side, which ggml's CPU kernels run faster than flash attention's row-by-row loop.
+static ggml_tensor* score_matrix_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k,
+                                           ggml_tensor* v, int heads, float scale) {
+  const int64_t dim = q->ne[0], tq = q->ne[1], n = q->ne[2];
+  ggml_tensor* qh = ggml_cont(ctx, split_heads(ctx, q, heads));  // [d, Tq, heads, N]
+  ggml_tensor* kh = ggml_cont(ctx, split_heads(ctx, k, heads));  // [d, Tk, heads, N]
+  v = ggml_reshape_4d(ctx, v, dim / heads, heads, v->ne[1], v->ne[2]);
+  ggml_tensor* vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [Tk, d, heads, N]
+  ggml_tensor* scores = ggml_mul_mat(ctx, kh, qh);                     // [Tk, Tq, heads, N]
+  scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
+  ggml_tensor* out = ggml_mul_mat(ctx, vt, scores);          // [d, Tq, heads, N]
+  out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));  // [d, heads, Tq, N]
+  return ggml_reshape_3d(ctx, out, dim, tq, n);
+}
+
+bool uses_score_matrix(AttentionKernel kernel, int64_t tq, int64_t tk, int heads, int64_t n) {
+  const double bytes = 4.0 * static_cast<double>(tq) * static_cast<double>(tk) * heads * n;
+  return kernel == AttentionKernel::score_matrix_when_small && bytes <= kMaxScoreMatrixBytes;
+}
+
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads,
+                       AttentionKernel kernel) {
   const int64_t dim = q->ne[0], tq = q->ne[1], n = q->ne[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim / heads));
+  if (uses_score_matrix(kernel, tq, k->ne[1], heads, n)) {
+    return score_matrix_attention(ctx, q, k, v, heads, scale);
+  }
   ggml_tensor* out =
       ggml_flash_attn_ext(ctx, split_heads(ctx, q, heads), split_heads(ctx, k, heads),
                           split_heads(ctx, v, heads), nullptr, scale, 0.0f, 0.0f);

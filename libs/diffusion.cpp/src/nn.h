@@ -48,10 +48,16 @@ ggml_tensor* add_channel_bias(ggml_context* ctx, ggml_tensor* x, ggml_tensor* bi
 ggml_tensor* image_to_tokens(ggml_context* ctx, ggml_tensor* x);  // [W,H,C,N] -> [C, W*H, N]
 ggml_tensor* tokens_to_image(ggml_context* ctx, ggml_tensor* x, int64_t w, int64_t h);
 
+// How attention is computed (diffusion_attention in diffusion.h says when each is faster). The
+// score matrix is only used while small next to the VAE decode's buffers, which set the peak.
+enum class AttentionKernel { flash, score_matrix_when_small };
+// The largest score matrix computed whole (SD 1.5 at 512x512: 1 GiB; SDXL at 1024x1024: 1.25 GiB).
+constexpr double kMaxScoreMatrixBytes = 1.5 * 1024 * 1024 * 1024;
+bool uses_score_matrix(AttentionKernel kernel, int64_t tq, int64_t tk, int heads, int64_t n);
+
 // Multi-head attention without a mask: q [D, Tq, N], k and v [D, Tk, N] -> [D, Tq, N].
-// ggml's flash attention in F32: no Tq x Tk score matrix is ever stored.
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v,
-                       int heads);
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads,
+                       AttentionKernel kernel = AttentionKernel::flash);
 
 constexpr int kGroups = 32;
 

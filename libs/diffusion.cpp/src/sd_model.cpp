@@ -205,6 +205,7 @@ Failure load_model(const std::string& path, const diffusion_model_params& params
   m->executor.set_threads(m->threads);
   m->vae_tiling = params.vae_tiling;
   if (params.vae_tile_size > 0) m->vae_tile = params.vae_tile_size;
+  m->attention = params.attention;
   if (Failure f = choose_prediction(*m, params.prediction)) return f;
   *out = std::move(m);
   return {};
@@ -280,7 +281,11 @@ Failure unet_eval(Model& m, const std::vector<float>& x, int w, int h, int n,
   g.context = run.input_f32(context, d, n_ctx, n);
   g.pooled = sdxl ? run.input_f32(added.pooled, p, n) : nullptr;
   g.sizes = sdxl ? run.input_f32(added.sizes, kSizeNumbers, n) : nullptr;
-  g.out = build_unet(run.ctx(), m.unet, g.x, g.timesteps, g.context, g.pooled, g.sizes);
+  const bool score_matrix = m.attention == DIFFUSION_ATTENTION_SCORE_MATRIX ||
+                            (m.attention == DIFFUSION_ATTENTION_AUTO && !m.executor.on_device());
+  const AttentionKernel attention =
+      score_matrix ? AttentionKernel::score_matrix_when_small : AttentionKernel::flash;
+  g.out = build_unet(run.ctx(), m.unet, g.x, g.timesteps, g.context, g.pooled, g.sizes, attention);
   g.w = w;
   g.h = h;
   g.n = n;

@@ -50,6 +50,7 @@ struct Model {
   ggml_backend_dev_t device = nullptr;  // the GPU the networks run on; null: the CPU
   diffusion_vae_tiling vae_tiling = DIFFUSION_VAE_TILING_AUTO;
   int vae_tile = 64;  // latent pixels
+  diffusion_attention attention = DIFFUSION_ATTENTION_AUTO;
   Executor executor;
   UnetGraph unet_graph;  // after the executor: goes before it
   std::mutex mutex;

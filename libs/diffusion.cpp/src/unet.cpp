@@ -190,6 +190,7 @@ struct UnetGraph {
   ggml_context* ctx;
   ggml_tensor* emb;      // silu(time embedding) [emb_dim, N]
   ggml_tensor* context;  // [context_dim, T, N]
+  AttentionKernel attention;
 };
 
 ggml_tensor* res_block(const UnetGraph& g, ggml_tensor* x, const ResBlock& r) {
@@ -207,11 +208,12 @@ ggml_tensor* transformer_block(const UnetGraph& g, ggml_tensor* x, const Transfo
                                int heads) {
   ggml_context* ctx = g.ctx;
   ggml_tensor* h = layer_norm(ctx, x, t.norm1, kLayerNormEps);
-  h = attention(ctx, linear(ctx, h, t.q1), linear(ctx, h, t.k1), linear(ctx, h, t.v1), heads);
+  h = attention(ctx, linear(ctx, h, t.q1), linear(ctx, h, t.k1), linear(ctx, h, t.v1), heads,
+                g.attention);
   x = ggml_add(ctx, x, linear(ctx, h, t.out1));
   h = layer_norm(ctx, x, t.norm2, kLayerNormEps);
   h = attention(ctx, linear(ctx, h, t.q2), linear(ctx, g.context, t.k2),
-                linear(ctx, g.context, t.v2), heads);
+                linear(ctx, g.context, t.v2), heads, g.attention);
   x = ggml_add(ctx, x, linear(ctx, h, t.out2));
   h = linear(ctx, layer_norm(ctx, x, t.norm3, kLayerNormEps), t.ff_in);
   h = ggml_geglu_erf_swapped(ctx, h);  // first half * gelu(second half), as diffusers' GEGLU
@@ -267,12 +269,12 @@ ggml_tensor* added_embedding(ggml_context* ctx, const UnetModel& m, ggml_tensor*
 
 ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& m, ggml_tensor* x,
                         ggml_tensor* timesteps, ggml_tensor* context, ggml_tensor* pooled,
-                        ggml_tensor* sizes) {
+                        ggml_tensor* sizes, AttentionKernel attention) {
   ggml_tensor* emb =
       ggml_timestep_embedding(ctx, timesteps, static_cast<int>(m.model_channels), 10000);
   emb = linear(ctx, ggml_silu(ctx, linear(ctx, emb, m.time1)), m.time2);
   if (m.adm_in > 0) emb = ggml_add(ctx, emb, added_embedding(ctx, m, pooled, sizes));
-  const UnetGraph g{ctx, ggml_silu(ctx, emb), context};
+  const UnetGraph g{ctx, ggml_silu(ctx, emb), context, attention};
   x = conv2d(ctx, x, m.conv_in);
   std::vector<ggml_tensor*> skips = {x};
   for (const UnetBlock& block : m.input_blocks) {

@@ -72,7 +72,7 @@ constexpr int kSizeEmbeddingDim = 256;
 // With added conditioning (adm_in > 0): pooled [P, N] and the numbers [K, N] (SDXL: original
 // height and width, crop top and left, target height and width), P + 256 K = adm_in.
 ggml_tensor* build_unet(ggml_context* ctx, const UnetModel& model, ggml_tensor* x,
-                        ggml_tensor* timesteps, ggml_tensor* context, ggml_tensor* pooled = nullptr,
-                        ggml_tensor* sizes = nullptr);
+                        ggml_tensor* timesteps, ggml_tensor* context, ggml_tensor* pooled,
+                        ggml_tensor* sizes, AttentionKernel attention);
 
 }  // namespace dcpp
