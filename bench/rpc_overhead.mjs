@@ -1,21 +1,22 @@
 // The cost of ggml RPC: prefill and decode tokens/s of one model served local-only (the CPU)
 // and split over two `allm rpc-server` workers on loopback (every block on the workers, 1:1),
 // through the chat completions API (streamed: prefill = prompt tokens / time to the first token,
-// decode = the later tokens / the time after it). Run by bench/rpc_overhead.sh.
+// decode = the later tokens / the time after it), in pairs whose order flips; prints the RPC /
+// local ratios as min / median / max. Run by bench/rpc_overhead.sh.
 //
-// Usage: node bench/rpc_overhead.mjs MODEL_FILE [runs] (ALLM_BIN: the allm binary)
+// Usage: node bench/rpc_overhead.mjs MODEL_FILE [pairs] (ALLM_BIN: the allm binary)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-const [modelFile, runsArg] = process.argv.slice(2);
+const [modelFile, pairsArg] = process.argv.slice(2);
 if (!modelFile) {
-  console.error('usage: node bench/rpc_overhead.mjs MODEL_FILE [runs]');
+  console.error('usage: node bench/rpc_overhead.mjs MODEL_FILE [pairs]');
   process.exit(2);
 }
-const RUNS = Number(runsArg || 3);
+const PAIRS = Number(pairsArg || 3);
 const PROMPT_WORDS = Number(process.env.BENCH_PROMPT || 128);
 const DECODE = Number(process.env.BENCH_DECODE || 32);
 const BIN = process.env.ALLM_BIN || 'build/bin/allm';
@@ -80,7 +81,8 @@ async function measure(base) {
   let first = 0, usage = null, text = '';
   for await (const chunk of res.body) {
     text += Buffer.from(chunk).toString();
-    if (!first && text.includes('"content":"')) first = performance.now();
+    // The first chunk (the role, empty content) comes before the prompt is read.
+    if (!first && /"content":"[^"]/.test(text)) first = performance.now();
   }
   const ended = performance.now();
   for (const line of text.split('\n')) {
@@ -92,17 +94,15 @@ async function measure(base) {
   };
 }
 
-async function bench(label, base) {
-  await measure(base);  // warm-up
-  const runs = [];
-  for (let i = 0; i < RUNS; ++i) runs.push(await measure(base));
-  const median = (key) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
-  const row = { label, prefill: median('prefill'), decode: median('decode') };
-  console.log(`${label.padEnd(22)} prefill ${row.prefill.toFixed(1).padStart(9)} tok/s   decode ${row.decode.toFixed(1).padStart(8)} tok/s`);
-  return row;
-}
+const stats = (values) => {
+  const v = [...values].sort((a, b) => a - b);
+  return { min: v[0], median: v[Math.floor(v.length / 2)], max: v[v.length - 1] };
+};
+const show = (x) => `${x.min.toFixed(2)} / ${x.median.toFixed(2)} / ${x.max.toFixed(2)}`;
 
-const local = await bench('local (CPU)', await startServer(['--device', 'none']));
+// Both servers stay up; each pair measures one request on each, the order flipping from pair
+// to pair, so that the machine's drift falls on both alike.
+const local = await startServer(['--device', 'none']);
 const workers = [];
 for (let i = 0; i < 2; ++i) {
   const port = await freePort();
@@ -110,6 +110,19 @@ for (let i = 0; i < 2; ++i) {
   while (!(await connects(port))) await sleep(50);
   workers.push(`127.0.0.1:${port}`);
 }
-const split = await bench('two loopback workers', await startServer(['--rpc', workers.join(','), '--tensor-split', '1,1']));
-console.log(`RPC / local: prefill ${(split.prefill / local.prefill).toFixed(2)}, decode ${(split.decode / local.decode).toFixed(2)}`);
+const split = await startServer(['--rpc', workers.join(','), '--tensor-split', '1,1']);
+await measure(local);  // warm-up
+await measure(split);
+const pairs = [];
+for (let i = 0; i < PAIRS; ++i) {
+  const order = i % 2 ? [split, local] : [local, split];
+  const got = new Map();
+  for (const base of order) got.set(base, await measure(base));
+  const [l, r] = [got.get(local), got.get(split)];
+  console.log(`pair ${i + 1}: local prefill ${l.prefill.toFixed(1)} decode ${l.decode.toFixed(2)} tok/s, ` +
+    `two loopback workers prefill ${r.prefill.toFixed(1)} decode ${r.decode.toFixed(2)} tok/s`);
+  pairs.push({ prefill: r.prefill / l.prefill, decode: r.decode / l.decode });
+}
+console.log(`RPC / local (min / median / max): prefill ${show(stats(pairs.map((p) => p.prefill)))}, ` +
+  `decode ${show(stats(pairs.map((p) => p.decode)))}`);
 process.exit(0);

@@ -4,7 +4,7 @@
 # model of bench/text_backends.sh (BF16, written into $ALLM_BENCH_DIR on first use, ~2.5 GB for
 # the GGUF), or with BENCH_SIZE=tiny the tests' tiny fixture (a smoke run).
 #
-# Usage: [BENCH_SIZE=1b|tiny] [BENCH_PROMPT=128] [BENCH_DECODE=32] bench/rpc_overhead.sh [runs]
+# Usage: [BENCH_SIZE=1b|tiny] [BENCH_PROMPT=128] [BENCH_DECODE=32] bench/rpc_overhead.sh [pairs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
