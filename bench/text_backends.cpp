@@ -4,7 +4,9 @@
 // shared machine's memory bandwidth drifts from minute to minute.
 //
 //   allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] [--decode 32] [--threads N]
-//                   [--device NAME|none] [--label NAME]
+//                   [--device NAME|none] [--quantize q8_0|q4_0|q4_k] [--label NAME]
+// --quantize: safetensors.cpp quantizes the folder's matrices on load (compare with a GGUF
+// quantized to the same type by llama-quantize).
 // Both backends get the same placement: every layer on the GPU(s) when there are any (or on the
 // --device named), the CPU with --device none. Each child prints where its model went.
 // With --label, the last line is "row NAME: prefill MIN MEDIAN MAX decode MIN MEDIAN MAX" (the
@@ -28,7 +30,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string hf, gguf, child, label, device;
+  std::string hf, gguf, child, label, device, quantize;
   int pairs = 3, prompt = 128, decode = 32, threads = 0;
 };
 
@@ -52,6 +54,7 @@ int run_child(const Options& o) {
   params.threads = o.threads;
   params.gpu_layers = o.device == "none" ? 0 : -1;
   params.device = o.device == "none" ? "" : o.device;
+  if (!o.quantize.empty()) params.quantization = *allm::parse_quantization(o.quantize);
   allm::Error error;
   const auto load_start = Clock::now();
   auto backend = o.child == "llama" ? allm::open_llama_backend(o.gguf, params, &error)
@@ -88,7 +91,8 @@ bool measure(const char* self, const Options& o, const std::string& which, Sampl
   std::string cmd = std::string(self) + " --child " + which + " --hf '" + o.hf + "' --gguf '" +
                     o.gguf + "' --prompt " + std::to_string(o.prompt) + " --decode " +
                     std::to_string(o.decode) + " --threads " + std::to_string(o.threads) +
-                    (o.device.empty() ? "" : " --device '" + o.device + "'");
+                    (o.device.empty() ? "" : " --device '" + o.device + "'") +
+                    (o.quantize.empty() ? "" : " --quantize " + o.quantize);
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return false;
   const int n = std::fscanf(pipe, "%lf %lf %lf %lf", &out->load_s, &out->prefill_tps,
@@ -132,9 +136,12 @@ bool parse(int argc, char** argv, Options* o) {
       o->label = value;
     else if (key == "--device")
       o->device = value;
+    else if (key == "--quantize")
+      o->quantize = value;
     else
       return false;
   }
+  if (!o->quantize.empty() && !allm::parse_quantization(o->quantize)) return false;
   return !o->hf.empty() && !o->gguf.empty() && o->pairs > 0;
 }
 
@@ -145,7 +152,8 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &o)) {
     std::fprintf(stderr,
                  "usage: allm-bench-text --hf DIR --gguf FILE [--pairs 3] [--prompt 128] "
-                 "[--decode 32] [--threads N] [--device NAME|none] [--label NAME]\n");
+                 "[--decode 32] [--threads N] [--device NAME|none] [--quantize TYPE] "
+                 "[--label NAME]\n");
     return 2;
   }
   if (!o.child.empty()) return run_child(o);
@@ -173,8 +181,9 @@ int main(int argc, char** argv) {
   print_ratio("load time (lower=faster)", load);
   print_ratio("peak RSS", rss);
   if (!o.label.empty()) {
-    std::printf("row %s: prefill %s decode %s\n", o.label.c_str(), min_median_max(prefill).c_str(),
-                min_median_max(decode).c_str());
+    std::printf("row %s: prefill %s decode %s load %s rss %s\n", o.label.c_str(),
+                min_median_max(prefill).c_str(), min_median_max(decode).c_str(),
+                min_median_max(load).c_str(), min_median_max(rss).c_str());
   }
   return 0;
 }
