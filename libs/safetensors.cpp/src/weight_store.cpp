@@ -99,6 +99,46 @@ ggml_context* new_meta_context(size_t max_tensors) {
   return ggml_init(params);
 }
 
+// The first of the CPU's extra buffer types whose kernels take a `type` weight of ggml shape
+// `ne` in ggml_mul_mat (2-D) or ggml_mul_mat_id (3-D), asked as llama.cpp asks: the product with
+// the weight in a zero-sized buffer of that type; null when none does.
+ggml_backend_buffer_type_t cpu_extra_weight_type(ggml_type type, const std::vector<int64_t>& ne) {
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  if (!cpu || ne.size() < 2 || ne.size() > 3) return nullptr;
+  auto extra_types =
+      reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(ggml_backend_reg_get_proc_address(
+          ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts"));
+  if (!extra_types) return nullptr;
+  constexpr int64_t kTokens = 8;
+  ggml_context* ctx = new_meta_context(4);
+  ggml_tensor* weight = ggml_new_tensor(ctx, type, static_cast<int>(ne.size()), ne.data());
+  ggml_tensor* product =
+      ne.size() == 2
+          ? ggml_mul_mat(ctx, weight, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne[0], kTokens))
+          : ggml_mul_mat_id(ctx, weight, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, ne[0], 1, kTokens),
+                            ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 1, kTokens));
+  ggml_backend_buffer_type_t found = nullptr;
+  for (ggml_backend_buffer_type_t* t = extra_types(cpu); t && *t && !found; ++t) {
+    ggml_backend_buffer_t probe = ggml_backend_buft_alloc_buffer(*t, 0);
+    weight->buffer = probe;
+    if (ggml_backend_dev_supports_op(cpu, product)) found = *t;
+    weight->buffer = nullptr;
+    ggml_backend_buffer_free(probe);
+  }
+  ggml_free(ctx);
+  return found;
+}
+
+// The context of `type`'s tensors in `contexts`, made on first use.
+ggml_context* context_of(std::vector<WeightStore::TypedWeights>* contexts,
+                         ggml_backend_buffer_type_t type, size_t max_tensors) {
+  for (const WeightStore::TypedWeights& c : *contexts) {
+    if (c.type == type) return c.ctx;
+  }
+  contexts->push_back({type, new_meta_context(max_tensors), nullptr});
+  return contexts->back().ctx;
+}
+
 }  // namespace
 
 int layer_of(const std::string& name) {
@@ -142,9 +182,11 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
 WeightStore::~WeightStore() {
   for (ggml_backend_buffer_t buffer : file_buffers_) ggml_backend_buffer_free(buffer);
   if (owned_buffer_) ggml_backend_buffer_free(owned_buffer_);
-  for (DeviceWeights& device : devices_) {
-    if (device.buffer) ggml_backend_buffer_free(device.buffer);
-    ggml_free(device.ctx);
+  for (std::vector<TypedWeights>* contexts : {&devices_, &repacked_}) {
+    for (TypedWeights& c : *contexts) {
+      if (c.buffer) ggml_backend_buffer_free(c.buffer);
+      ggml_free(c.ctx);
+    }
   }
   ggml_free(mapped_ctx_);
   ggml_free(owned_ctx_);
@@ -196,16 +238,19 @@ ggml_backend_buffer_type_t WeightStore::device_of(const std::string& name) const
 }
 
 ggml_context* WeightStore::device_context(ggml_backend_buffer_type_t device) {
-  for (const DeviceWeights& d : devices_) {
-    if (d.type == device) return d.ctx;
-  }
-  devices_.push_back({device, new_meta_context(max_tensors_), nullptr});
-  return devices_.back().ctx;
+  return context_of(&devices_, device, max_tensors_);
 }
 
 ggml_context* WeightStore::owned_context(const std::string& name) {
   ggml_backend_buffer_type_t device = device_of(name);
   return device ? device_context(device) : owned_ctx_;
+}
+
+ggml_context* WeightStore::weight_context(const std::string& name, ggml_type type,
+                                          const std::vector<int64_t>& ne) {
+  if (device_of(name) || !placement_.cpu_repack) return owned_context(name);
+  ggml_backend_buffer_type_t extra = cpu_extra_weight_type(type, ne);
+  return extra ? context_of(&repacked_, extra, max_tensors_) : owned_ctx_;
 }
 
 ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name, bool host) {
@@ -237,11 +282,11 @@ ggml_tensor* WeightStore::quantized(const TensorInfo& info, const std::string& n
   const TensorInfo* source = &info;  // lives in the checkpoint, as long as the store
   const int n_threads = quantize_.n_threads;
   ggml_tensor* t =
-      new_computed(name, type, std::vector<int64_t>(info.shape.rbegin(), info.shape.rend()),
-                   [source, type, n_threads](uint8_t* data) {
-                     quantize_rows(*source, type, n_threads, data);
-                     source->file->release(source->offset, source->nbytes);
-                   });
+      new_computed_weight(name, type, std::vector<int64_t>(info.shape.rbegin(), info.shape.rend()),
+                          [source, type, n_threads](uint8_t* data) {
+                            quantize_rows(*source, type, n_threads, data);
+                            source->file->release(source->offset, source->nbytes);
+                          });
   quantized_.push_back(t);
   quantized_source_bytes_ += info.nbytes;
   return t;
@@ -312,8 +357,20 @@ std::vector<float> WeightStore::values_f32(const std::string& name,
 ggml_tensor* WeightStore::new_computed(const std::string& name, ggml_type type,
                                        const std::vector<int64_t>& ne,
                                        std::function<void(uint8_t*)> fill) {
+  return add_computed(owned_context(name), name, type, ne, std::move(fill));
+}
+
+ggml_tensor* WeightStore::new_computed_weight(const std::string& name, ggml_type type,
+                                              const std::vector<int64_t>& ne,
+                                              std::function<void(uint8_t*)> fill) {
+  return add_computed(weight_context(name, type, ne), name, type, ne, std::move(fill));
+}
+
+ggml_tensor* WeightStore::add_computed(ggml_context* ctx, const std::string& name, ggml_type type,
+                                       const std::vector<int64_t>& ne,
+                                       std::function<void(uint8_t*)> fill) {
   std::vector<int64_t> shape(ne.rbegin(), ne.rend());  // new_tensor takes outermost first
-  ggml_tensor* t = new_tensor(owned_context(name), type, shape, name);
+  ggml_tensor* t = new_tensor(ctx, type, shape, name);
   pending_fills_.emplace_back(t, std::move(fill));
   return t;
 }
@@ -344,7 +401,12 @@ Failure WeightStore::finish() {
     if (!owned_buffer_) return fail(STCPP_OOM_RAM, "cannot allocate the converted weights");
     ggml_backend_buffer_set_usage(owned_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   }
-  for (DeviceWeights& device : devices_) {
+  for (TypedWeights& repacked : repacked_) {
+    repacked.buffer = ggml_backend_alloc_ctx_tensors_from_buft(repacked.ctx, repacked.type);
+    if (!repacked.buffer) return fail(STCPP_OOM_RAM, "cannot allocate the repacked weights");
+    ggml_backend_buffer_set_usage(repacked.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  }
+  for (TypedWeights& device : devices_) {
     device.buffer = ggml_backend_alloc_ctx_tensors_from_buft(device.ctx, device.type);
     if (!device.buffer) {
       return fail(STCPP_OOM_VRAM,
@@ -357,7 +419,7 @@ Failure WeightStore::finish() {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
-  // Host tensors are filled in place; a device's through a staging copy.
+  // Host tensors are filled in place; a device's or a repacked one's through a staging copy.
   std::vector<uint8_t> staging;
   for (auto& [tensor, fill] : pending_fills_) {
     if (ggml_backend_buffer_is_host(tensor->buffer)) {
@@ -379,6 +441,7 @@ Failure WeightStore::finish() {
 
 size_t WeightStore::bytes() const {
   size_t total = context_bytes(owned_ctx_, owned_buffer_);
+  for (const TypedWeights& c : repacked_) total += context_bytes(c.ctx, c.buffer);
   for (const auto& file : checkpoint_.files()) total += file->size();
   // The device holds copies of stored tensors (their pages released once uploaded) and computed
   // ones: only the computed ones add to the files.
@@ -387,7 +450,7 @@ size_t WeightStore::bytes() const {
 
 size_t WeightStore::device_bytes() const {
   size_t total = 0;
-  for (const DeviceWeights& device : devices_) total += context_bytes(device.ctx, device.buffer);
+  for (const TypedWeights& device : devices_) total += context_bytes(device.ctx, device.buffer);
   return total;
 }
 

@@ -1,7 +1,8 @@
 // Model weights as ggml tensors. Matrices point straight into the memory-mapped checkpoint
 // (a Hugging Face Linear weight [out, in] is already ggml's [in, out] layout); small vectors
 // (norms, biases) are converted to F32 once, since ggml's element-wise ops want F32. With quantize
-// on load, the projection matrices and the output head are quantized into owned memory instead.
+// on load, the projection matrices and the output head are quantized into owned memory instead
+// (repacked for the CPU's kernels where ggml has a layout for them).
 #pragma once
 
 #include <functional>
@@ -38,6 +39,11 @@ ggml_type output_head_type(ggml_type type, int64_t row_width);
 struct WeightPlacement {
   std::vector<ggml_backend_buffer_type_t> layers;
   ggml_backend_buffer_type_t other = nullptr;
+  // Matrix-product weights computed here (quantized on load, MXFP4 experts) that stay in host
+  // memory go, as llama.cpp places them, to the first of the CPU's extra buffer types that takes
+  // them: ggml's repacked layouts (interleaved blocks, e.g. Q4_0 8x8 on AVX2) for its faster
+  // quantized kernels. Their bytes are then no longer the plain ggml blocks.
+  bool cpu_repack = true;
 };
 
 // The decoder layer a tensor name belongs to ("model.layers.12.mlp..." → 12); -1 for none.
@@ -45,6 +51,13 @@ int layer_of(const std::string& name);
 
 class WeightStore {
  public:
+  // Tensors of one buffer type: their context and, after finish, their buffer.
+  struct TypedWeights {
+    ggml_backend_buffer_type_t type;
+    ggml_context* ctx;
+    ggml_backend_buffer_t buffer;
+  };
+
   WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {},
               WeightPlacement placement = {});
   ~WeightStore();
@@ -73,6 +86,11 @@ class WeightStore {
   // buffer exists (in finish), so a repacked layout is built in place without a second copy.
   ggml_tensor* new_computed(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
                             std::function<void(uint8_t* data)> fill);
+  // new_computed for a tensor used only as the weight of ggml_mul_mat (2-D) or ggml_mul_mat_id
+  // (3-D), which may then be repacked (WeightPlacement::cpu_repack).
+  ggml_tensor* new_computed_weight(const std::string& name, ggml_type type,
+                                   const std::vector<int64_t>& ne,
+                                   std::function<void(uint8_t* data)> fill);
 
   // Allocates the converted tensors and the device's, and uploads the device's weights (from
   // the mapping, tensor by tensor, whose pages are then released); call once after every lookup.
@@ -97,6 +115,12 @@ class WeightStore {
   ggml_context* device_context(ggml_backend_buffer_type_t device);
   // Where a tensor computed here goes: its device's context or the host's.
   ggml_context* owned_context(const std::string& name);
+  // Where a matrix-product weight computed here goes: owned_context, or for a host tensor the
+  // context of a CPU extra buffer type that takes it.
+  ggml_context* weight_context(const std::string& name, ggml_type type,
+                               const std::vector<int64_t>& ne);
+  ggml_tensor* add_computed(ggml_context* ctx, const std::string& name, ggml_type type,
+                            const std::vector<int64_t>& ne, std::function<void(uint8_t*)> fill);
   // The stored tensor: on the device (uploaded at finish) unless `host` or placed on the host,
   // where it is the mapping itself.
   ggml_tensor* mapped(const TensorInfo& info, const std::string& name, bool host = false);
@@ -111,12 +135,8 @@ class WeightStore {
   std::vector<ggml_backend_buffer_t> file_buffers_;
   ggml_backend_buffer_t owned_buffer_ = nullptr;
   // Per device: its tensors (stored or computed) and, after finish, their buffer.
-  struct DeviceWeights {
-    ggml_backend_buffer_type_t type;
-    ggml_context* ctx;
-    ggml_backend_buffer_t buffer;
-  };
-  std::vector<DeviceWeights> devices_;
+  std::vector<TypedWeights> devices_;
+  std::vector<TypedWeights> repacked_;  // host memory, per CPU extra buffer type
   size_t max_tensors_;
   WeightPlacement placement_;
   // Stored tensors waiting to be uploaded to the device.

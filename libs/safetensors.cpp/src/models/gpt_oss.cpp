@@ -59,7 +59,7 @@ ggml_tensor* load_expert_matrix(WeightStore& s, const std::string& hf_name, cons
       }
     }
   };
-  return s.new_computed(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
+  return s.new_computed_weight(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
 }
 
 // The columns `parts` pick from each row of a row-major [rows, cols] matrix, one part after the
