@@ -237,8 +237,8 @@ ggml_tensor* Graph::relu2_mlp(ggml_tensor* x, const LayerWeights& w) {
 
 ggml_tensor* Graph::llama_layer(ggml_tensor* x, const LayerWeights& w, int layer) {
   const float eps = model_.config.rms_norm_eps;
-  x = ggml_add(ctx_, x, self_attention(rms_norm(x, w.attn_norm, eps), w, layer));
-  if (layer + 1 == model_.config.num_hidden_layers) x = output_rows(x);
+  x = rows_after_attention(
+      ggml_add(ctx_, x, self_attention(rms_norm(x, w.attn_norm, eps), w, layer)), layer);
   return ggml_add(ctx_, x, swiglu_mlp(rms_norm(x, w.ffn_norm, eps), w));
 }
 
@@ -252,6 +252,10 @@ ggml_tensor* Graph::output_rows(ggml_tensor* x) {
   if (outputs_selected_) return x;
   outputs_selected_ = true;
   return ggml_get_rows(ctx_, x, output_ids_);
+}
+
+ggml_tensor* Graph::rows_after_attention(ggml_tensor* x, int layer) {
+  return layer + 1 == model_.config.num_hidden_layers ? output_rows(x) : x;
 }
 
 ggml_tensor* Graph::lm_head(ggml_tensor* x, ggml_tensor* bias) {

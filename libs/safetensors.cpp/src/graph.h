@@ -93,6 +93,9 @@ class Graph {
   // lm_head (with its bias, and config.final_logit_softcapping when set); in a hidden-states
   // graph lm_head returns x unchanged.
   ggml_tensor* output_rows(ggml_tensor* x);
+  // The residual after `layer`'s attention: after the last layer's, only the rows that want
+  // logits, as llama.cpp selects them before the last MLP (less work, the same matmul kernels).
+  ggml_tensor* rows_after_attention(ggml_tensor* x, int layer);
   ggml_tensor* lm_head(ggml_tensor* x, ggml_tensor* bias = nullptr);
 
  private:

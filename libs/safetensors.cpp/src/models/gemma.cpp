@@ -45,7 +45,9 @@ ggml_tensor* Gemma::build(Graph& g) const {
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& lw = w.layers[l];
     ggml_tensor* h = g.rms_norm(x, lw.attn_norm, eps);
-    x = ggml_add(g.ctx(), x, g.self_attention(h, lw, static_cast<int>(l), attention));
+    x = g.rows_after_attention(
+        ggml_add(g.ctx(), x, g.self_attention(h, lw, static_cast<int>(l), attention)),
+        static_cast<int>(l));
     x = ggml_add(g.ctx(), x, g.geglu_mlp(g.rms_norm(x, lw.ffn_norm, eps), lw));
   }
   return g.logits(x);

@@ -40,7 +40,7 @@ ggml_tensor* Gemma2::build(Graph& g) const {
     const int layer = static_cast<int>(l);
     ggml_tensor* h =
         g.self_attention(g.rms_norm(x, lw.attn_norm, eps), lw, layer, attention_options(c, layer));
-    x = ggml_add(g.ctx(), x, g.rms_norm(h, lw.attn_post_norm, eps));
+    x = g.rows_after_attention(ggml_add(g.ctx(), x, g.rms_norm(h, lw.attn_post_norm, eps)), layer);
     h = g.geglu_mlp(g.rms_norm(x, lw.ffn_norm, eps), lw);
     x = ggml_add(g.ctx(), x, g.rms_norm(h, lw.ffn_post_norm, eps));
   }

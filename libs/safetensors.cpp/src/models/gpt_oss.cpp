@@ -143,7 +143,8 @@ class GptOss : public Architecture {
       AttentionOptions attention;
       attention.windowed = l < static_cast<int>(c.sliding_layers.size()) && c.sliding_layers[l];
       ggml_tensor* attn_in = g.rms_norm(x, layer.attn_norm, c.rms_norm_eps);
-      x = ggml_add(g.ctx(), g.self_attention(attn_in, layer, l, attention), x);
+      x = g.rows_after_attention(
+          ggml_add(g.ctx(), g.self_attention(attn_in, layer, l, attention), x), l);
       x = ggml_add(g.ctx(), moe(g, g.rms_norm(x, layer.ffn_norm, c.rms_norm_eps), layer), x);
     }
     return g.logits(x);

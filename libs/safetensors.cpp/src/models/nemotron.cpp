@@ -54,7 +54,8 @@ ggml_tensor* Nemotron::build(Graph& g) const {
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& lw = w.layers[l];
     ggml_tensor* h = g.layer_norm(x, lw.attn_norm, lw.attn_norm_b, eps);
-    x = ggml_add(g.ctx(), x, g.self_attention(h, lw, static_cast<int>(l)));
+    x = g.rows_after_attention(ggml_add(g.ctx(), x, g.self_attention(h, lw, static_cast<int>(l))),
+                               static_cast<int>(l));
     h = g.layer_norm(x, lw.ffn_norm, lw.ffn_norm_b, eps);
     x = ggml_add(g.ctx(), x, g.relu2_mlp(h, lw));
   }
