@@ -4,10 +4,10 @@
 #include <cctype>
 #include <cstring>
 #include <map>
-#include <thread>
 
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
+#include "parallel.h"
 
 namespace stcpp {
 
@@ -79,19 +79,14 @@ void quantize_rows(const TensorInfo& info, ggml_type type, int n_threads, uint8_
   constexpr int64_t kChunkRows = 16;
   const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
   ggml_quantize_init(type);
-  auto work = [&](int64_t first_chunk, int64_t step) {
+  for_each_strided(chunks, n_threads, [&](int64_t first_chunk, int64_t step) {
     std::vector<float> f32(kChunkRows * width);
     for (int64_t c = first_chunk; c < chunks; c += step) {
       const int64_t row = c * kChunkRows, n = std::min(kChunkRows, rows - row);
       float_row_to_f32(info.dtype, info.data() + row * src_row, n * width, f32.data());
       ggml_quantize_chunk(type, f32.data(), dst + row * dst_row, 0, n, width, nullptr);
     }
-  };
-  const int64_t threads = std::clamp<int64_t>(n_threads, 1, chunks);
-  std::vector<std::thread> workers;
-  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(work, t, threads);
-  work(0, threads);
-  for (std::thread& worker : workers) worker.join();
+  });
 }
 
 ggml_context* new_meta_context(size_t max_tensors) {

@@ -21,7 +21,7 @@ namespace stcpp {
 std::string shape_text(const std::vector<int64_t>& shape);
 
 // Quantize on load: the ggml type of the projection matrices (GGML_TYPE_COUNT: as stored) and
-// the threads that quantize them.
+// the threads that quantize them (and that convert other weights computed at load).
 struct QuantizeOptions {
   ggml_type type = GGML_TYPE_COUNT;
   int n_threads = 1;
@@ -96,6 +96,8 @@ class WeightStore {
   // the mapping, tensor by tensor, whose pages are then released); call once after every lookup.
   Failure finish();
   const Failure& failure() const { return failure_; }
+  // The threads for converting weights at load (QuantizeOptions::n_threads).
+  int load_threads() const { return quantize_.n_threads; }
   // The weights' size in memory: the files, less the quantized matrices' sources, plus the owned
   // tensors. Known before finish() (nothing is read to compute it).
   size_t bytes() const;

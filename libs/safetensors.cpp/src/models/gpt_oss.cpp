@@ -8,6 +8,7 @@
 #include "graph.h"
 #include "model.h"
 #include "mxfp4.h"
+#include "parallel.h"
 
 namespace stcpp {
 
@@ -47,17 +48,24 @@ ggml_tensor* load_expert_matrix(WeightStore& s, const std::string& hf_name, cons
   const size_t row_bytes = static_cast<size_t>(blocks_per_row) * kMxfp4GgmlBlockBytes;
   int64_t out = 0;
   for (const RowPart& part : parts) out += hf_rows / part.row_step;
-  auto fill = [=](uint8_t* dst) {
-    for (int64_t e = 0; e < experts; ++e) {
-      for (const RowPart& part : parts) {
-        const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
-                             scales->data() + e * hf_rows * blocks_per_row, blocks_per_row,
-                             part.first_row, part.row_step};
-        const int64_t n = hf_rows / part.row_step;
-        repack_mxfp4_rows(rows, n, dst);
-        dst += n * row_bytes;
+  const int threads = s.load_threads();
+  // Experts spread over the load threads; the stored blocks' pages are dropped once converted.
+  auto fill = [=](uint8_t* data) {
+    for_each_strided(experts, threads, [&](int64_t first, int64_t step) {
+      for (int64_t e = first; e < experts; e += step) {
+        uint8_t* dst = data + e * out * row_bytes;
+        for (const RowPart& part : parts) {
+          const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
+                               scales->data() + e * hf_rows * blocks_per_row, blocks_per_row,
+                               part.first_row, part.row_step};
+          const int64_t n = hf_rows / part.row_step;
+          repack_mxfp4_rows(rows, n, dst);
+          dst += n * row_bytes;
+        }
       }
-    }
+    });
+    blocks->file->release(blocks->offset, blocks->nbytes);
+    scales->file->release(scales->offset, scales->nbytes);
   };
   return s.new_computed_weight(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
 }
