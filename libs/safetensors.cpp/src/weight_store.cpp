@@ -414,17 +414,24 @@ Failure WeightStore::finish() {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
-  // Host tensors are filled in place; a device's or a repacked one's through a staging copy.
-  std::vector<uint8_t> staging;
+  // Host tensors are filled in place; a device's or a repacked one's through a staging copy,
+  // allocated once and not zeroed (fill writes every byte).
+  size_t staging_bytes = 0;
+  for (auto& [tensor, fill] : pending_fills_) {
+    if (!ggml_backend_buffer_is_host(tensor->buffer)) {
+      staging_bytes = std::max(staging_bytes, ggml_nbytes(tensor));
+    }
+  }
+  std::unique_ptr<uint8_t[]> staging(staging_bytes ? new uint8_t[staging_bytes] : nullptr);
   for (auto& [tensor, fill] : pending_fills_) {
     if (ggml_backend_buffer_is_host(tensor->buffer)) {
       fill(static_cast<uint8_t*>(tensor->data));
       continue;
     }
-    staging.resize(ggml_nbytes(tensor));
-    fill(staging.data());
-    ggml_backend_tensor_set(tensor, staging.data(), 0, staging.size());
+    fill(staging.get());
+    ggml_backend_tensor_set(tensor, staging.get(), 0, ggml_nbytes(tensor));
   }
+  staging.reset();
   pending_fills_.clear();
   for (auto& [tensor, info] : uploads_) {
     ggml_backend_tensor_set(tensor, info->data(), 0, info->nbytes);
