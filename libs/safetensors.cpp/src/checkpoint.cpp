@@ -179,6 +179,20 @@ void MappedFile::release(size_t offset, size_t size) const {
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+void MappedFile::prefetch(size_t offset, size_t size) const {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data_) + offset;
+  const uintptr_t first = begin / page * page, end = begin + size;
+#ifdef MADV_POPULATE_READ
+  if (madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_READ) == 0) return;
+#endif
+  // Kernels before 5.14: touch a byte of each page.
+  volatile uint8_t sink = 0;
+  for (uintptr_t at = first < begin ? begin : first; at < end; at += page) {
+    sink = sink ^ *reinterpret_cast<const uint8_t*>(at);
+  }
+}
+
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -110,7 +110,7 @@ float longrope_attention_factor(const ModelConfig& c) {
 void load_embeddings_and_output(WeightStore& s, const ModelConfig& c, bool tied, ModelWeights* w) {
   const std::vector<int64_t> shape = {c.vocab_size, c.hidden_size};
   if (tied) {
-    w->tok_embd = s.output_head("model.embed_tokens.weight", shape);
+    w->tok_embd = s.output_head("model.embed_tokens.weight", shape, /*tied=*/true);
     w->output = w->tok_embd;
   } else {
     w->tok_embd = s.embeddings("model.embed_tokens.weight", shape);

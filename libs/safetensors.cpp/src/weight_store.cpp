@@ -257,6 +257,7 @@ ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name
     return t;
   }
   ggml_tensor* t = new_tensor(mapped_ctx_, ggml_type_of(info.dtype), info.shape, name);
+  if (!host) prefetches_.push_back(&info);
   size_t file_index = 0;
   while (checkpoint_.files()[file_index].get() != info.file) ++file_index;
   const ggml_status status =
@@ -268,20 +269,21 @@ ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name
   return t;
 }
 
-ggml_tensor* WeightStore::quantized(const TensorInfo& info, const std::string& name,
-                                    ggml_type type) {
+ggml_tensor* WeightStore::quantized(const TensorInfo& info, const std::string& name, ggml_type type,
+                                    bool repackable) {
   if (info.shape.back() % ggml_blck_size(type) != 0) {
     unquantized_.push_back(name);
     return mapped(info, name);
   }
   const TensorInfo* source = &info;  // lives in the checkpoint, as long as the store
   const int n_threads = quantize_.n_threads;
-  ggml_tensor* t =
-      new_computed_weight(name, type, std::vector<int64_t>(info.shape.rbegin(), info.shape.rend()),
-                          [source, type, n_threads](uint8_t* data) {
-                            quantize_rows(*source, type, n_threads, data);
-                            source->file->release(source->offset, source->nbytes);
-                          });
+  auto fill = [source, type, n_threads](uint8_t* data) {
+    quantize_rows(*source, type, n_threads, data);
+    source->file->release(source->offset, source->nbytes);
+  };
+  const std::vector<int64_t> ne(info.shape.rbegin(), info.shape.rend());
+  ggml_tensor* t = repackable ? new_computed_weight(name, type, ne, std::move(fill))
+                              : new_computed(name, type, ne, std::move(fill));
   quantized_.push_back(t);
   quantized_source_bytes_ += info.nbytes;
   return t;
@@ -300,11 +302,12 @@ ggml_tensor* WeightStore::embeddings(const std::string& name, std::vector<int64_
   return info ? mapped(*info, name, /*host=*/true) : nullptr;
 }
 
-ggml_tensor* WeightStore::output_head(const std::string& name, std::vector<int64_t> shape) {
+ggml_tensor* WeightStore::output_head(const std::string& name, std::vector<int64_t> shape,
+                                      bool tied) {
   const TensorInfo* info = float_matrix(name, shape, true);
   if (!info) return nullptr;
   if (quantize_.type == GGML_TYPE_COUNT) return mapped(*info, name);
-  return quantized(*info, name, output_head_type(quantize_.type, info->shape.back()));
+  return quantized(*info, name, output_head_type(quantize_.type, info->shape.back()), !tied);
 }
 
 ggml_tensor* WeightStore::vector_f32(const std::string& name, std::vector<int64_t> shape,
@@ -438,6 +441,10 @@ Failure WeightStore::finish() {
     info->file->release(info->offset, info->nbytes);
   }
   uploads_.clear();
+  // Weights computed from in place are read whole by the first batch: map them in now. The
+  // token embeddings are not (only the rows of the tokens seen are read).
+  for (const TensorInfo* info : prefetches_) info->file->prefetch(info->offset, info->nbytes);
+  prefetches_.clear();
   return {};
 }
 

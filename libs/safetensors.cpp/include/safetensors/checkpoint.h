@@ -30,6 +30,9 @@ class MappedFile {
   // Drops the whole pages of [offset, offset + size) from memory (they are read again from the
   // file if touched): the source of a matrix quantized at load is not needed afterwards.
   void release(size_t offset, size_t size) const;
+  // Maps the pages of [offset, offset + size) in now, as llama.cpp's populated mapping does at
+  // load, so that the first batch does not fault them in one by one.
+  void prefetch(size_t offset, size_t size) const;
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)

@@ -68,8 +68,9 @@ class WeightStore {
   ggml_tensor* matrix(const std::string& name, std::vector<int64_t> shape, bool required = true);
   // The token embeddings, only looked up by row: kept as stored.
   ggml_tensor* embeddings(const std::string& name, std::vector<int64_t> shape);
-  // The output head (or embeddings tied to it), quantized to output_head_type.
-  ggml_tensor* output_head(const std::string& name, std::vector<int64_t> shape);
+  // The output head, quantized to output_head_type; `tied`: the token embeddings too, looked up
+  // by row, so never in a repacked layout (ggml's repacked types take only matrix products).
+  ggml_tensor* output_head(const std::string& name, std::vector<int64_t> shape, bool tied = false);
   ggml_tensor* vector_f32(const std::string& name, std::vector<int64_t> shape,
                           bool required = true);
   // A norm weight stored as w and applied as 1 + w (gemma's RMSNorm, nemotron's LayerNorm1P).
@@ -127,7 +128,8 @@ class WeightStore {
   // where it is the mapping itself.
   ggml_tensor* mapped(const TensorInfo& info, const std::string& name, bool host = false);
   // `info` quantized to `type`, or as stored when its rows do not fit `type`'s blocks.
-  ggml_tensor* quantized(const TensorInfo& info, const std::string& name, ggml_type type);
+  ggml_tensor* quantized(const TensorInfo& info, const std::string& name, ggml_type type,
+                         bool repackable = true);
   const TensorInfo* float_matrix(const std::string& name, const std::vector<int64_t>& shape,
                                  bool required);
 
@@ -144,6 +146,8 @@ class WeightStore {
   // Stored tensors waiting to be uploaded to the device.
   std::vector<std::pair<ggml_tensor*, const TensorInfo*>> uploads_;
   size_t uploaded_bytes_ = 0;
+  // Stored tensors computed from in the mapping, whose pages finish() maps in.
+  std::vector<const TensorInfo*> prefetches_;
   // Converted data waiting for the owned buffer.
   std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
   std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;
