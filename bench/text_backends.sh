@@ -32,7 +32,7 @@ mkdir -p "$BENCH_DIR"
 rows=()
 write_model() {  # arch dtype
   local model="$BENCH_DIR/$1-1b-$2"
-  if [ ! -f "$model.gguf" ]; then
+  if [ ! -f "$model.gguf" ] || [ ! -f "$model/config.json" ]; then
     echo "writing the $1 $2 bench model (HF folder + GGUF) into $BENCH_DIR"
     "$BUILD_DIR/bin/allm-make-hf-fixture" --arch "$1" --dtype "$2" --size 1b \
       --out "$model" --gguf "$model.gguf.tmp"
