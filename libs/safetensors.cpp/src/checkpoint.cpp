@@ -186,9 +186,9 @@ void MappedFile::prefetch(size_t offset, size_t size) const {
 #ifdef MADV_POPULATE_READ
   if (madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_READ) == 0) return;
 #endif
-  // Kernels before 5.14: touch a byte of each page.
+  // Kernels before 5.14: touch a byte of each page (`first` lies in the page-aligned mapping).
   volatile uint8_t sink = 0;
-  for (uintptr_t at = first < begin ? begin : first; at < end; at += page) {
+  for (uintptr_t at = first; at < end; at += page) {
     sink = sink ^ *reinterpret_cast<const uint8_t*>(at);
   }
 }

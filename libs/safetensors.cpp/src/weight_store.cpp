@@ -94,16 +94,27 @@ ggml_context* new_meta_context(size_t max_tensors) {
   return ggml_init(params);
 }
 
-// The first of the CPU's extra buffer types whose kernels take a `type` weight of ggml shape
-// `ne` in ggml_mul_mat (2-D) or ggml_mul_mat_id (3-D), asked as llama.cpp asks: the product with
-// the weight in a zero-sized buffer of that type; null when none does.
-ggml_backend_buffer_type_t cpu_extra_weight_type(ggml_type type, const std::vector<int64_t>& ne) {
+// The CPU's extra buffer types (repacked layouts), in llama.cpp's order of preference.
+std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types() {
+  std::vector<ggml_backend_buffer_type_t> types;
   ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-  if (!cpu || ne.size() < 2 || ne.size() > 3) return nullptr;
+  if (!cpu) return types;
   auto extra_types =
       reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(ggml_backend_reg_get_proc_address(
           ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts"));
-  if (!extra_types) return nullptr;
+  if (!extra_types) return types;
+  for (ggml_backend_buffer_type_t* t = extra_types(cpu); t && *t; ++t) types.push_back(*t);
+  return types;
+}
+
+// The first of `extra_types` whose kernels take a `type` weight of ggml shape `ne` in
+// ggml_mul_mat (2-D) or ggml_mul_mat_id (3-D), asked as llama.cpp asks: the product with the
+// weight in a zero-sized buffer of that type; null when none does.
+ggml_backend_buffer_type_t cpu_extra_weight_type(
+    const std::vector<ggml_backend_buffer_type_t>& extra_types, ggml_type type,
+    const std::vector<int64_t>& ne) {
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  if (!cpu || extra_types.empty() || ne.size() < 2 || ne.size() > 3) return nullptr;
   constexpr int64_t kTokens = 8;
   ggml_context* ctx = new_meta_context(4);
   ggml_tensor* weight = ggml_new_tensor(ctx, type, static_cast<int>(ne.size()), ne.data());
@@ -113,25 +124,15 @@ ggml_backend_buffer_type_t cpu_extra_weight_type(ggml_type type, const std::vect
           : ggml_mul_mat_id(ctx, weight, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, ne[0], 1, kTokens),
                             ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 1, kTokens));
   ggml_backend_buffer_type_t found = nullptr;
-  for (ggml_backend_buffer_type_t* t = extra_types(cpu); t && *t && !found; ++t) {
-    ggml_backend_buffer_t probe = ggml_backend_buft_alloc_buffer(*t, 0);
+  for (size_t i = 0; i < extra_types.size() && !found; ++i) {
+    ggml_backend_buffer_t probe = ggml_backend_buft_alloc_buffer(extra_types[i], 0);
     weight->buffer = probe;
-    if (ggml_backend_dev_supports_op(cpu, product)) found = *t;
+    if (ggml_backend_dev_supports_op(cpu, product)) found = extra_types[i];
     weight->buffer = nullptr;
     ggml_backend_buffer_free(probe);
   }
   ggml_free(ctx);
   return found;
-}
-
-// The context of `type`'s tensors in `contexts`, made on first use.
-ggml_context* context_of(std::vector<WeightStore::TypedWeights>* contexts,
-                         ggml_backend_buffer_type_t type, size_t max_tensors) {
-  for (const WeightStore::TypedWeights& c : *contexts) {
-    if (c.type == type) return c.ctx;
-  }
-  contexts->push_back({type, new_meta_context(max_tensors), nullptr});
-  return contexts->back().ctx;
 }
 
 }  // namespace
@@ -164,6 +165,7 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, size_t max_tensors, Quant
       max_tensors_(max_tensors),
       placement_(std::move(placement)),
       quantize_(quantize) {
+  if (placement_.cpu_repack) cpu_extra_types_ = cpu_extra_buffer_types();
   // Marked as weights, so that ggml's scheduler runs an op on a mapped tensor where it lies
   // (the token embeddings' lookup on the CPU) instead of copying the tensor to the GPU for
   // every batch.
@@ -232,8 +234,17 @@ ggml_backend_buffer_type_t WeightStore::device_of(const std::string& name) const
                                                                           : placement_.other;
 }
 
+ggml_context* WeightStore::typed_context(std::vector<TypedWeights>* contexts,
+                                         ggml_backend_buffer_type_t type) {
+  for (const TypedWeights& c : *contexts) {
+    if (c.type == type) return c.ctx;
+  }
+  contexts->push_back({type, new_meta_context(max_tensors_), nullptr});
+  return contexts->back().ctx;
+}
+
 ggml_context* WeightStore::device_context(ggml_backend_buffer_type_t device) {
-  return context_of(&devices_, device, max_tensors_);
+  return typed_context(&devices_, device);
 }
 
 ggml_context* WeightStore::owned_context(const std::string& name) {
@@ -244,8 +255,8 @@ ggml_context* WeightStore::owned_context(const std::string& name) {
 ggml_context* WeightStore::weight_context(const std::string& name, ggml_type type,
                                           const std::vector<int64_t>& ne) {
   if (device_of(name) || !placement_.cpu_repack) return owned_context(name);
-  ggml_backend_buffer_type_t extra = cpu_extra_weight_type(type, ne);
-  return extra ? context_of(&repacked_, extra, max_tensors_) : owned_ctx_;
+  ggml_backend_buffer_type_t extra = cpu_extra_weight_type(cpu_extra_types_, type, ne);
+  return extra ? typed_context(&repacked_, extra) : owned_ctx_;
 }
 
 ggml_tensor* WeightStore::mapped(const TensorInfo& info, const std::string& name, bool host) {

@@ -51,13 +51,6 @@ int layer_of(const std::string& name);
 
 class WeightStore {
  public:
-  // Tensors of one buffer type: their context and, after finish, their buffer.
-  struct TypedWeights {
-    ggml_backend_buffer_type_t type;
-    ggml_context* ctx;
-    ggml_backend_buffer_t buffer;
-  };
-
   WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {},
               WeightPlacement placement = {});
   ~WeightStore();
@@ -108,12 +101,21 @@ class WeightStore {
   std::string quantization_summary() const;
 
  private:
+  // Tensors of one buffer type: their context and, after finish, their buffer.
+  struct TypedWeights {
+    ggml_backend_buffer_type_t type;
+    ggml_context* ctx;
+    ggml_backend_buffer_t buffer;
+  };
+
   const TensorInfo* lookup(const std::string& name, const std::vector<int64_t>& shape,
                            bool required);
   ggml_tensor* new_tensor(ggml_context* ctx, ggml_type type, const std::vector<int64_t>& shape,
                           const std::string& name);
   // The device buffer type the tensor `name` goes to; null: host memory.
   ggml_backend_buffer_type_t device_of(const std::string& name) const;
+  // The context of `type`'s tensors in `contexts`, made on first use.
+  ggml_context* typed_context(std::vector<TypedWeights>* contexts, ggml_backend_buffer_type_t type);
   // The context of the tensors for `device`, made on first use.
   ggml_context* device_context(ggml_backend_buffer_type_t device);
   // Where a tensor computed here goes: its device's context or the host's.
@@ -141,6 +143,8 @@ class WeightStore {
   // Per device: its tensors (stored or computed) and, after finish, their buffer.
   std::vector<TypedWeights> devices_;
   std::vector<TypedWeights> repacked_;  // host memory, per CPU extra buffer type
+  // The CPU's extra buffer types, looked up once (empty unless WeightPlacement::cpu_repack).
+  std::vector<ggml_backend_buffer_type_t> cpu_extra_types_;
   size_t max_tensors_;
   WeightPlacement placement_;
   // Stored tensors waiting to be uploaded to the device.
