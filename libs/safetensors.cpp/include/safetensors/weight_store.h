@@ -152,8 +152,9 @@ class WeightStore {
   size_t uploaded_bytes_ = 0;
   // Stored tensors computed from in the mapping, whose pages finish() maps in.
   std::vector<const TensorInfo*> prefetches_;
-  // Converted data waiting for the owned buffer.
-  std::vector<std::pair<ggml_tensor*, std::vector<float>>> pending_;
+  // Converted data waiting for the owned buffers: F32 values (read in finish, after the
+  // prefetch) and fills.
+  std::vector<std::pair<ggml_tensor*, std::function<std::vector<float>()>>> pending_;
   std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;
   Failure failure_;
   QuantizeOptions quantize_;
