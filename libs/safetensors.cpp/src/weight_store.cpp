@@ -1,6 +1,7 @@
 #include "safetensors/weight_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <map>
@@ -72,22 +73,20 @@ std::vector<float> to_f32(const TensorInfo& info) {
   return out;
 }
 
-// Quantizes a float matrix's rows as llama.cpp's quantizer does: each row converted to F32, then
-// ggml_quantize_chunk (no importance matrix). Threads take alternate chunks of rows.
-void quantize_rows(const TensorInfo& info, ggml_type type, int n_threads, uint8_t* dst) {
-  const int64_t width = info.shape.back(), rows = info.elements() / width;
+// Quantizes rows [first_row, first_row + n_rows) of a float matrix as llama.cpp's quantizer
+// does: each row converted to F32, then ggml_quantize_chunk (no importance matrix).
+void quantize_rows(const TensorInfo& info, ggml_type type, int64_t first_row, int64_t n_rows,
+                   uint8_t* dst) {
+  const int64_t width = info.shape.back();
   const size_t src_row = width * dtype_size(info.dtype), dst_row = ggml_row_size(type, width);
   constexpr int64_t kChunkRows = 16;
-  const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
+  std::vector<float> f32(kChunkRows * width);
   ggml_quantize_init(type);
-  for_each_strided(chunks, n_threads, [&](int64_t first_chunk, int64_t step) {
-    std::vector<float> f32(kChunkRows * width);
-    for (int64_t c = first_chunk; c < chunks; c += step) {
-      const int64_t row = c * kChunkRows, n = std::min(kChunkRows, rows - row);
-      float_row_to_f32(info.dtype, info.data() + row * src_row, n * width, f32.data());
-      ggml_quantize_chunk(type, f32.data(), dst + row * dst_row, 0, n, width, nullptr);
-    }
-  });
+  for (int64_t done = 0; done < n_rows; done += kChunkRows) {
+    const int64_t n = std::min(kChunkRows, n_rows - done);
+    float_row_to_f32(info.dtype, info.data() + (first_row + done) * src_row, n * width, f32.data());
+    ggml_quantize_chunk(type, f32.data(), dst + done * dst_row, 0, n, width, nullptr);
+  }
 }
 
 ggml_context* new_meta_context(size_t max_tensors) {
@@ -288,14 +287,12 @@ ggml_tensor* WeightStore::quantized(const TensorInfo& info, const std::string& n
     return mapped(info, name);
   }
   const TensorInfo* source = &info;  // lives in the checkpoint, as long as the store
-  const int n_threads = quantize_.n_threads;
-  auto fill = [source, type, n_threads](uint8_t* data) {
-    quantize_rows(*source, type, n_threads, data);
-    source->file->release(source->offset, source->nbytes);
+  auto fill = [source, type](uint8_t* rows, int64_t first_row, int64_t n_rows) {
+    quantize_rows(*source, type, first_row, n_rows, rows);
   };
   const std::vector<int64_t> ne(info.shape.rbegin(), info.shape.rend());
-  ggml_tensor* t = repackable ? new_computed_weight(name, type, ne, std::move(fill))
-                              : new_computed(name, type, ne, std::move(fill));
+  ggml_tensor* t = repackable ? new_computed_weight(name, type, ne, std::move(fill), {source})
+                              : new_computed(name, type, ne, std::move(fill), {source});
   quantized_.push_back(t);
   quantized_source_bytes_ += info.nbytes;
   return t;
@@ -369,23 +366,24 @@ std::vector<float> WeightStore::values_f32(const std::string& name,
 }
 
 ggml_tensor* WeightStore::new_computed(const std::string& name, ggml_type type,
-                                       const std::vector<int64_t>& ne,
-                                       std::function<void(uint8_t*)> fill) {
-  return add_computed(owned_context(name), name, type, ne, std::move(fill));
+                                       const std::vector<int64_t>& ne, Fill fill,
+                                       std::vector<const TensorInfo*> sources) {
+  return add_computed(owned_context(name), name, type, ne, std::move(fill), std::move(sources));
 }
 
 ggml_tensor* WeightStore::new_computed_weight(const std::string& name, ggml_type type,
-                                              const std::vector<int64_t>& ne,
-                                              std::function<void(uint8_t*)> fill) {
-  return add_computed(weight_context(name, type, ne), name, type, ne, std::move(fill));
+                                              const std::vector<int64_t>& ne, Fill fill,
+                                              std::vector<const TensorInfo*> sources) {
+  return add_computed(weight_context(name, type, ne), name, type, ne, std::move(fill),
+                      std::move(sources));
 }
 
 ggml_tensor* WeightStore::add_computed(ggml_context* ctx, const std::string& name, ggml_type type,
-                                       const std::vector<int64_t>& ne,
-                                       std::function<void(uint8_t*)> fill) {
+                                       const std::vector<int64_t>& ne, Fill fill,
+                                       std::vector<const TensorInfo*> sources) {
   std::vector<int64_t> shape(ne.rbegin(), ne.rend());  // new_tensor takes outermost first
   ggml_tensor* t = new_tensor(ctx, type, shape, name);
-  pending_fills_.emplace_back(t, std::move(fill));
+  pending_fills_.push_back({t, std::move(fill), std::move(sources)});
   return t;
 }
 
@@ -405,7 +403,97 @@ bool has_tensors(ggml_context* ctx) {
   return ggml_get_first_tensor(ctx) != nullptr;
 }
 
+// Rows a fill writes at a time: a multiple of every repacked layout's interleave (4, 8 or 16
+// rows), small enough for the converted rows to be repacked from the cache.
+constexpr int64_t kFillChunkRows = 64;
+
+// Calls write(worker, first_row, n_rows) over `t`'s rows a chunk at a time, on `threads` threads
+// (workers 0 ..) taking alternate chunks.
+template <typename Write>
+void for_each_row_chunk(const ggml_tensor* t, int threads, Write write) {
+  const int64_t rows = ggml_nrows(t), chunks = (rows + kFillChunkRows - 1) / kFillChunkRows;
+  for_each_strided(chunks, threads, [&](int64_t worker, int64_t step) {
+    for (int64_t c = worker; c < chunks; c += step) {
+      const int64_t first = c * kFillChunkRows;
+      write(worker, first, std::min(kFillChunkRows, rows - first));
+    }
+  });
+}
+
+// A view of `t`'s rows [first_row, first_row + n_rows), in `ctx`, placed in t's buffer.
+ggml_tensor* rows_view(ggml_context* ctx, ggml_tensor* t, int64_t first_row, int64_t n_rows) {
+  ggml_tensor* view = ggml_view_2d(ctx, t, t->ne[0], n_rows, t->nb[1], first_row * t->nb[1]);
+  return ggml_backend_view_init(view) == GGML_STATUS_SUCCESS ? view : nullptr;
+}
+
+// Whether a view of `n_rows` of `t`'s rows gets t's repacked layout.
+bool view_repacks_alike(ggml_tensor* t, int64_t n_rows) {
+  ggml_context* ctx = ggml_init({ggml_tensor_overhead(), nullptr, true});
+  const ggml_tensor* view = rows_view(ctx, t, 0, n_rows);
+  const bool alike = view && view->extra == t->extra;
+  ggml_free(ctx);
+  return alike;
+}
+
+// Whether `t`'s repacked buffer takes it a chunk of rows at a time: ggml's CPU_REPACK repacks
+// groups of rows in place, at the rows' offsets, so a view of a chunk (of whole groups) is
+// repacked as in the whole tensor.
+bool repacks_by_rows(ggml_tensor* t) {
+  const int64_t rows = ggml_nrows(t), last = rows % kFillChunkRows;
+  return ggml_backend_buft_get_alloc_size(ggml_backend_buffer_get_type(t->buffer), t) ==
+             ggml_nbytes(t) &&
+         view_repacks_alike(t, std::min(rows, kFillChunkRows)) &&
+         (last == 0 || view_repacks_alike(t, last));
+}
+
 }  // namespace
+
+// Host tensors are filled in place. Others through staging copies: a repacked one a chunk of rows
+// at a time, each load thread converting its chunk into a small copy and setting it through a
+// view (ggml repacks on the thread that sets, and the rows are still in its cache); a device's
+// (or one repacked only whole) through a copy of the whole tensor.
+void WeightStore::fill_computed(const PendingFill& pending) {
+  ggml_tensor* t = pending.tensor;
+  const int threads = quantize_.n_threads;
+  if (ggml_backend_buffer_is_host(t->buffer)) {
+    auto* data = static_cast<uint8_t*>(t->data);
+    for_each_row_chunk(t, threads, [&](int64_t, int64_t first, int64_t n) {
+      pending.fill(data + first * t->nb[1], first, n);
+    });
+  } else if (is_repacked(t) && repacks_by_rows(t)) {
+    std::vector<std::vector<uint8_t>> staging(threads);
+    std::vector<ggml_context*> views(threads);
+    for (int i = 0; i < threads; ++i) {
+      staging[i].resize(kFillChunkRows * t->nb[1]);
+      views[i] = ggml_init({ggml_tensor_overhead(), nullptr, true});
+    }
+    for_each_row_chunk(t, threads, [&](int64_t worker, int64_t first, int64_t n) {
+      pending.fill(staging[worker].data(), first, n);
+      ggml_tensor* view = rows_view(views[worker], t, first, n);
+      GGML_ASSERT(view);  // repacks_by_rows placed such views
+      ggml_backend_tensor_set(view, staging[worker].data(), 0, ggml_nbytes(view));
+      ggml_reset(views[worker]);
+    });
+    for (ggml_context* ctx : views) ggml_free(ctx);
+  } else {
+    // Not zeroed: the fill writes every byte.
+    std::unique_ptr<uint8_t[]> staging(new uint8_t[ggml_nbytes(t)]);
+    for_each_row_chunk(t, threads, [&](int64_t, int64_t first, int64_t n) {
+      pending.fill(staging.get() + first * t->nb[1], first, n);
+    });
+    ggml_backend_tensor_set(t, staging.get(), 0, ggml_nbytes(t));
+  }
+  for (const TensorInfo* source : pending.sources) {
+    source->file->release(source->offset, source->nbytes);
+  }
+}
+
+bool WeightStore::is_repacked(const ggml_tensor* t) const {
+  for (const TypedWeights& c : repacked_) {
+    if (t->buffer == c.buffer) return true;
+  }
+  return false;
+}
 
 Failure WeightStore::finish() {
   if (failure_) return failure_;
@@ -444,24 +532,10 @@ Failure WeightStore::finish() {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
-  // Host tensors are filled in place; a device's or a repacked one's through a staging copy,
-  // allocated once and not zeroed (fill writes every byte).
-  size_t staging_bytes = 0;
-  for (auto& [tensor, fill] : pending_fills_) {
-    if (!ggml_backend_buffer_is_host(tensor->buffer)) {
-      staging_bytes = std::max(staging_bytes, ggml_nbytes(tensor));
-    }
-  }
-  std::unique_ptr<uint8_t[]> staging(staging_bytes ? new uint8_t[staging_bytes] : nullptr);
-  for (auto& [tensor, fill] : pending_fills_) {
-    if (ggml_backend_buffer_is_host(tensor->buffer)) {
-      fill(static_cast<uint8_t*>(tensor->data));
-      continue;
-    }
-    fill(staging.get());
-    ggml_backend_tensor_set(tensor, staging.get(), 0, ggml_nbytes(tensor));
-  }
-  staging.reset();
+  // Computed tensors filled on the load threads: host ones in place; repacked ones a chunk of
+  // rows at a time where ggml takes that (it repacks on the thread that sets them); the others
+  // through a staging copy of the whole tensor.
+  for (PendingFill& pending : pending_fills_) fill_computed(pending);
   pending_fills_.clear();
   for (auto& [tensor, info] : uploads_) {
     ggml_backend_tensor_set(tensor, info->data(), 0, info->nbytes);

@@ -51,6 +51,10 @@ int layer_of(const std::string& name);
 
 class WeightStore {
  public:
+  // Writes ggml rows [first_row, first_row + n_rows) of a computed tensor (its rows over every
+  // dimension above the first) to `rows`; called on several threads at once for other rows.
+  using Fill = std::function<void(uint8_t* rows, int64_t first_row, int64_t n_rows)>;
+
   WeightStore(const Checkpoint& checkpoint, size_t max_tensors, QuantizeOptions quantize = {},
               WeightPlacement placement = {});
   ~WeightStore();
@@ -78,20 +82,19 @@ class WeightStore {
   std::vector<float> values_f32(const std::string& name, const std::vector<int64_t>& shape);
   // An owned tensor of any type and ggml shape `ne` whose bytes `fill` writes once the owned
   // buffer exists (in finish), so a repacked layout is built in place without a second copy.
+  // `sources`: the stored tensors it reads, whose mapped pages are dropped once it is filled.
   ggml_tensor* new_computed(const std::string& name, ggml_type type, const std::vector<int64_t>& ne,
-                            std::function<void(uint8_t* data)> fill);
+                            Fill fill, std::vector<const TensorInfo*> sources = {});
   // new_computed for a tensor used only as the weight of ggml_mul_mat (2-D) or ggml_mul_mat_id
   // (3-D), which may then be repacked (WeightPlacement::cpu_repack).
   ggml_tensor* new_computed_weight(const std::string& name, ggml_type type,
-                                   const std::vector<int64_t>& ne,
-                                   std::function<void(uint8_t* data)> fill);
+                                   const std::vector<int64_t>& ne, Fill fill,
+                                   std::vector<const TensorInfo*> sources = {});
 
   // Allocates the converted tensors and the device's, and uploads the device's weights (from
   // the mapping, tensor by tensor, whose pages are then released); call once after every lookup.
   Failure finish();
   const Failure& failure() const { return failure_; }
-  // The threads for converting weights at load (QuantizeOptions::n_threads).
-  int load_threads() const { return quantize_.n_threads; }
   // The weights' size in memory: the files, less the quantized matrices' sources, plus the owned
   // tensors. Known before finish() (nothing is read to compute it).
   size_t bytes() const;
@@ -101,6 +104,12 @@ class WeightStore {
   std::string quantization_summary() const;
 
  private:
+  // A computed tensor waiting for its buffer: what fills it, from which stored tensors.
+  struct PendingFill {
+    ggml_tensor* tensor;
+    Fill fill;
+    std::vector<const TensorInfo*> sources;
+  };
   // Tensors of one buffer type: their context and, after finish, their buffer.
   struct TypedWeights {
     ggml_backend_buffer_type_t type;
@@ -118,6 +127,10 @@ class WeightStore {
   ggml_context* typed_context(std::vector<TypedWeights>* contexts, ggml_backend_buffer_type_t type);
   // The context of the tensors for `device`, made on first use.
   ggml_context* device_context(ggml_backend_buffer_type_t device);
+  // Whether `t` lies in a CPU extra buffer type's (repacked) buffer.
+  bool is_repacked(const ggml_tensor* t) const;
+  // Writes a computed tensor's bytes into its buffer, then drops its sources' pages.
+  void fill_computed(const PendingFill& pending);
   // Where a tensor computed here goes: its device's context or the host's.
   ggml_context* owned_context(const std::string& name);
   // Where a matrix-product weight computed here goes: owned_context, or for a host tensor the
@@ -125,7 +138,8 @@ class WeightStore {
   ggml_context* weight_context(const std::string& name, ggml_type type,
                                const std::vector<int64_t>& ne);
   ggml_tensor* add_computed(ggml_context* ctx, const std::string& name, ggml_type type,
-                            const std::vector<int64_t>& ne, std::function<void(uint8_t*)> fill);
+                            const std::vector<int64_t>& ne, Fill fill,
+                            std::vector<const TensorInfo*> sources);
   // The stored tensor: on the device (uploaded at finish) unless `host` or placed on the host,
   // where it is the mapping itself.
   ggml_tensor* mapped(const TensorInfo& info, const std::string& name, bool host = false);
@@ -155,7 +169,7 @@ class WeightStore {
   // Converted data waiting for the owned buffers: F32 values (read in finish, after the
   // prefetch) and fills.
   std::vector<std::pair<ggml_tensor*, std::function<std::vector<float>()>>> pending_;
-  std::vector<std::pair<ggml_tensor*, std::function<void(uint8_t*)>>> pending_fills_;
+  std::vector<PendingFill> pending_fills_;
   Failure failure_;
   QuantizeOptions quantize_;
   size_t quantized_source_bytes_ = 0;  // the stored data of the quantized matrices

@@ -8,7 +8,6 @@
 #include "graph.h"
 #include "model.h"
 #include "mxfp4.h"
-#include "parallel.h"
 
 namespace stcpp {
 
@@ -48,26 +47,20 @@ ggml_tensor* load_expert_matrix(WeightStore& s, const std::string& hf_name, cons
   const size_t row_bytes = static_cast<size_t>(blocks_per_row) * kMxfp4GgmlBlockBytes;
   int64_t out = 0;
   for (const RowPart& part : parts) out += hf_rows / part.row_step;
-  const int threads = s.load_threads();
-  // Experts spread over the load threads; the stored blocks' pages are dropped once converted.
-  auto fill = [=](uint8_t* data) {
-    for_each_strided(experts, threads, [&](int64_t first, int64_t step) {
-      for (int64_t e = first; e < experts; e += step) {
-        uint8_t* dst = data + e * out * row_bytes;
-        for (const RowPart& part : parts) {
-          const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
-                               scales->data() + e * hf_rows * blocks_per_row, blocks_per_row,
-                               part.first_row, part.row_step};
-          const int64_t n = hf_rows / part.row_step;
-          repack_mxfp4_rows(rows, n, dst);
-          dst += n * row_bytes;
-        }
-      }
-    });
-    blocks->file->release(blocks->offset, blocks->nbytes);
-    scales->file->release(scales->offset, scales->nbytes);
+  // ggml row `row` is row r = row % out of expert row / out, r in the part that covers it.
+  auto fill = [=](uint8_t* dst, int64_t first_row, int64_t n_rows) {
+    for (int64_t row = first_row; row < first_row + n_rows; ++row, dst += row_bytes) {
+      const int64_t e = row / out;
+      int64_t r = row % out;
+      const RowPart* part = parts.data();
+      for (; r >= hf_rows / part->row_step; ++part) r -= hf_rows / part->row_step;
+      const Mxfp4Rows rows{blocks->data() + e * hf_rows * blocks_per_row * kMxfp4HfBlockBytes,
+                           scales->data() + e * hf_rows * blocks_per_row, blocks_per_row,
+                           part->first_row + r * part->row_step, 1};
+      repack_mxfp4_rows(rows, 1, dst);
+    }
   };
-  return s.new_computed_weight(name, GGML_TYPE_MXFP4, {in, out, experts}, fill);
+  return s.new_computed_weight(name, GGML_TYPE_MXFP4, {in, out, experts}, fill, {blocks, scales});
 }
 
 // The columns `parts` pick from each row of a row-major [rows, cols] matrix, one part after the
@@ -76,9 +69,10 @@ ggml_tensor* picked_columns(WeightStore& s, const std::string& name, std::vector
                             int64_t rows, int64_t cols, std::vector<RowPart> parts) {
   int64_t out_cols = 0;
   for (const RowPart& part : parts) out_cols += cols / part.row_step;
-  auto fill = [values = std::move(values), rows, cols, out_cols, parts](uint8_t* dst) {
+  auto fill = [values = std::move(values), cols, parts](uint8_t* dst, int64_t first_row,
+                                                        int64_t n_rows) {
     float* out = reinterpret_cast<float*>(dst);
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = first_row; r < first_row + n_rows; ++r) {
       for (const RowPart& part : parts) {
         for (int64_t c = part.first_row; c < cols; c += part.row_step)
           *out++ = values[r * cols + c];
