@@ -1,7 +1,6 @@
 #include "safetensors/weight_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <map>
@@ -452,7 +451,7 @@ bool repacks_by_rows(ggml_tensor* t) {
 // at a time, each load thread converting its chunk into a small copy and setting it through a
 // view (ggml repacks on the thread that sets, and the rows are still in its cache); a device's
 // (or one repacked only whole) through a copy of the whole tensor.
-void WeightStore::fill_computed(const PendingFill& pending) {
+void WeightStore::fill_computed(const PendingFill& pending, Staging* whole) {
   ggml_tensor* t = pending.tensor;
   const int threads = quantize_.n_threads;
   if (ggml_backend_buffer_is_host(t->buffer)) {
@@ -476,12 +475,11 @@ void WeightStore::fill_computed(const PendingFill& pending) {
     });
     for (ggml_context* ctx : views) ggml_free(ctx);
   } else {
-    // Not zeroed: the fill writes every byte.
-    std::unique_ptr<uint8_t[]> staging(new uint8_t[ggml_nbytes(t)]);
+    uint8_t* staging = whole->at_least(ggml_nbytes(t));
     for_each_row_chunk(t, threads, [&](int64_t, int64_t first, int64_t n) {
-      pending.fill(staging.get() + first * t->nb[1], first, n);
+      pending.fill(staging + first * t->nb[1], first, n);
     });
-    ggml_backend_tensor_set(t, staging.get(), 0, ggml_nbytes(t));
+    ggml_backend_tensor_set(t, staging, 0, ggml_nbytes(t));
   }
   for (const TensorInfo* source : pending.sources) {
     source->file->release(source->offset, source->nbytes);
@@ -532,10 +530,8 @@ Failure WeightStore::finish() {
     ggml_backend_tensor_set(tensor, values.data(), 0, values.size() * sizeof(float));
   }
   pending_.clear();
-  // Computed tensors filled on the load threads: host ones in place; repacked ones a chunk of
-  // rows at a time where ggml takes that (it repacks on the thread that sets them); the others
-  // through a staging copy of the whole tensor.
-  for (PendingFill& pending : pending_fills_) fill_computed(pending);
+  Staging staging;
+  for (PendingFill& pending : pending_fills_) fill_computed(pending, &staging);
   pending_fills_.clear();
   for (auto& [tensor, info] : uploads_) {
     ggml_backend_tensor_set(tensor, info->data(), 0, info->nbytes);

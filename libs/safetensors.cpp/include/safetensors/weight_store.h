@@ -129,8 +129,19 @@ class WeightStore {
   ggml_context* device_context(ggml_backend_buffer_type_t device);
   // Whether `t` lies in a CPU extra buffer type's (repacked) buffer.
   bool is_repacked(const ggml_tensor* t) const;
-  // Writes a computed tensor's bytes into its buffer, then drops its sources' pages.
-  void fill_computed(const PendingFill& pending);
+  // A staging copy reused from tensor to tensor, grown as needed and never zeroed (a fill
+  // writes every byte).
+  struct Staging {
+    std::unique_ptr<uint8_t[]> data;
+    size_t bytes = 0;
+    uint8_t* at_least(size_t n) {
+      if (n > bytes) data.reset(new uint8_t[bytes = n]);
+      return data.get();
+    }
+  };
+  // Writes a computed tensor's bytes into its buffer (through `whole` when it must be set at
+  // once), then drops its sources' pages.
+  void fill_computed(const PendingFill& pending, Staging* whole);
   // Where a tensor computed here goes: its device's context or the host's.
   ggml_context* owned_context(const std::string& name);
   // Where a matrix-product weight computed here goes: owned_context, or for a host tensor the
