@@ -73,18 +73,17 @@ std::vector<float> to_f32(const TensorInfo& info) {
 }
 
 // Quantizes rows [first_row, first_row + n_rows) of a float matrix as llama.cpp's quantizer
-// does: each row converted to F32, then ggml_quantize_chunk (no importance matrix).
+// does: each row converted to F32, then ggml_quantize_chunk (no importance matrix), a row at a
+// time (the callers already split the rows into small chunks).
 void quantize_rows(const TensorInfo& info, ggml_type type, int64_t first_row, int64_t n_rows,
                    uint8_t* dst) {
   const int64_t width = info.shape.back();
   const size_t src_row = width * dtype_size(info.dtype), dst_row = ggml_row_size(type, width);
-  constexpr int64_t kChunkRows = 16;
-  std::vector<float> f32(kChunkRows * width);
+  std::vector<float> f32(width);
   ggml_quantize_init(type);
-  for (int64_t done = 0; done < n_rows; done += kChunkRows) {
-    const int64_t n = std::min(kChunkRows, n_rows - done);
-    float_row_to_f32(info.dtype, info.data() + (first_row + done) * src_row, n * width, f32.data());
-    ggml_quantize_chunk(type, f32.data(), dst + done * dst_row, 0, n, width, nullptr);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float_row_to_f32(info.dtype, info.data() + (first_row + r) * src_row, width, f32.data());
+    ggml_quantize_chunk(type, f32.data(), dst + r * dst_row, 0, 1, width, nullptr);
   }
 }
 
