@@ -61,6 +61,7 @@ apply_patch() {
 }
 PATCHES_DIR="$(cd "$(dirname "$0")" && pwd)/patches"
 apply_patch "$DEPS_DIR/llama.cpp" "$PATCHES_DIR/ggml-rpc-lost-worker.patch"
+apply_patch "$DEPS_DIR/llama.cpp" "$PATCHES_DIR/ggml-amx-tile-config.patch"
 
 if [ ! -f "$DEPS_DIR/whisper.cpp/.allm-complete" ]; then
   tgz=$(fetch_tarball "$WHISPER_PKG" "$WHISPER_SHA512")

@@ -127,8 +127,21 @@ TEST_P(QuantizeOnLoad, BlocksAreLlamaQuantizeBytes) {
   }
 }
 
+// Whether ggml offers its AMX layout here (a CPU with AMX-INT8 and the kernel's permission).
+bool cpu_has_amx_layout() {
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  auto extra_types =
+      reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(ggml_backend_reg_get_proc_address(
+          ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts"));
+  for (ggml_backend_buffer_type_t* t = extra_types ? extra_types(cpu) : nullptr; t && *t; ++t) {
+    if (std::string(ggml_backend_buft_name(*t)) == "AMX") return true;
+  }
+  return false;
+}
+
 // (a') By default the CPU keeps the matrices where llama.cpp keeps them: in ggml's repacked
-// layout when it has one for the type on this CPU (Q4_0 on AVX2), else as plain blocks.
+// layout when it has one for the type on this CPU (AMX's for both types where the CPU has AMX,
+// else Q4_0's on AVX2), else as plain blocks.
 TEST_P(QuantizeOnLoad, MatricesGoToTheCpuRepackedLayout) {
   const QuantCase& c = GetParam();
   if (!ggml_cpu_has_avx2()) GTEST_SKIP() << "the expected layouts below are x86 AVX2's";
@@ -141,7 +154,9 @@ TEST_P(QuantizeOnLoad, MatricesGoToTheCpuRepackedLayout) {
   ggml_tensor* head =
       store.output_head("lm_head.weight", checkpoint->find("lm_head.weight")->shape);
   ASSERT_FALSE(store.finish()) << store.failure().message;
-  const std::string repacked = c.type == GGML_TYPE_Q4_0 ? "CPU_REPACK" : "CPU";
+  const std::string repacked = cpu_has_amx_layout()       ? "AMX"
+                               : c.type == GGML_TYPE_Q4_0 ? "CPU_REPACK"
+                                                          : "CPU";
   EXPECT_EQ(ggml_backend_buffer_name(matrix->buffer), repacked);
   EXPECT_EQ(ggml_backend_buffer_name(head->buffer), std::string("CPU"));  // Q8_0: no x86 layout
 }

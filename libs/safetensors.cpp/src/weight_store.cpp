@@ -387,12 +387,15 @@ ggml_tensor* WeightStore::add_computed(ggml_context* ctx, const std::string& nam
 
 namespace {
 
-// The bytes of a context's tensors: its buffer once allocated, else their sizes.
-size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer) {
+// The bytes of a context's tensors: its buffer once allocated, else what `type` allocates for
+// them (a repacked layout may take more than the tensor's blocks: AMX adds sums to Q8_0's);
+// null `type`: their sizes.
+size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer,
+                     ggml_backend_buffer_type_t type) {
   if (buffer) return ggml_backend_buffer_get_size(buffer);
   size_t total = 0;
   for (ggml_tensor* t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
-    total += ggml_nbytes(t);
+    total += type ? ggml_backend_buft_get_alloc_size(type, t) : ggml_nbytes(t);
   }
   return total;
 }
@@ -509,7 +512,8 @@ Failure WeightStore::finish() {
     device.buffer = ggml_backend_alloc_ctx_tensors_from_buft(device.ctx, device.type);
     if (!device.buffer) {
       return fail(STCPP_OOM_VRAM,
-                  "cannot allocate " + std::to_string(context_bytes(device.ctx, nullptr)) +
+                  "cannot allocate " +
+                      std::to_string(context_bytes(device.ctx, nullptr, device.type)) +
                       " bytes of weights on " + ggml_backend_buft_name(device.type));
     }
     ggml_backend_buffer_set_usage(device.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
@@ -541,8 +545,8 @@ Failure WeightStore::finish() {
 }
 
 size_t WeightStore::bytes() const {
-  size_t total = context_bytes(owned_ctx_, owned_buffer_);
-  for (const TypedWeights& c : repacked_) total += context_bytes(c.ctx, c.buffer);
+  size_t total = context_bytes(owned_ctx_, owned_buffer_, nullptr);
+  for (const TypedWeights& c : repacked_) total += context_bytes(c.ctx, c.buffer, c.type);
   for (const auto& file : checkpoint_.files()) total += file->size();
   // The device holds copies of stored tensors (their pages released once uploaded) and computed
   // ones: only the computed ones add to the files.
@@ -551,7 +555,9 @@ size_t WeightStore::bytes() const {
 
 size_t WeightStore::device_bytes() const {
   size_t total = 0;
-  for (const TypedWeights& device : devices_) total += context_bytes(device.ctx, device.buffer);
+  for (const TypedWeights& device : devices_) {
+    total += context_bytes(device.ctx, device.buffer, device.type);
+  }
   return total;
 }
 
