@@ -226,8 +226,15 @@ ggml_tensor* Graph::gelu_mlp(ggml_tensor* x, const LayerWeights& w) {
   return linear(gelu_tanh(linear(x, w.w_up, w.b_up)), w.w_down, w.b_down);
 }
 
+// The gate's tanh GELU times up in five ops, as exact as gelu_tanh's eight (fewer passes over
+// the widest activations, and fewer thread barriers): GELU(g) = g·σ(z) with z = g·t,
+// t = 2·√(2/π)·(1 + 0.044715·g²) > 0, so GELU(g)·up = z·σ(z)·(up/t) = swiglu(z, up/t).
 ggml_tensor* Graph::geglu_mlp(ggml_tensor* x, const LayerWeights& w) {
-  return linear(ggml_mul(ctx_, gelu_tanh(linear(x, w.w_gate)), linear(x, w.w_up)), w.w_down);
+  constexpr float k = 1.5957691216057308f;
+  ggml_tensor* gate = linear(x, w.w_gate);
+  ggml_tensor* t = ggml_scale_bias(ctx_, ggml_sqr(ctx_, gate), k * 0.044715f, k);
+  ggml_tensor* z = ggml_mul(ctx_, gate, t);
+  return linear(ggml_swiglu_split(ctx_, z, ggml_div(ctx_, linear(x, w.w_up), t)), w.w_down);
 }
 
 ggml_tensor* Graph::relu2_mlp(ggml_tensor* x, const LayerWeights& w) {
