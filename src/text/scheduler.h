@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/compute_thread.h"
 #include "text/backend.h"
 #include "text/generation.h"
 
@@ -28,10 +29,12 @@ class Scheduler {
 
   const TextBackend& backend() const { return *backend_; }
   // Embeddings run on the backend's own embedding context, beside the decode loop (which goes
-  // on meanwhile), on the caller's thread.
+  // on meanwhile), on a compute thread of their own (not the caller's: see compute_thread.h).
   Error embed(const std::vector<std::vector<Token>>& inputs,
               std::vector<std::vector<float>>* vectors) {
-    return backend_->embed(inputs, vectors);
+    Error error;
+    run_on_compute_thread([&] { error = backend_->embed(inputs, vectors); });
+    return error;
   }
   // False (the job is not taken) when all sequences are busy and the queue is full.
   bool submit(std::shared_ptr<GenerationJob> job);

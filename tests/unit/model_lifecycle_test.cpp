@@ -111,6 +111,44 @@ TEST_F(LifecycleTest, ConcurrentFirstRequestsLoadOnce) {
   EXPECT_TRUE(loaded("once", "text"));
 }
 
+// A load runs on a thread that ends with it (OpenMP teams a load starts must not outlive it on
+// the caller's long-lived thread: compute_thread.h); what it throws there is still the
+// request's error.
+TEST_F(LifecycleTest, LoadsRunOnAThreadOfTheirOwn) {
+  start();
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id loader;
+  Error error;
+  auto lease = text->acquire(
+      "own-thread",
+      [](MemoryEstimate* e) {
+        *e = bytes(1000);
+        return Error{};
+      },
+      [&](Error*, uint64_t*) {
+        loader = std::this_thread::get_id();
+        return std::make_shared<FakeModel>(&alive);
+      },
+      &error);
+  ASSERT_TRUE(lease) << error.message;
+  EXPECT_NE(loader, caller);
+  EXPECT_NE(loader, std::thread::id());
+
+  auto failed = text->acquire(
+      "own-thread-throws",
+      [](MemoryEstimate* e) {
+        *e = bytes(1000);
+        return Error{};
+      },
+      [](Error*, uint64_t*) -> std::shared_ptr<FakeModel> {
+        throw std::runtime_error("unreadable weights");
+      },
+      &error);
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(error.code, ErrorCode::LOAD_FAILED);
+  EXPECT_NE(error.message.find("unreadable weights"), std::string::npos);
+}
+
 TEST_F(LifecycleTest, OneBudgetAndOneLruAcrossModalities) {
   LifecycleConfig config;
   config.max_memory.ram = 150;

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <tuple>
 
 namespace allm {
@@ -23,6 +24,7 @@ class FakeBackend : public TextBackend {
     std::vector<std::vector<BatchToken>> batches;
     std::vector<std::pair<int, int>> trims;         // (sequence, from_position)
     std::vector<std::tuple<int, int, int>> copies;  // (from, to, length)
+    std::thread::id embedding_thread;
   };
   FakeBackend(std::shared_ptr<Log> log, int max_batch, int sequences, int ctx)
       : log_(std::move(log)), max_batch_(max_batch), sequences_(sequences), ctx_(ctx) {}
@@ -64,6 +66,13 @@ class FakeBackend : public TextBackend {
     return true;
   }
   size_t memory_bytes() const override { return 0; }
+  Error embed(const std::vector<std::vector<Token>>& inputs,
+              std::vector<std::vector<float>>* vectors) override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->embedding_thread = std::this_thread::get_id();
+    vectors->assign(inputs.size(), {1.0f});
+    return {};
+  }
 
  private:
   std::shared_ptr<Log> log_;
@@ -101,6 +110,18 @@ std::vector<Token> tokens(int n, int seed) {
   std::vector<Token> out;
   for (int i = 0; i < n; ++i) out.push_back(1 + (i * 7 + seed) % (kVocab - 1));
   return out;
+}
+
+// Embeddings run on a thread that ends with them, not on the caller's (an HTTP worker that
+// lives on, where an OpenMP team would stay behind: compute_thread.h).
+TEST(Scheduler, EmbeddingsRunOnAThreadOfTheirOwn) {
+  auto log = std::make_shared<FakeBackend::Log>();
+  Scheduler scheduler(std::make_unique<FakeBackend>(log, 16, 2, 64), 8);
+  std::vector<std::vector<float>> vectors;
+  ASSERT_FALSE(scheduler.embed({{1, 2}, {3}}, &vectors));
+  EXPECT_EQ(vectors.size(), 2u);
+  EXPECT_NE(log->embedding_thread, std::this_thread::get_id());
+  EXPECT_NE(log->embedding_thread, std::thread::id());
 }
 
 TEST(Scheduler, LongPromptIsReadInChunksWithoutStallingARunningStream) {
