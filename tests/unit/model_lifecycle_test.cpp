@@ -119,12 +119,12 @@ TEST_F(LifecycleTest, LoadsRunOnAThreadOfTheirOwn) {
   const std::thread::id caller = std::this_thread::get_id();
   std::thread::id loader;
   Error error;
+  const auto estimate = [](MemoryEstimate* e) {
+    *e = bytes(1000);
+    return Error{};
+  };
   auto lease = text->acquire(
-      "own-thread",
-      [](MemoryEstimate* e) {
-        *e = bytes(1000);
-        return Error{};
-      },
+      "own-thread", estimate,
       [&](Error*, uint64_t*) {
         loader = std::this_thread::get_id();
         return std::make_shared<FakeModel>(&alive);
@@ -135,11 +135,7 @@ TEST_F(LifecycleTest, LoadsRunOnAThreadOfTheirOwn) {
   EXPECT_NE(loader, std::thread::id());
 
   auto failed = text->acquire(
-      "own-thread-throws",
-      [](MemoryEstimate* e) {
-        *e = bytes(1000);
-        return Error{};
-      },
+      "own-thread-throws", estimate,
       [](Error*, uint64_t*) -> std::shared_ptr<FakeModel> {
         throw std::runtime_error("unreadable weights");
       },

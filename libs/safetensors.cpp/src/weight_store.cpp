@@ -388,14 +388,13 @@ ggml_tensor* WeightStore::add_computed(ggml_context* ctx, const std::string& nam
 namespace {
 
 // The bytes of a context's tensors: its buffer once allocated, else what `type` allocates for
-// them (a repacked layout may take more than the tensor's blocks: AMX adds sums to Q8_0's);
-// null `type`: their sizes.
+// them (a repacked layout may take more than the tensor's blocks: AMX adds sums to Q8_0's).
 size_t context_bytes(ggml_context* ctx, ggml_backend_buffer_t buffer,
                      ggml_backend_buffer_type_t type) {
   if (buffer) return ggml_backend_buffer_get_size(buffer);
   size_t total = 0;
   for (ggml_tensor* t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
-    total += type ? ggml_backend_buft_get_alloc_size(type, t) : ggml_nbytes(t);
+    total += ggml_backend_buft_get_alloc_size(type, t);
   }
   return total;
 }
@@ -545,7 +544,7 @@ Failure WeightStore::finish() {
 }
 
 size_t WeightStore::bytes() const {
-  size_t total = context_bytes(owned_ctx_, owned_buffer_, nullptr);
+  size_t total = context_bytes(owned_ctx_, owned_buffer_, ggml_backend_cpu_buffer_type());
   for (const TypedWeights& c : repacked_) total += context_bytes(c.ctx, c.buffer, c.type);
   for (const auto& file : checkpoint_.files()) total += file->size();
   // The device holds copies of stored tensors (their pages released once uploaded) and computed
