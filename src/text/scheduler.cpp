@@ -109,7 +109,8 @@ void Scheduler::run() {
     std::vector<LogitsUse> uses;
     std::vector<BatchToken> batch = build_batch(&uses);
     if (batch.empty()) continue;
-    const Error error = backend_->decode(batch);
+    Error error;
+    run_on_decode_thread([&] { error = backend_->decode(batch); });
     if (error) {
       ALLM_LOG_ERROR("decode failed: %s", error.message.c_str());
       for (auto& slot : slots_) {

@@ -25,6 +25,7 @@ class FakeBackend : public TextBackend {
     std::vector<std::pair<int, int>> trims;         // (sequence, from_position)
     std::vector<std::tuple<int, int, int>> copies;  // (from, to, length)
     std::thread::id embedding_thread;
+    std::vector<std::thread::id> decode_threads;
   };
   FakeBackend(std::shared_ptr<Log> log, int max_batch, int sequences, int ctx)
       : log_(std::move(log)), max_batch_(max_batch), sequences_(sequences), ctx_(ctx) {}
@@ -47,6 +48,7 @@ class FakeBackend : public TextBackend {
     {
       std::lock_guard<std::mutex> lock(log_->mutex);
       log_->batches.push_back(batch);
+      log_->decode_threads.push_back(std::this_thread::get_id());
     }
     logits_.assign(batch.size() * kVocab, 0.0f);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -122,6 +124,27 @@ TEST(Scheduler, EmbeddingsRunOnAThreadOfTheirOwn) {
   EXPECT_EQ(vectors.size(), 2u);
   EXPECT_NE(log->embedding_thread, std::this_thread::get_id());
   EXPECT_NE(log->embedding_thread, std::thread::id());
+}
+
+// Every model's decode steps run on one shared thread, so that OpenMP keeps a single team for
+// them all (compute_thread.h): two models' schedulers decode on the same thread.
+TEST(Scheduler, ModelsDecodeOnOneSharedThread) {
+  auto first_log = std::make_shared<FakeBackend::Log>();
+  auto second_log = std::make_shared<FakeBackend::Log>();
+  Scheduler first(std::make_unique<FakeBackend>(first_log, 16, 2, 64), 8);
+  Scheduler second(std::make_unique<FakeBackend>(second_log, 16, 2, 64), 8);
+  std::future<Outcome> first_done, second_done;
+  first.submit(make_job(tokens(5, 1), 3, &first_done));
+  second.submit(make_job(tokens(5, 2), 3, &second_done));
+  ASSERT_EQ(first_done.get().reason, FinishReason::LENGTH);
+  ASSERT_EQ(second_done.get().reason, FinishReason::LENGTH);
+
+  std::vector<std::thread::id> threads = first_log->decode_threads;
+  threads.insert(threads.end(), second_log->decode_threads.begin(),
+                 second_log->decode_threads.end());
+  ASSERT_GE(threads.size(), 6u);
+  for (std::thread::id thread : threads) EXPECT_EQ(thread, threads.front());
+  EXPECT_NE(threads.front(), std::this_thread::get_id());
 }
 
 TEST(Scheduler, LongPromptIsReadInChunksWithoutStallingARunningStream) {
